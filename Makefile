@@ -1,0 +1,66 @@
+# bookrental: `make run` starts everything, `make test` tests everything.
+# Every target installs what it needs; nothing is installed by hand.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BUF_VERSION := 1.75.0
+BUF := build/npm/node_modules/.bin/buf
+GEN := build/gen
+PROTOS := $(shell find protos -name '*.proto')
+SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup proto lint keys token run test test-unit clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $@
+
+setup: $(VENV)/.installed proto keys ## make .venv, install pinned deps, generate stubs and dev keys
+
+# Python stubs and the Envoy descriptor set, generated from protos/ (never committed).
+$(GEN)/.stamp: $(VENV)/.installed $(PROTOS)
+	@rm -rf $(GEN) && mkdir -p $(GEN)
+	$(PY) -m grpc_tools.protoc -Iprotos -I$(SITE) \
+	  --python_out=$(GEN) --pyi_out=$(GEN) --grpc_python_out=$(GEN) \
+	  --include_imports --descriptor_set_out=build/bookrental.pb $(PROTOS)
+	@find $(GEN)/bookrental -type d -exec touch {}/__init__.py \;
+	@touch $@
+
+proto: $(GEN)/.stamp ## generate Python stubs and the Envoy descriptor set into build/
+
+$(BUF):
+	npm install --silent --no-audit --no-fund --prefix build/npm @bufbuild/buf@$(BUF_VERSION)
+
+lint: $(BUF) $(VENV)/.installed ## buf lint + buf format check of protos/
+	@rm -rf build/protodeps && mkdir -p build/protodeps/google/api
+	@cp $(SITE)/google/api/annotations.proto $(SITE)/google/api/http.proto build/protodeps/google/api/
+	$(BUF) lint
+	$(BUF) format -d --exit-code protos
+
+var/dev-keys/jwks.json: $(VENV)/.installed
+	$(PY) -m tools.devkeys var/dev-keys
+
+keys: var/dev-keys/jwks.json ## the development signing key and JWKS (git-ignored, under var/)
+
+token: proto keys ## print a token: make -s token USER=alice ROLE=customer
+	@$(PY) -m tools.token --user "$(USER)" --role "$(ROLE)"
+
+run: setup ## start broker, the three services and Envoy; Ctrl-C stops them all
+	$(PY) -m tools.devstack
+
+test: setup ## unit and integration tests (real broker, services and Envoy)
+	$(PY) -m pytest
+
+test-unit: setup ## domain tests only (no I/O)
+	$(PY) -m pytest tests/unit
+
+clean: ## remove generated files and local data (keeps .venv)
+	rm -rf build var
