@@ -1,0 +1,2 @@
+"""The one chassis all three services share: settings, logs, database, outbox
+relay, consumer loop with inbox and DLQ, gRPC server bootstrap."""

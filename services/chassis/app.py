@@ -1,0 +1,61 @@
+"""Composition helper: what every service does at start and stop, once."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Callable
+
+from . import db, kafka, logs, server
+from .consumer import EventConsumer, Subscription
+from .outbox import OutboxRelay
+from .settings import Settings
+from .uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Runtime:
+    """What the wiring module needs before it builds its services."""
+
+    settings: Settings
+    relay: OutboxRelay
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(on_commit=self.relay.wake)
+
+
+def start(settings: Settings, models: list, indexes: list[str] = ()) -> Runtime:
+    logs.setup(settings.service, settings.log_level)
+    database = db.connect(settings.database_url)
+    db.create_schema(database, models, indexes)
+    kafka.ensure_topics(settings, [settings.stock_topic, settings.reservation_topic])
+    return Runtime(settings, OutboxRelay(settings, kafka.producer_config(settings)))
+
+
+def serve(runtime: Runtime, services: list[server.Service], consume: list[str],
+          subscriptions: list[Subscription], ignore: tuple[str, ...] = ()) -> None:
+    settings = runtime.settings
+    consumer = EventConsumer(kafka.consumer_config(settings), kafka.producer_config(settings),
+                             consume, subscriptions, ignore=ignore) if subscriptions else None
+
+    def start_background() -> None:
+        runtime.relay.start()
+        if consumer:
+            consumer.start()
+
+    def stop_background() -> None:
+        if consumer:
+            consumer.stop()  # offsets of handled events are committed before it leaves
+        runtime.relay.stop()  # publishes what was committed before exiting
+
+    server.serve(settings, services, start_background, stop_background)
+
+
+def main(build: Callable[[], None]) -> None:
+    """Runs a service's build-and-serve function with readable start-up errors."""
+    from .settings import SettingsError
+    try:
+        build()
+    except SettingsError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None

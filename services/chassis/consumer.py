@@ -1,0 +1,139 @@
+"""The consumer loop every service uses: CloudEvents envelope in, handler
+effect and inbox row in ONE transaction, Kafka offset committed after.
+
+- duplicate ce_id: skipped (the inbox already holds it);
+- unknown ce_type (a newer producer): logged and skipped;
+- undecodable message, or a handler that keeps failing on bad data: copied to
+  `<topic>.dlq` with the error in a header, and the partition moves on;
+- database away: retried with backoff until it returns (nothing is skipped).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from typing import Callable
+
+from confluent_kafka import Consumer, KafkaError, Producer
+from google.protobuf import message as pb_message
+
+from . import events
+from .db import ProcessedEvent, database, is_transient
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[pb_message.Message, events.Envelope], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Subscription:
+    message_class: type[pb_message.Message]
+    handler: Handler
+
+
+class EventConsumer:
+    MAX_ATTEMPTS = 5  # for non-transient handler errors, before dead-lettering
+
+    def __init__(self, consumer_config: dict, producer_config: dict, topics: list[str],
+                 subscriptions: list[Subscription], on_commit: Callable[[], None] = lambda: None,
+                 ignore: tuple[str, ...] = ()):
+        self.consumer_config = consumer_config
+        self.dlq_producer = Producer(producer_config)
+        self.topics = topics
+        self.handlers = {s.message_class.DESCRIPTOR.full_name: s for s in subscriptions}
+        self.ignore = set(ignore)  # known types this service does not need
+        self.on_commit = on_commit
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="event-consumer", daemon=True)
+        self.assigned = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        consumer = Consumer(self.consumer_config)
+        consumer.subscribe(self.topics, on_assign=self._on_assign)
+        try:
+            while not self._stop.is_set():
+                batch = consumer.consume(num_messages=200, timeout=0.2)
+                handled = False
+                for msg in batch:
+                    if msg.error():
+                        if msg.error().code() != KafkaError._PARTITION_EOF:
+                            log.warning("consumer error", extra={"error": str(msg.error())})
+                        continue
+                    self._handle(msg)
+                    handled = True
+                if handled:
+                    consumer.commit(asynchronous=False)
+                    self.on_commit()
+        except Exception:  # noqa: BLE001 - a dying consumer must be loud
+            log.exception("event consumer stopped on an unexpected error")
+            raise
+        finally:
+            consumer.close()  # commits nothing extra; leaves the group at once
+            self.dlq_producer.flush(5)
+
+    def _on_assign(self, _consumer, partitions) -> None:
+        log.info("partitions assigned", extra={"partitions": [f"{p.topic}[{p.partition}]" for p in partitions]})
+        self.assigned.set()
+
+    def _handle(self, msg) -> None:
+        where = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()}
+        try:
+            envelope = events.read_envelope(msg.headers())
+        except events.UndecodableEvent as exc:
+            return self._dead_letter(msg, str(exc), where)
+        where["correlation_id"] = envelope.correlation_id
+        sub = self.handlers.get(envelope.event_type)
+        if sub is None:
+            if envelope.event_type not in self.ignore:
+                log.info("skipping event of unknown type", extra={**where, "ce_type": envelope.event_type})
+            return
+        try:
+            event = events.decode(sub.message_class, msg.value())
+        except events.UndecodableEvent as exc:
+            return self._dead_letter(msg, str(exc), where)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self._apply(sub, event, envelope)
+                return
+            except Exception as exc:  # noqa: BLE001 - classified below
+                if is_transient(exc):
+                    log.warning("database unavailable; retrying event", extra={**where, "error": str(exc)})
+                    database.close()  # a broken connection is reopened on the next try
+                    if self._stop.wait(min(0.1 * 2 ** min(attempt, 5), 3)):
+                        raise SystemExit("stopping with an event not yet applied") from exc
+                    continue
+                if attempt >= self.MAX_ATTEMPTS:
+                    log.exception("event handler keeps failing; dead-lettering", extra=where)
+                    return self._dead_letter(msg, f"{type(exc).__name__}: {exc}", where)
+                time.sleep(0.05 * attempt)
+
+    def _apply(self, sub: Subscription, event, envelope: events.Envelope) -> None:
+        with database.atomic():
+            if ProcessedEvent.get_or_none(ProcessedEvent.event_id == envelope.event_id) is not None:
+                log.info("duplicate event ignored", extra={"ce_id": envelope.event_id, "ce_type": envelope.event_type})
+                return
+            sub.handler(event, envelope)
+            ProcessedEvent.create(event_id=envelope.event_id, event_type=envelope.event_type)
+
+    def _dead_letter(self, msg, error: str, where: dict) -> None:
+        headers = list(msg.headers() or []) + [
+            ("dlq_error", error.encode()[:1000]),
+            ("dlq_topic", msg.topic().encode()),
+            ("dlq_partition", str(msg.partition()).encode()),
+            ("dlq_offset", str(msg.offset()).encode()),
+        ]
+        self.dlq_producer.produce(f"{msg.topic()}.dlq", key=msg.key(), value=msg.value(), headers=headers)
+        # The offset must not pass the message before the DLQ copy is safe.
+        if self.dlq_producer.flush(30):
+            raise RuntimeError("dead-letter topic unreachable; not skipping the message")
+        log.error("event dead-lettered", extra={**where, "error": error})

@@ -1,0 +1,81 @@
+"""Database plumbing shared by the services: one peewee proxy per process,
+bound at start from DATABASE_URL, and the outbox and inbox tables that carry
+the delivery guarantees."""
+from __future__ import annotations
+
+import os
+import time
+
+import peewee
+from playhouse import db_url
+
+database = peewee.DatabaseProxy()
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+
+
+class OutboxMessage(BaseModel):
+    """An event waiting to be published, written in the same transaction as the
+    state change that caused it. The relay sets sent_at after the broker acked."""
+
+    id = peewee.BigAutoField()
+    event_id = peewee.CharField(max_length=36, unique=True)
+    topic = peewee.CharField(max_length=249)
+    key = peewee.CharField(max_length=128)
+    event_type = peewee.CharField(max_length=200)
+    correlation_id = peewee.CharField(max_length=64, default="")
+    payload = peewee.BlobField()
+    occur_time = peewee.CharField(max_length=40)
+    sent_at = peewee.DoubleField(null=True)
+
+    class Meta:
+        table_name = "outbox"
+
+
+class ProcessedEvent(BaseModel):
+    """Inbox: the ce_id of every event whose effect is committed."""
+
+    event_id = peewee.CharField(max_length=36, primary_key=True)
+    event_type = peewee.CharField(max_length=200)
+    processed_at = peewee.DoubleField(default=time.time)
+
+    class Meta:
+        table_name = "inbox"
+
+
+def connect(url: str) -> peewee.Database:
+    """Opens DATABASE_URL and binds the proxy. SQLite gets WAL and IMMEDIATE
+    transactions, so concurrent writers queue on the lock instead of failing
+    with 'database is locked' when a reader upgrades."""
+    if url.startswith("sqlite:"):
+        path = url.split("sqlite:///", 1)[-1]
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        db = db_url.connect(
+            url,
+            pragmas={"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 15000},
+            lock_type="IMMEDIATE",
+            timeout=15,
+        )
+    else:
+        db = db_url.connect(url)
+    database.initialize(db)
+    return db
+
+
+def create_schema(db: peewee.Database, models: list[type[peewee.Model]], indexes: list[str] = ()) -> None:
+    """Idempotent: tables and indexes are created if missing."""
+    with db.connection_context():
+        db.create_tables([OutboxMessage, ProcessedEvent, *models], safe=True)
+        # The relay reads only unsent rows; a partial index keeps that cheap as the table grows.
+        db.execute_sql("CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL")
+        for sql in indexes:
+            db.execute_sql(sql)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth retrying forever: the database is away or busy, not our bug."""
+    return isinstance(exc, (peewee.OperationalError, peewee.InterfaceError))

@@ -1,0 +1,136 @@
+"""Transactional outbox: `record()` adds an event to the caller's open
+transaction; `OutboxRelay` publishes unsent rows in id order with an
+idempotent producer and marks them sent only after the broker acked them."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import pybreaker
+from confluent_kafka import Producer
+from google.protobuf import message as pb_message
+
+from . import events
+from .db import OutboxMessage, database
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def record(topic: str, key: str, message: pb_message.Message, correlation_id: str = "") -> str:
+    """Writes the event in the current transaction; returns its ce_id."""
+    event_id = events.new_event_id()
+    OutboxMessage.create(
+        event_id=event_id,
+        topic=topic,
+        key=key,
+        event_type=message.DESCRIPTOR.full_name,
+        correlation_id=correlation_id,
+        payload=message.SerializeToString(),
+        occur_time=events.now_iso(),
+    )
+    return event_id
+
+
+class PublishError(Exception):
+    pass
+
+
+class OutboxRelay:
+    def __init__(self, settings: Settings, producer_config: dict, batch_size: int = 500,
+                 poll_interval_s: float = 0.5):
+        self.settings = settings
+        self.producer = Producer(producer_config)
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        # Broker trouble opens the breaker: the relay stops hammering it and the
+        # rows wait safely in the outbox until a trial publish succeeds.
+        self.breaker = pybreaker.CircuitBreaker(fail_max=3, reset_timeout=2, name="outbox-publish")
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Called after a commit that wrote outbox rows: publish now, not at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10) -> None:
+        """Publishes what is committed, then stops."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            stopping = self._stop.is_set()
+            try:
+                sent = self.breaker.call(self.publish_batch)
+                backoff = 0.1
+            except pybreaker.CircuitBreakerError:
+                sent = 0
+                if stopping:
+                    break
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            except Exception as exc:  # noqa: BLE001 - logged; the rows stay unsent and are retried
+                log.warning("outbox publish failed; rows stay unsent", extra={"error": str(exc)})
+                sent = 0
+                if stopping:
+                    break
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            if stopping and sent == 0:
+                break
+            if sent < self.batch_size and not stopping:
+                self._wake.wait(self.poll_interval_s)
+                self._wake.clear()
+        self.producer.flush(5)
+
+    def publish_batch(self) -> int:
+        with database.connection_context():
+            rows = list(
+                OutboxMessage.select()
+                .where(OutboxMessage.sent_at.is_null())
+                .order_by(OutboxMessage.id)
+                .limit(self.batch_size)
+            )
+        if not rows:
+            return 0
+        acked: list[int] = []
+        failures: list[str] = []
+
+        def on_delivery(row_id):
+            def callback(err, _msg):
+                if err is None:
+                    acked.append(row_id)
+                else:
+                    failures.append(str(err))
+            return callback
+
+        for row in rows:
+            self.producer.produce(
+                row.topic,
+                key=row.key.encode(),
+                value=bytes(row.payload),
+                headers=events.headers(row.event_id, row.event_type, self.settings.service,
+                                       row.occur_time, row.correlation_id),
+                on_delivery=on_delivery(row.id),
+            )
+            self.producer.poll(0)
+        left = self.producer.flush(20)
+        if acked:
+            now = time.time()
+            with database.connection_context():
+                for start in range(0, len(acked), 500):
+                    OutboxMessage.update(sent_at=now).where(OutboxMessage.id.in_(acked[start:start + 500])).execute()
+        if failures or left:
+            raise PublishError(f"{len(acked)} of {len(rows)} acked; {left} unresolved; errors: {failures[:3]}")
+        log.debug("published outbox rows", extra={"count": len(acked)})
+        return len(acked)

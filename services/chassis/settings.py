@@ -1,0 +1,71 @@
+"""Settings come from environment variables, read and checked once at start."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _int(env, name: str, default: int, lo: int = 0, hi: int = 65535) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+    if not lo <= value <= hi:
+        raise SettingsError(f"{name}={value} is outside {lo}..{hi}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    service: str
+    grpc_host: str
+    grpc_port: int
+    metrics_port: int  # 0 disables the metrics endpoint
+    database_url: str
+    kafka_bootstrap_servers: str
+    stock_topic: str
+    reservation_topic: str
+    topic_partitions: int
+    consumer_group: str
+    kafka_session_timeout_ms: int
+    kafka_max_poll_interval_ms: int
+    log_level: str
+    shutdown_grace_s: int
+
+    @property
+    def grpc_address(self) -> str:
+        return f"{self.grpc_host}:{self.grpc_port}"
+
+    @classmethod
+    def from_env(cls, service: str, grpc_port: int, metrics_port: int, env=None) -> "Settings":
+        env = os.environ if env is None else env
+        level = env.get("LOG_LEVEL", "INFO").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(f"LOG_LEVEL={level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+        url = env.get("DATABASE_URL") or f"sqlite:///var/{service}.db"
+        if not url.startswith(("sqlite:", "postgres:", "postgresql:", "postgres+pool:", "postgresql+pool:")):
+            raise SettingsError(f"DATABASE_URL must be sqlite:///path or postgresql://..., got {url!r}")
+        session = _int(env, "KAFKA_SESSION_TIMEOUT_MS", 6000, 1000, 3_600_000)
+        return cls(
+            service=service,
+            grpc_host=env.get("GRPC_HOST", "127.0.0.1"),
+            grpc_port=_int(env, "GRPC_PORT", grpc_port),
+            metrics_port=_int(env, "METRICS_PORT", metrics_port),
+            database_url=url,
+            kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            stock_topic=env.get("STOCK_TOPIC", "bookrental.stock.v1"),
+            reservation_topic=env.get("RESERVATION_TOPIC", "bookrental.reservation.v1"),
+            topic_partitions=_int(env, "TOPIC_PARTITIONS", 6, 1, 1000),
+            consumer_group=env.get("CONSUMER_GROUP", service),
+            kafka_session_timeout_ms=session,
+            kafka_max_poll_interval_ms=_int(env, "KAFKA_MAX_POLL_INTERVAL_MS", 60000, session, 3_600_000),
+            log_level=level,
+            shutdown_grace_s=_int(env, "SHUTDOWN_GRACE_S", 5, 0, 300),
+        )

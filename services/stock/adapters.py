@@ -1,0 +1,110 @@
+"""Stock persistence (peewee) and the mapping of domain events to the
+protobuf messages published on the stock topic."""
+from __future__ import annotations
+
+import datetime
+
+import peewee
+from google.protobuf import timestamp_pb2
+
+from bookrental.stock.v1 import events_pb2, stock_pb2
+from services.chassis.db import BaseModel, database
+
+from . import domain
+
+
+class StockRow(BaseModel):
+    book_id = peewee.CharField(max_length=64, primary_key=True)
+    title = peewee.CharField(max_length=200)
+    available = peewee.BigIntegerField(constraints=[peewee.Check("available >= 0")])
+    total_received = peewee.BigIntegerField()
+    stock_version = peewee.BigIntegerField()
+    update_time = peewee.DateTimeField()
+
+    class Meta:
+        table_name = "stock"
+
+
+class HoldRow(BaseModel):
+    reservation_id = peewee.CharField(max_length=64, primary_key=True)
+    book_id = peewee.CharField(max_length=64)
+    user_id = peewee.CharField(max_length=128)
+    status = peewee.CharField(max_length=16)
+
+    class Meta:
+        table_name = "hold"
+
+
+MODELS = [StockRow, HoldRow]
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+class StockRepository:
+    """Loads and saves Stock aggregates. `get` locks the row on PostgreSQL
+    (SELECT ... FOR UPDATE) so two replicas cannot both take the last copy;
+    SQLite's IMMEDIATE transactions already serialize writers."""
+
+    def get(self, book_id: str, for_update: bool = False) -> domain.Stock | None:
+        query = StockRow.select().where(StockRow.book_id == book_id)
+        if for_update and not isinstance(database.obj, peewee.SqliteDatabase):
+            query = query.for_update()
+        row = query.first()
+        if row is None:
+            return None
+        return domain.Stock(row.book_id, row.title, row.available, row.total_received, row.stock_version)
+
+    def save(self, stock: domain.Stock) -> None:
+        fields = dict(title=stock.title, available=stock.available, total_received=stock.total_received,
+                      stock_version=stock.stock_version, update_time=_utcnow())
+        (StockRow.insert(book_id=stock.book_id, **fields)
+         .on_conflict(conflict_target=[StockRow.book_id], update=fields).execute())
+
+    def list(self, offset: int, limit: int) -> list[tuple[domain.Stock, datetime.datetime]]:
+        rows = StockRow.select().order_by(StockRow.book_id).offset(offset).limit(limit)
+        return [(domain.Stock(r.book_id, r.title, r.available, r.total_received, r.stock_version), r.update_time)
+                for r in rows]
+
+    def update_time(self, book_id: str) -> datetime.datetime | None:
+        row = StockRow.select(StockRow.update_time).where(StockRow.book_id == book_id).first()
+        return row.update_time if row else None
+
+    def get_hold(self, reservation_id: str) -> domain.Hold | None:
+        row = HoldRow.get_or_none(HoldRow.reservation_id == reservation_id)
+        if row is None:
+            return None
+        return domain.Hold(row.reservation_id, row.book_id, row.user_id, domain.HoldStatus(row.status))
+
+    def save_hold(self, hold: domain.Hold) -> None:
+        (HoldRow.insert(reservation_id=hold.reservation_id, book_id=hold.book_id, user_id=hold.user_id,
+                        status=hold.status.value)
+         .on_conflict(conflict_target=[HoldRow.reservation_id], update={HoldRow.status: hold.status.value})
+         .execute())
+
+
+def timestamp(value: datetime.datetime | None) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    if value is not None:
+        ts.FromDatetime(value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value)
+    return ts
+
+
+def to_resource(stock: domain.Stock, update_time: datetime.datetime | None) -> stock_pb2.Stock:
+    return stock_pb2.Stock(book_id=stock.book_id, title=stock.title, available=stock.available,
+                           total_received=stock.total_received, update_time=timestamp(update_time))
+
+
+_MESSAGES = {
+    domain.StockReceived: events_pb2.StockReceived,
+    domain.StockReserved: events_pb2.StockReserved,
+    domain.StockRejected: events_pb2.StockRejected,
+    domain.StockReleased: events_pb2.StockReleased,
+}
+
+
+def to_message(event) -> events_pb2.StockReceived:
+    msg = _MESSAGES[type(event)](**vars(event))
+    msg.occur_time.GetCurrentTime()
+    return msg

@@ -1,0 +1,68 @@
+"""Inbound adapters: the gRPC StockService and the reservation-event consumer."""
+from __future__ import annotations
+
+import logging
+
+from bookrental.reservation.v1 import events_pb2 as reservation_events
+from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
+from services.chassis import paging
+from services.chassis.consumer import Subscription
+from services.chassis.errors import PermissionDenied
+from services.chassis.server import identity, rpc
+
+from . import adapters
+from .service import StockService
+
+log = logging.getLogger(__name__)
+
+STOCK_MANAGER = "stock_manager"
+
+
+def _require_stock_manager(context) -> None:
+    if not identity(context).has_role(STOCK_MANAGER):
+        raise PermissionDenied("only a stock_manager may do this")
+
+
+class StockServicer(stock_pb2_grpc.StockServiceServicer):
+    def __init__(self, service: StockService):
+        self.service = service
+
+    @rpc
+    def ReceiveStock(self, request, context):
+        _require_stock_manager(context)
+        stock, updated = self.service.receive_stock(request.book_id, request.quantity, request.title)
+        log.info("stock received", extra={"book_id": stock.book_id, "quantity": request.quantity,
+                                          "available": stock.available})
+        return stock_pb2.ReceiveStockResponse(stock=adapters.to_resource(stock, updated))
+
+    @rpc
+    def GetStock(self, request, context):
+        _require_stock_manager(context)
+        stock, updated = self.service.get_stock(request.book_id)
+        return stock_pb2.GetStockResponse(stock=adapters.to_resource(stock, updated))
+
+    @rpc
+    def ListStocks(self, request, context):
+        _require_stock_manager(context)
+        offset, limit = paging.page(request.page_size, request.page_token)
+        rows = self.service.list_stocks(offset, limit)
+        return stock_pb2.ListStocksResponse(
+            stocks=[adapters.to_resource(s, t) for s, t in rows],
+            next_page_token=paging.next_token(offset, limit, len(rows)))
+
+
+def subscriptions(service: StockService) -> list[Subscription]:
+    def on_requested(event, envelope):
+        hold = service.reserve_copy(event.reservation_id, event.user_id, event.book_id)
+        log.info("reservation decided", extra={"reservation_id": event.reservation_id, "book_id": event.book_id,
+                                               "hold": hold.status.value, "correlation_id": envelope.correlation_id})
+
+    def on_canceled(event, envelope):
+        hold = service.release_copy(event.reservation_id, event.user_id, event.book_id)
+        log.info("reservation canceled", extra={"reservation_id": event.reservation_id, "book_id": event.book_id,
+                                                "hold": hold.status.value, "correlation_id": envelope.correlation_id})
+
+    return [
+        Subscription(reservation_events.ReservationRequested, on_requested),
+        Subscription(reservation_events.ReservationCanceled, on_canceled),
+    ]
