@@ -5,8 +5,8 @@
 Prints only the token on stdout. Signed RS256 with the key from `make keys`; the
 header `kid` matches jwks.json. Claims: iss/aud "bookrental", sub = user,
 roles = "<role>[,<role>...]" (ONE comma-separated string, not a JSON array: Envoy's
-jwt_authn claim_to_headers copies only string/number/bool claims, so the services
-read `x-user-roles` as a comma-separated list), iat, nbf, exp.
+jwt_authn claim_to_headers copies a string claim verbatim into `x-user-roles`, which the
+services split on commas, but sends an array as base64 of its JSON), iat, nbf, exp.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def mint_token(
     if not user:
         raise TokenError("user must not be empty")
     roles = [roles] if isinstance(roles, str) else list(roles)
+    if any(not r or "," in r for r in roles):
+        raise TokenError(f"roles must be non-empty names without commas, got {roles!r}")
     key_path = Path(key_dir) / PRIVATE_KEY
     if not key_path.exists() or not (Path(key_dir) / JWKS).exists():
         raise TokenError(f"no signing key in {key_dir} (run make keys)")

@@ -34,19 +34,29 @@ def start(settings: Settings, models: list, indexes: list[str] = ()) -> Runtime:
 
 
 def serve(runtime: Runtime, services: list[server.Service], consume: list[str],
-          subscriptions: list[Subscription], ignore: tuple[str, ...] = ()) -> None:
+          subscriptions: list[Subscription], ignore: tuple[str, ...] = (),
+          background: list = (), on_commit: Callable[[], None] = lambda: None) -> None:
+    """Serves until SIGTERM. `background` workers (start()/stop()) run beside
+    the consumer; `on_commit` is called after each committed consumer batch."""
     settings = runtime.settings
+
+    def after_batch() -> None:
+        runtime.relay.wake()
+        on_commit()
+
     consumer = EventConsumer(kafka.consumer_config(settings), kafka.producer_config(settings),
-                             consume, subscriptions, ignore=ignore) if subscriptions else None
+                             consume, subscriptions, on_commit=after_batch, ignore=ignore)
 
     def start_background() -> None:
         runtime.relay.start()
-        if consumer:
-            consumer.start()
+        for worker in background:
+            worker.start()
+        consumer.start()
 
     def stop_background() -> None:
-        if consumer:
-            consumer.stop()  # offsets of handled events are committed before it leaves
+        consumer.stop()  # offsets of handled events are committed before it leaves
+        for worker in background:
+            worker.stop()
         runtime.relay.stop()  # publishes what was committed before exiting
 
     server.serve(settings, services, start_background, stop_background)

@@ -3,10 +3,12 @@ bound at start from DATABASE_URL, and the outbox and inbox tables that carry
 the delivery guarantees."""
 from __future__ import annotations
 
+import datetime
 import os
 import time
 
 import peewee
+from google.protobuf import timestamp_pb2
 from playhouse import db_url
 
 database = peewee.DatabaseProxy()
@@ -79,3 +81,16 @@ def create_schema(db: peewee.Database, models: list[type[peewee.Model]], indexes
 def is_transient(exc: BaseException) -> bool:
     """Errors worth retrying forever: the database is away or busy, not our bug."""
     return isinstance(exc, (peewee.OperationalError, peewee.InterfaceError))
+
+
+def utcnow() -> datetime.datetime:
+    """Naive UTC, stored the same way on SQLite and PostgreSQL."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def timestamp(value: datetime.datetime | None) -> timestamp_pb2.Timestamp:
+    """A stored naive-UTC time as a protobuf Timestamp."""
+    ts = timestamp_pb2.Timestamp()
+    if value is not None:
+        ts.FromDatetime(value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value)
+    return ts

@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime
 
 import peewee
-from google.protobuf import timestamp_pb2
 
 from bookrental.stock.v1 import events_pb2, stock_pb2
-from services.chassis.db import BaseModel, database
+from services.chassis.db import BaseModel, database, timestamp, utcnow
 
 from . import domain
 
@@ -38,9 +37,6 @@ class HoldRow(BaseModel):
 MODELS = [StockRow, HoldRow]
 
 
-def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-
 
 class StockRepository:
     """Loads and saves Stock aggregates. `get` locks the row on PostgreSQL
@@ -58,7 +54,7 @@ class StockRepository:
 
     def save(self, stock: domain.Stock) -> None:
         fields = dict(title=stock.title, available=stock.available, total_received=stock.total_received,
-                      stock_version=stock.stock_version, update_time=_utcnow())
+                      stock_version=stock.stock_version, update_time=utcnow())
         (StockRow.insert(book_id=stock.book_id, **fields)
          .on_conflict(conflict_target=[StockRow.book_id], update=fields).execute())
 
@@ -82,13 +78,6 @@ class StockRepository:
                         status=hold.status.value)
          .on_conflict(conflict_target=[HoldRow.reservation_id], update={HoldRow.status: hold.status.value})
          .execute())
-
-
-def timestamp(value: datetime.datetime | None) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    if value is not None:
-        ts.FromDatetime(value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value)
-    return ts
 
 
 def to_resource(stock: domain.Stock, update_time: datetime.datetime | None) -> stock_pb2.Stock:

@@ -1,0 +1,49 @@
+"""Inbound adapters: the gRPC AlertService and the stock-outcome consumer."""
+from __future__ import annotations
+
+import logging
+
+from bookrental.alert.v1 import alert_pb2, alert_pb2_grpc
+from bookrental.stock.v1 import events_pb2 as stock_events
+from services.chassis import paging
+from services.chassis.consumer import Subscription
+from services.chassis.server import identity, rpc
+
+from . import adapters, domain
+from .service import AlertService
+
+log = logging.getLogger(__name__)
+
+
+class AlertServicer(alert_pb2_grpc.AlertServiceServicer):
+    def __init__(self, service: AlertService):
+        self.service = service
+
+    @rpc
+    def ListNotifications(self, request, context):
+        user = identity(context)
+        offset, limit = paging.page(request.page_size, request.page_token)
+        rows = self.service.list_notifications(user.user_id, offset, limit)
+        return alert_pb2.ListNotificationsResponse(
+            notifications=[adapters.notification_resource(r) for r in rows],
+            next_page_token=paging.next_token(offset, limit, len(rows)))
+
+
+def subscriptions(service: AlertService) -> list[Subscription]:
+    def outcome(kind: domain.Kind):
+        def handle(event, envelope):
+            n = service.record_outcome(envelope.event_id, kind, event)
+            log.info("notification recorded", extra={"notification_id": n.notification_id, "kind": kind.value,
+                                                      "reservation_id": event.reservation_id,
+                                                      "correlation_id": envelope.correlation_id})
+        return handle
+
+    return [
+        Subscription(stock_events.StockReserved, outcome(domain.Kind.CONFIRMED)),
+        Subscription(stock_events.StockRejected, outcome(domain.Kind.REJECTED)),
+        Subscription(stock_events.StockReleased, outcome(domain.Kind.CANCELED)),
+    ]
+
+
+# Stock events the alert service knows and does not need (not "unknown").
+IGNORED = (stock_events.StockReceived.DESCRIPTOR.full_name,)

@@ -1,0 +1,98 @@
+"""Inbound adapters: the gRPC ReservationService and the stock-event consumer."""
+from __future__ import annotations
+
+import logging
+
+from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
+from bookrental.stock.v1 import events_pb2 as stock_events
+from services.chassis import paging, validate
+from services.chassis.consumer import Subscription
+from services.chassis.errors import InvalidArgument
+from services.chassis.server import identity, rpc
+
+from . import adapters
+from .service import ReservationService
+
+log = logging.getLogger(__name__)
+
+
+def _reservation_id(value: str) -> str:
+    if not value or len(value) > 64:
+        raise InvalidArgument("reservation_id must be 1 to 64 characters")
+    return value
+
+
+class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
+    def __init__(self, service: ReservationService):
+        self.service = service
+
+    @rpc
+    def ListBooks(self, request, context):
+        offset, limit = paging.page(request.page_size, request.page_token)
+        rows = self.service.list_books(offset, limit)
+        return reservation_pb2.ListBooksResponse(books=[adapters.book_resource(r) for r in rows],
+                                                 next_page_token=paging.next_token(offset, limit, len(rows)))
+
+    @rpc
+    def GetBook(self, request, context):
+        row = self.service.get_book(validate.book_id(request.book_id))
+        return reservation_pb2.GetBookResponse(book=adapters.book_resource(row))
+
+    @rpc
+    def CreateReservation(self, request, context):
+        user = identity(context)
+        row = self.service.create_reservation(user, request.book_id, request.request_id)
+        log.info("reservation requested", extra={"reservation_id": row.reservation_id, "book_id": row.book_id,
+                                                 "user_id": user.user_id, "correlation_id": row.reservation_id})
+        return reservation_pb2.CreateReservationResponse(reservation=adapters.reservation_resource(row))
+
+    @rpc
+    def GetReservation(self, request, context):
+        row = self.service.get_reservation(identity(context), _reservation_id(request.reservation_id))
+        return reservation_pb2.GetReservationResponse(reservation=adapters.reservation_resource(row))
+
+    @rpc
+    def ListReservations(self, request, context):
+        user = identity(context)
+        offset, limit = paging.page(request.page_size, request.page_token)
+        rows = self.service.list_reservations(user, offset, limit)
+        return reservation_pb2.ListReservationsResponse(
+            reservations=[adapters.reservation_resource(r) for r in rows],
+            next_page_token=paging.next_token(offset, limit, len(rows)))
+
+    @rpc
+    def CancelReservation(self, request, context):
+        user = identity(context)
+        row = self.service.cancel_reservation(user, _reservation_id(request.reservation_id))
+        log.info("reservation canceled", extra={"reservation_id": row.reservation_id, "book_id": row.book_id,
+                                                "correlation_id": row.reservation_id})
+        return reservation_pb2.CancelReservationResponse(reservation=adapters.reservation_resource(row))
+
+
+def subscriptions(service: ReservationService) -> list[Subscription]:
+    def on_received(event, _envelope):
+        service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
+
+    def on_reserved(event, envelope):
+        service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
+        r = service.confirm(event.reservation_id)
+        log.info("stock reserved", extra={"reservation_id": event.reservation_id,
+                                          "status": r.status.value if r else None,
+                                          "correlation_id": envelope.correlation_id})
+
+    def on_rejected(event, envelope):
+        service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
+        r = service.reject(event.reservation_id, event.reason)
+        log.info("stock rejected", extra={"reservation_id": event.reservation_id, "reason": event.reason,
+                                          "status": r.status.value if r else None,
+                                          "correlation_id": envelope.correlation_id})
+
+    def on_released(event, _envelope):
+        service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
+
+    return [
+        Subscription(stock_events.StockReceived, on_received),
+        Subscription(stock_events.StockReserved, on_reserved),
+        Subscription(stock_events.StockRejected, on_rejected),
+        Subscription(stock_events.StockReleased, on_released),
+    ]
