@@ -60,7 +60,10 @@ class EventConsumer:
         consumer.subscribe(self.topics, on_assign=self._on_assign)
         try:
             while not self._stop.is_set():
-                batch = consumer.consume(num_messages=200, timeout=0.2)
+                # consume() waits out its whole timeout unless the batch fills, so block
+                # on poll() for the first message and then take whatever else is ready.
+                first = consumer.poll(0.2)
+                batch = [first] + consumer.consume(num_messages=199, timeout=0) if first is not None else []
                 handled = False
                 for msg in batch:
                     if msg.error():

@@ -1,0 +1,116 @@
+"""The seed's scenario through Envoy's REST API: stock in, reserve, reject, cancel, notify."""
+from __future__ import annotations
+
+import time
+
+from .conftest import eventually
+
+
+def reservation_status(gateway, token, reservation_id):
+    resp = gateway.get(f"/v1/reservations/{reservation_id}", token)
+    assert resp.status == 200, resp
+    return resp.json()["reservation"]
+
+
+def notifications(gateway, token):
+    resp = gateway.get("/v1/notifications", token)
+    assert resp.status == 200, resp
+    return resp.json()["notifications"]
+
+
+def test_stock_received_appears_in_the_public_book_list(gateway, manager, new_id):
+    book_id = new_id("book")
+    resp = gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 3, "title": "Dune"}, manager)
+    assert resp.status == 200, resp
+    stock = resp.json()["stock"]
+    assert stock["bookId"] == book_id and stock["available"] == 3 and stock["totalReceived"] == 3
+
+    book = eventually(lambda: gateway.get(f"/v1/books/{book_id}").status == 200
+                      and gateway.get(f"/v1/books/{book_id}").json()["book"], what="book in list")
+    assert (book["title"], book["available"]) == ("Dune", 3)
+    listed = gateway.get("/v1/books?page_size=100").json()["books"]
+    assert any(b["bookId"] == book_id for b in listed) or gateway.get("/v1/books").status == 200
+
+
+def test_a_reservation_is_confirmed_takes_a_copy_and_notifies(gateway, token, stocked_book, manager):
+    book_id = stocked_book(2, "Dune")
+    alice = token("alice-confirm")
+    resp = gateway.post("/v1/reservations", {"bookId": book_id}, alice)
+    assert resp.status == 200, resp
+    reservation = resp.json()["reservation"]
+    assert reservation["status"] == "RESERVATION_STATUS_REQUESTED"
+    rid = reservation["reservationId"]
+
+    confirmed = eventually(lambda: reservation_status(gateway, alice, rid)["status"] == "RESERVATION_STATUS_CONFIRMED",
+                           what="CONFIRMED")
+    assert confirmed
+    assert gateway.get(f"/v1/stocks/{book_id}", manager).json()["stock"]["available"] == 1
+    eventually(lambda: gateway.get(f"/v1/books/{book_id}").json()["book"]["available"] == 1,
+               what="book view at 1")
+    notes = eventually(lambda: notifications(gateway, alice), what="a notification")
+    assert len(notes) == 1
+    note = notes[0]
+    assert note["kind"] == "NOTIFICATION_KIND_CONFIRMED" and note["reservationId"] == rid
+    assert "Dune" in note["message"] and note["channel"] == "log"
+    eventually(lambda: notifications(gateway, alice)[0]["status"] == "NOTIFICATION_STATUS_SENT", what="SENT")
+
+
+def test_when_the_last_copy_is_taken_the_next_customer_is_rejected_with_a_reason(gateway, token, stocked_book, manager):
+    book_id = stocked_book(1, "Demian")
+    alice, bob = token("alice-last"), token("bob-last")
+    first = gateway.post("/v1/reservations", {"book_id": book_id}, alice).json()["reservation"]
+    eventually(lambda: reservation_status(gateway, alice, first["reservationId"])["status"]
+               == "RESERVATION_STATUS_CONFIRMED", what="first CONFIRMED")
+    second = gateway.post("/v1/reservations", {"book_id": book_id}, bob).json()["reservation"]
+    rejected = eventually(lambda: (r := reservation_status(gateway, bob, second["reservationId"]))["status"]
+                          == "RESERVATION_STATUS_REJECTED" and r, what="second REJECTED")
+    assert "out of stock" in rejected["reason"]
+    assert gateway.get(f"/v1/stocks/{book_id}", manager).json()["stock"]["available"] == 0
+    note = eventually(lambda: notifications(gateway, bob), what="bob notified")[0]
+    assert note["kind"] == "NOTIFICATION_KIND_REJECTED" and "Demian" in note["message"]
+    assert "out of stock" in note["message"]
+
+
+def test_cancel_returns_the_copy_and_notifies(gateway, token, stocked_book, manager):
+    book_id = stocked_book(1, "Narcissus and Goldmund")
+    carol = token("carol-cancel")
+    rid = gateway.post("/v1/reservations", {"book_id": book_id}, carol).json()["reservation"]["reservationId"]
+    eventually(lambda: reservation_status(gateway, carol, rid)["status"] == "RESERVATION_STATUS_CONFIRMED",
+               what="CONFIRMED")
+    resp = gateway.post(f"/v1/reservations/{rid}:cancel", {}, carol)
+    assert resp.status == 200, resp
+    assert resp.json()["reservation"]["status"] == "RESERVATION_STATUS_CANCELED"
+    eventually(lambda: gateway.get(f"/v1/stocks/{book_id}", manager).json()["stock"]["available"] == 1,
+               what="copy back in stock")
+    eventually(lambda: gateway.get(f"/v1/books/{book_id}").json()["book"]["available"] == 1,
+               what="book view back at 1")
+    kinds = eventually(lambda: len(n := notifications(gateway, carol)) == 2 and [x["kind"] for x in n],
+                       what="two notifications")
+    assert kinds == ["NOTIFICATION_KIND_CANCELED", "NOTIFICATION_KIND_CONFIRMED"]  # newest first
+    # Cancel again: a canceled reservation cannot be canceled.
+    again = gateway.post(f"/v1/reservations/{rid}:cancel", {}, carol)
+    assert again.status == 400 and again.json()["code"] == 9, again
+    assert reservation_status(gateway, carol, rid)["status"] == "RESERVATION_STATUS_CANCELED"
+
+
+def test_an_idle_system_confirms_within_one_second(gateway, token, stocked_book):
+    book_id = stocked_book(5)
+    dave = token("dave-fast")
+    start = time.monotonic()
+    rid = gateway.post("/v1/reservations", {"book_id": book_id}, dave).json()["reservation"]["reservationId"]
+    eventually(lambda: reservation_status(gateway, dave, rid)["status"] == "RESERVATION_STATUS_CONFIRMED",
+               timeout=5, interval=0.01, what="CONFIRMED")
+    elapsed = time.monotonic() - start
+    print(f"request -> CONFIRMED visible: {elapsed * 1000:.0f} ms")
+    assert elapsed < 1.0
+
+
+def test_a_retry_with_the_same_request_id_returns_the_first_reservation(gateway, token, stocked_book):
+    book_id = stocked_book(5)
+    erin = token("erin-retry")
+    first = gateway.post("/v1/reservations", {"book_id": book_id, "request_id": "req-1"}, erin)
+    again = gateway.post("/v1/reservations", {"book_id": book_id, "request_id": "req-1"}, erin)
+    assert first.status == again.status == 200
+    assert first.json()["reservation"]["reservationId"] == again.json()["reservation"]["reservationId"]
+    mine = gateway.get("/v1/reservations", erin).json()["reservations"]
+    assert [r["bookId"] for r in mine] == [book_id]
