@@ -45,7 +45,7 @@ lint: $(BUF) $(VENV)/.installed ## buf lint + buf format check of protos/
 	$(BUF) lint
 	$(BUF) format -d --exit-code protos
 
-var/dev-keys/jwks.json: $(VENV)/.installed
+var/dev-keys/jwks.json: | $(VENV)/.installed
 	$(PY) -m tools.devkeys var/dev-keys
 
 keys: var/dev-keys/jwks.json ## the development signing key and JWKS (git-ignored, under var/)
