@@ -195,7 +195,9 @@ def main() -> None:
         stopping.append(signum)
         raise KeyboardInterrupt
 
+    # Explicit handlers: a shell that starts us in the background may have left SIGINT ignored.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         print("starting broker, services and Envoy (logs in var/logs/) ...", flush=True)
         stack.start()
