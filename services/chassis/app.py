@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from typing import Callable
 
 from . import db, kafka, logs, server
@@ -44,8 +45,15 @@ def serve(runtime: Runtime, services: list[server.Service], consume: list[str],
         runtime.relay.wake()
         on_commit()
 
+    stopping = threading.Event()
+    failed = []
+
+    def on_fatal() -> None:
+        failed.append(True)
+        stopping.set()
+
     consumer = EventConsumer(kafka.consumer_config(settings), kafka.producer_config(settings),
-                             consume, subscriptions, on_commit=after_batch, ignore=ignore)
+                             consume, subscriptions, on_commit=after_batch, ignore=ignore, on_fatal=on_fatal)
 
     def start_background() -> None:
         runtime.relay.start()
@@ -59,7 +67,9 @@ def serve(runtime: Runtime, services: list[server.Service], consume: list[str],
             worker.stop()
         runtime.relay.stop()  # publishes what was committed before exiting
 
-    server.serve(settings, services, start_background, stop_background)
+    server.serve(settings, services, start_background, stop_background, stopping)
+    if failed:
+        raise SystemExit(1)
 
 
 def main(build: Callable[[], None]) -> None:

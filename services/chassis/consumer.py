@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Callable
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from google.protobuf import message as pb_message
 
 from . import events
@@ -37,13 +37,14 @@ class EventConsumer:
 
     def __init__(self, consumer_config: dict, producer_config: dict, topics: list[str],
                  subscriptions: list[Subscription], on_commit: Callable[[], None] = lambda: None,
-                 ignore: tuple[str, ...] = ()):
+                 ignore: tuple[str, ...] = (), on_fatal: Callable[[], None] = lambda: None):
         self.consumer_config = consumer_config
         self.dlq_producer = Producer(producer_config)
         self.topics = topics
         self.handlers = {s.message_class.DESCRIPTOR.full_name: s for s in subscriptions}
         self.ignore = set(ignore)  # known types this service does not need
         self.on_commit = on_commit
+        self.on_fatal = on_fatal  # the service stops (and its supervisor restarts it) rather than serve half-dead
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-consumer", daemon=True)
         self.assigned = threading.Event()
@@ -73,14 +74,23 @@ class EventConsumer:
                     self._handle(msg)
                     handled = True
                 if handled:
-                    consumer.commit(asynchronous=False)
+                    self._commit(consumer)
                     self.on_commit()
         except Exception:  # noqa: BLE001 - a dying consumer must be loud
-            log.exception("event consumer stopped on an unexpected error")
-            raise
+            log.exception("event consumer stopped on an unexpected error; stopping the service")
+            self.on_fatal()
         finally:
             consumer.close()  # commits nothing extra; leaves the group at once
             self.dlq_producer.flush(5)
+
+    @staticmethod
+    def _commit(consumer) -> None:
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            # E.g. a rebalance took the partitions away: the new owner gets these events
+            # again and the inbox turns them into no-ops.
+            log.warning("offset commit failed; events will be redelivered", extra={"error": str(exc)})
 
     def _on_assign(self, _consumer, partitions) -> None:
         log.info("partitions assigned", extra={"partitions": [f"{p.topic}[{p.partition}]" for p in partitions]})

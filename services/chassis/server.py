@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
 from . import errors
+from .db import database, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ _CODES = {
     errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
 }
+
+
+MAX_USER_ID = 128
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +57,8 @@ def identity(context: grpc.ServicerContext, required: bool = True) -> Identity |
         if required:
             raise errors.Unauthenticated("a signed-in user is required")
         return None
+    if len(user) > MAX_USER_ID:
+        raise errors.InvalidArgument(f"the token's subject must be at most {MAX_USER_ID} characters")
     roles = frozenset(r.strip() for r in md.get("x-user-roles", "").split(",") if r.strip())
     return Identity(user, roles)
 
@@ -72,10 +78,16 @@ def rpc(method: Callable) -> Callable:
         except errors.DomainError as exc:
             code = _CODES.get(type(exc)) or next(c for t, c in _CODES.items() if isinstance(exc, t))
             context.abort(code, str(exc))
-        except Exception:
+        except Exception as exc:
             if context.code() not in (None, grpc.StatusCode.OK):  # already aborted
                 code = context.code()
                 raise
+            if is_transient(exc):
+                # The database is away: say so (callers may retry) and reconnect next time.
+                database.close()
+                code = grpc.StatusCode.UNAVAILABLE
+                log.warning("database unavailable", extra={"method": name, "error": str(exc)})
+                context.abort(code, "database unavailable; retry shortly")
             code = grpc.StatusCode.INTERNAL
             log.exception("rpc failed", extra={"method": name})
             context.abort(code, "internal error; the service logged the details")
@@ -113,8 +125,9 @@ def create_server(address: str, services: list[Service], max_workers: int = 16):
 
 
 def serve(settings, services: list[Service], start_background: Callable[[], None],
-          stop_background: Callable[[], None]) -> None:
-    """Runs until SIGTERM/SIGINT: NOT_SERVING while starting and draining."""
+          stop_background: Callable[[], None], stopping: threading.Event | None = None) -> None:
+    """Runs until SIGTERM/SIGINT (or `stopping` is set by a failing worker):
+    NOT_SERVING while starting and draining."""
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.grpc_host)
     server, port, health_servicer = create_server(settings.grpc_address, services)
@@ -124,7 +137,7 @@ def serve(settings, services: list[Service], start_background: Callable[[], None
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving", extra={"address": f"{settings.grpc_host}:{port}", "metrics_port": settings.metrics_port})
 
-    stopping = threading.Event()
+    stopping = stopping or threading.Event()
 
     def on_signal(signum, _frame):
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
