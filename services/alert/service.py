@@ -3,9 +3,9 @@ consumer's transaction), deliver pending ones separately, list a customer's."""
 from __future__ import annotations
 
 import logging
-import threading
 
 from services.chassis.db import database
+from services.chassis.worker import Worker
 
 from . import adapters, domain
 
@@ -39,36 +39,14 @@ class AlertService:
         return self.repo.list_for(user_id, offset, limit)
 
 
-class Dispatcher:
+class Dispatcher(Worker):
     """Delivers pending notifications off the consumer's path: woken after each
     consumer commit, and polls now and then for anything left behind."""
 
     def __init__(self, service: AlertService, poll_interval_s: float = 1.0):
-        self.service = service
-        self.poll_interval_s = poll_interval_s
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="alert-dispatcher", daemon=True)
+        super().__init__("alert-dispatcher", service.deliver_pending, poll_interval_s, on_error=self._on_error)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self, timeout: float = 10) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                handled = self.service.deliver_pending()
-            except Exception as exc:  # noqa: BLE001 - the database may be away; try again later
-                log.warning("delivery round failed", extra={"error": str(exc)})
-                database.close()
-                handled = 0
-            if not handled:
-                self._wake.wait(self.poll_interval_s)
-                self._wake.clear()
+    @staticmethod
+    def _on_error(exc: Exception) -> None:
+        log.warning("delivery round failed", extra={"error": str(exc)})
+        database.close()  # the database may be away; reconnect on the next round

@@ -4,7 +4,6 @@ idempotent producer and marks them sent only after the broker acked them."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import pybreaker
@@ -14,6 +13,7 @@ from google.protobuf import message as pb_message
 from . import events
 from .db import OutboxMessage, database
 from .settings import Settings
+from .worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -37,61 +37,22 @@ class PublishError(Exception):
     pass
 
 
-class OutboxRelay:
+class OutboxRelay(Worker):
     def __init__(self, settings: Settings, producer_config: dict, batch_size: int = 500,
                  poll_interval_s: float = 0.5):
         self.settings = settings
         self.producer = Producer(producer_config)
         self.batch_size = batch_size
-        self.poll_interval_s = poll_interval_s
         # Broker trouble opens the breaker: the relay stops hammering it and the
         # rows wait safely in the outbox until a trial publish succeeds.
         self.breaker = pybreaker.CircuitBreaker(fail_max=3, reset_timeout=2, name="outbox-publish")
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+        super().__init__("outbox-relay", lambda: self.breaker.call(self.publish_batch), poll_interval_s,
+                         on_error=self._on_error, on_exit=lambda: self.producer.flush(5))
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def wake(self) -> None:
-        """Called after a commit that wrote outbox rows: publish now, not at the next poll."""
-        self._wake.set()
-
-    def stop(self, timeout: float = 10) -> None:
-        """Publishes what is committed, then stops."""
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        backoff = 0.1
-        while True:
-            stopping = self._stop.is_set()
-            try:
-                sent = self.breaker.call(self.publish_batch)
-                backoff = 0.1
-            except pybreaker.CircuitBreakerError:
-                sent = 0
-                if stopping:
-                    break
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 2.0)
-                continue
-            except Exception as exc:  # noqa: BLE001 - logged; the rows stay unsent and are retried
-                log.warning("outbox publish failed; rows stay unsent", extra={"error": str(exc)})
-                sent = 0
-                if stopping:
-                    break
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 2.0)
-                continue
-            if stopping and sent == 0:
-                break
-            if sent < self.batch_size and not stopping:
-                self._wake.wait(self.poll_interval_s)
-                self._wake.clear()
-        self.producer.flush(5)
+    @staticmethod
+    def _on_error(exc: Exception) -> None:
+        if not isinstance(exc, pybreaker.CircuitBreakerError):
+            log.warning("outbox publish failed; rows stay unsent", extra={"error": str(exc)})
 
     def publish_batch(self) -> int:
         with database.connection_context():

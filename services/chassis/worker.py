@@ -1,0 +1,58 @@
+"""A background loop shared by the outbox relay and the alert dispatcher:
+runs a step until stopped, waits (or is woken) when there was nothing to do,
+backs off on errors, and on stop drains what is left before it exits."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, name: str, step: Callable[[], int], poll_interval_s: float = 0.5,
+                 on_error: Callable[[Exception], None] = lambda exc: None,
+                 on_exit: Callable[[], None] = lambda: None):
+        self.name = name
+        self.step = step  # returns how many items it handled
+        self.poll_interval_s = poll_interval_s
+        self.on_error = on_error
+        self.on_exit = on_exit
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Work is waiting: run now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10) -> None:
+        """Finishes what is ready (until a step handles nothing or fails), then stops."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            stopping = self._stop.is_set()
+            try:
+                handled = self.step()
+                backoff = 0.1
+            except Exception as exc:  # noqa: BLE001 - the step's work stays where it is and is retried
+                self.on_error(exc)
+                if stopping:
+                    break
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            if not handled:
+                if stopping:
+                    break
+                self._wake.wait(self.poll_interval_s)
+                self._wake.clear()
+        self.on_exit()
