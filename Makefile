@@ -50,8 +50,9 @@ var/dev-keys/jwks.json: | $(VENV)/.installed
 
 keys: var/dev-keys/jwks.json ## the development signing key and JWKS (git-ignored, under var/)
 
-token: proto keys ## print a token: make -s token USER=alice ROLE=customer
-	@$(PY) -m tools.token --user "$(USER)" --role "$(ROLE)"
+# USER must come from the command line: the environment's USER (your login) is not a choice.
+token: keys ## print a token: make -s token USER=alice ROLE=customer (or ROLE=stock_manager)
+	@$(PY) -m tools.token --user "$(if $(filter command line,$(origin USER)),$(USER))" --role "$(ROLE)"
 
 run: setup ## start broker, the three services and Envoy; Ctrl-C stops them all
 	$(PY) -m tools.devstack
