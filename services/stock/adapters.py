@@ -52,11 +52,18 @@ class StockRepository:
             return None
         return domain.Stock(row.book_id, row.title, row.available, row.total_received, row.stock_version)
 
+    def add(self, stock: domain.Stock) -> None:
+        """A book's first receipt. Two racing first receipts cannot both insert: the
+        loser gets IntegrityError and retries against the row the winner made."""
+        StockRow.insert(book_id=stock.book_id, **self._fields(stock)).execute()
+
     def save(self, stock: domain.Stock) -> None:
-        fields = dict(title=stock.title, available=stock.available, total_received=stock.total_received,
-                      stock_version=stock.stock_version, update_time=utcnow())
-        (StockRow.insert(book_id=stock.book_id, **fields)
-         .on_conflict(conflict_target=[StockRow.book_id], update=fields).execute())
+        StockRow.update(**self._fields(stock)).where(StockRow.book_id == stock.book_id).execute()
+
+    @staticmethod
+    def _fields(stock: domain.Stock) -> dict:
+        return dict(title=stock.title, available=stock.available, total_received=stock.total_received,
+                    stock_version=stock.stock_version, update_time=utcnow())
 
     def list(self, offset: int, limit: int) -> list[tuple[domain.Stock, datetime.datetime]]:
         rows = StockRow.select().order_by(StockRow.book_id).offset(offset).limit(limit)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import peewee
+
 from services.chassis import validate
 from services.chassis.errors import NotFound
 from services.chassis.uow import UnitOfWork
@@ -24,11 +26,18 @@ class StockService:
 
     def receive_stock(self, book_id: str, quantity: int, title: str):
         validate.book_id(book_id)
-        with self.uow() as uow:
-            stock = self.repo.get(book_id, for_update=True) or domain.Stock(book_id)
-            stock.receive_stock(quantity, title)
-            self.repo.save(stock)
-            self._publish(uow, stock)
+        for attempt in (1, 2):
+            try:
+                with self.uow() as uow:
+                    existing = self.repo.get(book_id, for_update=True)
+                    stock = existing or domain.Stock(book_id)
+                    stock.receive_stock(quantity, title)
+                    (self.repo.save if existing else self.repo.add)(stock)
+                    self._publish(uow, stock)
+                break
+            except peewee.IntegrityError:
+                if attempt == 2:  # the row exists now; a second conflict is not a race
+                    raise
         return stock, self.repo.update_time(book_id)
 
     def get_stock(self, book_id: str):
