@@ -168,6 +168,20 @@ class Stack:
             time.sleep(0.05)
         raise TimeoutError(f"{name} was not ready at {url} within {timeout}s")
 
+    def wait_consumers_joined(self, names=SERVICES, timeout: float = 30) -> None:
+        """Waits until each service's consumer has its partitions (the first group
+        join takes seconds on the development broker), reading their logs."""
+        end = time.monotonic() + timeout
+        waiting = set(names)
+        while waiting and time.monotonic() < end:
+            for name in list(waiting):
+                self._check_alive(name)
+                if b"partitions assigned" in (self.logs / f"{name}.log").read_bytes():
+                    waiting.discard(name)
+            time.sleep(0.1)
+        if waiting:
+            raise TimeoutError(f"consumers of {sorted(waiting)} got no partitions within {timeout}s")
+
     def wait_serving(self, name: str, timeout: float = 60) -> None:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc

@@ -84,6 +84,7 @@ def stack(tmp_path_factory):
     s = Stack(workdir, Ports.free(), env, key_dir=key_dir)
     try:
         s.start()
+        s.wait_consumers_joined()
         yield s
     finally:
         s.stop()
