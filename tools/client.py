@@ -1,0 +1,61 @@
+"""A small REST client for the gateway and a poll-with-deadline helper, used by
+the integration tests and the latency probe."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+
+def eventually(probe, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):
+    """Polls `probe` until it returns something truthy; fails with the last value at the deadline."""
+    end = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < end:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout}s; last value: {last!r}")
+
+
+class Response:
+    def __init__(self, status: int, body: bytes, headers):
+        self.status = status
+        self.raw = body
+        self.headers = headers
+
+    def json(self):
+        return json.loads(self.raw)
+
+    def __repr__(self):
+        return f"<{self.status} {self.raw[:300]!r}>"
+
+
+class Gateway:
+    """REST through Envoy, as curl would do it."""
+
+    def __init__(self, base: str):
+        self.base = base
+
+    def call(self, method: str, path: str, token: str | None = None, body=None, headers=None) -> Response:
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            req.add_header("content-type", "application/json")
+        if token:
+            req.add_header("authorization", f"Bearer {token}")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return Response(resp.status, resp.read(), resp.headers)
+        except urllib.error.HTTPError as err:
+            return Response(err.code, err.read(), err.headers)
+
+    def get(self, path, token=None, **kw):
+        return self.call("GET", path, token, **kw)
+
+    def post(self, path, body=None, token=None, **kw):
+        return self.call("POST", path, token, body=body if body is not None else {}, **kw)
