@@ -76,12 +76,9 @@ def rpc(method: Callable) -> Callable:
         try:
             return method(self, request, context)
         except errors.DomainError as exc:
-            code = _CODES.get(type(exc)) or next(c for t, c in _CODES.items() if isinstance(exc, t))
+            code = next((c for t, c in _CODES.items() if isinstance(exc, t)), grpc.StatusCode.FAILED_PRECONDITION)
             context.abort(code, str(exc))
         except Exception as exc:
-            if context.code() not in (None, grpc.StatusCode.OK):  # already aborted
-                code = context.code()
-                raise
             if is_transient(exc):
                 # The database is away: say so (callers may retry) and reconnect next time.
                 database.close()
