@@ -26,6 +26,16 @@ class UnitOfWork:
         outbox.record(topic, key, message, correlation_id)
         self._wrote = True
 
+    def publish_events(self, topic: str, key: str, events: list, messages: dict) -> None:
+        """Moves an aggregate's collected domain events into the outbox. `messages`
+        maps each domain event class to its protobuf message (same field names);
+        the reservation id, where an event has one, is its correlation id."""
+        for event in events:
+            message = messages[type(event)](**vars(event))
+            message.occur_time.GetCurrentTime()
+            self.publish(topic, key, message, getattr(event, "reservation_id", ""))
+        events.clear()
+
     def __exit__(self, exc_type, exc, tb):
         suppressed = self._tx.__exit__(exc_type, exc, tb)
         # Only the outermost commit makes rows visible to the relay.

@@ -129,13 +129,9 @@ def book_resource(row: BookRow) -> reservation_pb2.Book:
                                 update_time=timestamp(row.update_time))
 
 
-_MESSAGES = {
+# Domain event -> the protobuf message published for it (same field names).
+MESSAGES = {
     domain.ReservationRequested: events_pb2.ReservationRequested,
     domain.ReservationCanceled: events_pb2.ReservationCanceled,
 }
 
-
-def to_message(event):
-    msg = _MESSAGES[type(event)](**vars(event))
-    msg.occur_time.GetCurrentTime()
-    return msg

@@ -22,11 +22,6 @@ class ReservationService:
         self.reservations = adapters.ReservationRepository()
         self.books = adapters.BookViewRepository()
 
-    def _publish(self, uow: UnitOfWork, r: domain.Reservation) -> None:
-        for event in r.events:
-            uow.publish(self.topic, r.book_id, adapters.to_message(event), r.reservation_id)
-        r.events.clear()
-
     def create_reservation(self, user: Identity, book_id: str, request_id: str = ""):
         reservation = domain.Reservation.request(str(uuid.uuid4()), user.user_id, book_id, request_id)
         try:
@@ -35,7 +30,7 @@ class ReservationService:
                     return self.reservations.get_row(first.reservation_id)
                 self._refuse_second_active(user.user_id, book_id)
                 self.reservations.add(reservation)
-                self._publish(uow, reservation)
+                uow.publish_events(self.topic, reservation.book_id, reservation.events, adapters.MESSAGES)
         except peewee.IntegrityError:
             # A concurrent request won the race for the same request_id or the same book.
             with self.uow():
@@ -67,7 +62,7 @@ class ReservationService:
                 raise NotFound(f"reservation {reservation_id!r} not found")
             reservation.cancel(user.user_id)
             self.reservations.save(reservation)
-            self._publish(uow, reservation)
+            uow.publish_events(self.topic, reservation.book_id, reservation.events, adapters.MESSAGES)
         return self.reservations.get_row(reservation_id)
 
     def list_books(self, offset: int, limit: int):

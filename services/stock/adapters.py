@@ -92,15 +92,11 @@ def to_resource(stock: domain.Stock, update_time: datetime.datetime | None) -> s
                            total_received=stock.total_received, update_time=timestamp(update_time))
 
 
-_MESSAGES = {
+# Domain event -> the protobuf message published for it (same field names).
+MESSAGES = {
     domain.StockReceived: events_pb2.StockReceived,
     domain.StockReserved: events_pb2.StockReserved,
     domain.StockRejected: events_pb2.StockRejected,
     domain.StockReleased: events_pb2.StockReleased,
 }
 
-
-def to_message(event) -> events_pb2.StockReceived:
-    msg = _MESSAGES[type(event)](**vars(event))
-    msg.occur_time.GetCurrentTime()
-    return msg

@@ -18,12 +18,6 @@ class StockService:
         self.topic = topic
         self.repo = adapters.StockRepository()
 
-    def _publish(self, uow: UnitOfWork, stock: domain.Stock, correlation_id: str = "") -> None:
-        for event in stock.events:
-            uow.publish(self.topic, stock.book_id, adapters.to_message(event),
-                        correlation_id or getattr(event, "reservation_id", ""))
-        stock.events.clear()
-
     def receive_stock(self, book_id: str, quantity: int, title: str):
         validate.book_id(book_id)
         for attempt in (1, 2):
@@ -33,7 +27,7 @@ class StockService:
                     stock = existing or domain.Stock(book_id)
                     stock.receive_stock(quantity, title)
                     (self.repo.save if existing else self.repo.add)(stock)
-                    self._publish(uow, stock)
+                    uow.publish_events(self.topic, stock.book_id, stock.events, adapters.MESSAGES)
                 break
             except peewee.IntegrityError:
                 if attempt == 2:  # the row exists now; a second conflict is not a race
@@ -59,7 +53,7 @@ class StockService:
             if stock.events and stock.in_stock:
                 self.repo.save(stock)
             self.repo.save_hold(hold)
-            self._publish(uow, stock)
+            uow.publish_events(self.topic, stock.book_id, stock.events, adapters.MESSAGES)
         return hold
 
     def release_copy(self, reservation_id: str, user_id: str, book_id: str) -> domain.Hold:
@@ -69,5 +63,5 @@ class StockService:
             if stock.events:
                 self.repo.save(stock)
             self.repo.save_hold(hold)
-            self._publish(uow, stock)
+            uow.publish_events(self.topic, stock.book_id, stock.events, adapters.MESSAGES)
         return hold
