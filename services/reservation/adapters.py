@@ -2,14 +2,12 @@
 mapping of domain events and resources to protobuf."""
 from __future__ import annotations
 
-
 import peewee
 
 from bookrental.reservation.v1 import events_pb2, reservation_pb2
 from services.chassis.db import BaseModel, timestamp, utcnow
 
 from . import domain
-
 
 
 class ReservationRow(BaseModel):
@@ -50,16 +48,13 @@ INDEXES = [
 
 def _to_domain(row: ReservationRow) -> domain.Reservation:
     return domain.Reservation(row.reservation_id, row.user_id, row.book_id, domain.Status(row.status),
-                              row.reason, row.request_id)
+                              row.reason, row.request_id, row.create_time, row.update_time)
 
 
 class ReservationRepository:
     def get(self, reservation_id: str) -> domain.Reservation | None:
         row = ReservationRow.get_or_none(ReservationRow.reservation_id == reservation_id)
         return _to_domain(row) if row else None
-
-    def get_row(self, reservation_id: str) -> ReservationRow | None:
-        return ReservationRow.get_or_none(ReservationRow.reservation_id == reservation_id)
 
     def by_request_id(self, user_id: str, request_id: str) -> domain.Reservation | None:
         row = ReservationRow.get_or_none((ReservationRow.user_id == user_id) & (ReservationRow.request_id == request_id))
@@ -72,21 +67,22 @@ class ReservationRepository:
         return _to_domain(row) if row else None
 
     def add(self, r: domain.Reservation) -> None:
-        now = utcnow()
+        r.create_time = r.update_time = utcnow()
         ReservationRow.insert(reservation_id=r.reservation_id, user_id=r.user_id, book_id=r.book_id,
                               status=r.status.value, reason=r.reason, request_id=r.request_id,
-                              create_time=now, update_time=now).execute()
+                              create_time=r.create_time, update_time=r.update_time).execute()
 
     def save(self, r: domain.Reservation) -> None:
-        (ReservationRow.update(status=r.status.value, reason=r.reason, update_time=utcnow())
+        r.update_time = utcnow()
+        (ReservationRow.update(status=r.status.value, reason=r.reason, update_time=r.update_time)
          .where(ReservationRow.reservation_id == r.reservation_id).execute())
 
-    def list(self, user_id: str | None, offset: int, limit: int) -> list[ReservationRow]:
+    def list(self, user_id: str | None, offset: int, limit: int) -> list[domain.Reservation]:
         query = ReservationRow.select()
         if user_id is not None:
             query = query.where(ReservationRow.user_id == user_id)
-        return list(query.order_by(ReservationRow.create_time.desc(), ReservationRow.reservation_id)
-                    .offset(offset).limit(limit))
+        return [_to_domain(row) for row in query.order_by(ReservationRow.create_time.desc(),
+                                                          ReservationRow.reservation_id).offset(offset).limit(limit)]
 
 
 class BookViewRepository:
@@ -117,11 +113,10 @@ _STATUS = {
 }
 
 
-def reservation_resource(row: ReservationRow) -> reservation_pb2.Reservation:
+def reservation_resource(r: domain.Reservation) -> reservation_pb2.Reservation:
     return reservation_pb2.Reservation(
-        reservation_id=row.reservation_id, user_id=row.user_id, book_id=row.book_id,
-        status=_STATUS[domain.Status(row.status)], reason=row.reason,
-        create_time=timestamp(row.create_time), update_time=timestamp(row.update_time))
+        reservation_id=r.reservation_id, user_id=r.user_id, book_id=r.book_id, status=_STATUS[r.status],
+        reason=r.reason, create_time=timestamp(r.create_time), update_time=timestamp(r.update_time))
 
 
 def book_resource(row: BookRow) -> reservation_pb2.Book:

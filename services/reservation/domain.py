@@ -7,6 +7,7 @@ decides afterwards."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 
 from services.chassis import validate
@@ -47,6 +48,8 @@ class Reservation:
     status: Status
     reason: str = ""
     request_id: str = ""
+    create_time: datetime.datetime | None = dataclasses.field(default=None, compare=False)  # set by storage
+    update_time: datetime.datetime | None = dataclasses.field(default=None, compare=False)
     events: list = dataclasses.field(default_factory=list, compare=False, repr=False)
 
     @classmethod

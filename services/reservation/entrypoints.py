@@ -41,32 +41,32 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     @rpc
     def CreateReservation(self, request, context):
         user = identity(context)
-        row = self.service.create_reservation(user, request.book_id, request.request_id)
-        log.info("reservation requested", extra={"reservation_id": row.reservation_id, "book_id": row.book_id,
-                                                 "user_id": user.user_id, "correlation_id": row.reservation_id})
-        return reservation_pb2.CreateReservationResponse(reservation=adapters.reservation_resource(row))
+        r = self.service.create_reservation(user, request.book_id, request.request_id)
+        log.info("reservation requested", extra={"reservation_id": r.reservation_id, "book_id": r.book_id,
+                                                 "user_id": user.user_id, "correlation_id": r.reservation_id})
+        return reservation_pb2.CreateReservationResponse(reservation=adapters.reservation_resource(r))
 
     @rpc
     def GetReservation(self, request, context):
-        row = self.service.get_reservation(identity(context), _reservation_id(request.reservation_id))
-        return reservation_pb2.GetReservationResponse(reservation=adapters.reservation_resource(row))
+        r = self.service.get_reservation(identity(context), _reservation_id(request.reservation_id))
+        return reservation_pb2.GetReservationResponse(reservation=adapters.reservation_resource(r))
 
     @rpc
     def ListReservations(self, request, context):
         user = identity(context)
         offset, limit = paging.page(request.page_size, request.page_token)
-        rows = self.service.list_reservations(user, offset, limit)
+        found = self.service.list_reservations(user, offset, limit)
         return reservation_pb2.ListReservationsResponse(
-            reservations=[adapters.reservation_resource(r) for r in rows],
-            next_page_token=paging.next_token(offset, limit, len(rows)))
+            reservations=[adapters.reservation_resource(r) for r in found],
+            next_page_token=paging.next_token(offset, limit, len(found)))
 
     @rpc
     def CancelReservation(self, request, context):
         user = identity(context)
-        row = self.service.cancel_reservation(user, _reservation_id(request.reservation_id))
-        log.info("reservation canceled", extra={"reservation_id": row.reservation_id, "book_id": row.book_id,
-                                                "correlation_id": row.reservation_id})
-        return reservation_pb2.CancelReservationResponse(reservation=adapters.reservation_resource(row))
+        r = self.service.cancel_reservation(user, _reservation_id(request.reservation_id))
+        log.info("reservation canceled", extra={"reservation_id": r.reservation_id, "book_id": r.book_id,
+                                                "correlation_id": r.reservation_id})
+        return reservation_pb2.CancelReservationResponse(reservation=adapters.reservation_resource(r))
 
 
 def subscriptions(service: ReservationService) -> list[Subscription]:

@@ -22,12 +22,12 @@ class ReservationService:
         self.reservations = adapters.ReservationRepository()
         self.books = adapters.BookViewRepository()
 
-    def create_reservation(self, user: Identity, book_id: str, request_id: str = ""):
+    def create_reservation(self, user: Identity, book_id: str, request_id: str = "") -> domain.Reservation:
         reservation = domain.Reservation.request(str(uuid.uuid4()), user.user_id, book_id, request_id)
         try:
             with self.uow() as uow:
                 if request_id and (first := self.reservations.by_request_id(user.user_id, request_id)):
-                    return self.reservations.get_row(first.reservation_id)
+                    return first
                 self._refuse_second_active(user.user_id, book_id)
                 self.reservations.add(reservation)
                 uow.publish_events(self.topic, reservation.book_id, reservation.events, adapters.MESSAGES)
@@ -35,27 +35,27 @@ class ReservationService:
             # A concurrent request won the race for the same request_id or the same book.
             with self.uow():
                 if request_id and (first := self.reservations.by_request_id(user.user_id, request_id)):
-                    return self.reservations.get_row(first.reservation_id)
+                    return first
                 self._refuse_second_active(user.user_id, book_id)
             raise
-        return self.reservations.get_row(reservation.reservation_id)
+        return reservation
 
     def _refuse_second_active(self, user_id: str, book_id: str) -> None:
         if active := self.reservations.active(user_id, book_id):
             raise AlreadyExists(f"you already hold reservation {active.reservation_id} of book {book_id!r}")
 
-    def get_reservation(self, user: Identity, reservation_id: str):
-        row = self.reservations.get_row(reservation_id)
-        if row is None:
+    def get_reservation(self, user: Identity, reservation_id: str) -> domain.Reservation:
+        reservation = self.reservations.get(reservation_id)
+        if reservation is None:
             raise NotFound(f"reservation {reservation_id!r} not found")
-        if row.user_id != user.user_id and not user.has_role(STOCK_MANAGER):
+        if reservation.user_id != user.user_id and not user.has_role(STOCK_MANAGER):
             raise PermissionDenied("only its owner or a stock_manager may read a reservation")
-        return row
+        return reservation
 
-    def list_reservations(self, user: Identity, offset: int, limit: int):
+    def list_reservations(self, user: Identity, offset: int, limit: int) -> list[domain.Reservation]:
         return self.reservations.list(None if user.has_role(STOCK_MANAGER) else user.user_id, offset, limit)
 
-    def cancel_reservation(self, user: Identity, reservation_id: str):
+    def cancel_reservation(self, user: Identity, reservation_id: str) -> domain.Reservation:
         with self.uow() as uow:
             reservation = self.reservations.get(reservation_id)
             if reservation is None:
@@ -63,7 +63,7 @@ class ReservationService:
             reservation.cancel(user.user_id)
             self.reservations.save(reservation)
             uow.publish_events(self.topic, reservation.book_id, reservation.events, adapters.MESSAGES)
-        return self.reservations.get_row(reservation_id)
+        return reservation
 
     def list_books(self, offset: int, limit: int):
         return self.books.list(offset, limit)

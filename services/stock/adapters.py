@@ -2,8 +2,6 @@
 protobuf messages published on the stock topic."""
 from __future__ import annotations
 
-import datetime
-
 import peewee
 
 from bookrental.stock.v1 import events_pb2, stock_pb2
@@ -48,31 +46,25 @@ class StockRepository:
         if for_update and not isinstance(database.obj, peewee.SqliteDatabase):
             query = query.for_update()
         row = query.first()
-        if row is None:
-            return None
-        return domain.Stock(row.book_id, row.title, row.available, row.total_received, row.stock_version)
+        return _to_domain(row) if row else None
 
     def add(self, stock: domain.Stock) -> None:
         """A book's first receipt. Two racing first receipts cannot both insert: the
         loser gets IntegrityError and retries against the row the winner made."""
+        stock.update_time = utcnow()
         StockRow.insert(book_id=stock.book_id, **self._fields(stock)).execute()
 
     def save(self, stock: domain.Stock) -> None:
+        stock.update_time = utcnow()
         StockRow.update(**self._fields(stock)).where(StockRow.book_id == stock.book_id).execute()
 
     @staticmethod
     def _fields(stock: domain.Stock) -> dict:
         return dict(title=stock.title, available=stock.available, total_received=stock.total_received,
-                    stock_version=stock.stock_version, update_time=utcnow())
+                    stock_version=stock.stock_version, update_time=stock.update_time)
 
-    def list(self, offset: int, limit: int) -> list[tuple[domain.Stock, datetime.datetime]]:
-        rows = StockRow.select().order_by(StockRow.book_id).offset(offset).limit(limit)
-        return [(domain.Stock(r.book_id, r.title, r.available, r.total_received, r.stock_version), r.update_time)
-                for r in rows]
-
-    def update_time(self, book_id: str) -> datetime.datetime | None:
-        row = StockRow.select(StockRow.update_time).where(StockRow.book_id == book_id).first()
-        return row.update_time if row else None
+    def list(self, offset: int, limit: int) -> list[domain.Stock]:
+        return [_to_domain(r) for r in StockRow.select().order_by(StockRow.book_id).offset(offset).limit(limit)]
 
     def get_hold(self, reservation_id: str) -> domain.Hold | None:
         row = HoldRow.get_or_none(HoldRow.reservation_id == reservation_id)
@@ -87,9 +79,14 @@ class StockRepository:
          .execute())
 
 
-def to_resource(stock: domain.Stock, update_time: datetime.datetime | None) -> stock_pb2.Stock:
+def _to_domain(row: StockRow) -> domain.Stock:
+    return domain.Stock(row.book_id, row.title, row.available, row.total_received, row.stock_version,
+                        row.update_time)
+
+
+def to_resource(stock: domain.Stock) -> stock_pb2.Stock:
     return stock_pb2.Stock(book_id=stock.book_id, title=stock.title, available=stock.available,
-                           total_received=stock.total_received, update_time=timestamp(update_time))
+                           total_received=stock.total_received, update_time=timestamp(stock.update_time))
 
 
 # Domain event -> the protobuf message published for it (same field names).

@@ -6,6 +6,7 @@ reservation it had reserved, and a repeated request changes nothing."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 
 from services.chassis import validate
@@ -80,6 +81,7 @@ class Stock:
     available: int = 0
     total_received: int = 0
     stock_version: int = 0
+    update_time: datetime.datetime | None = dataclasses.field(default=None, compare=False)  # set by storage
     events: list = dataclasses.field(default_factory=list, compare=False, repr=False)
 
     @property

@@ -30,25 +30,25 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
     @rpc
     def ReceiveStock(self, request, context):
         _require_stock_manager(context)
-        stock, updated = self.service.receive_stock(request.book_id, request.quantity, request.title)
+        stock = self.service.receive_stock(request.book_id, request.quantity, request.title)
         log.info("stock received", extra={"book_id": stock.book_id, "quantity": request.quantity,
                                           "available": stock.available})
-        return stock_pb2.ReceiveStockResponse(stock=adapters.to_resource(stock, updated))
+        return stock_pb2.ReceiveStockResponse(stock=adapters.to_resource(stock))
 
     @rpc
     def GetStock(self, request, context):
         _require_stock_manager(context)
-        stock, updated = self.service.get_stock(request.book_id)
-        return stock_pb2.GetStockResponse(stock=adapters.to_resource(stock, updated))
+        stock = self.service.get_stock(request.book_id)
+        return stock_pb2.GetStockResponse(stock=adapters.to_resource(stock))
 
     @rpc
     def ListStocks(self, request, context):
         _require_stock_manager(context)
         offset, limit = paging.page(request.page_size, request.page_token)
-        rows = self.service.list_stocks(offset, limit)
+        stocks = self.service.list_stocks(offset, limit)
         return stock_pb2.ListStocksResponse(
-            stocks=[adapters.to_resource(s, t) for s, t in rows],
-            next_page_token=paging.next_token(offset, limit, len(rows)))
+            stocks=[adapters.to_resource(s) for s in stocks],
+            next_page_token=paging.next_token(offset, limit, len(stocks)))
 
 
 def subscriptions(service: StockService) -> list[Subscription]:

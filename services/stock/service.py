@@ -18,8 +18,7 @@ class StockService:
         self.topic = topic
         self.repo = adapters.StockRepository()
 
-    def receive_stock(self, book_id: str, quantity: int, title: str):
-        validate.book_id(book_id)
+    def receive_stock(self, book_id: str, quantity: int, title: str) -> domain.Stock:
         for attempt in (1, 2):
             try:
                 with self.uow() as uow:
@@ -32,16 +31,16 @@ class StockService:
             except peewee.IntegrityError:
                 if attempt == 2:  # the row exists now; a second conflict is not a race
                     raise
-        return stock, self.repo.update_time(book_id)
+        return stock
 
-    def get_stock(self, book_id: str):
+    def get_stock(self, book_id: str) -> domain.Stock:
         validate.book_id(book_id)
         stock = self.repo.get(book_id)
         if stock is None:
             raise NotFound(f"book {book_id!r} has no stock")
-        return stock, self.repo.update_time(book_id)
+        return stock
 
-    def list_stocks(self, offset: int, limit: int):
+    def list_stocks(self, offset: int, limit: int) -> list[domain.Stock]:
         return self.repo.list(offset, limit)
 
     # Event handlers run inside the consumer's transaction (with the inbox row).
