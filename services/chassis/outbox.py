@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 from google.protobuf import message as pb_message
 
 from . import events
-from .db import OutboxMessage, database
+from .db import OutboxMessage, database, is_transient
 from .settings import Settings
 from .worker import Worker
 
@@ -51,17 +51,20 @@ class OutboxRelay(Worker):
 
     @staticmethod
     def _on_error(exc: Exception) -> None:
+        if is_transient(exc):
+            database.close()  # a broken connection is reopened on the next round
         if not isinstance(exc, pybreaker.CircuitBreakerError):
             log.warning("outbox publish failed; rows stay unsent", extra={"error": str(exc)})
 
     def publish_batch(self) -> int:
-        with database.connection_context():
-            rows = list(
-                OutboxMessage.select()
-                .where(OutboxMessage.sent_at.is_null())
-                .order_by(OutboxMessage.id)
-                .limit(self.batch_size)
-            )
+        # The relay thread keeps its own connection (peewee's are per thread): a fresh
+        # one per poll costs ~8 ms on PostgreSQL against ~0.7 ms for the query itself.
+        rows = list(
+            OutboxMessage.select()
+            .where(OutboxMessage.sent_at.is_null())
+            .order_by(OutboxMessage.id)
+            .limit(self.batch_size)
+        )
         if not rows:
             return 0
         acked: list[int] = []
@@ -87,10 +90,7 @@ class OutboxRelay(Worker):
             self.producer.poll(0)
         left = self.producer.flush(20)
         if acked:
-            now = time.time()
-            with database.connection_context():
-                for start in range(0, len(acked), 500):
-                    OutboxMessage.update(sent_at=now).where(OutboxMessage.id.in_(acked[start:start + 500])).execute()
+            OutboxMessage.update(sent_at=time.time()).where(OutboxMessage.id.in_(acked)).execute()
         if failures or left:
             raise PublishError(f"{len(acked)} of {len(rows)} acked; {left} unresolved; errors: {failures[:3]}")
         log.debug("published outbox rows", extra={"count": len(acked)})
