@@ -144,60 +144,54 @@ class Stack:
             tail = (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{name} exited with code {proc.returncode}; its log ends:\n{tail}")
 
-    def _wait_tcp(self, name: str, port: int, timeout: float = 30) -> None:
+    def _wait(self, name: str, probe, what: str, timeout: float = 30) -> None:
+        """Polls `probe` until true; fails early with the log's tail if the process died."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             self._check_alive(name)
+            if probe():
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"{name}: {what} not reached within {timeout}s")
+
+    def _wait_tcp(self, name: str, port: int) -> None:
+        def listening() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", port), 0.5).close()
-                return
+                return True
             except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"{name} did not listen on {port} within {timeout}s")
+                return False
+        self._wait(name, listening, f"listening on {port}")
 
-    def _wait_http(self, name: str, url: str, timeout: float = 30) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            self._check_alive(name)
+    def _wait_http(self, name: str, url: str) -> None:
+        def ready() -> bool:
             try:
                 with urllib.request.urlopen(url, timeout=1) as resp:
-                    if resp.status == 200:
-                        return
+                    return resp.status == 200
             except OSError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"{name} was not ready at {url} within {timeout}s")
+                return False
+        self._wait(name, ready, f"200 from {url}")
 
     def wait_consumers_joined(self, names=SERVICES, timeout: float = 30) -> None:
         """Waits until each service's consumer has its partitions (the first group
         join takes seconds on the development broker), reading their logs."""
-        end = time.monotonic() + timeout
-        waiting = set(names)
-        while waiting and time.monotonic() < end:
-            for name in list(waiting):
-                self._check_alive(name)
-                if b"partitions assigned" in (self.logs / f"{name}.log").read_bytes():
-                    waiting.discard(name)
-            time.sleep(0.1)
-        if waiting:
-            raise TimeoutError(f"consumers of {sorted(waiting)} got no partitions within {timeout}s")
+        for name in names:
+            self._wait(name, lambda: b"partitions assigned" in (self.logs / f"{name}.log").read_bytes(),
+                       "consumer partitions assigned", timeout)
 
     def wait_serving(self, name: str, timeout: float = 60) -> None:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
-        end = time.monotonic() + timeout
         with grpc.insecure_channel(f"127.0.0.1:{getattr(self.ports, name)}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
-            while time.monotonic() < end:
-                self._check_alive(name)
-                try:
-                    if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.1)
-        raise TimeoutError(f"{name} was not SERVING within {timeout}s")
 
+            def serving() -> bool:
+                try:
+                    return stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
+                        health_pb2.HealthCheckResponse.SERVING
+                except grpc.RpcError:
+                    return False
+            self._wait(name, serving, "health SERVING", timeout)
 
 def main() -> None:
     # Per-service database override, e.g. STOCK_DATABASE_URL=postgresql://127.0.0.1/test

@@ -9,7 +9,7 @@ from typing import Callable
 from . import db, kafka, logs, server
 from .consumer import EventConsumer, Subscription
 from .outbox import OutboxRelay
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,6 @@ def serve(runtime: Runtime, services: list[server.Service], consume: list[str],
 
 def main(build: Callable[[], None]) -> None:
     """Runs a service's build-and-serve function with readable start-up errors."""
-    from .settings import SettingsError
     try:
         build()
     except SettingsError as exc:

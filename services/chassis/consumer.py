@@ -47,7 +47,6 @@ class EventConsumer:
         self.on_fatal = on_fatal  # the service stops (and its supervisor restarts it) rather than serve half-dead
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-consumer", daemon=True)
-        self.assigned = threading.Event()
 
     def start(self) -> None:
         self._thread.start()
@@ -94,7 +93,6 @@ class EventConsumer:
 
     def _on_assign(self, _consumer, partitions) -> None:
         log.info("partitions assigned", extra={"partitions": [f"{p.topic}[{p.partition}]" for p in partitions]})
-        self.assigned.set()
 
     def _handle(self, msg) -> None:
         where = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()}

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tools.client import Gateway, eventually  # noqa: F401  (tests import them from here)
+from tools.client import Gateway, eventually
 from tools.devkeys import ensure_keys
 from tools.devstack import Ports, Stack
 from tools.token import mint_token

@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, Producer
 from bookrental.reservation.v1 import events_pb2
 from services.chassis import events
 
-from .conftest import eventually
+from tools.client import eventually
 
 
 def produce(stack, topic, key, value, headers):

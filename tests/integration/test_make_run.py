@@ -6,60 +6,61 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from tools.client import eventually
 from tools.devstack import Ports
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = [getattr(Ports(), name) for name in Ports.__dataclass_fields__]
 
 
-def bound(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+def bound_ports() -> list[int]:
+    def bound(port: int) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+    return [p for p in PORTS if bound(p)]
 
 
-def descendants(pid: int) -> set[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,sid="], capture_output=True, text=True).stdout
-    rows = [tuple(map(int, line.split())) for line in out.splitlines()]
-    return {p for p, _ppid, sid in rows if sid == pid or _ppid == pid}
+def process_tree(root: int) -> set[int]:
+    """Every descendant of `root`, by parent pid (the supervisor starts its
+    children in their own sessions, so process groups do not find them)."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in out.splitlines():
+        pid, ppid = map(int, line.split())
+        children.setdefault(ppid, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
 
 
 def test_make_run_serves_and_ctrl_c_stops_everything(tmp_path):
-    busy = [p for p in PORTS if bound(p)]
-    if busy:
+    if busy := bound_ports():
         pytest.skip(f"standard ports in use (is `make run` already up?): {busy}")
-    log = open(tmp_path / "make-run.log", "w+")
-    proc = subprocess.Popen(["make", "run"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    log = tmp_path / "make-run.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(["make", "run"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     try:
-        end = time.monotonic() + 90
-        while "bookrental is up" not in (tmp_path / "make-run.log").read_text():
-            assert proc.poll() is None and time.monotonic() < end, (tmp_path / "make-run.log").read_text()
-            time.sleep(0.2)
-        assert all(bound(p) for p in PORTS), [p for p in PORTS if not bound(p)]
-        text = (tmp_path / "make-run.log").read_text()
-        assert "http://127.0.0.1:8080" in text and "curl" in text
-        children = set()
-        for pid in descendants(proc.pid):
-            children |= {pid} | descendants(pid)
-        # The services, broker and Envoy run in their own sessions: find them by parent.
-        supervisor = [p for p in children if "devstack" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
-        started = set().union(*(descendants(p) for p in supervisor)) if supervisor else set()
-        assert len(started) >= 5, started  # broker, 3 services, Envoy
+        eventually(lambda: proc.poll() is not None or "bookrental is up" in log.read_text(), timeout=90,
+                   interval=0.2, what="make run up")
+        assert proc.poll() is None, log.read_text()
+        assert bound_ports() == PORTS
+        assert "http://127.0.0.1:8080" in log.read_text() and "curl" in log.read_text()
+        started = process_tree(proc.pid)
+        assert len(started) >= 6, started  # the supervisor, broker, 3 services, Envoy
 
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         proc.wait(30)
-        end = time.monotonic() + 20
-        while time.monotonic() < end and ([p for p in PORTS if bound(p)] or
-                                         [p for p in started if Path(f"/proc/{p}").exists()]):
-            time.sleep(0.1)
-        assert not [p for p in PORTS if bound(p)], "ports still bound after Ctrl-C"
-        assert not [p for p in started if Path(f"/proc/{p}").exists()], "orphan processes after Ctrl-C"
-        assert "stopped." in (tmp_path / "make-run.log").read_text()
+        eventually(lambda: not bound_ports() and not [p for p in started if Path(f"/proc/{p}").exists()],
+                   timeout=20, interval=0.1, what="no port bound and no process left after Ctrl-C")
+        assert "stopped." in log.read_text()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

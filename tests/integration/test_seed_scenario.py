@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from .conftest import eventually
+from tools.client import eventually
 
 
 def reservation_status(gateway, token, reservation_id):
