@@ -45,14 +45,23 @@ class Ports:
         return cls(**{f.name: free_port() for f in dataclasses.fields(cls)})
 
 
+def service_of(instance: str) -> str:
+    """`stock-2` -> `stock`"""
+    return instance.rsplit("-", 1)[0] if instance[-1].isdigit() else instance
+
+
 def _die_with_parent() -> None:
     # PR_SET_PDEATHSIG: a child gets SIGTERM if this supervisor dies, so no orphans.
     _libc.prctl(1, signal.SIGTERM)
 
 
 class Stack:
+    """Processes are named by instance: `stock` is a service's first replica,
+    `stock-2` its second; replicas share the service's database and consumer group."""
+
     def __init__(self, workdir: Path, ports: Ports | None = None, env: dict | None = None,
-                 database_urls: dict | None = None, key_dir: Path | None = None):
+                 database_urls: dict | None = None, key_dir: Path | None = None,
+                 replicas: dict[str, int] | None = None):
         self.workdir = Path(workdir)
         self.logs = self.workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -61,11 +70,24 @@ class Stack:
         self.database_urls = database_urls or {}
         self.key_dir = Path(key_dir or ROOT / "var" / "dev-keys")
         self.procs: dict[str, subprocess.Popen] = {}
+        self._log_starts: dict[str, int] = {}
+        self.grpc_ports: dict[str, int] = {}
+        self.metrics_ports: dict[str, int] = {}
+        for name in SERVICES:
+            for i in range(1, (replicas or {}).get(name, 1) + 1):
+                instance = name if i == 1 else f"{name}-{i}"
+                self.grpc_ports[instance] = getattr(self.ports, name) if i == 1 else free_port()
+                self.metrics_ports[instance] = getattr(self.ports, f"{name}_metrics") if i == 1 else free_port()
+
+    def instances(self, name: str | None = None) -> list[str]:
+        """All service instances, or those of one service."""
+        return [i for i in self.grpc_ports if name is None or service_of(i) == name]
 
     # -- processes ---------------------------------------------------------
 
     def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")
+        self._log_starts[name] = log.tell()  # a restart appends: read only this run's lines
         proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, preexec_fn=_die_with_parent)
@@ -73,14 +95,14 @@ class Stack:
         self.procs[name] = proc
         return proc
 
-    def service_env(self, name: str) -> dict:
-        p = self.ports
+    def service_env(self, instance: str) -> dict:
+        name = service_of(instance)
         return {
             "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'build' / 'gen'}",
             "PYTHONUNBUFFERED": "1",
-            "GRPC_PORT": str(getattr(p, name)),
-            "METRICS_PORT": str(getattr(p, f"{name}_metrics")),
-            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{p.broker}",
+            "GRPC_PORT": str(self.grpc_ports[instance]),
+            "METRICS_PORT": str(self.metrics_ports[instance]),
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.ports.broker}",
             "DATABASE_URL": self.database_urls.get(name, f"sqlite:///{self.workdir / 'data' / name}.db"),
             **self.env,
         }
@@ -92,17 +114,23 @@ class Stack:
                                "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"])
         self._wait_tcp("broker", self.ports.broker)
 
-    def start_service(self, name: str, wait: bool = True) -> None:
-        self._spawn(name, [sys.executable, "-m", f"services.{name}"], self.service_env(name))
+    def start_service(self, instance: str, wait: bool = True) -> None:
+        self._spawn(instance, [sys.executable, "-m", f"services.{service_of(instance)}"],
+                    self.service_env(instance))
         if wait:
-            self.wait_serving(name)
+            self.wait_serving(instance)
+
+    def send_signal(self, name: str, sig: int) -> None:
+        """SIGSTOP/SIGCONT a process (pause the broker, hang a service)."""
+        self.procs[name].send_signal(sig)
 
     def start_envoy(self) -> None:
         from tools import envoy_config
         config = self.workdir / "envoy.yaml"
         p = self.ports
         envoy_config.render(config, listen_port=p.envoy, admin_port=p.envoy_admin,
-                            reservation_port=p.reservation, stock_port=p.stock, alert_port=p.alert,
+                            upstreams={n: [("127.0.0.1", self.grpc_ports[i]) for i in self.instances(n)]
+                                       for n in SERVICES},
                             descriptor_path=str(ROOT / "build" / "bookrental.pb"),
                             jwks_path=str(self.key_dir / "jwks.json"))
         envoy = Path(sys.executable).parent / "envoy"
@@ -112,10 +140,10 @@ class Stack:
     def start(self) -> None:
         (self.workdir / "data").mkdir(exist_ok=True)
         self.start_broker()
-        for name in SERVICES:
-            self.start_service(name, wait=False)
-        for name in SERVICES:
-            self.wait_serving(name)
+        for instance in self.instances():
+            self.start_service(instance, wait=False)
+        for instance in self.instances():
+            self.wait_serving(instance)
         self.start_envoy()
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
@@ -131,8 +159,13 @@ class Stack:
 
     def stop(self) -> None:
         # Gateway first (no new requests), broker last (services flush to it on the way out).
-        for name in ["envoy", *SERVICES, "broker"]:
-            self.stop_process(name)
+        self.stop_process("envoy")
+        services = [i for i in self.instances() if i in self.procs]
+        for instance in services:  # all drain at once
+            if self.procs[instance].poll() is None:
+                self.procs[instance].send_signal(signal.SIGTERM)
+        for instance in services:
+            self.stop_process(instance)
         for name in list(self.procs):
             self.stop_process(name)
 
@@ -172,17 +205,23 @@ class Stack:
                 return False
         self._wait(name, ready, f"200 from {url}")
 
-    def wait_consumers_joined(self, names=SERVICES, timeout: float = 30) -> None:
-        """Waits until each service's consumer has its partitions (the first group
+    def wait_consumers_joined(self, names=None, timeout: float = 30) -> None:
+        """Waits until each instance's consumer has its partitions (the first group
         join takes seconds on the development broker), reading their logs."""
-        for name in names:
-            self._wait(name, lambda: b"partitions assigned" in (self.logs / f"{name}.log").read_bytes(),
+        for name in names or self.instances():
+            self._wait(name, lambda: b"partitions assigned" in self.log_text(name).encode(),
                        "consumer partitions assigned", timeout)
+
+    def log_text(self, name: str) -> str:
+        """What the process logged since its latest start."""
+        with open(self.logs / f"{name}.log", "rb") as f:
+            f.seek(self._log_starts.get(name, 0))
+            return f.read().decode(errors="replace")
 
     def wait_serving(self, name: str, timeout: float = 60) -> None:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
-        with grpc.insecure_channel(f"127.0.0.1:{getattr(self.ports, name)}") as channel:
+        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_ports[name]}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
 
             def serving() -> bool:

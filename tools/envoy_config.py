@@ -2,14 +2,18 @@
 
     python -m tools.envoy_config build/envoy.yaml [--listen-port 8080] [--admin-port 9901]
         [--reservation-port 50051] [--stock-port 50052] [--alert-port 50053]
+        [--upstream stock=10.0.0.5:50052,10.0.0.6:50052 ...]
         [--descriptor build/bookrental.pb] [--jwks var/dev-keys/jwks.json] [--access-log PATH]
 
-Paths are made absolute, so Envoy can run from any directory.
+Paths are made absolute, so Envoy can run from any directory. Each service's cluster
+lists its replicas: one on 127.0.0.1 by default, or the `upstreams` given (host names,
+as in Kubernetes, make the cluster STRICT_DNS).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import sys
@@ -33,6 +37,72 @@ def _port(name: str, value: int) -> str:
     return str(value)
 
 
+SERVICES = ("reservation", "stock", "alert")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+def cluster(name: str, endpoints: list[tuple[str, int]], health_interval_s: float = 1.0) -> dict:
+    """An HTTP/2 cluster over the service's replicas with an active gRPC health check."""
+    if not endpoints:
+        raise ValueError(f"{name}: at least one endpoint is needed")
+    for host, port in endpoints:
+        _port(f"{name} endpoint {host}", port)
+    return {
+        "name": name,
+        "type": "STATIC" if all(_is_ip(h) for h, _ in endpoints) else "STRICT_DNS",
+        "connect_timeout": "0.5s",  # a refused or slow connect fails fast (503)
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},  # gRPC needs HTTP/2
+            }
+        },
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [
+                {"endpoint": {"address": {"socket_address": {"address": h, "port_value": p}}}}
+                for h, p in endpoints]}],
+        },
+        # The grpc.health.v1 check every replica serves. One failed check takes a
+        # replica out (a draining one says NOT_SERVING first), one pass brings it back.
+        "health_checks": [{
+            "timeout": "0.5s",
+            "interval": f"{health_interval_s}s",
+            "no_traffic_interval": f"{health_interval_s}s",
+            "unhealthy_threshold": 1,
+            "healthy_threshold": 1,
+            "grpc_health_check": {},
+        }],
+    }
+
+
+def _clusters_yaml(upstreams: dict[str, list[tuple[str, int]]], health_interval_s: float) -> str:
+    # JSON is YAML: one flow mapping per cluster, indented into the list.
+    return "\n".join(f"  - {json.dumps(cluster(name, upstreams[name], health_interval_s))}"
+                     for name in SERVICES)
+
+
+def parse_upstream(spec: str) -> tuple[str, list[tuple[str, int]]]:
+    """'stock=10.0.0.5:50052,stock-2:50052' -> ('stock', [('10.0.0.5', 50052), ('stock-2', 50052)])"""
+    name, _, rest = spec.partition("=")
+    if name not in SERVICES or not rest:
+        raise ValueError(f"upstream must look like <{'|'.join(SERVICES)}>=host:port[,host:port], got {spec!r}")
+    endpoints = []
+    for item in rest.split(","):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"endpoint must be host:port, got {item!r}")
+        endpoints.append((host, int(port)))
+    return name, endpoints
+
+
 def render(
     out_path: str | os.PathLike,
     *,
@@ -41,17 +111,20 @@ def render(
     reservation_port: int = 50051,
     stock_port: int = 50052,
     alert_port: int = 50053,
+    upstreams: dict[str, list[tuple[str, int]]] | None = None,
+    health_interval_s: float = 1.0,
     descriptor_path: str | os.PathLike,
     jwks_path: str | os.PathLike,
     access_log_path: str | os.PathLike | None = None,
 ) -> str:
-    """Write the config to out_path and return its text."""
+    """Write the config to out_path and return its text. `upstreams` maps a service
+    to its replicas; a service missing from it is one replica on 127.0.0.1:<its port>."""
+    ports = {"reservation": reservation_port, "stock": stock_port, "alert": alert_port}
+    upstreams = {name: list((upstreams or {}).get(name) or [("127.0.0.1", ports[name])]) for name in SERVICES}
     text = Template(TEMPLATE.read_text()).substitute(
         listen_port=_port("listen_port", listen_port),
         admin_port=_port("admin_port", admin_port),
-        reservation_port=_port("reservation_port", reservation_port),
-        stock_port=_port("stock_port", stock_port),
-        alert_port=_port("alert_port", alert_port),
+        clusters=_clusters_yaml(upstreams, health_interval_s),
         descriptor_path=_path(descriptor_path),
         jwks_path=_path(jwks_path),
         access_log_path=_path(access_log_path) if access_log_path else '"/dev/stdout"',
@@ -70,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reservation-port", type=int, default=50051)
     p.add_argument("--stock-port", type=int, default=50052)
     p.add_argument("--alert-port", type=int, default=50053)
+    p.add_argument("--upstream", action="append", default=[], metavar="SERVICE=HOST:PORT[,HOST:PORT]",
+                   help="a service's replicas (repeatable); overrides its --*-port")
     p.add_argument("--descriptor", default=DEFAULT_DESCRIPTOR, help=f"descriptor set (default {DEFAULT_DESCRIPTOR})")
     p.add_argument("--jwks", default=DEFAULT_JWKS, help=f"JWKS file (default {DEFAULT_JWKS})")
     p.add_argument("--access-log", default=None, help="access log file (default stdout)")
@@ -79,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
             hint = "make proto" if label == "descriptor set" else "make keys"
             print(f"envoy_config: no {label} at {path} (run {hint})", file=sys.stderr)
             return 2
+    try:
+        upstreams = dict(parse_upstream(spec) for spec in a.upstream)
+    except ValueError as exc:
+        print(f"envoy_config: {exc}", file=sys.stderr)
+        return 2
     render(
         a.out,
         listen_port=a.listen_port,
@@ -86,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         reservation_port=a.reservation_port,
         stock_port=a.stock_port,
         alert_port=a.alert_port,
+        upstreams=upstreams,
         descriptor_path=a.descriptor,
         jwks_path=a.jwks,
         access_log_path=a.access_log,

@@ -143,7 +143,12 @@ def serve(settings, services: list[Service], start_background: Callable[[], None
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     stopping.wait()
+    # Drain: say NOT_SERVING and keep answering for a moment, so Envoy's health check
+    # (every 1 s) or a Kubernetes readiness probe moves traffic away before the port
+    # closes; then refuse new RPCs and give in-flight ones the grace period.
     health_servicer.enter_graceful_shutdown()
+    log.info("draining", extra={"drain_ms": settings.drain_ms, "grace_s": settings.shutdown_grace_s})
+    time.sleep(settings.drain_ms / 1000)
     server.stop(settings.shutdown_grace_s).wait()
     stop_background()
     log.info("stopped")
