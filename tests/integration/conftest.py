@@ -1,20 +1,39 @@
-"""Starts the real system once per test session: tansu broker, the three
-services (SQLite under a temp dir) and Envoy, on free ports and fresh topics."""
+"""Starts the real system: tansu broker, the three services and Envoy, on free
+ports and fresh topics. Every test that uses `stack` runs twice: on SQLite
+(files under a temp dir) and on PostgreSQL (databases made for the run and
+dropped after). Without a reachable PostgreSQL those runs skip, except under
+CI=true, where they fail."""
 from __future__ import annotations
 
+import contextlib
+import os
 import uuid
 
 import pytest
 
+from tools import pgdb
 from tools.client import Gateway, eventually
 from tools.devkeys import ensure_keys
-from tools.devstack import Ports, Stack
+from tools.devstack import SERVICES, Ports, Stack
 from tools.token import mint_token
 
+BACKENDS = ["sqlite", "postgresql"]
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("stack")
+
+def require_backend(backend: str) -> None:
+    if backend != "postgresql":
+        return
+    why = pgdb.reachable()
+    if why and os.environ.get("CI") == "true":
+        pytest.fail(f"{why} (CI=true: the PostgreSQL tests must run)")
+    if why:
+        pytest.skip(why)
+
+
+@contextlib.contextmanager
+def launch(workdir, backend: str, replicas: dict | None = None, env: dict | None = None):
+    """A started stack with its own topics and databases; stopped and cleaned up after."""
+    require_backend(backend)
     key_dir = workdir / "keys"
     ensure_keys(key_dir)
     run = uuid.uuid4().hex[:8]
@@ -24,15 +43,26 @@ def stack(tmp_path_factory):
         "RESERVATION_TOPIC": f"bookrental.reservation.v1.t{run}",
         "KAFKA_SESSION_TIMEOUT_MS": "6000",
         "KAFKA_MAX_POLL_INTERVAL_MS": "10000",
+        **(env or {}),
     }
-    s = Stack(workdir, Ports.free(), env, key_dir=key_dir)
+    urls = pgdb.create(run, SERVICES) if backend == "postgresql" else {}
+    s = Stack(workdir, Ports.free(), env, database_urls=urls, key_dir=key_dir, replicas=replicas)
+    s.backend = backend
     try:
         s.start()
         s.wait_consumers_joined()
         yield s
     finally:
         s.stop()
-        print(f"\nstack logs: {s.logs}")
+        print(f"\n{backend} stack logs: {s.logs}")
+        if urls:
+            pgdb.drop(run, SERVICES)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def stack(request, tmp_path_factory):
+    with launch(tmp_path_factory.mktemp(f"stack-{request.param}"), request.param) as s:
+        yield s
 
 
 @pytest.fixture(scope="session")
