@@ -127,15 +127,17 @@ class Stack:
         """SIGSTOP/SIGCONT a process (pause the broker, hang a service)."""
         self.procs[name].send_signal(sig)
 
-    def start_envoy(self) -> None:
+    def start_envoy(self, **render_options) -> None:
+        """`render_options` go to tools.envoy_config.render (limits, TLS, JWKS source ...)."""
         from tools import envoy_config
         config = self.workdir / "envoy.yaml"
         p = self.ports
-        envoy_config.render(config, listen_port=p.envoy, admin_port=p.envoy_admin,
-                            upstreams={n: [("127.0.0.1", self.grpc_ports[i]) for i in self.instances(n)]
-                                       for n in SERVICES},
-                            descriptor_path=str(ROOT / "build" / "bookrental.pb"),
-                            jwks_path=str(self.key_dir / "jwks.json"))
+        options = dict(listen_port=p.envoy, admin_port=p.envoy_admin,
+                       upstreams={n: [("127.0.0.1", self.grpc_ports[i]) for i in self.instances(n)]
+                                  for n in SERVICES},
+                       descriptor_path=str(ROOT / "build" / "bookrental.pb"),
+                       jwks_path=str(self.key_dir / "jwks.json"))
+        envoy_config.render(config, **{**options, **render_options})
         envoy = Path(sys.executable).parent / "envoy"
         self._spawn("envoy", [str(envoy), "-c", str(config), "--use-dynamic-base-id", "--log-level", "warn"])
         self._wait_http("envoy", f"http://127.0.0.1:{p.envoy_admin}/ready")

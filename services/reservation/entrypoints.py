@@ -7,7 +7,6 @@ from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 from bookrental.stock.v1 import events_pb2 as stock_events
 from services.chassis import paging, validate
 from services.chassis.consumer import Subscription
-from services.chassis.errors import InvalidArgument
 from services.chassis.server import identity, rpc
 
 from . import adapters
@@ -15,30 +14,26 @@ from .service import ReservationService
 
 log = logging.getLogger(__name__)
 
-
-def _reservation_id(value: str) -> str:
-    if not value or len(value) > 64:
-        raise InvalidArgument("reservation_id must be 1 to 64 characters")
-    return value
+CUSTOMER = "customer"
 
 
 class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     def __init__(self, service: ReservationService):
         self.service = service
 
-    @rpc
+    @rpc(public=True)
     def ListBooks(self, request, context):
         offset, limit = paging.page(request.page_size, request.page_token)
         rows = self.service.list_books(offset, limit)
         return reservation_pb2.ListBooksResponse(books=[adapters.book_resource(r) for r in rows],
                                                  next_page_token=paging.next_token(offset, limit, len(rows)))
 
-    @rpc
+    @rpc(public=True)
     def GetBook(self, request, context):
         row = self.service.get_book(validate.book_id(request.book_id))
         return reservation_pb2.GetBookResponse(book=adapters.book_resource(row))
 
-    @rpc
+    @rpc(role=CUSTOMER)
     def CreateReservation(self, request, context):
         user = identity(context)
         r = self.service.create_reservation(user, request.book_id, request.request_id)
@@ -48,7 +43,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
 
     @rpc
     def GetReservation(self, request, context):
-        r = self.service.get_reservation(identity(context), _reservation_id(request.reservation_id))
+        r = self.service.get_reservation(identity(context), validate.reservation_id(request.reservation_id))
         return reservation_pb2.GetReservationResponse(reservation=adapters.reservation_resource(r))
 
     @rpc
@@ -63,7 +58,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     @rpc
     def CancelReservation(self, request, context):
         user = identity(context)
-        r = self.service.cancel_reservation(user, _reservation_id(request.reservation_id))
+        r = self.service.cancel_reservation(user, validate.reservation_id(request.reservation_id))
         log.info("reservation canceled", extra={"reservation_id": r.reservation_id, "book_id": r.book_id,
                                                 "correlation_id": r.reservation_id})
         return reservation_pb2.CancelReservationResponse(reservation=adapters.reservation_resource(r))

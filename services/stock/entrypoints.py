@@ -7,8 +7,7 @@ from bookrental.reservation.v1 import events_pb2 as reservation_events
 from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
 from services.chassis import paging
 from services.chassis.consumer import Subscription
-from services.chassis.errors import PermissionDenied
-from services.chassis.server import identity, rpc
+from services.chassis.server import rpc
 
 from . import adapters
 from .service import StockService
@@ -18,32 +17,24 @@ log = logging.getLogger(__name__)
 STOCK_MANAGER = "stock_manager"
 
 
-def _require_stock_manager(context) -> None:
-    if not identity(context).has_role(STOCK_MANAGER):
-        raise PermissionDenied("only a stock_manager may do this")
-
-
 class StockServicer(stock_pb2_grpc.StockServiceServicer):
     def __init__(self, service: StockService):
         self.service = service
 
-    @rpc
+    @rpc(role=STOCK_MANAGER)
     def ReceiveStock(self, request, context):
-        _require_stock_manager(context)
         stock = self.service.receive_stock(request.book_id, request.quantity, request.title)
         log.info("stock received", extra={"book_id": stock.book_id, "quantity": request.quantity,
                                           "available": stock.available})
         return stock_pb2.ReceiveStockResponse(stock=adapters.to_resource(stock))
 
-    @rpc
+    @rpc(role=STOCK_MANAGER)
     def GetStock(self, request, context):
-        _require_stock_manager(context)
         stock = self.service.get_stock(request.book_id)
         return stock_pb2.GetStockResponse(stock=adapters.to_resource(stock))
 
-    @rpc
+    @rpc(role=STOCK_MANAGER)
     def ListStocks(self, request, context):
-        _require_stock_manager(context)
         offset, limit = paging.page(request.page_size, request.page_token)
         stocks = self.service.list_stocks(offset, limit)
         return stock_pb2.ListStocksResponse(

@@ -6,6 +6,7 @@ CI=true, where they fail."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import uuid
 
@@ -14,7 +15,7 @@ import pytest
 from tools import pgdb
 from tools.client import Gateway, eventually
 from tools.devkeys import ensure_keys
-from tools.devstack import SERVICES, Ports, Stack
+from tools.devstack import SERVICES, Ports, Stack, free_port
 from tools.token import mint_token
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -63,6 +64,24 @@ def launch(workdir, backend: str, replicas: dict | None = None, env: dict | None
 def stack(request, tmp_path_factory):
     with launch(tmp_path_factory.mktemp(f"stack-{request.param}"), request.param) as s:
         yield s
+
+
+@pytest.fixture
+def own_envoy(stack, tmp_path):
+    """Starts an extra Envoy on free ports in front of the session's services (or of the
+    `upstream_ports` given), rendered with `render_options` (low limits, TLS, another
+    JWKS ...), so a test can change gateway settings without touching the shared one."""
+    started = []
+
+    def start(upstream_ports: dict | None = None, **render_options) -> Stack:
+        ports = dataclasses.replace(stack.ports, envoy=free_port(), envoy_admin=free_port(), **(upstream_ports or {}))
+        s = Stack(tmp_path / f"envoy-{len(started)}", ports, key_dir=stack.key_dir)
+        started.append(s)
+        s.start_envoy(**render_options)
+        return s
+    yield start
+    for s in started:
+        s.stop()
 
 
 @pytest.fixture(scope="session")
