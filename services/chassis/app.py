@@ -6,7 +6,7 @@ import logging
 import threading
 from typing import Callable
 
-from . import db, kafka, logs, server
+from . import db, kafka, logs, metrics, outbox, server
 from .consumer import EventConsumer, Subscription
 from .outbox import OutboxRelay
 from .settings import Settings, SettingsError
@@ -31,6 +31,7 @@ def start(settings: Settings, models: list, indexes: list[str] = ()) -> Runtime:
     database = db.connect(settings.database_url)
     db.create_schema(database, models, indexes)
     kafka.ensure_topics(settings, [settings.stock_topic, settings.reservation_topic])
+    metrics.watch_outbox(outbox.unsent_count)
     return Runtime(settings, OutboxRelay(settings, kafka.producer_config(settings)))
 
 

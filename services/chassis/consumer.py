@@ -18,7 +18,7 @@ from typing import Callable
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from google.protobuf import message as pb_message
 
-from . import events
+from . import events, metrics
 from .db import ProcessedEvent, database, is_transient
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ class EventConsumer:
         self.ignore = set(ignore)  # known types this service does not need
         self.on_commit = on_commit
         self.on_fatal = on_fatal  # the service stops (and its supervisor restarts it) rather than serve half-dead
+        for topic in topics:
+            metrics.DEAD_LETTERED.labels(topic)  # exported at 0 before the first one
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-consumer", daemon=True)
 
@@ -56,7 +58,7 @@ class EventConsumer:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        consumer = Consumer(self.consumer_config)
+        consumer = Consumer({**self.consumer_config, "stats_cb": metrics.record_consumer_stats})
         consumer.subscribe(self.topics, on_assign=self._on_assign)
         try:
             while not self._stop.is_set():
@@ -147,4 +149,5 @@ class EventConsumer:
         # The offset must not pass the message before the DLQ copy is safe.
         if self.dlq_producer.flush(30):
             raise RuntimeError("dead-letter topic unreachable; not skipping the message")
+        metrics.DEAD_LETTERED.labels(msg.topic()).inc()
         log.error("event dead-lettered", extra={**where, "error": error})

@@ -37,6 +37,8 @@ def consumer_config(settings: Settings) -> dict:
         "session.timeout.ms": settings.kafka_session_timeout_ms,
         "max.poll.interval.ms": settings.kafka_max_poll_interval_ms,
         "partition.assignment.strategy": "cooperative-sticky",
+        # Statistics (served by poll) carry each partition's consumer_lag for the metrics.
+        "statistics.interval.ms": 5000,
     }
 
 

@@ -10,7 +10,7 @@ import pybreaker
 from confluent_kafka import Producer
 from google.protobuf import message as pb_message
 
-from . import events
+from . import events, metrics
 from .db import OutboxMessage, database, is_transient
 from .settings import Settings
 from .worker import Worker
@@ -33,6 +33,12 @@ def record(topic: str, key: str, message: pb_message.Message, correlation_id: st
     return event_id
 
 
+def unsent_count() -> int:
+    """Rows waiting for the relay (the metrics endpoint's thread asks)."""
+    with database.connection_context():
+        return OutboxMessage.select().where(OutboxMessage.sent_at.is_null()).count()
+
+
 class PublishError(Exception):
     pass
 
@@ -45,7 +51,7 @@ class OutboxRelay(Worker):
         self.batch_size = batch_size
         # Broker trouble opens the breaker: the relay stops hammering it and the
         # rows wait safely in the outbox until a trial publish succeeds.
-        self.breaker = pybreaker.CircuitBreaker(fail_max=3, reset_timeout=2, name="outbox-publish")
+        self.breaker = metrics.watch_breaker(pybreaker.CircuitBreaker(fail_max=3, reset_timeout=2, name="outbox-publish"))
         super().__init__("outbox-relay", lambda: self.breaker.call(self.publish_batch), poll_interval_s,
                          on_error=self._on_error, on_exit=lambda: self.producer.flush(5))
 

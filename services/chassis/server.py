@@ -23,7 +23,7 @@ from .db import database, is_transient
 log = logging.getLogger(__name__)
 
 RPCS = Counter("bookrental_rpc_total", "RPCs handled", ["method", "code"])
-RPC_SECONDS = Histogram("bookrental_rpc_seconds", "RPC latency", ["method"],
+RPC_SECONDS = Histogram("bookrental_rpc_seconds", "RPC latency", ["method", "code"],
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
 _CODES = {
@@ -102,7 +102,7 @@ def rpc(method: Callable | None = None, *, public: bool = False, role: str | Non
             context.abort(code, "internal error; the service logged the details")
         finally:
             RPCS.labels(name, code.name).inc()
-            RPC_SECONDS.labels(name).observe(time.perf_counter() - start)
+            RPC_SECONDS.labels(name, code.name).observe(time.perf_counter() - start)
 
     wrapper.public = public
     wrapper.role = role
