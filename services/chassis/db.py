@@ -70,7 +70,12 @@ def connect(url: str) -> peewee.Database:
 
 def create_schema(db: peewee.Database, models: list[type[peewee.Model]], indexes: list[str] = ()) -> None:
     """Idempotent: tables and indexes are created if missing."""
-    with db.connection_context():
+    with db.connection_context(), db.atomic():
+        if isinstance(db, peewee.PostgresqlDatabase):
+            # Replicas start together; two concurrent CREATE TABLE IF NOT EXISTS can
+            # still collide in the catalog, so they take turns (SQLite's IMMEDIATE
+            # transaction already serializes them).
+            db.execute_sql("SELECT pg_advisory_xact_lock(hashtext('bookrental-schema'))")
         db.create_tables([OutboxMessage, ProcessedEvent, *models], safe=True)
         # The relay reads only unsent rows; a partial index keeps that cheap as the table grows.
         db.execute_sql("CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL")
