@@ -1,0 +1,167 @@
+"""Outages: stop a process, keep working, start it again, check that nothing
+was lost or doubled. Each test prints its recovery time: from the restart
+until the last outcome landed."""
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tools.client import Gateway, eventually
+from tools.token import mint_token
+
+from .conftest import BACKENDS, launch
+
+CONFIRMED, REJECTED, CANCELED, REQUESTED = (f"RESERVATION_STATUS_{s}" for s in
+                                            ("CONFIRMED", "REJECTED", "CANCELED", "REQUESTED"))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def stack(request, tmp_path_factory):
+    with launch(tmp_path_factory.mktemp(f"outages-{request.param}"), request.param) as s:
+        yield s
+
+
+class World:
+    """Customers and books on one stack, with the checks the tests share."""
+
+    def __init__(self, stack):
+        self.stack = stack
+        self.gw = Gateway(f"http://127.0.0.1:{stack.ports.envoy}")
+        self.manager = mint_token("manager-1", ["stock_manager"], key_dir=str(stack.key_dir))
+        self.tokens: dict[str, str] = {}
+        self.pool = ThreadPoolExecutor(8)
+
+    def user(self, prefix: str) -> str:
+        u = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        self.tokens[u] = mint_token(u, ["customer"], key_dir=str(self.stack.key_dir))
+        return u
+
+    def book(self, copies: int) -> str:
+        book_id = f"book-{uuid.uuid4().hex[:8]}"
+        resp = self.gw.post(f"/v1/stocks/{book_id}:receive", {"quantity": copies, "title": "Dune"}, self.manager)
+        assert resp.status == 200, resp
+        return book_id
+
+    def reserve(self, user: str, book_id: str) -> str:
+        resp = self.gw.post("/v1/reservations", {"bookId": book_id, "requestId": uuid.uuid4().hex}, self.tokens[user])
+        assert resp.status == 200, resp
+        assert resp.json()["reservation"]["status"] == REQUESTED
+        return resp.json()["reservation"]["reservationId"]
+
+    def status(self, user: str, rid: str) -> str:
+        return self.gw.get(f"/v1/reservations/{rid}", self.tokens[user]).json()["reservation"]["status"]
+
+    def statuses(self, pairs) -> list[str]:
+        return list(self.pool.map(lambda p: self.status(*p), pairs))
+
+    def wait_decided(self, pairs, timeout: float = 30) -> list[str]:
+        return eventually(lambda: REQUESTED not in (st := self.statuses(pairs)) and st,
+                          timeout=timeout, interval=0.1, what="every reservation decided")
+
+    def notifications(self, user: str) -> list[dict]:
+        return self.gw.get("/v1/notifications?page_size=100", self.tokens[user]).json()["notifications"]
+
+    def available(self, book_id: str) -> int:
+        return self.gw.get(f"/v1/stocks/{book_id}", self.manager).json()["stock"]["available"]
+
+
+@pytest.fixture(scope="module")
+def world(stack):
+    return World(stack)
+
+
+def test_alert_down_every_outcome_is_notified_once_after_it_returns(stack, world):
+    stack.stop_process("alert")
+    plenty, scarce = world.book(25), world.book(20)
+    pairs = [(world.user("alert-out"), plenty) for _ in range(25)] + \
+            [(world.user("alert-out"), scarce) for _ in range(25)]
+    rids = [world.reserve(u, b) for u, b in pairs]
+    decided = world.wait_decided(list(zip([u for u, _ in pairs], rids)))
+    assert decided.count(CONFIRMED) == 45 and decided.count(REJECTED) == 5
+    canceled = [(u, rid) for (u, _), rid, st in zip(pairs, rids, decided) if st == CONFIRMED][:10]
+    for u, rid in canceled:
+        assert world.gw.post(f"/v1/reservations/{rid}:cancel", {}, world.tokens[u]).status == 200
+    eventually(lambda: world.available(plenty) + world.available(scarce) == 10, what="canceled copies back")
+
+    restarted = time.monotonic()
+    stack.start_service("alert")
+    expected = {}
+    for (u, _), rid, st in zip(pairs, rids, decided):
+        kinds = ["NOTIFICATION_KIND_REJECTED"] if st == REJECTED else ["NOTIFICATION_KIND_CONFIRMED"]
+        if (u, rid) in canceled:
+            kinds = ["NOTIFICATION_KIND_CANCELED", "NOTIFICATION_KIND_CONFIRMED"]
+        expected[u] = sorted(kinds)
+    got = {}
+
+    def all_notified():
+        todo = [u for u in expected if u not in got or len(got[u]) < len(expected[u])]
+        for u, notes in zip(todo, world.pool.map(world.notifications, todo)):
+            got[u] = sorted(n["kind"] for n in notes)
+        return all(len(got.get(u, [])) >= len(k) for u, k in expected.items())
+
+    eventually(all_notified, timeout=30, interval=0.1, what="60 notifications")
+    print(f"\n[{stack.backend}] alert back: 60 notifications within {time.monotonic() - restarted:.2f}s of restart")
+    assert got == expected  # exactly one per outcome
+
+
+def test_stock_down_reservations_are_accepted_and_decided_after_it_returns(stack, world):
+    book_id = world.book(10)
+    eventually(lambda: world.gw.get(f"/v1/books/{book_id}").status == 200, what="book listed")
+    stack.stop_process("stock")
+    pairs = [(u := world.user("stock-out"), world.reserve(u, book_id)) for _ in range(15)]
+    assert set(world.statuses(pairs)) == {REQUESTED}  # accepted, waiting for stock
+    restarted = time.monotonic()
+    stack.start_service("stock")
+    decided = world.wait_decided(pairs)
+    print(f"\n[{stack.backend}] stock back: 15 reservations decided within {time.monotonic() - restarted:.2f}s of restart")
+    assert decided.count(CONFIRMED) == 10 and decided.count(REJECTED) == 5
+    assert world.available(book_id) == 0
+
+
+def test_broker_paused_requests_are_answered_and_nothing_is_lost(stack, world):
+    book_id = world.book(40)
+    eventually(lambda: world.gw.get(f"/v1/books/{book_id}").status == 200, what="book listed")
+    stack.send_signal("broker", signal.SIGSTOP)
+    pairs, slowest = [], 0.0
+    try:
+        paused_until = time.monotonic() + 10
+        while time.monotonic() < paused_until:  # a steady trickle of creates and reads for 10 s
+            t0 = time.monotonic()
+            u = world.user("broker-out")
+            pairs.append((u, world.reserve(u, book_id)))
+            assert world.gw.get(f"/v1/books/{book_id}").status == 200
+            slowest = max(slowest, time.monotonic() - t0)
+            time.sleep(0.2)
+    finally:
+        stack.send_signal("broker", signal.SIGCONT)
+    resumed = time.monotonic()
+    decided = world.wait_decided(pairs, timeout=60)
+    print(f"\n[{stack.backend}] broker paused 10 s: {len(pairs)} requests answered (slowest {slowest * 1000:.0f} ms); "
+          f"all decided within {time.monotonic() - resumed:.2f}s of resume")
+    assert decided.count(CONFIRMED) == min(len(pairs), 40)
+    assert world.available(book_id) == 40 - decided.count(CONFIRMED)
+    eventually(lambda: all(len(world.notifications(u)) == 1 for u, _ in pairs), timeout=30, what="each notified")
+
+
+def test_reservation_down_envoy_answers_503_json_fast_and_the_service_catches_up(stack, world):
+    stack.stop_process("reservation")
+    book_id = world.book(3)  # StockReceived waits in the topic for the reservation read model
+    u = world.user("res-out")
+    t0 = time.monotonic()
+    resp = world.gw.post("/v1/reservations", {"bookId": book_id}, world.tokens[u])
+    took = time.monotonic() - t0
+    assert resp.status == 503 and resp.headers["content-type"] == "application/json", resp
+    assert resp.json()["code"] == 503 and took < 2, (resp, took)
+    restarted = time.monotonic()
+    stack.start_service("reservation")
+    book = eventually(lambda: (r := world.gw.get(f"/v1/books/{book_id}")).status == 200 and r.json()["book"],
+                      what="the book received while down")
+    print(f"\n[{stack.backend}] reservation down: 503 JSON in {took * 1000:.0f} ms; "
+          f"read model caught up {time.monotonic() - restarted:.2f}s after restart")
+    assert book["available"] == 3
+    rid = world.reserve(u, book_id)
+    assert world.wait_decided([(u, rid)]) == [CONFIRMED]
