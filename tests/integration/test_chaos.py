@@ -1,0 +1,165 @@
+"""Chaos: under a steady load of reservations and cancels, every service is
+killed with SIGKILL twice at random moments and restarted. Then the load stops
+and the promises are checked: every reservation final; per book, available =
+received - confirmed; every outcome notified exactly once; no unsent outbox
+row; nothing dead-lettered. The counts it checked are printed."""
+from __future__ import annotations
+
+import io
+import random
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from playhouse import db_url
+
+from tools import dlq
+from tools.client import Gateway, eventually
+from tools.token import mint_token
+
+from .conftest import BACKENDS, launch
+
+BOOKS, COPIES, USERS = 6, 12, 20
+KILLS = ["stock", "alert", "reservation"] * 2
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def stack(request, tmp_path_factory):
+    with launch(tmp_path_factory.mktemp(f"chaos-{request.param}"), request.param) as s:
+        yield s
+
+
+class Customers:
+    """Reserve and cancel at random, retrying through outages the way a client
+    should: the same request_id again, so a retry never makes a second reservation."""
+
+    def __init__(self, gw: Gateway, tokens: dict, books: list[str], seed: int):
+        self.gw, self.tokens, self.books = gw, tokens, books
+        self.rng = random.Random(seed)
+        self.reservations: dict[str, tuple[str, str]] = {}  # id -> (user, book)
+        self.active: dict[tuple[str, str], str] = {}        # (user, book) -> id
+        self.answers = Counter()
+        self.stopping = threading.Event()
+
+    def _call(self, method, path, token, body):
+        deadline = time.monotonic() + 30
+        while True:
+            resp = self.gw.call(method, path, token, body=body)
+            self.answers[resp.status] += 1
+            if resp.status not in (502, 503, 504) or time.monotonic() > deadline:
+                return resp
+            time.sleep(0.1)
+
+    def step(self) -> None:
+        user = self.rng.choice(list(self.tokens))
+        book = self.rng.choice(self.books)
+        rid = self.active.get((user, book))
+        if rid is None:
+            resp = self._call("POST", "/v1/reservations", self.tokens[user],
+                              {"bookId": book, "requestId": uuid.uuid4().hex})
+            assert resp.status == 200, resp
+            rid = resp.json()["reservation"]["reservationId"]
+            self.reservations[rid] = (user, book)
+            self.active[(user, book)] = rid
+        else:
+            resp = self._call("POST", f"/v1/reservations/{rid}:cancel", self.tokens[user], {})
+            # 400 FAILED_PRECONDITION: it was rejected meanwhile; that is an answer too.
+            assert resp.status == 200 or (resp.status == 400 and resp.json()["code"] == 9), resp
+            del self.active[(user, book)]
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.step()
+            time.sleep(0.02)
+
+
+def test_kill_9_each_service_twice_under_load(stack):
+    gw = Gateway(f"http://127.0.0.1:{stack.ports.envoy}")
+    manager = mint_token("manager-1", ["stock_manager"], key_dir=str(stack.key_dir))
+    books = [f"book-{uuid.uuid4().hex[:8]}" for _ in range(BOOKS)]
+    for b in books:
+        assert gw.post(f"/v1/stocks/{b}:receive", {"quantity": COPIES, "title": "Dune"}, manager).status == 200
+    for b in books:
+        eventually(lambda: gw.get(f"/v1/books/{b}").status == 200, what="books listed")
+    tokens = {u: mint_token(u, ["customer"], key_dir=str(stack.key_dir))
+              for u in (f"chaos-{i}-{uuid.uuid4().hex[:4]}" for i in range(USERS))}
+    seed = random.randrange(1 << 30)
+    print(f"\n[{stack.backend}] chaos seed {seed}")
+    rng = random.Random(seed)
+    customers = Customers(gw, tokens, books, seed)
+    load = threading.Thread(target=customers.run)
+    load.start()
+    try:
+        for name in rng.sample(KILLS, len(KILLS)):
+            time.sleep(rng.uniform(1.0, 3.0))
+            stack.stop_process(name, signal.SIGKILL)
+            time.sleep(rng.uniform(0.2, 1.5))
+            stack.start_service(name)
+            print(f"  killed and restarted {name} at {len(customers.reservations)} reservations")
+        time.sleep(1)
+    finally:
+        customers.stopping.set()
+        load.join()
+    stopped = time.monotonic()
+
+    pool = ThreadPoolExecutor(8)
+    final: dict[str, dict] = {}
+
+    def all_final():
+        todo = [rid for rid in customers.reservations if rid not in final]
+        got = pool.map(lambda rid: gw.get(f"/v1/reservations/{rid}", tokens[customers.reservations[rid][0]])
+                       .json()["reservation"], todo)
+        final.update((r["reservationId"], r) for r in got if r["status"] != "RESERVATION_STATUS_REQUESTED")
+        return len(final) == len(customers.reservations)
+
+    eventually(all_final, timeout=60, interval=0.2, what="every reservation final")
+
+    def stock_matches():
+        confirmed = Counter(r["bookId"] for r in final.values() if r["status"] == "RESERVATION_STATUS_CONFIRMED")
+        return all(gw.get(f"/v1/stocks/{b}", manager).json()["stock"]["available"] == COPIES - confirmed[b]
+                   for b in books)
+
+    eventually(stock_matches, timeout=30, interval=0.2, what="available = received - confirmed, per book")
+
+    allowed = {"RESERVATION_STATUS_CONFIRMED": [["NOTIFICATION_KIND_CONFIRMED"]],
+               "RESERVATION_STATUS_REJECTED": [["NOTIFICATION_KIND_REJECTED"]],
+               # canceled after stock took a copy (then released it), or before stock rejected it
+               "RESERVATION_STATUS_CANCELED": [["NOTIFICATION_KIND_CANCELED", "NOTIFICATION_KIND_CONFIRMED"],
+                                               ["NOTIFICATION_KIND_REJECTED"]]}
+
+    def notified():
+        kinds: dict[str, list[str]] = {rid: [] for rid in final}
+        for notes in pool.map(lambda u: gw.get("/v1/notifications?page_size=100", tokens[u]).json()["notifications"],
+                              tokens):
+            for n in notes:
+                kinds.setdefault(n["reservationId"], []).append(n["kind"])
+        return kinds
+
+    def all_notified():
+        kinds = notified()
+        return all(sorted(kinds[rid]) in allowed[r["status"]] for rid, r in final.items()) and kinds
+
+    kinds = eventually(all_notified, timeout=30, interval=0.5, what="each outcome notified exactly once")
+    settled = time.monotonic() - stopped
+    assert set(kinds) == set(final)  # no notification for a reservation nobody made
+
+    unsent = {}
+    for name in ("reservation", "stock", "alert"):
+        db = db_url.connect(stack.database_url(name))
+        unsent[name] = db.execute_sql("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
+        db.close()
+    dead = {t: dlq.list_dlq(f"127.0.0.1:{stack.ports.broker}", stack.env[t], out=io.StringIO())
+            for t in ("STOCK_TOPIC", "RESERVATION_TOPIC")}
+    statuses = Counter(r["status"].removeprefix("RESERVATION_STATUS_") for r in final.values())
+    notes = Counter(k.removeprefix("NOTIFICATION_KIND_") for ks in kinds.values() for k in ks)
+    print(f"[{stack.backend}] checked {len(final)} reservations {dict(statuses)}; "
+          f"{sum(notes.values())} notifications {dict(notes)}; {BOOKS} books' stock; "
+          f"answers {dict(customers.answers)}; unsent outbox rows {unsent}; dead-lettered {dead}; "
+          f"settled {settled:.1f}s after the load stopped")
+    assert unsent == {"reservation": 0, "stock": 0, "alert": 0}
+    assert dead == {"STOCK_TOPIC": 0, "RESERVATION_TOPIC": 0}
+    assert len(final) > 50  # the load really ran through the kills
