@@ -6,15 +6,28 @@ from services.chassis import app
 from services.chassis.server import Service
 from services.chassis.settings import Settings
 
-from . import adapters, entrypoints
+from . import adapters, channels, entrypoints
 from .service import AlertService, Dispatcher
+from .settings import AlertSettings
 
 
 def main() -> None:
     settings = Settings.from_env("alert", grpc_port=50053, metrics_port=9103)
+    alert_settings = AlertSettings.from_env()
     runtime = app.start(settings, adapters.MODELS)
-    service = AlertService(adapters.LogChannel())
-    dispatcher = Dispatcher(service)
+    adapters.migrate_schema()
+    service = AlertService(alert_settings.offered)
+    dispatchers = [
+        Dispatcher(service.repo, channel, channels.breaker_for(channel.name, alert_settings), alert_settings.retry,
+                   alert_settings.dispatch_poll_s,
+                   # a claimed delivery is free again after this, should its dispatcher die mid-call
+                   lease_s=max(60.0, 4 * _timeout(channel, alert_settings)))
+        for channel in channels.configured(alert_settings)]
+
+    def wake_dispatchers() -> None:
+        for d in dispatchers:
+            d.wake()
+
     app.serve(
         runtime,
         [Service(alert_pb2.DESCRIPTOR.services_by_name["AlertService"].full_name,
@@ -22,6 +35,14 @@ def main() -> None:
         consume=[settings.stock_topic],
         subscriptions=entrypoints.subscriptions(service),
         ignore=entrypoints.IGNORED,
-        background=[dispatcher],
-        on_commit=dispatcher.wake,
+        background=dispatchers,
+        on_commit=wake_dispatchers,
     )
+
+
+def _timeout(channel, s: AlertSettings) -> float:
+    if channel.name == "email" and s.smtp:
+        return s.smtp.timeout_s
+    if channel.name == "messenger" and s.messenger:
+        return s.messenger.timeout_s
+    return 1.0

@@ -1,52 +1,164 @@
 """Alert use cases: record a notification per stock outcome (inside the
-consumer's transaction), deliver pending ones separately, list a customer's."""
+consumer's transaction: it never waits for a provider), deliver it per channel
+separately with retries behind a circuit breaker, and read or change a
+customer's preferences."""
 from __future__ import annotations
 
 import logging
+import time
 
-from services.chassis.db import database
+import pybreaker
+
+from services.chassis.db import database, is_transient
 from services.chassis.worker import Worker
 
-from . import adapters, domain
+from . import adapters, channels, domain
 
 log = logging.getLogger(__name__)
 
 
 class AlertService:
-    def __init__(self, channel=None):
+    def __init__(self, offered: tuple[str, ...] = ()):
         self.repo = adapters.NotificationRepository()
-        self.channel = channel or adapters.LogChannel()
+        self.preferences = adapters.PreferencesRepository()
+        self.offered = offered  # optional channels the operator configured
 
     def record_outcome(self, event_id: str, kind: domain.Kind, event) -> domain.Notification:
+        prefs, _ = self.preferences.get(event.user_id)
         n = domain.notification_for(event_id, kind, event.reservation_id, event.user_id, event.book_id,
-                                    event.title, getattr(event, "reason", ""), self.channel.name)
+                                    event.title, getattr(event, "reason", ""), prefs, self.offered)
         self.repo.add(n)
         return n
-
-    def deliver_pending(self) -> int:
-        """Sends what is pending; returns how many were handled."""
-        rows = self.repo.pending()
-        for row in rows:
-            try:
-                self.channel.send(row)
-                self.repo.mark(row.notification_id, domain.DeliveryStatus.SENT)
-            except Exception as exc:  # noqa: BLE001 - recorded on the row; the log channel does not fail
-                log.warning("delivery failed", extra={"notification_id": row.notification_id, "error": str(exc)})
-                self.repo.mark(row.notification_id, domain.DeliveryStatus.FAILED, str(exc))
-        return len(rows)
 
     def list_notifications(self, user_id: str, offset: int, limit: int):
         return self.repo.list_for(user_id, offset, limit)
 
+    def get_preferences(self, user_id: str):
+        return self.preferences.get(user_id)
+
+    def update_preferences(self, user_id: str, changes: dict, mask: list[str]):
+        with database.atomic():
+            current, _ = self.preferences.get(user_id)
+            updated = domain.updated_preferences(current, changes, mask, self.offered)
+            return updated, self.preferences.put(user_id, updated)
+
 
 class Dispatcher(Worker):
-    """Delivers pending notifications off the consumer's path: woken after each
-    consumer commit, and polls now and then for anything left behind."""
+    """Delivers one channel's due deliveries, oldest first, through its breaker.
+    One per channel, so a slow or failing provider never holds up another channel.
 
-    def __init__(self, service: AlertService, poll_interval_s: float = 1.0):
-        super().__init__("alert-dispatcher", service.deliver_pending, poll_interval_s, on_error=self._on_error)
+    Per attempt: claim the delivery (a lease, so replicas never send the same one),
+    call the provider, then record the outcome at once: SENT, or the next attempt
+    time (exponential backoff with jitter), or FAILED when the attempts ran out.
+    While the breaker is open nothing is attempted and no attempt is spent."""
 
-    @staticmethod
-    def _on_error(exc: Exception) -> None:
-        log.warning("delivery round failed", extra={"error": str(exc)})
+    def __init__(self, repo: adapters.NotificationRepository, channel: channels.Channel,
+                 breaker: pybreaker.CircuitBreaker, retry: domain.RetryPolicy, poll_interval_s: float = 1.0,
+                 lease_s: float = 60.0):
+        super().__init__(f"alert-dispatcher-{channel.name}", self.deliver_due, poll_interval_s,
+                         on_error=self._on_error)
+        self.repo = repo
+        self.channel = channel
+        self.breaker = breaker
+        self.retry = retry
+        self.lease_s = lease_s  # longer than any provider call can take (its timeout)
+        self._stopping = False
+        channels.PENDING.labels(channel.name).set_function(self._backlog)
+
+    def stop(self, timeout: float = 10) -> None:
+        # Finish the delivery in hand and record it, but leave the backlog for the next start.
+        self._stopping = True
+        super().stop(timeout)
+
+    def deliver_due(self) -> int:
+        """One round; returns how many deliveries were attempted."""
+        attempted = 0
+        while not self._stopping:
+            due = self.repo.due(self.channel.name, time.time())
+            if not due:
+                break
+            for out in due:
+                if self._stopping:
+                    break
+                if not self.repo.claim(out.delivery_id, time.time(), self.lease_s):
+                    continue  # another dispatcher took it
+                if not self._attempt(out):
+                    return attempted  # the breaker is open: wait for the next round
+                attempted += 1
+        return attempted
+
+    def _attempt(self, out: adapters.Outgoing) -> bool:
+        """False if the breaker refused without calling the provider."""
+        called = []
+
+        def send() -> None:
+            called.append(True)
+            start = time.perf_counter()
+            try:
+                self.channel.send(out)
+            finally:
+                channels.DELIVERY_SECONDS.labels(self.channel.name).observe(time.perf_counter() - start)
+
+        try:
+            self.breaker.call(send)
+        except pybreaker.CircuitBreakerError:
+            if not called:
+                self._persist(self.repo.release, out.delivery_id, time.time())
+                return False
+            raise  # not raised by a call that ran (throw_new_error_on_trip=False)
+        except channels.PermanentDeliveryError as exc:
+            self._failed(out, str(exc))
+        except Exception as exc:  # noqa: BLE001 - any provider failure is retried or recorded
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            attempts = out.attempts + 1
+            if self.retry.gives_up_after(attempts):
+                self._failed(out, error)
+            else:
+                delay = self.retry.delay_after(attempts)
+                self._persist(self.repo.record_attempt, out, domain.DeliveryStatus.PENDING, error,
+                              time.time() + delay)
+                channels.DELIVERIES.labels(self.channel.name, "retry").inc()
+                log.warning("delivery failed; will retry", extra={
+                    "channel": self.channel.name, "notification_id": out.notification_id,
+                    "reservation_id": out.reservation_id, "attempts": attempts, "retry_in_s": round(delay, 3),
+                    "error": error})
+        else:
+            self._persist(self.repo.record_attempt, out, domain.DeliveryStatus.SENT)
+            channels.DELIVERIES.labels(self.channel.name, "sent").inc()
+            log.info("delivery sent", extra={"channel": self.channel.name, "notification_id": out.notification_id,
+                                             "reservation_id": out.reservation_id, "attempts": out.attempts + 1})
+        return True
+
+    def _failed(self, out: adapters.Outgoing, error: str) -> None:
+        self._persist(self.repo.record_attempt, out, domain.DeliveryStatus.FAILED, error)
+        channels.DELIVERIES.labels(self.channel.name, "failed").inc()
+        log.error("delivery failed for good", extra={
+            "channel": self.channel.name, "notification_id": out.notification_id,
+            "reservation_id": out.reservation_id, "attempts": out.attempts + 1, "error": error})
+
+    def _persist(self, write, *args) -> None:
+        """Records an outcome, retrying while the database is away: after a provider
+        accepted a message, losing this write would mean sending it again."""
+        backoff = 0.1
+        deadline = time.monotonic() + self.lease_s / 2
+        while True:
+            try:
+                return write(*args)
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() > deadline:
+                    raise
+                log.warning("cannot record a delivery outcome yet; retrying", extra={"error": str(exc)})
+                database.close()
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    def _backlog(self) -> float:
+        try:
+            return self.repo.pending_count(self.channel.name)
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the database is away
+            database.close()
+            return float("nan")
+
+    def _on_error(self, exc: Exception) -> None:
+        log.warning("delivery round failed", extra={"channel": self.channel.name, "error": str(exc)})
         database.close()  # the database may be away; reconnect on the next round

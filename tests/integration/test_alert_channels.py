@@ -1,0 +1,240 @@
+"""The alert service as customer messaging, on its own stack (broker, alert,
+Envoy) wired to real local providers: an SMTP server with STARTTLS and AUTH,
+and a messenger gateway that checks the HMAC signature. Stock outcomes are
+produced straight onto the stock topic, as the stock service would.
+
+Short breaker and retry timings (see ENV) keep the outage test near 30 s."""
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import time
+import urllib.request
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+
+from bookrental.stock.v1 import events_pb2 as stock_events
+from services.chassis import events
+from tests.integration.alert_providers import MailServer, MessengerGateway
+from tools.client import Gateway, eventually
+from tools.devkeys import ensure_keys
+from tools.devstack import Ports, Stack
+from tools.token import mint_token
+
+SECRET = "test-secret-4f1d"
+ENV = {
+    "BREAKER_FAIL_MAX": "3",
+    "BREAKER_RESET_TIMEOUT_S": "2",
+    "DELIVERY_MAX_ATTEMPTS": "10",
+    "DELIVERY_BACKOFF_S": "0.2",
+    "DELIVERY_BACKOFF_MAX_S": "2",
+    "DISPATCH_POLL_S": "0.1",
+    "MESSENGER_TIMEOUT_S": "1",
+    "SMTP_TIMEOUT_S": "5",
+}
+
+
+class AlertStack:
+    def __init__(self, stack: Stack, mail: MailServer, messenger: MessengerGateway):
+        self.stack, self.mail, self.messenger = stack, mail, messenger
+        self.gateway = Gateway(f"http://127.0.0.1:{stack.ports.envoy}")
+        self.producer = Producer({"bootstrap.servers": f"127.0.0.1:{stack.ports.broker}",
+                                  "enable.idempotence": True, "linger.ms": 5})
+
+    def token(self, user: str) -> str:
+        return mint_token(user, ["customer"], key_dir=str(self.stack.key_dir))
+
+    def set_preferences(self, user: str, **prefs) -> dict:
+        resp = self.gateway.call("PATCH", "/v1/preferences", self.token(user), body={"preferences": prefs})
+        assert resp.status == 200, resp
+        return resp.json()["preferences"]
+
+    def outcome(self, user: str, kind: str = "StockReserved", title: str = "Demian", **extra) -> str:
+        """Produces one stock outcome for `user`; returns its reservation id."""
+        reservation_id = str(uuid.uuid4())
+        book_id = f"book-{uuid.uuid4().hex[:8]}"
+        msg = getattr(stock_events, kind)(reservation_id=reservation_id, user_id=user, book_id=book_id,
+                                          title=title, **extra)
+        self.producer.produce(self.stack.env["STOCK_TOPIC"], key=book_id.encode(), value=msg.SerializeToString(),
+                              headers=events.headers(events.new_event_id(), msg.DESCRIPTOR.full_name, "test",
+                                                     events.now_iso(), reservation_id))
+        return reservation_id
+
+    def flush(self) -> None:
+        assert self.producer.flush(10) == 0
+
+    def notifications(self, user: str) -> list[dict]:
+        resp = self.gateway.get("/v1/notifications?pageSize=100", self.token(user))
+        assert resp.status == 200, resp
+        return resp.json()["notifications"]
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.stack.ports.alert_metrics}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def metric(self, name: str, **labels) -> float:
+        want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        match = re.search(rf"^{name}\{{{re.escape(want)}\}} (\S+)$", self.metrics(), re.M)
+        return float(match.group(1)) if match else 0.0
+
+    def log_lines(self, message: str) -> list[dict]:
+        lines = (self.stack.logs / "alert.log").read_text(errors="replace").splitlines()
+        return [j for j in (json.loads(line) for line in lines if line.startswith("{")) if j.get("message") == message]
+
+
+@pytest.fixture(scope="module")
+def alert(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("alert-stack")
+    key_dir = workdir / "keys"
+    ensure_keys(key_dir)
+    mail = MailServer(workdir, "alerts", "smtp-pass")
+    messenger = MessengerGateway(SECRET.encode())
+    env = {
+        **ENV,
+        "STOCK_TOPIC": f"bookrental.stock.v1.a{uuid.uuid4().hex[:8]}",
+        "RESERVATION_TOPIC": f"bookrental.reservation.v1.a{uuid.uuid4().hex[:8]}",
+        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(mail.port), "SMTP_STARTTLS": "true",
+        "SMTP_USERNAME": "alerts", "SMTP_PASSWORD": "smtp-pass", "SMTP_CA_FILE": str(mail.cert_path),
+        "SMTP_FROM": "Bookrental <alerts@library.example>",
+        "MESSENGER_URL": messenger.url, "MESSENGER_SECRET": SECRET,
+    }
+    stack = Stack(workdir, Ports.free(), env, key_dir=key_dir)
+    try:
+        stack.start_broker()
+        stack.start_service("alert")
+        stack.start_envoy()
+        stack.wait_consumers_joined(["alert"])
+        yield AlertStack(stack, mail, messenger)
+    finally:
+        stack.stop()
+        mail.stop()
+        messenger.stop()
+        print(f"\nalert stack logs: {stack.logs}")
+
+
+def new_user(prefix="cust"):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def phone_number():
+    return "+8210" + str(uuid.uuid4().int)[:8]
+
+
+def all_sent(alert, user, count):
+    notes = alert.notifications(user)
+    return notes if len(notes) == count and all(n["status"] == "NOTIFICATION_STATUS_SENT" for n in notes) else None
+
+
+# -- preferences ----------------------------------------------------------------------
+
+def test_a_customer_sets_and_reads_their_preferences(alert):
+    user = new_user()
+    got = alert.gateway.get("/v1/preferences", alert.token(user))
+    assert got.status == 200, got
+    prefs = got.json()["preferences"]
+    assert (prefs["email"], prefs["phone"], prefs["channels"], prefs["language"]) == ("", "", [], "ko")
+    prefs = alert.set_preferences(user, email="reader@example.com", phone="+821012345678",
+                                  channels=["email", "messenger"], language="en")
+    assert prefs["email"] == "reader@example.com" and prefs["channels"] == ["email", "messenger"]
+    # Without a mask only the fields given change; with one, a field can be cleared.
+    alert.set_preferences(user, language="ko")
+    resp = alert.gateway.call("PATCH", "/v1/preferences", alert.token(user),
+                              body={"preferences": {"channels": ["email"]}, "updateMask": "phone,channels"})
+    assert resp.status == 200, resp
+    prefs = alert.gateway.get("/v1/preferences", alert.token(user)).json()["preferences"]
+    assert (prefs["email"], prefs["phone"], prefs["channels"], prefs["language"]) == \
+        ("reader@example.com", "", ["email"], "ko")
+    # Someone else sees their own (defaults), never this customer's.
+    other = alert.gateway.get("/v1/preferences", alert.token(new_user())).json()["preferences"]
+    assert other["email"] == "" and other["channels"] == []
+
+
+@pytest.mark.parametrize("prefs, field", [
+    ({"email": "not-an-address"}, "email"),
+    ({"email": "a@b.com\r\nBcc: victim@example.com"}, "email"),
+    ({"phone": "010-1234-5678"}, "phone"),
+    ({"language": "fr"}, "language"),
+    ({"channels": ["sms"]}, "channels"),
+    ({"channels": ["messenger"]}, "channels"),  # no phone number to send to
+])
+def test_bad_preferences_are_a_400_naming_the_field(alert, prefs, field):
+    user = new_user()
+    resp = alert.gateway.call("PATCH", "/v1/preferences", alert.token(user), body={"preferences": prefs})
+    assert resp.status == 400, resp
+    assert resp.json()["message"].startswith(f"{field}: "), resp
+    assert alert.gateway.get("/v1/preferences", alert.token(user)).json()["preferences"]["channels"] == []
+
+
+def test_preferences_need_a_signed_in_customer(alert):
+    assert alert.gateway.get("/v1/preferences").status == 401
+    assert alert.gateway.call("PATCH", "/v1/preferences", body={"preferences": {"language": "en"}}).status == 401
+
+
+# -- delivery -------------------------------------------------------------------------
+
+def test_a_customer_with_no_contact_gets_only_the_log_channel(alert):
+    user = new_user("nocontact")
+    rid = alert.outcome(user, "StockReserved", title="데미안")
+    alert.flush()
+    (note,) = eventually(lambda: all_sent(alert, user, 1), what="log notification SENT")
+    assert note["channel"] == "log" and [d["channel"] for d in note["deliveries"]] == ["log"]
+    assert note["language"] == "ko" and "「데미안」" in note["message"] and rid in note["message"]
+    logged = [line for line in alert.log_lines("notification delivered") if line.get("reservation_id") == rid]
+    assert len(logged) == 1 and logged[0]["channel"] == "log"
+    assert not any(rid in r["body"] for rs in alert.mail.accepted.values() for r in rs)
+    assert not any(r["reservation_id"] == rid for rs in alert.messenger.accepted.values() for r in rs)
+
+
+def test_each_chosen_channel_delivers_once_in_the_customers_language(alert):
+    user, address, phone = new_user("en"), f"{uuid.uuid4().hex[:8]}@example.com", phone_number()
+    alert.set_preferences(user, email=address, phone=phone, channels=["email", "messenger"], language="en")
+    confirmed = alert.outcome(user, "StockReserved", title="Dune")
+    rejected = alert.outcome(user, "StockRejected", title="Dune", reason="out of stock: no copy left")
+    alert.flush()
+    notes = eventually(lambda: all_sent(alert, user, 2), what="both notifications SENT on every channel")
+    for n in notes:
+        assert n["channel"] == "log,email,messenger" and n["language"] == "en"
+        assert sorted(d["channel"] for d in n["deliveries"]) == ["email", "log", "messenger"]
+        assert all(d["status"] == "NOTIFICATION_STATUS_SENT" and d["attempts"] == 1 and d["sendTime"]
+                   for d in n["deliveries"])
+
+    mails = alert.mail.to(address)
+    assert len(mails) == 2 and all(len(r) == 1 for r in mails.values())
+    by_subject = {r[0]["subject"]: r[0] for r in mails.values()}
+    assert set(by_subject) == {"Reservation confirmed: Dune", "Reservation not confirmed: Dune"}
+    assert confirmed in by_subject["Reservation confirmed: Dune"]["body"]
+    assert "out of stock" in by_subject["Reservation not confirmed: Dune"]["body"]
+    assert all(r[0]["tls"] and r[0]["language"] == "en" for r in mails.values())
+
+    texts = alert.messenger.to(phone)
+    assert len(texts) == 2 and all(len(r) == 1 for r in texts.values())
+    assert {r[0]["reservation_id"] for r in texts.values()} == {confirmed, rejected}
+    assert all(r[0]["idempotency_key"] == r[0]["delivery_id"] for r in texts.values())
+    assert alert.messenger.bad_signatures == 0
+
+
+def test_a_hanging_provider_is_cut_off_by_the_timeout_and_the_message_retried(alert):
+    user, phone = new_user("hang"), phone_number()
+    alert.set_preferences(user, phone=phone, channels=["messenger"])
+    alert.messenger.mode = "hang"
+    try:
+        start = time.monotonic()
+        alert.outcome(user)
+        alert.flush()
+
+        def timed_out():
+            (n,) = alert.notifications(user) or [None]
+            d = n and next(d for d in n["deliveries"] if d["channel"] == "messenger")
+            return d if d and d["attempts"] >= 1 else None
+        delivery = eventually(timed_out, timeout=10, interval=0.05, what="the hung attempt cut off")
+        cut_after = time.monotonic() - start
+    finally:
+        alert.messenger.mode = "ok"
+    assert delivery["status"] == "NOTIFICATION_STATUS_PENDING" and "timed out" in delivery["lastError"]
+    assert cut_after < float(ENV["MESSENGER_TIMEOUT_S"]) + 2.0, cut_after  # 1 s timeout, not the 30 s hang
+    (note,) = eventually(lambda: all_sent(alert, user, 1), what="retry after the hang SENT")
+    assert len(alert.messenger.to(phone)) == 1
+    print(f"\nhung provider cut off after {cut_after:.2f} s (MESSENGER_TIMEOUT_S={ENV['MESSENGER_TIMEOUT_S']})")
