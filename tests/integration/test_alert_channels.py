@@ -19,6 +19,8 @@ from confluent_kafka import Producer
 from bookrental.stock.v1 import events_pb2 as stock_events
 from services.chassis import events
 from tests.integration.alert_providers import MailServer, MessengerGateway
+from tests.integration.conftest import BACKENDS, require_backend
+from tools import pgdb
 from tools.client import Gateway, eventually
 from tools.devkeys import ensure_keys
 from tools.devstack import Ports, Stack
@@ -34,6 +36,7 @@ ENV = {
     "DISPATCH_POLL_S": "0.1",
     "MESSENGER_TIMEOUT_S": "1",
     "SMTP_TIMEOUT_S": "5",
+    "DRAIN_MS": "200",
 }
 
 
@@ -43,6 +46,7 @@ class AlertStack:
         self.gateway = Gateway(f"http://127.0.0.1:{stack.ports.envoy}")
         self.producer = Producer({"bootstrap.servers": f"127.0.0.1:{stack.ports.broker}",
                                   "enable.idempotence": True, "linger.ms": 5})
+        self.produced_at: dict[str, float] = {}  # reservation id -> when its outcome was produced
 
     def token(self, user: str) -> str:
         return mint_token(user, ["customer"], key_dir=str(self.stack.key_dir))
@@ -61,6 +65,7 @@ class AlertStack:
         self.producer.produce(self.stack.env["STOCK_TOPIC"], key=book_id.encode(), value=msg.SerializeToString(),
                               headers=events.headers(events.new_event_id(), msg.DESCRIPTOR.full_name, "test",
                                                      events.now_iso(), reservation_id))
+        self.produced_at[reservation_id] = time.time()
         return reservation_id
 
     def flush(self) -> None:
@@ -85,9 +90,11 @@ class AlertStack:
         return [j for j in (json.loads(line) for line in lines if line.startswith("{")) if j.get("message") == message]
 
 
-@pytest.fixture(scope="module")
-def alert(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("alert-stack")
+@pytest.fixture(scope="module", params=BACKENDS)
+def alert(request, tmp_path_factory):
+    backend = request.param
+    require_backend(backend)
+    workdir = tmp_path_factory.mktemp(f"alert-stack-{backend}")
     key_dir = workdir / "keys"
     ensure_keys(key_dir)
     mail = MailServer(workdir, "alerts", "smtp-pass")
@@ -101,7 +108,9 @@ def alert(tmp_path_factory):
         "SMTP_FROM": "Bookrental <alerts@library.example>",
         "MESSENGER_URL": messenger.url, "MESSENGER_SECRET": SECRET,
     }
-    stack = Stack(workdir, Ports.free(), env, key_dir=key_dir)
+    run = uuid.uuid4().hex[:8]
+    urls = pgdb.create(run, ["alert"]) if backend == "postgresql" else {}
+    stack = Stack(workdir, Ports.free(), env, database_urls=urls, key_dir=key_dir)
     try:
         stack.start_broker()
         stack.start_service("alert")
@@ -112,7 +121,9 @@ def alert(tmp_path_factory):
         stack.stop()
         mail.stop()
         messenger.stop()
-        print(f"\nalert stack logs: {stack.logs}")
+        print(f"\nalert stack ({backend}) logs: {stack.logs}")
+        if urls:
+            pgdb.drop(run, ["alert"])
 
 
 def new_user(prefix="cust"):
@@ -238,3 +249,107 @@ def test_a_hanging_provider_is_cut_off_by_the_timeout_and_the_message_retried(al
     (note,) = eventually(lambda: all_sent(alert, user, 1), what="retry after the hang SENT")
     assert len(alert.messenger.to(phone)) == 1
     print(f"\nhung provider cut off after {cut_after:.2f} s (MESSENGER_TIMEOUT_S={ENV['MESSENGER_TIMEOUT_S']})")
+
+
+def _time(rfc3339: str) -> float:
+    return datetime.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_provider_outage_opens_the_breaker_and_every_message_is_sent_once_after_recovery(alert):
+    """The messenger provider fails for 20 s while 100 outcomes arrive for 10
+    customers who chose email and messenger."""
+    outage_s, fail_max, reset_s = 20.0, int(ENV["BREAKER_FAIL_MAX"]), float(ENV["BREAKER_RESET_TIMEOUT_S"])
+    customers = [(new_user("outage"), f"{uuid.uuid4().hex[:8]}@example.com", phone_number()) for _ in range(10)]
+    for i, (user, address, phone) in enumerate(customers):
+        alert.set_preferences(user, email=address, phone=phone, channels=["email", "messenger"],
+                              language=("ko", "en")[i % 2])
+    opened_before = alert.metric("bookrental_alert_breaker_opened_total", channel="messenger")
+    refused_before = alert.messenger.refused
+
+    alert.messenger.mode = "fail"
+    down_at = time.time()
+    for burst in range(10):  # outcomes keep arriving during the outage
+        for user, _, _ in customers:
+            alert.outcome(user, ("StockReserved", "StockReleased")[burst % 2], title=f"Book {burst}")
+        alert.flush()
+        time.sleep(0.5)
+
+    def recorded():
+        notes = [n for user, _, _ in customers for n in alert.notifications(user)]
+        return notes if len(notes) == 100 else None
+    notes = eventually(recorded, timeout=10, interval=0.25, what="all 100 outcomes recorded while the provider is down")
+    assert all(n["status"] == "NOTIFICATION_STATUS_PENDING" for n in notes)
+    # The consumer is not held up by delivery: each outcome is recorded soon after it arrived.
+    lags = sorted(_time(n["createTime"]) - alert.produced_at[n["reservationId"]] for n in notes)
+    assert lags[-1] < 2.0, lags[-10:]
+
+    eventually(lambda: alert.metric("bookrental_alert_breaker_state", channel="messenger") == 2,
+               timeout=10, what="messenger breaker open (state 2 on /metrics)")
+    assert alert.metric("bookrental_alert_breaker_state", channel="email") == 0
+
+    def channel_done(channel):
+        def probe():
+            deliveries = [d for user, _, _ in customers for n in alert.notifications(user) for d in n["deliveries"]
+                          if d["channel"] == channel]
+            return len(deliveries) == 100 and all(d["status"] == "NOTIFICATION_STATUS_SENT" for d in deliveries)
+        return probe
+    eventually(channel_done("email"), timeout=15, interval=0.25, what="email delivered despite the messenger outage")
+    assert alert.metric("bookrental_alert_pending_deliveries", channel="messenger") == 100
+
+    assert time.time() < down_at + outage_s, "email took the whole outage"
+    time.sleep(down_at + outage_s - time.time())  # the rest of the outage
+    attempted_during_outage = alert.messenger.refused - refused_before
+    alert.messenger.mode = "ok"
+    up_at = time.time()
+    # The breaker let through fail_max calls, then one trial per reset timeout: far fewer than 100.
+    assert attempted_during_outage <= fail_max + outage_s / reset_s + 2, attempted_during_outage
+
+    eventually(lambda: all(all_sent(alert, user, 10) for user, _, _ in customers), timeout=30, interval=0.2,
+               what="every notification SENT after recovery")
+    notes = [n for user, _, _ in customers for n in alert.notifications(user)]
+    last_sent = max(_time(d["sendTime"]) for n in notes for d in n["deliveries"] if d["channel"] == "messenger")
+    for user, address, phone in customers:
+        texts, mails = alert.messenger.to(phone), alert.mail.to(address)
+        assert len(texts) == 10 and all(len(r) == 1 for r in texts.values()), texts  # exactly once each
+        assert len(mails) == 10 and all(len(r) == 1 for r in mails.values()), mails
+    assert alert.metric("bookrental_alert_breaker_state", channel="messenger") == 0
+    assert alert.metric("bookrental_alert_breaker_opened_total", channel="messenger") > opened_before
+    assert alert.metric("bookrental_alert_pending_deliveries", channel="messenger") == 0
+
+    changes = [(_time(line["time"]), line["to"]) for line in alert.log_lines("breaker state changed")
+               if line["channel"] == "messenger" and _time(line["time"]) >= down_at]
+    first_open = next(t for t, to in changes if to == "open")
+    closed = next(t for t, to in changes if to == "closed" and t >= up_at)
+    print(f"\noutage {outage_s:.0f} s, fail_max={fail_max}, reset_timeout={reset_s:.0f} s: breaker open "
+          f"{first_open - down_at:.2f} s after the outage began, closed {closed - up_at:.2f} s after recovery "
+          f"(open or half-open for {closed - first_open:.1f} s); {attempted_during_outage} messenger calls during "
+          f"the outage for 100 messages; outcome produced -> notification recorded: median {lags[50] * 1000:.0f} ms, "
+          f"max {lags[-1] * 1000:.0f} ms; "
+          f"last messenger SENT {last_sent - up_at:.2f} s after recovery")
+
+
+def test_the_alert_service_restarted_mid_backlog_resumes_without_duplicates(alert):
+    customers = [(new_user("restart"), phone_number()) for _ in range(5)]
+    for user, phone in customers:
+        alert.set_preferences(user, phone=phone, channels=["messenger"])
+    alert.messenger.delay_s = 0.1  # a slow provider: a backlog builds up
+    try:
+        for i in range(60):
+            alert.outcome(customers[i % 5][0])
+        alert.flush()
+
+        def received():
+            return sum(len(alert.messenger.to(phone)) for _, phone in customers)
+        eventually(lambda: received() >= 10, timeout=20, what="delivery under way")
+        alert.stack.stop_process("alert")  # SIGTERM: finishes the delivery in hand, leaves the rest
+        at_stop = received()
+        assert at_stop < 60, "the backlog was gone before the restart"
+        alert.stack.start_service("alert")
+        eventually(lambda: all(all_sent(alert, user, 12) for user, _ in customers), timeout=30, interval=0.2,
+                   what="the backlog delivered after the restart")
+    finally:
+        alert.messenger.delay_s = 0.0
+    for _, phone in customers:
+        texts = alert.messenger.to(phone)
+        assert len(texts) == 12 and all(len(r) == 1 for r in texts.values()), texts
+    print(f"\nrestart: {at_stop} of 60 delivered before the stop, the rest after it, none twice")

@@ -1,0 +1,111 @@
+"""The alert dispatcher's retry rules on a real database and a real pybreaker
+breaker, with a channel whose provider the test controls (no broker needed)."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from services.alert import adapters, channels, domain
+from services.alert.service import AlertService, Dispatcher
+from services.alert.settings import AlertSettings
+from services.chassis import db
+from bookrental.stock.v1 import events_pb2 as stock_events
+
+
+class Provider:
+    """A channel whose provider fails the first `failures` calls (forever if None)."""
+
+    name = domain.MESSENGER
+
+    def __init__(self, failures=None, error=RuntimeError("provider down")):
+        self.failures, self.error, self.calls, self.sent = failures, error, 0, []
+
+    def send(self, out):
+        self.calls += 1
+        if self.failures is None or self.calls <= self.failures:
+            raise self.error
+        self.sent.append(out.delivery_id)
+
+
+@pytest.fixture
+def service(tmp_path):
+    database = db.connect(f"sqlite:///{tmp_path / 'alert.db'}")
+    db.create_schema(database, adapters.MODELS)
+    adapters.migrate_schema()
+    yield AlertService(offered=(domain.MESSENGER,))
+    database.close()
+
+
+def dispatcher(service, provider, max_attempts=3, fail_max=100):
+    settings = AlertSettings.from_env({"BREAKER_FAIL_MAX": str(fail_max), "BREAKER_RESET_TIMEOUT_S": "60"})
+    breaker = channels.breaker_for(f"test-{uuid.uuid4().hex[:6]}", settings)
+    return Dispatcher(service.repo, provider, breaker,
+                      domain.RetryPolicy(max_attempts=max_attempts, base_delay_s=0.0, max_delay_s=0.0))
+
+
+def outcome(service, user="ann", event_id=None, reservation_id=None):
+    service.preferences.put(user, domain.Preferences(phone="+821012345678", channels=(domain.MESSENGER,)))
+    event = stock_events.StockReserved(reservation_id=reservation_id or str(uuid.uuid4()), user_id=user,
+                                       book_id="b-1", title="Dune")
+    return service.record_outcome(event_id or str(uuid.uuid4()), domain.Kind.CONFIRMED, event)
+
+
+def messenger(service, n):
+    (row, deliveries), = [(r, d) for r, d in service.list_notifications(n.user_id, 0, 100)
+                          if r.notification_id == n.notification_id]
+    return row, next(d for d in deliveries if d.channel == domain.MESSENGER)
+
+
+def test_a_delivery_that_keeps_failing_is_failed_after_max_attempts(service):
+    n, provider = outcome(service), Provider()
+    d = dispatcher(service, provider, max_attempts=3)
+    for _ in range(5):
+        d.deliver_due()
+    dispatcher(service, channels.LogChannel()).deliver_due()
+    row, delivery = messenger(service, n)
+    assert provider.calls == 3
+    assert (delivery.status, delivery.attempts, delivery.last_error) == ("FAILED", 3, "RuntimeError: provider down")
+    assert row.status == "FAILED" and row.last_error == "messenger: RuntimeError: provider down"
+
+
+def test_a_retry_that_succeeds_sends_once_and_counts_its_attempts(service):
+    n, provider = outcome(service), Provider(failures=1)
+    d = dispatcher(service, provider)
+    d.deliver_due()
+    d.deliver_due()
+    d.deliver_due()
+    _, delivery = messenger(service, n)
+    assert provider.sent == [delivery.delivery_id] and (delivery.status, delivery.attempts) == ("SENT", 2)
+
+
+def test_an_open_breaker_spends_no_attempts(service):
+    notes = [outcome(service, f"u{i}") for i in range(5)]
+    provider = Provider()
+    d = dispatcher(service, provider, max_attempts=10, fail_max=2)
+    for _ in range(4):
+        d.deliver_due()
+    assert provider.calls == 2 and d.breaker.current_state == "open"
+    attempts = sorted(messenger(service, n)[1].attempts for n in notes)
+    assert attempts == [0, 0, 0, 1, 1]  # the rest waits, untouched, for the breaker to let calls through
+    assert all(messenger(service, n)[1].status == "PENDING" for n in notes)
+
+
+def test_a_permanent_refusal_fails_at_once_without_tripping_the_breaker(service):
+    n = outcome(service)
+    provider = Provider(error=channels.PermanentDeliveryError("provider refused with HTTP 400"))
+    d = dispatcher(service, provider, max_attempts=5, fail_max=1)
+    d.deliver_due()
+    _, delivery = messenger(service, n)
+    assert (delivery.status, delivery.attempts, provider.calls) == ("FAILED", 1, 1)
+    assert d.breaker.current_state == "closed"
+
+
+def test_a_delivered_channel_is_never_sent_again(service):
+    n, provider = outcome(service, event_id="evt-1", reservation_id="r-1"), Provider(failures=0)
+    d = dispatcher(service, provider)
+    d.deliver_due()
+    outcome(service, event_id="evt-1", reservation_id="r-1")  # the same outcome event again
+    assert service.repo.due(domain.MESSENGER, 1e12) == []
+    d.deliver_due()
+    assert len(provider.sent) == 1 and messenger(service, n)[1].status == "SENT"
