@@ -13,7 +13,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup proto lint keys token run test test-unit clean
+.PHONY: help setup proto lint keys token run test test-unit clean bench bench-smoke bench-proto wrk
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -62,6 +62,32 @@ test: setup ## unit and integration tests (real broker, services and Envoy)
 
 test-unit: setup ## domain tests only (no I/O)
 	$(PY) -m pytest tests/unit
+
+# --- benchmark (docs/performance.md) -------------------------------------------
+# The bench's echo service (its rate through Envoy is the machine's limit) and a
+# descriptor set with it beside ours, for the bench's Envoy.
+BENCH_GEN := build/bench/gen
+BENCH_PROTOS := $(shell find bench/protos -name '*.proto')
+$(BENCH_GEN)/.stamp: $(GEN)/.stamp $(BENCH_PROTOS)
+	@rm -rf $(BENCH_GEN) && mkdir -p $(BENCH_GEN)
+	$(PY) -m grpc_tools.protoc -Ibench/protos -I$(SITE) \
+	  --python_out=$(BENCH_GEN) --grpc_python_out=$(BENCH_GEN) $(BENCH_PROTOS)
+	$(PY) -m grpc_tools.protoc -Iprotos -Ibench/protos -I$(SITE) \
+	  --include_imports --descriptor_set_out=build/bench.pb $(PROTOS) $(BENCH_PROTOS)
+	@find $(BENCH_GEN)/benchecho -type d -exec touch {}/__init__.py \;
+	@touch $@
+
+bench-proto: $(BENCH_GEN)/.stamp
+
+# wrk is the load tool (Debian package); installed only when missing.
+wrk:
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+
+bench: setup bench-proto wrk ## benchmark (minutes): echo limit, reservations REST/gRPC, e2e, catch-up; writes bench/results + docs/performance.md
+	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/$(BENCH_GEN) $(PY) -m bench $(BENCH_ARGS)
+
+bench-smoke: setup bench-proto wrk ## the benchmark in miniature (seconds): checks it runs and yields numbers; writes nothing
+	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/$(BENCH_GEN) $(PY) -m bench --smoke $(BENCH_ARGS)
 
 clean: ## remove generated files and local data (keeps .venv)
 	rm -rf build var

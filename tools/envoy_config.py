@@ -19,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 from string import Template
+from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "envoy" / "envoy.template.yaml"
@@ -89,6 +90,22 @@ def _clusters_yaml(upstreams: dict[str, list[tuple[str, int]]], health_interval_
                      for name in SERVICES)
 
 
+def _extra_routes(backends: Sequence[tuple[str, int]]) -> dict[str, str]:
+    # One flow-style line per item, so the template's indentation is all they need.
+    for service, _ in backends:
+        if not service.replace(".", "").replace("_", "").isalnum():
+            raise ValueError(f"not a gRPC service name: {service!r}")
+    routes = [json.dumps({"match": {"prefix": f"/{s}/"}, "route": {"cluster": f"extra-{s}", "timeout": "10s"}})
+              for s, _ in backends]
+    return {"extra_routes": "\n              ".join(f"- {r}" for r in routes),
+            "extra_services": "\n              ".join(f"- {s}" for s, _ in backends)}
+
+
+def _extra_clusters(backends: Sequence[tuple[str, int]], health_interval_s: float) -> str:
+    return "".join(f"\n  - {json.dumps(cluster(f'extra-{s}', [('127.0.0.1', port)], health_interval_s))}"
+                   for s, port in backends)
+
+
 def parse_upstream(spec: str) -> tuple[str, list[tuple[str, int]]]:
     """'stock=10.0.0.5:50052,stock-2:50052' -> ('stock', [('10.0.0.5', 50052), ('stock-2', 50052)])"""
     name, _, rest = spec.partition("=")
@@ -116,15 +133,20 @@ def render(
     descriptor_path: str | os.PathLike,
     jwks_path: str | os.PathLike,
     access_log_path: str | os.PathLike | None = None,
+    extra_backends: Sequence[tuple[str, int]] = (),
 ) -> str:
     """Write the config to out_path and return its text. `upstreams` maps a service
-    to its replicas; a service missing from it is one replica on 127.0.0.1:<its port>."""
+    to its replicas; a service missing from it is one replica on 127.0.0.1:<its port>.
+    `extra_backends` are (gRPC service full name, port on 127.0.0.1) pairs routed,
+    transcoded and JWT-checked like ours (make bench's echo); the descriptor set must
+    contain them."""
     ports = {"reservation": reservation_port, "stock": stock_port, "alert": alert_port}
     upstreams = {name: list((upstreams or {}).get(name) or [("127.0.0.1", ports[name])]) for name in SERVICES}
     text = Template(TEMPLATE.read_text()).substitute(
         listen_port=_port("listen_port", listen_port),
         admin_port=_port("admin_port", admin_port),
-        clusters=_clusters_yaml(upstreams, health_interval_s),
+        clusters=_clusters_yaml(upstreams, health_interval_s) + _extra_clusters(extra_backends, health_interval_s),
+        **_extra_routes(extra_backends),
         descriptor_path=_path(descriptor_path),
         jwks_path=_path(jwks_path),
         access_log_path=_path(access_log_path) if access_log_path else '"/dev/stdout"',

@@ -1,0 +1,41 @@
+"""The bench's echo service: the same grpcio sync server as our services
+(a 16-thread pool), doing nothing but answer. Its rate through Envoy is the
+limit our real RPCs are compared with.
+
+    python -m bench.echo_server PORT
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from concurrent import futures
+
+import grpc
+from benchecho.v1 import echo_pb2, echo_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
+
+
+class Echo(echo_pb2_grpc.EchoServiceServicer):
+    def Echo(self, request, context):
+        return echo_pb2.EchoResponse(text=request.text)
+
+
+def main(port: int) -> None:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"))
+    echo_pb2_grpc.add_EchoServiceServicer_to_server(Echo(), server)
+    # Envoy health-checks every cluster (tools/envoy_config.cluster): say SERVING.
+    health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
+    if server.add_insecure_port(f"127.0.0.1:{port}") == 0:
+        raise SystemExit(f"cannot bind 127.0.0.1:{port}")
+    server.start()
+    print(f"echo serving on 127.0.0.1:{port}", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop(1).wait()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
