@@ -22,7 +22,7 @@ import sys
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 REPLAY_GROUP = "bookrental-dlq-replay"
-DLQ_HEADERS = ("dlq_error", "dlq_topic", "dlq_partition", "dlq_offset")
+DLQ_HEADERS = ("dlq_error", "dlq_topic", "dlq_partition", "dlq_offset", "dlq_consumer_group")
 
 
 def _headers(msg) -> list[tuple[str, bytes]]:
@@ -72,7 +72,8 @@ def list_dlq(bootstrap: str, topic: str, out=sys.stdout) -> int:
             "ce_id": _text(h.get("ce_id")), "ce_type": _text(h.get("ce_type")),
             "correlation_id": _text(h.get("correlation_id")),
             "from": f"{_text(h.get('dlq_topic'))}[{_text(h.get('dlq_partition'))}]@{_text(h.get('dlq_offset'))}",
-            "error": _text(h.get("dlq_error")), "bytes": len(msg.value() or b""),
+            "group": _text(h.get("dlq_consumer_group")), "error": _text(h.get("dlq_error")),
+            "bytes": len(msg.value() or b""),
         }, ensure_ascii=False), file=out)
         count += 1
     print(f"{count} message(s) in {topic}.dlq", file=sys.stderr)
