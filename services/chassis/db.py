@@ -83,6 +83,14 @@ def create_schema(db: peewee.Database, models: list[type[peewee.Model]], indexes
             db.execute_sql(sql)
 
 
+def locked(query: peewee.Query) -> peewee.Query:
+    """Locks the selected rows until the transaction ends (SELECT ... FOR UPDATE) on
+    PostgreSQL, whose READ COMMITTED would otherwise let two transactions read the
+    same row and the later write silently undo the earlier. SQLite's IMMEDIATE
+    transactions already serialize writers (and it has no FOR UPDATE)."""
+    return query if isinstance(database.obj, peewee.SqliteDatabase) else query.for_update()
+
+
 def is_transient(exc: BaseException) -> bool:
     """Errors worth retrying forever: the database is away or busy, not our bug."""
     return isinstance(exc, (peewee.OperationalError, peewee.InterfaceError))

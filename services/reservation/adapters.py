@@ -5,7 +5,7 @@ from __future__ import annotations
 import peewee
 
 from bookrental.reservation.v1 import events_pb2, reservation_pb2
-from services.chassis.db import BaseModel, timestamp, utcnow
+from services.chassis.db import BaseModel, locked, timestamp, utcnow
 
 from . import domain
 
@@ -52,8 +52,11 @@ def _to_domain(row: ReservationRow) -> domain.Reservation:
 
 
 class ReservationRepository:
-    def get(self, reservation_id: str) -> domain.Reservation | None:
-        row = ReservationRow.get_or_none(ReservationRow.reservation_id == reservation_id)
+    def get(self, reservation_id: str, for_update: bool = False) -> domain.Reservation | None:
+        """`for_update` before a change of status: a customer's cancel and stock's
+        decision may arrive at once, and neither may overwrite the other unseen."""
+        query = ReservationRow.select().where(ReservationRow.reservation_id == reservation_id)
+        row = (locked(query) if for_update else query).first()
         return _to_domain(row) if row else None
 
     def by_request_id(self, user_id: str, request_id: str) -> domain.Reservation | None:

@@ -57,7 +57,7 @@ class ReservationService:
 
     def cancel_reservation(self, user: Identity, reservation_id: str) -> domain.Reservation:
         with self.uow() as uow:
-            reservation = self.reservations.get(reservation_id)
+            reservation = self.reservations.get(reservation_id, for_update=True)
             if reservation is None:
                 raise NotFound(f"reservation {reservation_id!r} not found")
             reservation.cancel(user.user_id)
@@ -81,13 +81,13 @@ class ReservationService:
             self.books.apply(book_id, title, available, stock_version)
 
     def confirm(self, reservation_id: str) -> domain.Reservation | None:
-        reservation = self.reservations.get(reservation_id)
+        reservation = self.reservations.get(reservation_id, for_update=True)
         if reservation is not None and reservation.confirm():
             self.reservations.save(reservation)
         return reservation
 
     def reject(self, reservation_id: str, reason: str) -> domain.Reservation | None:
-        reservation = self.reservations.get(reservation_id)
+        reservation = self.reservations.get(reservation_id, for_update=True)
         if reservation is not None and reservation.reject(reason):
             self.reservations.save(reservation)
         return reservation

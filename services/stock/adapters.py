@@ -5,7 +5,7 @@ from __future__ import annotations
 import peewee
 
 from bookrental.stock.v1 import events_pb2, stock_pb2
-from services.chassis.db import BaseModel, database, timestamp, utcnow
+from services.chassis.db import BaseModel, locked, timestamp, utcnow
 
 from . import domain
 
@@ -43,9 +43,7 @@ class StockRepository:
 
     def get(self, book_id: str, for_update: bool = False) -> domain.Stock | None:
         query = StockRow.select().where(StockRow.book_id == book_id)
-        if for_update and not isinstance(database.obj, peewee.SqliteDatabase):
-            query = query.for_update()
-        row = query.first()
+        row = (locked(query) if for_update else query).first()
         return _to_domain(row) if row else None
 
     def add(self, stock: domain.Stock) -> None:
