@@ -1,81 +1,99 @@
-"""Delivery guarantees of the shared consumer loop, on the real broker: a
-redelivered event changes nothing, an undecodable message is dead-lettered
-without blocking its partition, and an unknown event type is skipped."""
+"""Poison messages and events from a newer producer, on each consumed topic,
+through the real broker, services and Envoy.
+
+- an undecodable message goes to `<topic>.dlq` (once per consuming service, the
+  error in the `dlq_error` header, the original bytes kept) and the events after
+  it on its partition are still handled by every service that consumes it;
+- an event of an unknown type is skipped with a log line: not dead-lettered,
+  not fatal."""
 from __future__ import annotations
 
+import json
 import uuid
 
-from confluent_kafka import Consumer, Producer
+import pytest
 
-from bookrental.reservation.v1 import events_pb2
+from bookrental.reservation.v1 import events_pb2 as reservation_events
+from bookrental.stock.v1 import events_pb2 as stock_events
 from services.chassis import events
-
+from tests.integration import flows, topics
 from tools.client import eventually
 
-
-def produce(stack, topic, key, value, headers):
-    producer = Producer({"bootstrap.servers": f"127.0.0.1:{stack.ports.broker}", "enable.idempotence": True})
-    producer.produce(topic, key=key.encode(), value=value, headers=headers)
-    assert producer.flush(10) == 0
-
-
-def requested(stack, book_id, user_id, event_id=None, event_type=None, value=None):
-    reservation_id = str(uuid.uuid4())
-    msg = events_pb2.ReservationRequested(reservation_id=reservation_id, user_id=user_id, book_id=book_id)
-    event_id = event_id or events.new_event_id()
-    produce(stack, stack.env["RESERVATION_TOPIC"], book_id, msg.SerializeToString() if value is None else value,
-            events.headers(event_id, event_type or msg.DESCRIPTOR.full_name, "test", events.now_iso(),
-                           reservation_id))
-    return reservation_id, event_id
+# Which services consume each topic (services/*/bootstrap.py), and a type they all handle.
+TOPICS = {
+    "RESERVATION_TOPIC": (["stock"], reservation_events.ReservationRequested),
+    "STOCK_TOPIC": (["reservation", "alert"], stock_events.StockReserved),
+}
 
 
-def stock_available(gateway, manager, book_id):
-    return gateway.get(f"/v1/stocks/{book_id}", manager).json()["stock"]["available"]
+def envelope(event_type: str, event_id: str | None = None):
+    return events.headers(event_id or events.new_event_id(), event_type, "test", events.now_iso(), "")
 
 
-def test_a_redelivered_event_changes_nothing(stack, gateway, manager, stocked_book):
-    book_id = stocked_book(5)
-    _, event_id = requested(stack, book_id, "dup-user")
-    eventually(lambda: stock_available(gateway, manager, book_id) == 4, what="first delivery applied")
-    # The same ce_id again (as after a crash before the offset commit), carrying another
-    # reservation id so that only the inbox can stop it; then a marker event.
-    requested(stack, book_id, "dup-user", event_id=event_id)
-    requested(stack, book_id, "marker-user")
-    eventually(lambda: stock_available(gateway, manager, book_id) == 3, what="marker applied")
-    assert stock_available(gateway, manager, book_id) == 3  # not 2: the duplicate took no copy
+def the_next_reservation_is_handled_by_everyone(gateway, manager, token, book_id, start: int) -> None:
+    """A reservation made after the injected message: its ReservationRequested follows
+    it on the reservation topic and its StockReserved on the stock topic (same key,
+    same partition), so stock, reservation and alert must each have got past it."""
+    customer = token(f"after-{uuid.uuid4().hex[:8]}")
+    rid = flows.reserve(gateway, customer, book_id)
+    flows.settled(gateway, customer, rid, flows.CONFIRMED)                          # stock, then reservation
+    assert flows.stock(gateway, manager, book_id)["available"] == start - 1         # stock
+    assert flows.book_available(gateway, book_id) == start - 1                      # reservation (book view)
+    eventually(lambda: flows.notification_count(gateway, customer) == 1,            # alert
+               what="the customer notified of the reservation after it")
 
 
-def test_an_undecodable_message_is_dead_lettered_and_the_partition_moves_on(stack, gateway, manager, stocked_book):
-    book_id = stocked_book(5)
-    topic = stack.env["RESERVATION_TOPIC"]
-    bad_id = events.new_event_id()
-    # Same key as the marker that follows, so both land on one partition.
-    produce(stack, topic, book_id, b"\xff\xff not protobuf",
-            events.headers(bad_id, "bookrental.reservation.v1.ReservationRequested", "test", events.now_iso(), ""))
-    requested(stack, book_id, "after-poison")
-    eventually(lambda: stock_available(gateway, manager, book_id) == 4, what="message after the poison handled")
+@pytest.mark.parametrize("topic_env", TOPICS)
+def test_undecodable_messages_are_dead_lettered_and_the_partition_moves_on(
+        stack, gateway, manager, token, stocked_book, topic_env):
+    consumers, handled_type = TOPICS[topic_env]
+    topic = stack.env[topic_env]
+    book_id = stocked_book(3)
+    # Two kinds of poison, keyed like the reservation that follows (same partition):
+    # a known type whose bytes are not its protobuf, and a message with no envelope at all.
+    garbage_id = events.new_event_id()
+    garbage = (b"\xff\xff not protobuf " + garbage_id.encode(), envelope(handled_type.DESCRIPTOR.full_name, garbage_id))
+    bare = (json.dumps({"book_id": book_id, "id": str(uuid.uuid4())}).encode(), [])
+    sent = {value: topics.produce(stack, topic, book_id, value, hdrs) for value, hdrs in (garbage, bare)}
 
-    dlq = Consumer({"bootstrap.servers": f"127.0.0.1:{stack.ports.broker}", "group.id": f"dlq-{uuid.uuid4()}",
-                    "auto.offset.reset": "earliest", "fetch.wait.max.ms": 10, "session.timeout.ms": 6000})
-    dlq.subscribe([f"{topic}.dlq"])
-    try:
-        def find():
-            msg = dlq.poll(0.5)
-            if msg is None or msg.error():
-                return None
-            headers = dict(msg.headers())
-            return headers if headers.get("ce_id") == bad_id.encode() else None
-        headers = eventually(find, timeout=20, what="poison message in the DLQ")
-    finally:
-        dlq.close()
-    assert b"cannot decode" in headers["dlq_error"]
-    assert headers["dlq_topic"] == topic.encode()
+    the_next_reservation_is_handled_by_everyone(gateway, manager, token, book_id, start=3)
+
+    # Dead-lettering is flushed before a consumer moves on, so the copies are there by now.
+    dead = [m for m in topics.read_all(stack, f"{topic}.dlq") if m.value() in sent]
+    for value, (partition, offset) in sent.items():
+        copies = [topics.headers(m) for m in dead if m.value() == value]
+        # Exactly one copy from each consuming service, the original bytes and key kept.
+        assert sorted(h["dlq_consumer_group"].decode() for h in copies) == sorted(consumers), copies
+        assert all(m.key() == book_id.encode() for m in dead if m.value() == value)
+        for h in copies:
+            assert h["dlq_topic"] == topic.encode()
+            assert (int(h["dlq_partition"]), int(h["dlq_offset"])) == (partition, offset)
+    garbage_errors = {topics.headers(m)["dlq_error"].decode() for m in dead if m.value() == garbage[0]}
+    bare_errors = {topics.headers(m)["dlq_error"].decode() for m in dead if m.value() == bare[0]}
+    assert all(e.startswith(f"cannot decode {handled_type.DESCRIPTOR.full_name}:") for e in garbage_errors), \
+        garbage_errors
+    assert bare_errors == {"missing CloudEvents headers: ce_specversion, ce_id, ce_type"}
+    for instance in consumers:
+        assert flows.serving(stack, instance)
 
 
-def test_an_unknown_event_type_is_skipped(stack, gateway, manager, stocked_book):
-    book_id = stocked_book(5)
-    requested(stack, book_id, "future-user", event_type="bookrental.reservation.v1.ReservationTeleported")
-    requested(stack, book_id, "present-user")
-    eventually(lambda: stock_available(gateway, manager, book_id) == 4, what="event after the unknown type handled")
-    log = (stack.logs / "stock.log").read_text()
-    assert "skipping event of unknown type" in log and "ReservationTeleported" in log
+@pytest.mark.parametrize("topic_env", TOPICS)
+def test_an_unknown_event_type_is_skipped_with_a_log_line_not_dead_lettered_not_fatal(
+        stack, gateway, manager, token, stocked_book, topic_env):
+    consumers, _ = TOPICS[topic_env]
+    topic = stack.env[topic_env]
+    book_id = stocked_book(3)
+    package = "bookrental.reservation.v1" if topic_env == "RESERVATION_TOPIC" else "bookrental.stock.v1"
+    unknown = f"{package}.Teleported{uuid.uuid4().hex[:8]}"  # a newer producer's event
+    dlq_before = len(topics.read_all(stack, f"{topic}.dlq"))
+    topics.produce(stack, topic, book_id, b"\x0a\x03abc", envelope(unknown))
+
+    the_next_reservation_is_handled_by_everyone(gateway, manager, token, book_id, start=3)
+
+    assert len(topics.read_all(stack, f"{topic}.dlq")) == dlq_before  # nothing dead-lettered
+    for instance in consumers:
+        skipped = [r for r in flows.log_records(stack, instance, "skipping event of unknown type")
+                   if r["ce_type"] == unknown]
+        assert len(skipped) == 1, f"{instance} did not log skipping {unknown}"
+        assert skipped[0]["topic"] == topic
+        assert flows.serving(stack, instance)

@@ -1,0 +1,65 @@
+"""What customers and the stock manager see through the gateway (reservations,
+stock, the book list, notifications) and what an operator sees of a service
+(health, log lines), for the delivery and race tests."""
+from __future__ import annotations
+
+import json
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tools.client import eventually
+
+CONFIRMED = "RESERVATION_STATUS_CONFIRMED"
+REJECTED = "RESERVATION_STATUS_REJECTED"
+CANCELED = "RESERVATION_STATUS_CANCELED"
+
+
+def ok(resp):
+    assert resp.status == 200, resp
+    return resp.json()
+
+
+def reserve(gateway, customer, book_id) -> str:
+    return ok(gateway.post("/v1/reservations", {"bookId": book_id}, customer))["reservation"]["reservationId"]
+
+
+def cancel(gateway, customer, reservation_id) -> str:
+    return ok(gateway.post(f"/v1/reservations/{reservation_id}:cancel", {}, customer))["reservation"]["status"]
+
+
+def status(gateway, customer, reservation_id) -> str:
+    return ok(gateway.get(f"/v1/reservations/{reservation_id}", customer))["reservation"]["status"]
+
+
+def settled(gateway, customer, reservation_id, expected, timeout=15) -> None:
+    eventually(lambda: status(gateway, customer, reservation_id) == expected, timeout=timeout,
+               what=f"reservation {reservation_id} {expected}")
+
+
+def stock(gateway, manager, book_id) -> dict:
+    return ok(gateway.get(f"/v1/stocks/{book_id}", manager))["stock"]
+
+
+def book_available(gateway, book_id) -> int:
+    return ok(gateway.get(f"/v1/books/{book_id}"))["book"]["available"]
+
+
+def notification_count(gateway, customer) -> int:
+    """One notification per outcome: all that counts here is how many a customer has."""
+    return len(ok(gateway.get("/v1/notifications?page_size=100", customer))["notifications"])
+
+
+def serving(stack, instance: str) -> bool:
+    """The process is alive and its health check answers SERVING."""
+    if stack.procs[instance].poll() is not None:
+        return False
+    with grpc.insecure_channel(f"127.0.0.1:{stack.grpc_ports[instance]}") as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def log_records(stack, instance: str, message: str) -> list[dict]:
+    """The instance's JSON log lines with this message, since its latest start."""
+    lines = (json.loads(line) for line in stack.log_text(instance).splitlines() if line.startswith("{"))
+    return [r for r in lines if r.get("message") == message]

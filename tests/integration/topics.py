@@ -1,0 +1,37 @@
+"""Reading and writing the stack's Kafka topics directly, as a misbehaving or
+newer producer would: what the delivery and race tests need to inject events
+and to read back what the services published or dead-lettered."""
+from __future__ import annotations
+
+import uuid
+
+from confluent_kafka import Producer
+
+from tools import dlq
+
+
+def _bootstrap(stack) -> str:
+    return f"127.0.0.1:{stack.ports.broker}"
+
+
+def produce(stack, topic: str, key: str | bytes, value: bytes, headers) -> tuple[int, int]:
+    """Publishes one message, waits for the broker's ack; returns its (partition, offset)."""
+    producer = Producer({"bootstrap.servers": _bootstrap(stack), "enable.idempotence": True})
+    delivered = []
+    producer.produce(topic, key=key.encode() if isinstance(key, str) else key, value=value, headers=headers,
+                     on_delivery=lambda err, msg: delivered.append((err, msg)))
+    assert producer.flush(10) == 0, f"message to {topic} not acknowledged"
+    (err, msg), = delivered
+    assert err is None, err
+    return msg.partition(), msg.offset()
+
+
+def read_all(stack, topic: str) -> list:
+    """Every message the topic holds now, read to each partition's end (EOF, not the
+    high watermark, which the development broker undercounts) without a group join."""
+    return [msg for _consumer, msg in dlq.read(_bootstrap(stack), topic, f"test-reader-{uuid.uuid4().hex}",
+                                               from_committed=False)]
+
+
+def headers(msg) -> dict[str, bytes]:
+    return dict(msg.headers() or [])
