@@ -2,21 +2,35 @@
 
 - A cancel sent right after its create, while stock has not yet decided, ends
   CANCELED and leaves stock as it was.
+  Also forced deterministically on PostgreSQL, in process: a cancel committed
+  while stock's decision is being applied is not overwritten by it.
 - A second delivery of any event that a service consumes (same ce_id, as after a
   crash between the database commit and the offset commit) changes nothing."""
 from __future__ import annotations
 
 import collections
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg2
+import pytest
+
 from bookrental.reservation.v1 import events_pb2 as reservation_events
 from services.alert import entrypoints as alert_entrypoints
-from services.chassis import events
+from services.chassis import db, events
+from services.chassis.errors import FailedPrecondition
+from services.chassis.server import Identity
+from services.chassis.uow import UnitOfWork
+from services.reservation import adapters as reservation_adapters
 from services.reservation import entrypoints as reservation_entrypoints
+from services.reservation.domain import Status
+from services.reservation.service import ReservationService
 from services.stock import entrypoints as stock_entrypoints
 from tests.integration import flows, topics
+from tests.integration.conftest import require_backend
+from tools import pgdb
 from tools.client import eventually
 
 PAIRS = 20
@@ -138,3 +152,71 @@ def test_a_redelivered_event_is_dropped_by_the_inbox_even_when_its_body_differs(
     requested("marker-user", events.new_event_id())
     eventually(lambda: flows.stock(gateway, manager, book_id)["available"] <= 3, what="marker applied")
     assert flows.stock(gateway, manager, book_id)["available"] == 3  # not 2: the duplicate took no copy
+
+
+@pytest.fixture
+def reservations_on_postgresql():
+    """The reservation service's use cases in this process, on a PostgreSQL database of their own."""
+    require_backend("postgresql")
+    run = uuid.uuid4().hex[:8]
+    url = pgdb.create(run, ["reservation"])["reservation"]
+    database = db.connect(url)
+    db.create_schema(database, reservation_adapters.MODELS, reservation_adapters.INDEXES)
+    try:
+        yield ReservationService(UnitOfWork, "unused-topic"), url
+    finally:
+        database.close()
+        pgdb.drop(run, ["reservation"])
+
+
+@pytest.mark.parametrize("decide", ["confirm", "reject"])
+def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(reservations_on_postgresql, decide):
+    """The interleaving the concurrent test above hits only now and then, forced: the
+    consumer applying stock's decision has read the reservation (REQUESTED) when the
+    customer's cancel arrives. The cancel must wait for the decision's transaction
+    (then cancel a CONFIRMED one, or refuse a REJECTED one); it must never answer
+    CANCELED and then be silently undone."""
+    service, url = reservations_on_postgresql
+    customer = Identity("ann", frozenset({"customer"}))
+    reservation = service.create_reservation(customer, "book-1")
+    decider = threading.current_thread()  # replaced below by the thread applying the decision
+    has_read, cancel_done = threading.Event(), threading.Event()
+    save = service.reservations.save
+
+    def cancel_waits_for_our_lock() -> bool:
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock'")
+            return cur.fetchone()[0] > 0
+
+    def save_once_the_cancel_has_run_or_waits(r):
+        if threading.current_thread() is decider:
+            has_read.set()
+            eventually(lambda: cancel_done.is_set() or cancel_waits_for_our_lock(), timeout=10,
+                       what="the cancel committed or waiting for the decision's row lock")
+        save(r)
+
+    service.reservations.save = save_once_the_cancel_has_run_or_waits
+
+    def apply_decision():  # as the consumer does: handler and inbox row in one transaction
+        with db.database.atomic():
+            if decide == "confirm":
+                service.confirm(reservation.reservation_id)
+            else:
+                service.reject(reservation.reservation_id, "out of stock")
+        db.database.close()
+
+    decider = threading.Thread(target=apply_decision)
+    decider.start()
+    assert has_read.wait(10), "the decision did not reach its write"
+    try:
+        told = service.cancel_reservation(customer, reservation.reservation_id).status
+    except FailedPrecondition as refused:  # it waited, and a REJECTED reservation cannot be canceled
+        told = Status.REJECTED if "a REJECTED reservation" in str(refused) else refused
+    finally:
+        cancel_done.set()
+    decider.join(15)
+
+    # What the customer was told is what stays (a confirmed copy can always be canceled).
+    assert service.reservations.get(reservation.reservation_id).status is told
+    assert told is (Status.CANCELED if decide == "confirm" else Status.REJECTED)
