@@ -58,7 +58,9 @@ class EventConsumer:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        consumer = Consumer({**self.consumer_config, "stats_cb": metrics.record_consumer_stats})
+        group = self.consumer_config["group.id"]
+        consumer = Consumer({**self.consumer_config,
+                             "stats_cb": lambda stats: metrics.record_consumer_stats(stats, group)})
         consumer.subscribe(self.topics, on_assign=self._on_assign)
         try:
             while not self._stop.is_set():

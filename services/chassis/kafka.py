@@ -50,7 +50,8 @@ def ensure_topics(settings: Settings, topics: list[str], deadline_s: float = 30)
     end = time.monotonic() + deadline_s
     while True:
         pending = []
-        futures = admin.create_topics([NewTopic(t, settings.topic_partitions, 1) for t in wanted], request_timeout=10)
+        futures = admin.create_topics([NewTopic(t, settings.topic_partitions, settings.topic_replication_factor)
+                                       for t in wanted], request_timeout=10)
         for topic, future in futures.items():
             try:
                 future.result()

@@ -15,7 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 log = logging.getLogger(__name__)
 
 CONSUMER_LAG = Gauge("bookrental_consumer_lag", "Messages between the committed offset and the high watermark",
-                     ["topic", "partition"])
+                     ["group", "topic", "partition"])
 DEAD_LETTERED = Counter("bookrental_dead_lettered_total", "Messages copied to <topic>.dlq", ["topic"])
 BREAKER_OPENED = Counter("bookrental_breaker_opened_total", "Times a circuit breaker opened", ["breaker"])
 
@@ -23,7 +23,7 @@ BREAKER_OPENED = Counter("bookrental_breaker_opened_total", "Times a circuit bre
 _BREAKER_STATES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
 
 
-def record_consumer_stats(stats_json: str) -> None:
+def record_consumer_stats(stats_json: str, group: str = "") -> None:
     """librdkafka's stats_cb (statistics.interval.ms): per assigned partition,
     consumer_lag = high watermark - committed offset. librdkafka says -1 while
     the group has committed nothing there; we then count from the low
@@ -41,16 +41,15 @@ def record_consumer_stats(stats_json: str) -> None:
                 lag = high - low
             if partition == "-1" or lag < 0:  # -1: librdkafka's internal unassigned partition
                 continue
-            CONSUMER_LAG.labels(topic, partition).set(lag)
-            seen.add((topic, partition))
+            CONSUMER_LAG.labels(group, topic, partition).set(lag)
+            seen.add((group, topic, partition))
     with _lag_lock:
-        for gone in _lag_labels - seen:  # revoked partitions belong to another replica now
+        for gone in _lag_labels.get(group, set()) - seen:  # revoked: another replica has them now
             CONSUMER_LAG.remove(*gone)
-        _lag_labels.clear()
-        _lag_labels.update(seen)
+        _lag_labels[group] = seen
 
 
-_lag_labels: set[tuple[str, str]] = set()
+_lag_labels: dict[str, set[tuple[str, str, str]]] = {}
 _lag_lock = threading.Lock()
 
 

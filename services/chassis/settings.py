@@ -33,6 +33,7 @@ class Settings:
     stock_topic: str
     reservation_topic: str
     topic_partitions: int
+    topic_replication_factor: int  # 1 on the development broker; 3 on a Kafka cluster
     consumer_group: str
     kafka_session_timeout_ms: int
     kafka_max_poll_interval_ms: int
@@ -64,6 +65,7 @@ class Settings:
             stock_topic=env.get("STOCK_TOPIC", "bookrental.stock.v1"),
             reservation_topic=env.get("RESERVATION_TOPIC", "bookrental.reservation.v1"),
             topic_partitions=_int(env, "TOPIC_PARTITIONS", 6, 1, 1000),
+            topic_replication_factor=_int(env, "TOPIC_REPLICATION_FACTOR", 1, 1, 10),
             consumer_group=env.get("CONSUMER_GROUP", service),
             kafka_session_timeout_ms=session,
             kafka_max_poll_interval_ms=_int(env, "KAFKA_MAX_POLL_INTERVAL_MS", 60000, session, 3_600_000),

@@ -50,7 +50,8 @@ def test_consumer_lag_is_exported_per_partition_and_drains_to_zero(stack, stocke
 
     def lags():
         samples = scrape(stack.ports.reservation_metrics)
-        got = {(labels["topic"], labels["partition"]): v for labels, v in samples.get("bookrental_consumer_lag", [])}
+        got = {(labels["topic"], labels["partition"]): v for labels, v in samples.get("bookrental_consumer_lag", [])
+               if labels["group"] == "reservation"}
         topic = stack.env["STOCK_TOPIC"]
         # 6 partitions, all assigned to the one replica; statistics arrive every 5 s.
         # A partition's lag is known once the consumer fetched it (empty ones too).

@@ -30,16 +30,17 @@ def stats(**partitions):
 
 
 def test_consumer_lag_per_assigned_partition_and_revoked_ones_disappear():
-    lag = lambda p: REGISTRY.get_sample_value("bookrental_consumer_lag", {"topic": "t", "partition": p})  # noqa: E731
-    metrics.record_consumer_stats(stats(**{"0": 5, "1": 0, "2": -1, "-1": 3}))
+    lag = lambda p: REGISTRY.get_sample_value("bookrental_consumer_lag",  # noqa: E731
+                                              {"group": "g", "topic": "t", "partition": p})
+    metrics.record_consumer_stats(stats(**{"0": 5, "1": 0, "2": -1, "-1": 3}), "g")
     assert (lag("0"), lag("1"), lag("2"), lag("-1")) == (5, 0, None, None)
-    metrics.record_consumer_stats(stats(**{"1": 2}))
+    metrics.record_consumer_stats(stats(**{"1": 2}), "g")
     assert (lag("0"), lag("1")) == (None, 2)
 
 
 def test_a_partition_with_nothing_committed_lags_by_what_it_holds():
     metrics.record_consumer_stats(json.dumps({"topics": {"new": {"partitions": {
         "0": {"consumer_lag": -1, "committed_offset": -1001, "hi_offset": 12, "lo_offset": 2},
-        "1": {"consumer_lag": -1, "committed_offset": -1001, "hi_offset": -1001, "lo_offset": -1001}}}}}))
-    assert REGISTRY.get_sample_value("bookrental_consumer_lag", {"topic": "new", "partition": "0"}) == 10
-    assert REGISTRY.get_sample_value("bookrental_consumer_lag", {"topic": "new", "partition": "1"}) is None
+        "1": {"consumer_lag": -1, "committed_offset": -1001, "hi_offset": -1001, "lo_offset": -1001}}}}}), "g")
+    assert REGISTRY.get_sample_value("bookrental_consumer_lag", {"group": "g", "topic": "new", "partition": "0"}) == 10
+    assert REGISTRY.get_sample_value("bookrental_consumer_lag", {"group": "g", "topic": "new", "partition": "1"}) is None
