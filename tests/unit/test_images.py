@@ -1,0 +1,74 @@
+"""The Dockerfiles, checked without a Docker engine: what they copy exists, what
+they install is pinned in requirements.txt, what they run is the service, and the
+three service images are built the same way."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {"reservation": (50051, 9101), "stock": (50052, 9102), "alert": (50053, 9103)}
+DOCKERFILES = [ROOT / "services" / name / "Dockerfile" for name in SERVICES] + [ROOT / "envoy" / "Dockerfile"]
+
+
+def instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", "\n".join(line for line in path.read_text().splitlines()
+                                          if not line.lstrip().startswith("#")))
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in text.splitlines() if line.strip()]
+
+
+def pins() -> dict[str, str]:
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (ROOT / "requirements.txt").read_text(), re.M))
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_copied_path_exists_and_every_package_is_pinned(dockerfile):
+    for op, args in instructions(dockerfile):
+        if op == "COPY" and "--from=" not in args:
+            for source in args.split()[:-1]:
+                assert (ROOT / source).exists(), f"{dockerfile}: COPY {source} does not exist"
+        if op == "RUN" and "pip install" in args:
+            assert "-c requirements.txt" in args, "versions come from requirements.txt"
+            for chunk in args.split("&&"):
+                if "pip install" in chunk:
+                    packages = [w for w in chunk.split("-c requirements.txt", 1)[1].split() if not w.startswith("-")]
+                    assert packages and all(p in pins() for p in packages), packages
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_multi_stage_pinned_bases_and_a_non_root_user(dockerfile):
+    steps = instructions(dockerfile)
+    bases = [args.split()[0] for op, args in steps if op == "FROM"]
+    assert len(bases) == 2, "a build stage and a runtime stage"
+    assert all(re.search(r":[\w.-]*\d[\w.-]*$|@sha256:", b) for b in bases), f"exact tags or digests: {bases}"
+    users = [args for op, args in steps if op == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert any(op == "RUN" and "grpc_tools.protoc" in args for op, args in steps), "stubs made in the build"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_a_service_image_runs_its_service_on_its_ports(name):
+    steps = instructions(ROOT / "services" / name / "Dockerfile")
+    assert ("ENTRYPOINT", f'["python", "-m", "services.{name}"]') in steps
+    assert (ROOT / "services" / name / "__main__.py").is_file()
+    grpc_port, metrics_port = SERVICES[name]
+    assert ("EXPOSE", f"{grpc_port} {metrics_port}") in steps
+
+
+def test_the_three_service_dockerfiles_differ_only_in_name_and_ports():
+    def generic(name):
+        text = (ROOT / "services" / name / "Dockerfile").read_text().replace(name, "SERVICE")
+        for n, port in enumerate(SERVICES[name]):
+            text = text.replace(str(port), f"PORT{n}")
+        return text
+    assert generic("reservation") == generic("stock") == generic("alert")
+
+
+def test_the_gateway_image_carries_the_descriptor_where_the_k8s_config_reads_it():
+    from tools import k8s_envoy
+    steps = instructions(ROOT / "envoy" / "Dockerfile")
+    assert any(op == "COPY" and args.endswith(k8s_envoy.DESCRIPTOR) for op, args in steps)
+    assert "--descriptor_set_out=/out/bookrental.pb" in " ".join(args for _, args in steps)
