@@ -38,6 +38,12 @@ def _port(name: str, value: int) -> str:
     return str(value)
 
 
+def _address(name: str, value: str) -> str:
+    if not _is_ip(value):
+        raise ValueError(f"{name} must be an IP address, got {value!r}")
+    return value
+
+
 SERVICES = ("reservation", "stock", "alert")
 
 
@@ -125,6 +131,8 @@ def render(
     *,
     listen_port: int = 8080,
     admin_port: int = 9901,
+    listen_address: str = "127.0.0.1",
+    admin_address: str = "127.0.0.1",
     reservation_port: int = 50051,
     stock_port: int = 50052,
     alert_port: int = 50053,
@@ -145,6 +153,9 @@ def render(
     text = Template(TEMPLATE.read_text()).substitute(
         listen_port=_port("listen_port", listen_port),
         admin_port=_port("admin_port", admin_port),
+        # Loopback locally; a pod listens on all its addresses (k8s/, tools/k8s_envoy.py).
+        listen_address=_address("listen_address", listen_address),
+        admin_address=_address("admin_address", admin_address),
         clusters=_clusters_yaml(upstreams, health_interval_s) + _extra_clusters(extra_backends, health_interval_s),
         **_extra_routes(extra_backends),
         descriptor_path=_path(descriptor_path),
