@@ -13,7 +13,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup proto lint keys token run test test-unit clean bench bench-smoke bench-proto wrk k8s-check k8s-envoy
+.PHONY: help setup proto lint keys token run test test-unit clean bench bench-smoke bench-proto wrk k8s-check k8s-envoy kubectl
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -98,8 +98,9 @@ K8S_OVERLAYS := $(notdir $(wildcard k8s/overlays/*))
 DOCKERFILES := $(wildcard services/*/Dockerfile) envoy/Dockerfile
 CHECKOV := $(K8S_VENV)/bin/checkov --quiet --compact --skip-download -o cli
 
-/usr/bin/kubectl:
-	apt-get update && apt-get install -y kubectl
+# kubectl (Debian package; its kustomize renders the overlays), installed only when missing.
+kubectl:
+	@command -v kubectl >/dev/null || (apt-get update && apt-get install -y kubectl)
 
 $(K8S_VENV)/.installed: k8s/requirements-check.txt
 	$(PYTHON) -m venv $(K8S_VENV)
@@ -112,7 +113,7 @@ k8s-envoy: setup ## re-render k8s/base/gateway/envoy.yaml from envoy/envoy.templ
 # Every overlay rendered (kubectl kustomize), schema-validated (kubernetes-validate), and
 # security-scanned with the Dockerfiles (checkov: a finding fails unless a skip annotation
 # in the manifest says why). Rendered output lands in build/k8s/<overlay>.{yaml,json}.
-k8s-check: setup /usr/bin/kubectl $(K8S_VENV)/.installed ## render, validate and security-scan k8s/ and the Dockerfiles
+k8s-check: setup kubectl $(K8S_VENV)/.installed ## render, validate and security-scan k8s/ and the Dockerfiles
 	$(PY) -m tools.k8s_envoy --check
 	$(PY) -m tools.k8s_envoy --validate
 	@rm -rf build/k8s && mkdir -p build/k8s

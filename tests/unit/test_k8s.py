@@ -93,6 +93,8 @@ def test_kafka_is_a_three_node_kraft_cluster_with_replicated_topics(overlay):
     props = dict(line.split("=", 1) for line in config["data"]["server.properties"].splitlines()
                  if line and not line.startswith("#"))
     assert props["process.roles"] == "broker,controller" and len(props["controller.quorum.voters"].split(",")) == 3
+    env = {e["name"]: e.get("value") for e in kafka["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["KAFKA_HEAP_OPTS"] == {"dev": "-Xms512m -Xmx512m", "prod": "-Xms3g -Xmx3g"}[overlay]
     assert (props["default.replication.factor"], props["min.insync.replicas"]) == ("3", "2")
     postgres = by_kind(overlay, "StatefulSet")["postgres"]
     assert postgres["spec"]["volumeClaimTemplates"]
