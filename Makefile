@@ -16,7 +16,7 @@ export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 .PHONY: help setup proto lint keys token run test test-unit clean bench bench-smoke bench-proto wrk k8s-check k8s-envoy kubectl
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
