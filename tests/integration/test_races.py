@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import threading
 import time
 import uuid
@@ -184,7 +185,8 @@ def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(
     save = service.reservations.save
 
     def cancel_waits_for_our_lock() -> bool:
-        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        # closing(): psycopg2's own `with` ends the transaction but leaves the connection open.
+        with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                         " AND wait_event_type = 'Lock'")
             return cur.fetchone()[0] > 0
@@ -198,13 +200,19 @@ def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(
 
     service.reservations.save = save_once_the_cancel_has_run_or_waits
 
+    failures = []
+
     def apply_decision():  # as the consumer does: handler and inbox row in one transaction
-        with db.database.atomic():
-            if decide == "confirm":
-                service.confirm(reservation.reservation_id)
-            else:
-                service.reject(reservation.reservation_id, "out of stock")
-        db.database.close()
+        try:
+            with db.database.atomic():
+                if decide == "confirm":
+                    service.confirm(reservation.reservation_id)
+                else:
+                    service.reject(reservation.reservation_id, "out of stock")
+        except Exception as exc:  # noqa: BLE001 - reported by the test below
+            failures.append(exc)
+        finally:
+            db.database.close()
 
     decider = threading.Thread(target=apply_decision)
     decider.start()
@@ -216,6 +224,7 @@ def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(
     finally:
         cancel_done.set()
     decider.join(15)
+    assert not decider.is_alive() and not failures, failures
 
     # What the customer was told is what stays (a confirmed copy can always be canceled).
     assert service.reservations.get(reservation.reservation_id).status is told
