@@ -26,7 +26,9 @@ def producer_config(settings: Settings) -> dict:
 
 
 def consumer_config(settings: Settings) -> dict:
+    debug = {"debug": settings.kafka_debug} if settings.kafka_debug else {}
     return {
+        **debug,
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "client.id": settings.service,
         "group.id": settings.consumer_group,

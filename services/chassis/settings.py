@@ -39,6 +39,7 @@ class Settings:
     kafka_max_poll_interval_ms: int
     log_level: str
     shutdown_grace_s: int
+    kafka_debug: str  # librdkafka debug contexts, e.g. "cgrp" (to stderr)
     drain_ms: int  # after SIGTERM: NOT_SERVING but still serving, so balancers move away first
 
     @property
@@ -71,5 +72,6 @@ class Settings:
             kafka_max_poll_interval_ms=_int(env, "KAFKA_MAX_POLL_INTERVAL_MS", 60000, session, 3_600_000),
             log_level=level,
             shutdown_grace_s=_int(env, "SHUTDOWN_GRACE_S", 5, 0, 300),
+            kafka_debug=env.get("KAFKA_DEBUG", ""),
             drain_ms=_int(env, "DRAIN_MS", 1500, 0, 60_000),
         )
