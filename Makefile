@@ -13,7 +13,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup proto lint keys token run test test-unit clean bench bench-smoke bench-proto wrk k8s-check k8s-envoy kubectl
+.PHONY: help setup proto lint keys token run test test-unit clean bench bench-smoke bench-proto wrk k8s-check k8s-envoy kubectl siege rolling
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -57,8 +57,15 @@ token: keys ## print a token: make -s token USER=alice ROLE=customer (or ROLE=st
 run: setup ## start broker, the three services and Envoy; Ctrl-C stops them all
 	$(PY) -m tools.devstack
 
-test: setup k8s-check ## k8s-check, then unit and integration tests (real broker, services and Envoy)
+test: setup siege k8s-check ## k8s-check, then unit and integration tests (real broker, services and Envoy)
 	$(PY) -m pytest
+
+# siege loads the rolling-restart test (Debian package); installed only when missing.
+siege:
+	@command -v siege >/dev/null || (apt-get update && apt-get install -y siege)
+
+rolling: setup siege ## rolling restart of every service under siege, plus a killed replica (docs/operations.md)
+	$(PY) -m tools.rolling --kill
 
 test-unit: setup ## domain tests only (no I/O)
 	$(PY) -m pytest tests/unit

@@ -4,7 +4,7 @@ time, the next only when the new one is SERVING and healthy in Envoy); with
 --kill, a replica is also killed with SIGKILL and the supervisor restarts it.
 Prints siege's own report, then checks that no event was lost.
 
-    python -m tools.rolling --kill                   # what docs/operations.md shows
+    make rolling                                     # = python -m tools.rolling --kill, as in docs/operations.md
     python -m tools.rolling --service reservation    # one service only
 """
 from __future__ import annotations
