@@ -23,6 +23,7 @@ from typing import Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "envoy" / "envoy.template.yaml"
+STRICT_JSON_LUA = ROOT / "envoy" / "strict_json.lua"
 DEFAULT_DESCRIPTOR = "build/bookrental.pb"
 DEFAULT_JWKS = "var/dev-keys/jwks.json"
 
@@ -126,6 +127,95 @@ def parse_upstream(spec: str) -> tuple[str, list[tuple[str, int]]]:
     return name, endpoints
 
 
+# -- REST body schemas for envoy/strict_json.lua ---------------------------------------
+
+def _message_schema(messages: dict, name: str, seen: frozenset = frozenset()) -> dict:
+    """{"fields": {proto_name: True | schema, jsonName: ...}} for a request message; a
+    message field gets a nested schema, anything else (scalars, enums, maps, well-known
+    types such as Timestamp or FieldMask, which have their own JSON forms) accepts any value."""
+    from google.protobuf import descriptor_pb2 as d
+    fields = {}
+    for f in messages[name].field:
+        sub: dict | bool = True
+        nested = messages.get(f.type_name.lstrip("."))
+        if (f.type == d.FieldDescriptorProto.TYPE_MESSAGE and nested is not None
+                and not f.type_name.startswith(".google.") and not nested.options.map_entry
+                and f.type_name not in seen):
+            sub = _message_schema(messages, f.type_name.lstrip("."), seen | {f.type_name})
+        fields[f.name] = sub
+        fields[f.json_name or f.name] = sub
+    return {"fields": fields}
+
+
+def _descriptor(descriptor_path: str | os.PathLike):
+    from google.protobuf import descriptor_pb2
+    fds = descriptor_pb2.FileDescriptorSet.FromString(Path(descriptor_path).read_bytes())
+    messages = {}
+    for f in fds.file:
+        def collect(prefix, msgs):
+            for m in msgs:
+                messages[f"{prefix}.{m.name}"] = m
+                collect(f"{prefix}.{m.name}", m.nested_type)
+        collect(f.package, f.message_type)
+    return fds, messages
+
+
+def http_bindings(descriptor_path: str | os.PathLike) -> list[tuple[str, str, str, str]]:
+    """(HTTP verb, path template, body, request message name) of every REST binding."""
+    from google.api import annotations_pb2
+    fds, _ = _descriptor(descriptor_path)
+    out = []
+    for f in fds.file:
+        for service in f.service:
+            for method in service.method:
+                http = method.options.Extensions[annotations_pb2.http]
+                for b in [http, *http.additional_bindings]:
+                    verb = b.WhichOneof("pattern")
+                    if verb in (None, "custom"):
+                        continue
+                    out.append((verb.upper(), getattr(b, verb), b.body, method.input_type.lstrip(".")))
+    return out
+
+
+def body_rules(descriptor_path: str | os.PathLike) -> list[dict]:
+    """One rule per HTTP binding that takes a JSON body (body: "*"): its method, a Lua
+    pattern for its path and the schema of its request message."""
+    _, messages = _descriptor(descriptor_path)
+    rules = []
+    for verb, template, body, message in http_bindings(descriptor_path):
+        if body != "*":
+            continue
+        pattern = "^" + "".join(
+            "[^/]+" if part.startswith("{") else "".join("%" + c if c in "().%+-*?[]^$" else c for c in part)
+            for part in _split_template(template)) + "$"
+        rules.append({"method": verb, "pattern": pattern, "schema": _message_schema(messages, message)})
+    return rules
+
+
+def _split_template(template: str) -> list[str]:
+    """'/v1/stocks/{book_id}:receive' -> ['/v1/stocks/', '{book_id}', ':receive']"""
+    parts, rest = [], template
+    while "{" in rest:
+        head, _, tail = rest.partition("{")
+        var, _, rest = tail.partition("}")
+        parts += [head, "{" + var + "}"]
+    return parts + [rest]
+
+
+def _lua(value) -> str:
+    if value is True:
+        return "true"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string literal is a valid Lua string literal here (ASCII)
+    if isinstance(value, list):
+        return "{" + ", ".join(_lua(v) for v in value) + "}"
+    return "{" + ", ".join(f"[{json.dumps(k)}] = {_lua(v)}" for k, v in value.items()) + "}"
+
+
+def strict_json_lua(descriptor_path: str | os.PathLike) -> str:
+    return f"ROUTES = {_lua(body_rules(descriptor_path))}\n" + STRICT_JSON_LUA.read_text()
+
+
 def render(
     out_path: str | os.PathLike,
     *,
@@ -159,6 +249,10 @@ def render(
         clusters=_clusters_yaml(upstreams, health_interval_s) + _extra_clusters(extra_backends, health_interval_s),
         **_extra_routes(extra_backends),
         descriptor_path=_path(descriptor_path),
+        # Schemas come from the descriptor set found here; a config rendered for another
+        # machine (a container path) takes them from this checkout's build.
+        strict_json_lua=json.dumps(strict_json_lua(
+            descriptor_path if Path(descriptor_path).is_file() else ROOT / DEFAULT_DESCRIPTOR)),
         jwks_path=_path(jwks_path),
         access_log_path=_path(access_log_path) if access_log_path else '"/dev/stdout"',
     )

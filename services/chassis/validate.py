@@ -6,6 +6,9 @@ import re
 from .errors import InvalidArgument
 
 _BOOK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# C0/C1 control characters (NUL among them, which PostgreSQL refuses in text) have no
+# place in a title or an id; printable Unicode is fine.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def book_id(value: str) -> str:
@@ -14,7 +17,19 @@ def book_id(value: str) -> str:
     return value
 
 
+def text(value: str, field: str, max_len: int, required: bool = False) -> str:
+    """A free-text field: at most max_len characters, no control characters."""
+    value = value or ""
+    if required and not value:
+        raise InvalidArgument(f"{field} is required")
+    if len(value) > max_len:
+        raise InvalidArgument(f"{field} must be at most {max_len} characters")
+    if _CONTROL.search(value):
+        raise InvalidArgument(f"{field} must not contain control characters")
+    return value
+
+
 def reservation_id(value: str) -> str:
     if not value or len(value) > 64:
         raise InvalidArgument("reservation_id must be 1 to 64 characters")
-    return value
+    return text(value, "reservation_id", 64)

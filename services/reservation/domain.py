@@ -11,7 +11,7 @@ import datetime
 import enum
 
 from services.chassis import validate
-from services.chassis.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from services.chassis.errors import FailedPrecondition, PermissionDenied
 
 MAX_REQUEST_ID = 64
 
@@ -55,8 +55,7 @@ class Reservation:
     @classmethod
     def request(cls, reservation_id: str, user_id: str, book_id: str, request_id: str = "") -> "Reservation":
         validate.book_id(book_id)
-        if len(request_id) > MAX_REQUEST_ID:
-            raise InvalidArgument(f"request_id must be at most {MAX_REQUEST_ID} characters")
+        validate.text(request_id, "request_id", MAX_REQUEST_ID)
         reservation = cls(reservation_id, user_id, book_id, Status.REQUESTED, request_id=request_id)
         reservation.events.append(ReservationRequested(reservation_id, user_id, book_id))
         return reservation

@@ -93,8 +93,7 @@ class Stock:
         if not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
             raise InvalidArgument(f"quantity must be 1 to {MAX_QUANTITY}")
         title = (title or "").strip()
-        if len(title) > MAX_TITLE:
-            raise InvalidArgument(f"title must be at most {MAX_TITLE} characters")
+        validate.text(title, "title", MAX_TITLE)
         if not title and not self.title:
             raise InvalidArgument("title is required on a book's first receipt")
         if title:

@@ -33,6 +33,18 @@ def test_bad_book_ids_are_refused(book_id):
         Stock(book_id).receive_stock(1, "Dune")
 
 
+@pytest.mark.parametrize("title", ["t" * 201, "nul\x00inside", "bell\x07", "line\nbreak"])
+def test_overlong_titles_and_control_characters_are_refused(title):
+    with pytest.raises(InvalidArgument, match="title"):
+        Stock("b-1").receive_stock(1, title)
+
+
+def test_a_printable_unicode_title_is_kept():
+    stock = Stock("b-1")
+    stock.receive_stock(1, "어린 왕자 — Le Petit Prince")
+    assert stock.title == "어린 왕자 — Le Petit Prince"
+
+
 def test_first_receipt_needs_a_title():
     with pytest.raises(InvalidArgument, match="title"):
         Stock("b-1").receive_stock(1, "  ")
