@@ -119,8 +119,8 @@ def test_fuzzed_requests_never_get_a_5xx_or_a_non_json_error(stack, gateway, tok
     for name in ("reservation", "stock", "alert"):
         assert stack.procs[name].poll() is None, f"{name} died"
         with grpc.insecure_channel(f"127.0.0.1:{getattr(stack.ports, name)}") as channel:
-            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2).status
+            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
         assert status == health_pb2.HealthCheckResponse.SERVING, name
     t = time.monotonic()
-    assert gateway.get("/v1/books").status == 200 and time.monotonic() - t < 2
+    assert gateway.get("/v1/books").status == 200 and time.monotonic() - t < 5  # generous: 2 busy cores
     assert sum(counts.values()) >= EXAMPLES * 0.9  # it really sent them
