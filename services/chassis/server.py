@@ -118,6 +118,40 @@ class Service:
     add: Callable
 
 
+class _Undecodable:
+    def __init__(self, error: str):
+        self.error = error
+
+
+class RefuseUndecodable(grpc.ServerInterceptor):
+    """A request that is not a valid message (a string field that is not UTF-8, as the
+    transcoder makes from GET /v1/books/%ff) is the caller's mistake: INVALID_ARGUMENT,
+    instead of the INTERNAL grpc answers when a deserializer raises."""
+
+    def intercept_service(self, continuation, details):
+        handler = continuation(details)
+        if handler is None or handler.request_streaming or handler.response_streaming \
+                or handler.request_deserializer is None:
+            return handler
+        deserialize, method = handler.request_deserializer, handler.unary_unary
+
+        def safe_deserialize(data):
+            try:
+                return deserialize(data)
+            except Exception as exc:  # protobuf's DecodeError and friends
+                return _Undecodable(str(exc))
+
+        def behaviour(request, context):
+            if isinstance(request, _Undecodable):
+                RPCS.labels(details.method.rsplit("/", 1)[-1], grpc.StatusCode.INVALID_ARGUMENT.name).inc()
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              "the request is not a valid message (text must be UTF-8)")
+            return method(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=safe_deserialize,
+                                                   response_serializer=handler.response_serializer)
+
+
 # Our requests are a few hundred bytes. The gateway stops bodies over 64 KiB; a caller
 # that reaches a service directly meets the same bound (gRPC's default is 4 MiB).
 MAX_REQUEST_BYTES = 64 * 1024
@@ -126,7 +160,8 @@ MAX_REQUEST_BYTES = 64 * 1024
 def create_server(address: str, services: list[Service], max_workers: int = 16):
     """Returns (server, bound port, health servicer); binds port 0 for tests."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-                         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)])
+                         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
+                         interceptors=[RefuseUndecodable()])
     for s in services:
         s.add(s.servicer, server)
     health_servicer = health.HealthServicer()

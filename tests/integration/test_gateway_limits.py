@@ -141,3 +141,20 @@ def test_a_service_refuses_an_oversized_message_itself(stack):
                 stock_pb2.ReceiveStockRequest(book_id="b-1", quantity=1, title="t" * 100_000),
                 metadata=IDENTITY, timeout=5)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize("path", ["/v1/books/%ff", "/v1/books/a%c3", "/v1/stocks/%80%80"])
+def test_a_path_that_is_not_utf8_is_400_not_500(gateway, manager, path):
+    # Found by the fuzz test: the transcoder puts the raw bytes in a string field, which the
+    # service could not decode (INTERNAL, 500) until the chassis answered INVALID_ARGUMENT.
+    assert_json_error(gateway.get(path, manager), 400)
+
+
+def test_a_message_that_does_not_decode_is_invalid_argument(stack):
+    raw = b"\x0a\x02\xff\xfe"  # field 1 (book_id), 2 bytes, not UTF-8
+    with grpc.insecure_channel(f"127.0.0.1:{stack.ports.reservation}") as channel:
+        call = channel.unary_unary("/bookrental.reservation.v1.ReservationService/GetBook",
+                                   request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as err:
+            call(raw, timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

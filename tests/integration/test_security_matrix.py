@@ -13,6 +13,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import json_format
 
 from bookrental.alert.v1 import alert_pb2
 from bookrental.reservation.v1 import reservation_pb2
@@ -32,6 +33,7 @@ class Rpc:
     http: str        # "GET /v1/books/{book_id}"
     fields: tuple    # request fields, filled from the case: book_id, reservation_id, quantity, title
     expect: tuple    # HTTP status per caller, in CALLERS order
+    body: dict | None = None  # a fixed request (REST body and gRPC fields) instead of `fields`
 
 
 R, S, A = "bookrental.reservation.v1.ReservationService", "bookrental.stock.v1.StockService", \
@@ -50,6 +52,9 @@ MATRIX = [
     Rpc(R, reservation_pb2, "CancelReservation", "POST /v1/reservations/{reservation_id}:cancel",
         ("reservation_id",), (401, 200, 403, 403)),
     Rpc(A, alert_pb2, "ListNotifications", "GET /v1/notifications", (), (401, 200, 200, 200)),
+    Rpc(A, alert_pb2, "GetPreferences", "GET /v1/preferences", (), (401, 200, 200, 200)),
+    Rpc(A, alert_pb2, "UpdatePreferences", "PATCH /v1/preferences", (), (401, 200, 200, 200),
+        body={"preferences": {"language": "en"}}),
 ]
 
 
@@ -82,8 +87,8 @@ class Case:
     def rest(self, gateway, rpc: Rpc, caller: str):
         verb, path = rpc.http.split(" ")
         path = path.format(**self.values)
-        body = None
-        if verb == "POST":
+        body = rpc.body
+        if verb == "POST" and body is None:
             body = {f: self.values[f] for f in rpc.fields if "{" + f + "}" not in rpc.http}
         return gateway.call(verb, path, self.tokens[caller], body=body)
 
@@ -93,7 +98,10 @@ class Case:
                                    response_deserializer=lambda b: b)
         metadata = [("authorization", f"Bearer {self.tokens[caller]}")] if self.tokens[caller] else None
         try:
-            call(request_type(**{f: self.values[f] for f in rpc.fields}), metadata=metadata, timeout=10)
+            request = request_type(**{f: self.values[f] for f in rpc.fields})
+            if rpc.body:
+                json_format.ParseDict(rpc.body, request)
+            call(request, metadata=metadata, timeout=10)
             return grpc.StatusCode.OK
         except grpc.RpcError as err:
             return err.code()
