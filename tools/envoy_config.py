@@ -56,8 +56,10 @@ def _is_ip(host: str) -> bool:
         return False
 
 
-def cluster(name: str, endpoints: list[tuple[str, int]], health_interval_s: float = 1.0) -> dict:
-    """An HTTP/2 cluster over the service's replicas with an active gRPC health check."""
+def cluster(name: str, endpoints: list[tuple[str, int]], health_interval_s: float = 1.0,
+            max_requests: int = 1024) -> dict:
+    """An HTTP/2 cluster over the service's replicas with an active gRPC health check,
+    outlier detection and circuit-breaker thresholds."""
     if not endpoints:
         raise ValueError(f"{name}: at least one endpoint is needed")
     for host, port in endpoints:
@@ -88,12 +90,34 @@ def cluster(name: str, endpoints: list[tuple[str, int]], health_interval_s: floa
             "healthy_threshold": 1,
             "grpc_health_check": {},
         }],
+        # Passive health: a replica that keeps failing (gRPC INTERNAL/UNAVAILABLE count as
+        # 5xx; connect failures and timeouts as gateway failures) is ejected for a while,
+        # so a sick replica stops taking a share of the traffic between health checks.
+        "outlier_detection": {
+            "consecutive_5xx": 5,
+            "consecutive_gateway_failure": 3,
+            "interval": "5s",
+            "base_ejection_time": "10s",
+            "max_ejection_percent": 50,
+        },
+        # Circuit breakers: at most max_requests in flight (and as many waiting for a
+        # connection) per service; beyond that Envoy answers 503 at once instead of
+        # queueing on a service that is already behind. Retries may add at most 20% of
+        # the traffic (a retry storm cannot double the load on a struggling service).
+        "circuit_breakers": {"thresholds": [{
+            "priority": "DEFAULT",
+            "max_connections": max_requests,
+            "max_pending_requests": max_requests,
+            "max_requests": max_requests,
+            "retry_budget": {"budget_percent": {"value": 20.0}, "min_retry_concurrency": 10},
+        }]},
     }
 
 
-def _clusters_yaml(upstreams: dict[str, list[tuple[str, int]]], health_interval_s: float) -> str:
+def _clusters_yaml(upstreams: dict[str, list[tuple[str, int]]], health_interval_s: float,
+                   max_requests: int = 1024) -> str:
     # JSON is YAML: one flow mapping per cluster, indented into the list.
-    return "\n".join(f"  - {json.dumps(cluster(name, upstreams[name], health_interval_s))}"
+    return "\n".join(f"  - {json.dumps(cluster(name, upstreams[name], health_interval_s, max_requests))}"
                      for name in SERVICES)
 
 
@@ -188,8 +212,128 @@ def body_rules(descriptor_path: str | os.PathLike) -> list[dict]:
         pattern = "^" + "".join(
             "[^/]+" if part.startswith("{") else "".join("%" + c if c in "().%+-*?[]^$" else c for c in part)
             for part in _split_template(template)) + "$"
-        rules.append({"method": verb, "pattern": pattern, "schema": _message_schema(messages, message)})
+        rule = {"method": verb, "pattern": pattern, "schema": _message_schema(messages, message)}
+        key = next((f for f in messages[message].field if f.name == IDEMPOTENCY_FIELD), None)
+        if key is not None:
+            rule["idempotency_keys"] = {key.name: True, key.json_name or key.name: True}
+        rules.append(rule)
     return rules
+
+
+def grpc_idempotency(descriptor_path: str | os.PathLike) -> dict[str, int]:
+    """gRPC path -> field number of its request_id, for methods whose request has one."""
+    fds, messages = _descriptor(descriptor_path)
+    out = {}
+    for f in fds.file:
+        for service in f.service:
+            for m in service.method:
+                for fd in messages[m.input_type.lstrip(".")].field:
+                    if fd.name == IDEMPOTENCY_FIELD:
+                        out[f"/{f.package}.{service.name}/{m.name}"] = fd.number
+    return out
+
+
+# -- routes: timeouts, retries and rate limits per RPC -----------------------------------
+
+PUBLIC_RPCS = {"ListBooks", "GetBook"}       # no token needed (jwt_authn rules); limited per client
+IDEMPOTENCY_FIELD = "request_id"             # a request carrying one may be retried safely
+IDEMPOTENT_HEADER = "x-bookrental-idempotent"  # set by strict_json.lua, never by a client
+
+
+def _is_read(method: str) -> bool:
+    return method.startswith(("Get", "List"))
+
+
+def _retries(per_try_s: float) -> dict:
+    """Safe calls also retry on UNAVAILABLE and on a reset or per-try timeout (a replica
+    that hung): the call may have run, which is harmless for a read or an idempotent write."""
+    return {
+        "retry_on": "unavailable,reset,connect-failure,refused-stream",
+        "num_retries": 2,
+        "per_try_timeout": f"{per_try_s}s",
+        "retry_host_predicate": [{
+            "name": "envoy.retry_host_predicates.previous_hosts",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3"
+                                      ".PreviousHostsPredicate"}}],
+        "host_selection_retry_max_attempts": 3,
+    }
+
+
+def _rate_limit(stat_prefix: str, action: dict, key: str, rate: int, burst: int) -> dict:
+    """A local rate limit with one token bucket per value of `key` (a wildcard descriptor:
+    Envoy makes a bucket per distinct value, at most max_dynamic_descriptors, LRU)."""
+    if rate < 1 or burst < 1:
+        raise ValueError(f"{stat_prefix}: rate and burst must be at least 1 (got {rate}, {burst})")
+    everyone = {"max_tokens": 1_000_000_000, "tokens_per_fill": 1_000_000_000, "fill_interval": "1s"}
+    return {"envoy.filters.http.local_ratelimit": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+        "stat_prefix": stat_prefix,
+        "token_bucket": everyone,  # only for a request without the key (none reach here)
+        "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+        "filter_enforced": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+        "rate_limits": [{"actions": [action]}],
+        "descriptors": [{"entries": [{"key": key}],
+                         "token_bucket": {"max_tokens": burst, "tokens_per_fill": rate, "fill_interval": "1s"}}],
+        "max_dynamic_descriptors": 100_000,
+        "always_consume_default_token_bucket": False,
+        "rate_limited_as_resource_exhausted": True,  # gRPC callers get RESOURCE_EXHAUSTED
+        # The bucket refills every second, so a second is always enough.
+        "response_headers_to_add": [{"header": {"key": "retry-after", "value": "1"},
+                                     "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+    }}
+
+
+def routes(descriptor_path, *, read_timeout_s: float = 5, read_try_timeout_s: float = 2,
+           write_timeout_s: float = 10, write_rate_per_user: int = 100, write_burst_per_user: int = 200,
+           book_list_rate_per_client: int = 5000, book_list_burst_per_client: int = 10000) -> list[dict]:
+    """One route per RPC (the transcoder has already turned REST into gRPC paths):
+    - reads: a short timeout, retried on UNAVAILABLE, reset or per-try timeout;
+    - writes: a longer timeout, retried only when the request never reached a service
+      (the virtual host's policy), limited per user (x-user-id from the token);
+    - a write carrying a request_id (CreateReservation): retried like a read, matched by
+      the header strict_json.lua sets after reading the body;
+    - public reads: limited per client address.
+    Then one catch-all per service (an unknown method gets UNIMPLEMENTED from it)."""
+    fds, messages = _descriptor(descriptor_path)
+    per_user = {"request_headers": {"header_name": "x-user-id", "descriptor_key": "user"}}
+    per_client = {"remote_address": {}}
+    out = []
+    for f in fds.file:
+        for service in f.service:
+            full = f"{f.package}.{service.name}"
+            parts = f.package.split(".")
+            if len(parts) != 3 or parts[0] != "bookrental" or parts[1] not in SERVICES:
+                continue  # an extra backend (make bench's echo) has its own route
+            cluster_name = parts[1]
+            for m in service.method:
+                path = f"/{full}/{m.name}"
+                if _is_read(m.name):
+                    route = {"match": {"path": path},
+                             "route": {"cluster": cluster_name, "timeout": f"{read_timeout_s}s",
+                                       "retry_policy": _retries(read_try_timeout_s)}}
+                    if m.name in PUBLIC_RPCS:
+                        route["typed_per_filter_config"] = _rate_limit(
+                            "public_reads_per_client", per_client, "remote_address",
+                            book_list_rate_per_client, book_list_burst_per_client)
+                    out.append(route)
+                    continue
+                limit = _rate_limit("writes_per_user", per_user, "user", write_rate_per_user, write_burst_per_user)
+                fields = {fd.name for fd in messages[m.input_type.lstrip(".")].field}
+                if IDEMPOTENCY_FIELD in fields:
+                    out.append({"match": {"path": path, "headers": [{"name": IDEMPOTENT_HEADER, "present_match": True}]},
+                                "route": {"cluster": cluster_name, "timeout": f"{write_timeout_s}s",
+                                          "retry_policy": _retries(min(read_try_timeout_s, write_timeout_s))},
+                                "typed_per_filter_config": limit})
+                out.append({"match": {"path": path},
+                            "route": {"cluster": cluster_name, "timeout": f"{write_timeout_s}s"},
+                            "typed_per_filter_config": limit})
+            out.append({"match": {"prefix": f"/{full}/"},
+                        "route": {"cluster": cluster_name, "timeout": f"{write_timeout_s}s"}})
+    return out
+
+
+def _routes_yaml(routes_: list[dict]) -> str:
+    return "\n".join(f"              - {json.dumps(r)}" for r in routes_)
 
 
 def _split_template(template: str) -> list[str]:
@@ -213,7 +357,9 @@ def _lua(value) -> str:
 
 
 def strict_json_lua(descriptor_path: str | os.PathLike) -> str:
-    return f"ROUTES = {_lua(body_rules(descriptor_path))}\n" + STRICT_JSON_LUA.read_text()
+    return (f"ROUTES = {_lua(body_rules(descriptor_path))}\n"
+            f"GRPC_IDEMPOTENCY = {_lua({k: str(v) for k, v in grpc_idempotency(descriptor_path).items()})}\n"
+            f"IDEMPOTENT_HEADER = {json.dumps(IDEMPOTENT_HEADER)}\n" + STRICT_JSON_LUA.read_text())
 
 
 def render(
@@ -231,13 +377,31 @@ def render(
     descriptor_path: str | os.PathLike,
     jwks_path: str | os.PathLike,
     access_log_path: str | os.PathLike | None = None,
+    read_timeout_s: float = 5,
+    read_try_timeout_s: float = 2,
+    write_timeout_s: float = 10,
+    write_rate_per_user: int = 100,
+    write_burst_per_user: int = 200,
+    book_list_rate_per_client: int = 5000,
+    book_list_burst_per_client: int = 10000,
+    max_requests_per_service: int = 1024,
+    trusted_proxy_hops: int = 0,
     extra_backends: Sequence[tuple[str, int]] = (),
 ) -> str:
     """Write the config to out_path and return its text. `upstreams` maps a service
     to its replicas; a service missing from it is one replica on 127.0.0.1:<its port>.
+
+    Edge policy (docs/security.md): route timeouts (reads get retries with a per-try
+    timeout), rate limits (tokens per second and burst, per user on writes and per
+    client address on the public book reads; the defaults are high so that tests and
+    benchmarks are not throttled: production values belong to the deployment), the
+    circuit-breaker bound on requests in flight per service, and how many proxies in
+    front of Envoy to trust for the client address (x-forwarded-for).
+
     `extra_backends` are (gRPC service full name, port on 127.0.0.1) pairs routed,
     transcoded and JWT-checked like ours (make bench's echo); the descriptor set must
     contain them."""
+    descriptor_for_schemas = descriptor_path if Path(descriptor_path).is_file() else ROOT / DEFAULT_DESCRIPTOR
     ports = {"reservation": reservation_port, "stock": stock_port, "alert": alert_port}
     upstreams = {name: list((upstreams or {}).get(name) or [("127.0.0.1", ports[name])]) for name in SERVICES}
     text = Template(TEMPLATE.read_text()).substitute(
@@ -246,13 +410,20 @@ def render(
         # Loopback locally; a pod listens on all its addresses (k8s/, tools/k8s_envoy.py).
         listen_address=_address("listen_address", listen_address),
         admin_address=_address("admin_address", admin_address),
-        clusters=_clusters_yaml(upstreams, health_interval_s) + _extra_clusters(extra_backends, health_interval_s),
+        clusters=_clusters_yaml(upstreams, health_interval_s, max_requests_per_service)
+        + _extra_clusters(extra_backends, health_interval_s),
         **_extra_routes(extra_backends),
+        routes=_routes_yaml(routes(
+            descriptor_for_schemas, read_timeout_s=read_timeout_s, read_try_timeout_s=read_try_timeout_s,
+            write_timeout_s=write_timeout_s, write_rate_per_user=write_rate_per_user,
+            write_burst_per_user=write_burst_per_user, book_list_rate_per_client=book_list_rate_per_client,
+            book_list_burst_per_client=book_list_burst_per_client)),
+        trusted_proxy_hops=str(int(trusted_proxy_hops)),
+        idempotent_header=IDEMPOTENT_HEADER,
         descriptor_path=_path(descriptor_path),
-        # Schemas come from the descriptor set found here; a config rendered for another
-        # machine (a container path) takes them from this checkout's build.
-        strict_json_lua=json.dumps(strict_json_lua(
-            descriptor_path if Path(descriptor_path).is_file() else ROOT / DEFAULT_DESCRIPTOR)),
+        # Schemas and routes come from the descriptor set found here; a config rendered for
+        # another machine (a container path) takes them from this checkout's build.
+        strict_json_lua=json.dumps(strict_json_lua(descriptor_for_schemas)),
         jwks_path=_path(jwks_path),
         access_log_path=_path(access_log_path) if access_log_path else '"/dev/stdout"',
     )

@@ -4,8 +4,6 @@ identity Envoy forwards (fail closed), and service ports listen on loopback only
 from __future__ import annotations
 
 import socket
-import threading
-from concurrent import futures
 
 import grpc
 import pytest
@@ -13,47 +11,23 @@ import pytest
 from bookrental.alert.v1 import alert_pb2, alert_pb2_grpc
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
+from tests.integration.fake_upstream import FakeUpstream
 from tools.client import Gateway
 
 FORGED = {"x-user-id": "mallory", "X-User-Roles": "stock_manager", "X-USER-ID": "root",
           "x-UsEr-RoLeS": "admin", "x-user-anything": "1"}
 
 
-class Recorder(grpc.GenericRpcHandler):
-    """A stand-in upstream that answers every unary call with an empty message and
-    keeps the metadata it received: what Envoy really forwards."""
-
-    def __init__(self):
-        self.seen: list[list[tuple[str, str]]] = []
-        self.lock = threading.Lock()
-
-    def service(self, details):
-        if details.method == "/grpc.health.v1.Health/Check":  # Envoy's active health check
-            return grpc.unary_unary_rpc_method_handler(lambda _req, _ctx: b"\x08\x01")  # SERVING
-
-        def handle(_request, context):
-            with self.lock:
-                self.seen.append(list(context.invocation_metadata()))
-            return b""
-        return grpc.unary_unary_rpc_method_handler(handle)
-
-
-@pytest.fixture
-def recorder():
-    rec = Recorder()
-    server = grpc.server(futures.ThreadPoolExecutor(4), handlers=[rec])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    rec.port = port
-    yield rec
-    server.stop(0)
-
-
 def identity_headers(metadata) -> list[tuple[str, str]]:
     return [(k, v) for k, v in metadata if k.lower().startswith("x-user-")]
 
 
-def test_client_sent_identity_headers_never_reach_a_service(own_envoy, recorder, token):
+def test_client_sent_identity_headers_never_reach_a_service(own_envoy, token):
+    with FakeUpstream() as recorder:
+        _forge_through(own_envoy, recorder, token)
+
+
+def _forge_through(own_envoy, recorder, token):
     envoy = own_envoy(upstream_ports={"reservation": recorder.port, "stock": recorder.port, "alert": recorder.port})
     gw = Gateway(f"http://127.0.0.1:{envoy.ports.envoy}")
     # Public route (jwt_authn does not run there): nothing of the forged set arrives.
@@ -67,12 +41,12 @@ def test_client_sent_identity_headers_never_reach_a_service(own_envoy, recorder,
         stub.ListReservations(reservation_pb2.ListReservationsRequest(),
                               metadata=[("authorization", f"Bearer {token('alice')}"), ("x-user-id", "mallory"),
                                         ("x-user-roles", "stock_manager")])
-    assert len(recorder.seen) == 4
-    public_rest, protected_rest, public_grpc, protected_grpc = map(identity_headers, recorder.seen)
+    assert len(recorder.metadata) == 4
+    public_rest, protected_rest, public_grpc, protected_grpc = map(identity_headers, recorder.metadata)
     assert public_rest == [] and public_grpc == []
     assert sorted(protected_rest) == sorted(protected_grpc) == [("x-user-id", "alice"), ("x-user-roles", "customer")]
     # And the token itself stays at the gateway (forward: false).
-    assert all(k != "authorization" for md in recorder.seen for k, _ in md)
+    assert all(k != "authorization" for md in recorder.metadata for k, _ in md)
 
 
 @pytest.mark.parametrize("port_name,call", [
