@@ -115,7 +115,10 @@ def test_the_circuit_breaker_refuses_calls_beyond_the_bound_at_once(own_envoy, t
         statuses = counts(s for s, _ in results)
         assert statuses.get(200, 0) >= 1 and statuses.get(503, 0) >= 3, results
         assert all(t < 1.0 for s, t in results if s == 503), results  # refused at once, not queued
-        assert _stats(envoy, "cluster.reservation.upstream_rq_active_overflow") == statuses[503]
+        # Refused by the breaker: over max_requests, or over max_pending_requests while the
+        # connection to the upstream is still being set up.
+        overflow = sum(_stats(envoy, f"cluster.reservation.upstream_rq_{kind}_overflow") for kind in ("active", "pending"))
+        assert overflow == statuses[503]
 
 
 def test_a_failing_replica_is_ejected_and_traffic_goes_to_the_healthy_one(own_envoy, token):
