@@ -136,7 +136,7 @@ def test_the_gateway_gets_the_envoy_config_rendered_from_the_template_and_the_jw
 
 def test_a_stale_envoy_config_fails_the_check(tmp_path, monkeypatch):
     stale = tmp_path / "envoy.yaml"
-    stale.write_text(k8s_envoy.render().replace("timeout: 10s", "timeout: 99s"))
+    stale.write_text(k8s_envoy.render().replace("stat_prefix: gateway", "stat_prefix: stale"))
     monkeypatch.setattr(k8s_envoy, "OUT", stale)
     monkeypatch.setattr(k8s_envoy, "ROOT", tmp_path)
     assert k8s_envoy.main(["--check"]) == 1
