@@ -10,6 +10,7 @@ import time
 import peewee
 from google.protobuf import timestamp_pb2
 from playhouse import db_url
+from playhouse.pool import PooledDatabase
 
 database = peewee.DatabaseProxy()
 
@@ -63,9 +64,25 @@ def connect(url: str) -> peewee.Database:
             timeout=15,
         )
     else:
-        db = db_url.connect(url)
+        # A pool per process: RPC threads borrow a connection per call and give it back
+        # (release()), so a replica holds at most `max_connections` (default 8) however
+        # many threads serve; 16 threads x replicas would soon pass PostgreSQL's 100.
+        scheme, rest = url.split("://", 1)
+        if not scheme.endswith("+pool"):
+            scheme += "+pool"
+        params = {"max_connections": 8, "stale_timeout": 300, "timeout": 10}
+        query = dict(q.split("=", 1) for q in rest.partition("?")[2].split("&") if "=" in q)
+        params.update({k: int(v) for k, v in query.items() if k in params})
+        db = db_url.connect(f"{scheme}://{rest.partition('?')[0]}", **params)
     database.initialize(db)
     return db
+
+
+def release() -> None:
+    """Gives the calling thread's connection back to the pool (PostgreSQL); with
+    SQLite, a file, the thread keeps its connection."""
+    if isinstance(database.obj, PooledDatabase) and not database.is_closed():
+        database.close()
 
 
 def create_schema(db: peewee.Database, models: list[type[peewee.Model]], indexes: list[str] = ()) -> None:

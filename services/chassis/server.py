@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
 from . import errors
+from . import db
 from .db import database, is_transient
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def rpc(method: Callable | None = None, *, public: bool = False, role: str | Non
             log.exception("rpc failed", extra={"method": name})
             context.abort(code, "internal error; the service logged the details")
         finally:
+            db.release()
             RPCS.labels(name, code.name).inc()
             RPC_SECONDS.labels(name, code.name).observe(time.perf_counter() - start)
 
