@@ -73,8 +73,8 @@ def test_sigterm_drains_finishes_in_flight_work_and_exits_clean(stack):
     proc.send_signal(signal.SIGTERM)
     status = eventually(lambda: health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
                         == health_pb2.HealthCheckResponse.NOT_SERVING and time.monotonic() - sent,
-                        timeout=2, interval=0.02, what="NOT_SERVING after SIGTERM")
-    assert status < 0.5
+                        timeout=5, interval=0.02, what="NOT_SERVING after SIGTERM")
+    assert status < DRAIN_MS / 1000  # within the drain, while calls are still answered
     # Draining: still answered (a read needs no lock).
     reply = stub.ListReservations(reservation_pb2.ListReservationsRequest(), metadata=identity("early"), timeout=2)
     assert len(reply.reservations) == 1
