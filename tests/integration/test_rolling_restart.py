@@ -1,0 +1,27 @@
+"""Zero downtime, proved locally: two replicas of each service behind Envoy with
+active gRPC health checks; siege drives REST load while the reservation service
+is restarted one replica at a time and then a random replica is killed (the
+supervisor restarts it, as Kubernetes would). Siege must report 100%
+availability and every reservation made meanwhile must be confirmed and
+notified once. `python -m tools.rolling --kill` is the full version (all three
+services), shown in docs/operations.md."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tools import rolling
+
+
+@pytest.mark.skipif(shutil.which("siege") is None, reason="siege is not installed (make test installs it)")
+def test_rolling_restart_and_a_killed_replica_under_siege(tmp_path):
+    report = rolling.run(tmp_path, services=["reservation"], kill=True)
+    s = report["siege"]
+    print(f"\nsiege: {s['transactions']} transactions, availability {s['availability']}%, "
+          f"longest {s['longest_transaction']} s, failed {s['failed_transactions']}; restarts {report['restarts']}, "
+          f"killed {report['killed']}; {report['customers']}")
+    assert s["transactions"] > 100
+    assert s["availability"] == 100.0 and s["failed_transactions"] == 0
+    assert report["customers"]["failed_count"] == 0
+    assert report["customers"]["confirmed_and_notified_once"] == report["customers"]["made"] > 10
