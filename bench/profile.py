@@ -1,0 +1,89 @@
+"""Where the services spend their CPU under reservation load: starts the bench
+stack, loads CreateReservation through Envoy at a fixed rate, and samples each
+service with py-spy meanwhile. Writes collapsed stacks to build/profile/ and
+prints, per service, the functions with the most samples on CPU (self and
+inclusive) and the share of samples per thread.
+
+    make bench-profile [PROFILE_ARGS='--rate 100 --seconds 20']
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.run import Bench, Config
+from bench.stack import ROOT
+
+OUT = ROOT / "build" / "profile"
+SERVICES = ("reservation", "stock", "alert")
+
+
+def summarize(path: Path, top: int) -> str:
+    """py-spy's raw format: one 'thread;frame;frame;... count' line per distinct stack."""
+    self_time, inclusive, threads = collections.Counter(), collections.Counter(), collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        threads[frames[0]] += n
+        self_time[frames[-1]] += n
+        for frame in set(frames[1:]):
+            inclusive[frame] += n
+    if not total:
+        return "  no samples"
+
+    def table(counter, title):
+        rows = [f"  {title}"] + [f"    {n / total:6.1%}  {frame[:150]}" for frame, n in counter.most_common(top)]
+        return "\n".join(rows)
+    return "\n".join([f"  {total} samples on CPU", table(threads, "by thread"), table(self_time, "self"),
+                      table(inclusive, "inclusive")])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rate", type=float, default=100, help="reservations per second through Envoy REST")
+    p.add_argument("--seconds", type=int, default=20)
+    p.add_argument("--top", type=int, default=25)
+    a = p.parse_args(argv)
+    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if not py_spy:
+        print("bench.profile: py-spy is not installed (make setup installs it)", file=sys.stderr)
+        return 2
+    OUT.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bookrental-profile-"))
+    bench = Bench(Config(reps=1), workdir)
+    try:
+        bench.start()
+        spies = {name: subprocess.Popen(
+            [py_spy, "record", "--pid", str(bench.stack.procs[name].pid), "--duration", str(a.seconds),
+             "--rate", "100", "--format", "raw", "--nonblocking", "--threads", "--output", str(OUT / f"{name}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT) for name in SERVICES}
+        cpu0 = bench.stack.cpu_seconds()
+        r = bench._reservation_load("rest", a.seconds, a.rate)
+        cpu1 = bench.stack.cpu_seconds()
+        for spy in spies.values():
+            spy.wait(60)
+        print(f"load: {r['rate']:.0f} reservations/s for {a.seconds} s, kept up: {r['kept_up']}, "
+              f"drain {r['drain_s']} s; CPU s per 1,000: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_per_1000"].items()))
+        print("CPU s during the load: " + ", ".join(f"{k} {cpu1[k] - cpu0.get(k, 0):.1f}" for k in cpu1))
+        for name in SERVICES:
+            print(f"\n== {name} ({OUT / f'{name}.txt'})\n{summarize(OUT / f'{name}.txt', a.top)}")
+    finally:
+        bench.stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
