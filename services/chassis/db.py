@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import threading
 import time
 
 import peewee
@@ -49,6 +50,51 @@ class ProcessedEvent(BaseModel):
         table_name = "inbox"
 
 
+class SqliteDatabase(peewee.SqliteDatabase):
+    """SQLite has one writer at a time, and its busy handler makes a waiting writer
+    sleep 1, 2, 5 ... 100 ms between tries: under load, threads of one process
+    (RPCs, consumer, relay) lost most of their time there. They queue on a lock
+    instead (transactions and autocommit writes), which hands over the moment the
+    holder commits; other processes
+    (replicas on the same file) still wait through busy_timeout."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._writer = threading.Lock()
+        self._holder = threading.local()
+
+    def begin(self, lock_type=None):
+        self._writer.acquire()
+        self._holder.held = True
+        try:
+            super().begin(lock_type)
+        except BaseException:
+            self._release()
+            raise
+
+    def commit(self):
+        super().commit()  # if this fails, peewee rolls back, which releases
+        self._release()
+
+    def rollback(self):
+        try:
+            super().rollback()
+        finally:
+            self._release()
+
+    def execute_sql(self, sql, params=None):
+        # A write outside a transaction (autocommit) queues on the same lock.
+        if self.in_transaction() or sql.lstrip()[:6].upper() in ("SELECT", "PRAGMA"):
+            return super().execute_sql(sql, params)
+        with self._writer:
+            return super().execute_sql(sql, params)
+
+    def _release(self) -> None:
+        if getattr(self._holder, "held", False):
+            self._holder.held = False
+            self._writer.release()
+
+
 def connect(url: str) -> peewee.Database:
     """Opens DATABASE_URL and binds the proxy. SQLite gets WAL and IMMEDIATE
     transactions, so concurrent writers queue on the lock instead of failing
@@ -57,8 +103,8 @@ def connect(url: str) -> peewee.Database:
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        db = db_url.connect(
-            url,
+        db = SqliteDatabase(
+            path or ":memory:",
             pragmas={"journal_mode": "wal", "synchronous": "normal", "busy_timeout": 15000},
             lock_type="IMMEDIATE",
             timeout=15,
