@@ -134,11 +134,14 @@ class EventConsumer:
 
     def _apply(self, sub: Subscription, event, envelope: events.Envelope) -> None:
         with database.atomic():
-            if ProcessedEvent.get_or_none(ProcessedEvent.event_id == envelope.event_id) is not None:
+            # One statement claims the event id (a select and an insert were two): a
+            # duplicate inserts nothing; a failing handler rolls the claim back with its work.
+            claimed = (ProcessedEvent.insert(event_id=envelope.event_id, event_type=envelope.event_type)
+                       .on_conflict_ignore().as_rowcount().execute())
+            if not claimed:
                 log.info("duplicate event ignored", extra={"ce_id": envelope.event_id, "ce_type": envelope.event_type})
                 return
             sub.handler(event, envelope)
-            ProcessedEvent.create(event_id=envelope.event_id, event_type=envelope.event_type)
 
     def _dead_letter(self, msg, error: str, where: dict) -> None:
         headers = list(msg.headers() or []) + [
