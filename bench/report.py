@@ -85,7 +85,7 @@ def table_row(result: dict, path: Path) -> str:
             f"| {_f(m['rest_ratio'] * 100, 1)}% | {_f(m['grpc_rps'])} | {_f(m['rest_grpc_ratio'], 2)} "
             f"| {_f(m['e2e_confirm_p50_ms'], 1)} / {_f(m['e2e_confirm_p95_ms'], 1)} / {_f(m['e2e_confirm_p99_ms'], 1)} "
             f"| {_f(m['e2e_notify_p50_ms'], 1)} / {_f(m['e2e_notify_p99_ms'], 1)} | {_f(m['books_rps'])} "
-            f"| {_f(m['catchup_eps'])} | {cpu_cell} |")
+            f"| {_f(m.get('catchup_eps'))} | {cpu_cell} |")
 
 
 def write(result: dict) -> Path:
