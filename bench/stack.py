@@ -75,7 +75,10 @@ class BenchStack(Stack):
         return self.count("reservation", "SELECT count(*) FROM reservation")
 
     def notifications(self) -> int:
-        return self.count("alert", "SELECT count(*) FROM notification")
+        try:
+            return self.count("alert", "SELECT count(*) FROM notification")
+        except sqlite3.OperationalError:  # a fresh alert has not created its database yet
+            return 0
 
     def latencies_since(self, since: datetime.datetime) -> tuple[list[float], list[float]]:
         """Seconds from each reservation's create_time (written while its request is
