@@ -13,7 +13,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup proto lint keys token run test test-unit clean bench bench-smoke bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling
+.PHONY: help setup proto lint keys tls token run test test-unit clean bench bench-smoke bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	@touch $@
 
-setup: $(VENV)/.installed proto keys ## make .venv, install pinned deps, generate stubs and dev keys
+setup: $(VENV)/.installed proto keys tls ## make .venv, install pinned deps, generate stubs, dev keys and dev TLS certificate
 
 # Python stubs and the Envoy descriptor set, generated from protos/ (never committed).
 $(GEN)/.stamp: $(VENV)/.installed $(PROTOS)
@@ -50,12 +50,17 @@ var/dev-keys/jwks.json: | $(VENV)/.installed
 
 keys: var/dev-keys/jwks.json ## the development signing key and JWKS (git-ignored, under var/)
 
+var/dev-tls/cert.pem: | $(VENV)/.installed
+	$(PY) -m tools.devcert var/dev-tls
+
+tls: var/dev-tls/cert.pem ## the development CA and gateway certificate for make run TLS=1 (git-ignored, under var/)
+
 # USER must come from the command line: the environment's USER (your login) is not a choice.
 token: keys ## print a token: make -s token USER=alice ROLE=customer (or ROLE=stock_manager)
 	@$(PY) -m tools.token --user "$(if $(filter command line,$(origin USER)),$(USER))" --role "$(ROLE)"
 
-run: setup ## start broker, the three services and Envoy; Ctrl-C stops them all
-	$(PY) -m tools.devstack
+run: setup ## start broker, the three services and Envoy (TLS=1: also HTTPS/gRPC-TLS on 8443); Ctrl-C stops them all
+	$(PY) -m tools.devstack $(if $(filter 1 true yes,$(TLS)),--tls)
 
 test: setup siege k8s-check ## k8s-check, then unit and integration tests (real broker, services and Envoy)
 	$(PY) -m pytest

@@ -33,6 +33,7 @@ class Ports:
     broker: int = 9092
     envoy: int = 8080
     envoy_admin: int = 9901
+    envoy_tls: int = 8443  # HTTPS and gRPC over TLS, when the stack has a tls_dir (make run TLS=1)
     reservation: int = 50051
     stock: int = 50052
     alert: int = 50053
@@ -62,8 +63,9 @@ class Stack:
 
     def __init__(self, workdir: Path, ports: Ports | None = None, env: dict | None = None,
                  database_urls: dict | None = None, key_dir: Path | None = None,
-                 replicas: dict[str, int] | None = None):
+                 replicas: dict[str, int] | None = None, tls_dir: Path | None = None):
         self.workdir = Path(workdir)
+        self.tls_dir = tls_dir
         self.logs = self.workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.ports = ports or Ports()
@@ -134,7 +136,9 @@ class Stack:
         from tools import envoy_config
         config = self.workdir / "envoy.yaml"
         p = self.ports
-        options = dict(listen_port=p.envoy, admin_port=p.envoy_admin,
+        if self.tls_dir:
+            render_options = {"tls_dir": self.tls_dir, **render_options}
+        options = dict(listen_port=p.envoy, admin_port=p.envoy_admin, tls_port=p.envoy_tls,
                        upstreams={n: [("127.0.0.1", self.grpc_ports[i]) for i in self.instances(n)]
                                   for n in SERVICES},
                        descriptor_path=str(ROOT / "build" / "bookrental.pb"),
@@ -287,10 +291,19 @@ class Stack:
                     return False
             self._wait(name, serving, "health SERVING", timeout)
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m tools.devstack", description="Start the whole system.")
+    parser.add_argument("--tls", action="store_true",
+                        help="also serve HTTPS and gRPC over TLS on 8443 (certificate in var/dev-tls/)")
+    args = parser.parse_args(argv)
     # Per-service database override, e.g. STOCK_DATABASE_URL=postgresql://127.0.0.1/test
     urls = {n: os.environ[f"{n.upper()}_DATABASE_URL"] for n in SERVICES if os.environ.get(f"{n.upper()}_DATABASE_URL")}
-    stack = Stack(ROOT / "var", database_urls=urls)
+    tls_dir = None
+    if args.tls:
+        from tools.devcert import ensure_cert
+        tls_dir = ensure_cert(ROOT / "var" / "dev-tls")
+    stack = Stack(ROOT / "var", database_urls=urls, tls_dir=tls_dir)
     stopping = []
 
     def on_signal(signum, _frame):
@@ -304,9 +317,11 @@ def main() -> None:
         print("starting broker, services and Envoy (logs in var/logs/) ...", flush=True)
         stack.start()
         p = stack.ports
+        tls_line = (f"\n  HTTPS + gRPC/TLS     https://127.0.0.1:{p.envoy_tls}    (trust var/dev-tls/ca.pem: "
+                    f"curl --cacert, grpcurl -cacert)") if tls_dir else ""
         print(f"""
 bookrental is up.
-  REST + gRPC gateway  http://127.0.0.1:{p.envoy}     (Envoy admin http://127.0.0.1:{p.envoy_admin})
+  REST + gRPC gateway  http://127.0.0.1:{p.envoy}     (Envoy admin http://127.0.0.1:{p.envoy_admin}){tls_line}
   reservation gRPC     127.0.0.1:{p.reservation}  metrics http://127.0.0.1:{p.reservation_metrics}/metrics
   stock gRPC           127.0.0.1:{p.stock}  metrics http://127.0.0.1:{p.stock_metrics}/metrics
   alert gRPC           127.0.0.1:{p.alert}  metrics http://127.0.0.1:{p.alert_metrics}/metrics

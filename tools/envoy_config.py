@@ -336,6 +336,73 @@ def _routes_yaml(routes_: list[dict]) -> str:
     return "\n".join(f"              - {json.dumps(r)}" for r in routes_)
 
 
+# -- JWKS source and TLS listener ------------------------------------------------------
+
+JWKS_CLUSTER = "jwks_provider"
+
+
+def _jwks_source(jwks_path, jwks_uri: str | None, cache_s: int, timeout_s: float) -> str:
+    if not jwks_uri:
+        return f"local_jwks: {{filename: {_path(jwks_path)}}}"
+    remote = {
+        "http_uri": {"uri": jwks_uri, "cluster": JWKS_CLUSTER, "timeout": f"{timeout_s}s"},
+        "cache_duration": f"{cache_s}s",
+        # Fetched before the listener opens and again whenever the cache expires, in the
+        # background: a request never waits for the identity provider.
+        "async_fetch": {"fast_listener": False, "failed_refetch_duration": "1s"},
+        "retry_policy": {"num_retries": 3, "retry_back_off": {"base_interval": "0.2s", "max_interval": "2s"}},
+    }
+    return f"remote_jwks: {json.dumps(remote)}"
+
+
+def _jwks_cluster(jwks_uri: str, ca_path: str) -> str:
+    from urllib.parse import urlsplit
+    u = urlsplit(jwks_uri)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise ValueError(f"jwks_uri must be an http(s) URL, got {jwks_uri!r}")
+    port = u.port or (443 if u.scheme == "https" else 80)
+    c = {
+        "name": JWKS_CLUSTER,
+        "type": "STATIC" if _is_ip(u.hostname) else "LOGICAL_DNS",
+        "connect_timeout": "2s",
+        "load_assignment": {"cluster_name": JWKS_CLUSTER, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": u.hostname, "port_value": port}}}}]}]},
+    }
+    if u.scheme == "https":
+        c["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": u.hostname,
+            "common_tls_context": {"validation_context": {
+                "trusted_ca": {"filename": ca_path},
+                "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": u.hostname}}]}}}}
+    return f"\n  - {json.dumps(c)}"
+
+
+def _tls_listener(tls_dir, port: int) -> str:
+    if not tls_dir:
+        return ""
+    tls_dir = Path(tls_dir)
+    for f in ("cert.pem", "key.pem"):
+        if not (tls_dir / f).is_file():
+            raise ValueError(f"no {f} in {tls_dir} (run python -m tools.devcert {tls_dir})")
+    listener = {
+        "name": "gateway_tls",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{
+            "filters": "GATEWAY_FILTERS",
+            "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "common_tls_context": {
+                    "alpn_protocols": ["h2", "http/1.1"],  # gRPC needs h2; curl may use either
+                    "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+                    "tls_certificates": [{"certificate_chain": {"filename": str((tls_dir / "cert.pem").resolve())},
+                                          "private_key": {"filename": str((tls_dir / "key.pem").resolve())}}]}}},
+        }],
+    }
+    # The same filter chain as the plain listener, by YAML alias.
+    return "  - " + json.dumps(listener).replace('"GATEWAY_FILTERS"', "*gateway_filters")
+
+
 def _split_template(template: str) -> list[str]:
     """'/v1/stocks/{book_id}:receive' -> ['/v1/stocks/', '{book_id}', ':receive']"""
     parts, rest = [], template
@@ -387,6 +454,12 @@ def render(
     max_requests_per_service: int = 1024,
     trusted_proxy_hops: int = 0,
     extra_backends: Sequence[tuple[str, int]] = (),
+    jwks_uri: str | None = None,
+    jwks_cache_s: int = 300,
+    jwks_fetch_timeout_s: float = 2,
+    jwks_ca_path: str = "/etc/ssl/certs/ca-certificates.crt",
+    tls_dir: str | os.PathLike | None = None,
+    tls_port: int = 8443,
 ) -> str:
     """Write the config to out_path and return its text. `upstreams` maps a service
     to its replicas; a service missing from it is one replica on 127.0.0.1:<its port>.
@@ -397,6 +470,12 @@ def render(
     benchmarks are not throttled: production values belong to the deployment), the
     circuit-breaker bound on requests in flight per service, and how many proxies in
     front of Envoy to trust for the client address (x-forwarded-for).
+
+    Tokens: `jwks_path` (a local file) in development; with `jwks_uri` (the identity
+    provider's JWKS URL, e.g. Keycloak's .../protocol/openid-connect/certs) Envoy fetches
+    it, caches it for `jwks_cache_s` and refreshes it in the background. `tls_dir`
+    (cert.pem, key.pem; see tools/devcert.py) adds an HTTPS/gRPC-over-TLS listener on
+    `tls_port` with the same filter chain.
 
     `extra_backends` are (gRPC service full name, port on 127.0.0.1) pairs routed,
     transcoded and JWT-checked like ours (make bench's echo); the descriptor set must
@@ -411,7 +490,8 @@ def render(
         listen_address=_address("listen_address", listen_address),
         admin_address=_address("admin_address", admin_address),
         clusters=_clusters_yaml(upstreams, health_interval_s, max_requests_per_service)
-        + _extra_clusters(extra_backends, health_interval_s),
+        + _extra_clusters(extra_backends, health_interval_s)
+        + (_jwks_cluster(jwks_uri, jwks_ca_path) if jwks_uri else ""),
         **_extra_routes(extra_backends),
         routes=_routes_yaml(routes(
             descriptor_for_schemas, read_timeout_s=read_timeout_s, read_try_timeout_s=read_try_timeout_s,
@@ -424,7 +504,8 @@ def render(
         # Schemas and routes come from the descriptor set found here; a config rendered for
         # another machine (a container path) takes them from this checkout's build.
         strict_json_lua=json.dumps(strict_json_lua(descriptor_for_schemas)),
-        jwks_path=_path(jwks_path),
+        jwks_source=_jwks_source(jwks_path, jwks_uri, jwks_cache_s, jwks_fetch_timeout_s),
+        tls_listener=_tls_listener(tls_dir, _port("tls_port", tls_port) and tls_port),
         access_log_path=_path(access_log_path) if access_log_path else '"/dev/stdout"',
     )
     out = Path(out_path)
@@ -446,8 +527,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--descriptor", default=DEFAULT_DESCRIPTOR, help=f"descriptor set (default {DEFAULT_DESCRIPTOR})")
     p.add_argument("--jwks", default=DEFAULT_JWKS, help=f"JWKS file (default {DEFAULT_JWKS})")
     p.add_argument("--access-log", default=None, help="access log file (default stdout)")
+    p.add_argument("--jwks-uri", default=None, help="fetch the JWKS from this URL (production) instead of --jwks")
+    p.add_argument("--jwks-cache-s", type=int, default=300, help="how long a fetched JWKS is kept (default 300)")
+    p.add_argument("--tls-dir", default=None, help="cert.pem + key.pem: also serve HTTPS/gRPC-TLS on --tls-port")
+    p.add_argument("--tls-port", type=int, default=8443)
     a = p.parse_args(argv)
     for label, path in (("descriptor set", a.descriptor), ("JWKS", a.jwks)):
+        if label == "JWKS" and a.jwks_uri:
+            continue  # fetched from the identity provider instead
         if not Path(path).is_file():
             hint = "make proto" if label == "descriptor set" else "make keys"
             print(f"envoy_config: no {label} at {path} (run {hint})", file=sys.stderr)
@@ -468,6 +555,10 @@ def main(argv: list[str] | None = None) -> int:
         descriptor_path=a.descriptor,
         jwks_path=a.jwks,
         access_log_path=a.access_log,
+        jwks_uri=a.jwks_uri,
+        jwks_cache_s=a.jwks_cache_s,
+        tls_dir=a.tls_dir,
+        tls_port=a.tls_port,
     )
     print(a.out)
     return 0

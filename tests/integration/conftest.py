@@ -74,7 +74,8 @@ def own_envoy(stack, tmp_path):
     started = []
 
     def start(upstream_ports: dict | None = None, **render_options) -> Stack:
-        ports = dataclasses.replace(stack.ports, envoy=free_port(), envoy_admin=free_port(), **(upstream_ports or {}))
+        ports = dataclasses.replace(stack.ports, envoy=free_port(), envoy_admin=free_port(), envoy_tls=free_port(),
+                                    **(upstream_ports or {}))
         s = Stack(tmp_path / f"envoy-{len(started)}", ports, key_dir=stack.key_dir)
         started.append(s)
         s.start_envoy(**render_options)

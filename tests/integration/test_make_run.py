@@ -15,6 +15,7 @@ from tools.devstack import Ports
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = [getattr(Ports(), name) for name in Ports.__dataclass_fields__]
+PLAIN_PORTS = [p for p in PORTS if p != Ports().envoy_tls]  # 8443 only with TLS=1
 
 
 def bound_ports() -> list[int]:
@@ -40,19 +41,30 @@ def process_tree(root: int) -> set[int]:
     return found
 
 
-def test_make_run_serves_and_ctrl_c_stops_everything(tmp_path):
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "TLS=1"])
+def test_make_run_serves_and_ctrl_c_stops_everything(tmp_path, tls):
     if busy := bound_ports():
         pytest.skip(f"standard ports in use (is `make run` already up?): {busy}")
     log = tmp_path / "make-run.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(["make", "run"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(["make", "run", *(["TLS=1"] if tls else [])], cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
         eventually(lambda: proc.poll() is not None or "bookrental is up" in log.read_text(), timeout=90,
                    interval=0.2, what="make run up")
         assert proc.poll() is None, log.read_text()
-        assert bound_ports() == PORTS
+        assert bound_ports() == (PORTS if tls else PLAIN_PORTS)
         assert "http://127.0.0.1:8080" in log.read_text() and "curl" in log.read_text()
+        if tls:  # HTTPS and gRPC over TLS on 8443, trusting the CA that setup made
+            ca = str(ROOT / "var" / "dev-tls" / "ca.pem")
+            https = subprocess.run(["curl", "-sS", "--cacert", ca, "https://127.0.0.1:8443/v1/books"],
+                                   capture_output=True, text=True, timeout=30)
+            assert https.returncode == 0 and '"books"' in https.stdout, https
+            grpcurl = subprocess.run([str(ROOT / ".venv" / "bin" / "grpcurl"), "-cacert", ca, "-protoset",
+                                      str(ROOT / "build" / "bookrental.pb"), "127.0.0.1:8443",
+                                      "bookrental.reservation.v1.ReservationService/ListBooks"],
+                                     capture_output=True, text=True, timeout=30)
+            assert grpcurl.returncode == 0, grpcurl.stderr
         started = process_tree(proc.pid)
         assert len(started) >= 6, started  # the supervisor, broker, 3 services, Envoy
 
