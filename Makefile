@@ -110,7 +110,7 @@ clean: ## remove generated files and local data (keeps .venv)
 # --- Kubernetes manifests and images, checked offline (no cluster, no Docker engine) ---
 K8S_VENV := build/k8s-venv
 K8S_OVERLAYS := $(notdir $(wildcard k8s/overlays/*))
-DOCKERFILES := $(wildcard services/*/Dockerfile) envoy/Dockerfile
+DOCKERFILES := services/Dockerfile envoy/Dockerfile
 CHECKOV := $(K8S_VENV)/bin/checkov --quiet --compact --skip-download -o cli
 
 # kubectl (Debian package; its kustomize renders the overlays), installed only when missing.
