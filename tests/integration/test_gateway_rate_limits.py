@@ -12,6 +12,13 @@ from tests.integration.fake_upstream import FakeUpstream
 from tools.client import Gateway, eventually
 
 
+@pytest.fixture(autouse=True)
+def _once(stack):
+    # Envoy's behaviour here does not depend on the services' database: run on one stack.
+    if stack.backend != "sqlite":
+        pytest.skip("gateway behaviour, independent of the database; runs once, on the sqlite stack")
+
+
 @pytest.fixture
 def limited(own_envoy):
     with FakeUpstream() as upstream:

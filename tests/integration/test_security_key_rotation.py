@@ -20,6 +20,13 @@ from tools.devkeys import ensure_keys, load_private_key, public_jwk
 from tools.token import mint_token
 
 
+@pytest.fixture(autouse=True)
+def _once(stack):
+    # Envoy's behaviour here does not depend on the services' database: run on one stack.
+    if stack.backend != "sqlite":
+        pytest.skip("gateway behaviour, independent of the database; runs once, on the sqlite stack")
+
+
 def jwks_of(*key_dirs) -> dict:
     return {"keys": [public_jwk(load_private_key(d)) for d in key_dirs]}
 
