@@ -20,8 +20,9 @@ def main() -> None:
     dispatchers = [
         Dispatcher(service.repo, channel, channels.breaker_for(channel.name, alert_settings), alert_settings.retry,
                    alert_settings.dispatch_poll_s,
-                   # a claimed delivery is free again after this, should its dispatcher die mid-call
-                   lease_s=max(60.0, 4 * _timeout(channel, alert_settings)))
+                   # A claimed delivery is free again after this, should its dispatcher die
+                   # mid-call; longer than a call can take (an SMTP session is several replies).
+                   lease_s=6 * _timeout(channel, alert_settings))
         for channel in channels.configured(alert_settings)]
 
     def wake_dispatchers() -> None:

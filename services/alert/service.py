@@ -153,11 +153,14 @@ class Dispatcher(Worker):
                 backoff = min(backoff * 2, 2.0)
 
     def _backlog(self) -> float:
+        # Runs in the metrics server's thread at each scrape: its connection is closed
+        # after, so scrapes hold no database connection between them.
         try:
             return self.repo.pending_count(self.channel.name)
         except Exception:  # noqa: BLE001 - a scrape must not fail because the database is away
-            database.close()
             return float("nan")
+        finally:
+            database.close()
 
     def _on_error(self, exc: Exception) -> None:
         log.warning("delivery round failed", extra={"channel": self.channel.name, "error": str(exc)})
