@@ -49,6 +49,9 @@ class Channel(Protocol):
 
     def send(self, out: Outgoing) -> None: ...
 
+    def close(self) -> None:
+        """Releases what the channel keeps between messages (the dispatcher went idle)."""
+
 
 class LogChannel:
     """The default channel: one structured log line per notification. Always on."""
@@ -61,21 +64,39 @@ class LogChannel:
             "reservation_id": out.reservation_id, "kind": out.kind, "text": out.text,
             "correlation_id": out.reservation_id})
 
+    def close(self) -> None:
+        pass
+
 
 class EmailChannel:
-    """SMTP submission with the standard library: one connection per message,
-    STARTTLS (certificate checked) and login when configured."""
+    """SMTP submission with the standard library: STARTTLS (certificate checked)
+    and login when configured. One connection serves a run of messages (a TLS
+    handshake per message would cap throughput); it is closed when the dispatcher
+    goes idle, and reopened once if the server dropped it in between."""
 
     name = domain.EMAIL
 
     def __init__(self, settings: SmtpSettings):
         self.settings = settings
         self.tls = ssl.create_default_context(cafile=settings.ca_file or None)
+        self._smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        smtp = smtplib.SMTP(s.host, s.port, timeout=s.timeout_s)
+        try:
+            if s.starttls:
+                smtp.starttls(context=self.tls)
+            if s.username:
+                smtp.login(s.username, s.password)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
 
     def send(self, out: Outgoing) -> None:
-        s = self.settings
         msg = email.message.EmailMessage()
-        msg["From"] = s.sender
+        msg["From"] = self.settings.sender
         msg["To"] = out.destination
         msg["Subject"] = out.subject
         # Stable per delivery: a resend after a crash carries the same id, so mail
@@ -83,18 +104,36 @@ class EmailChannel:
         msg["Message-ID"] = f"<{out.delivery_id.replace(':', '.')}@bookrental>"
         msg.set_content(out.text)  # clears Content-* headers: set them after
         msg["Content-Language"] = out.language
+        reused = self._smtp is not None
         try:
-            with smtplib.SMTP(s.host, s.port, timeout=s.timeout_s) as smtp:
-                if s.starttls:
-                    smtp.starttls(context=self.tls)
-                if s.username:
-                    smtp.login(s.username, s.password)
-                smtp.send_message(msg)
+            if self._smtp is None:
+                self._smtp = self._connect()
+            try:
+                self._smtp.send_message(msg)
+            except (smtplib.SMTPServerDisconnected, OSError):
+                if not reused:
+                    raise
+                # The server dropped the kept connection (idle timeout, restart): try once afresh.
+                self._smtp.close()
+                self._smtp = self._connect()
+                self._smtp.send_message(msg)
         except smtplib.SMTPRecipientsRefused as exc:
+            # The session is fine (the server refused this recipient and reset the transaction).
             codes = [code for code, _ in exc.recipients.values()]
             if all(500 <= code < 600 for code in codes):
                 raise PermanentDeliveryError(f"recipient refused: {exc.recipients}") from exc
             raise
+        except BaseException:
+            self.close()  # the session's state is unknown: start the next message afresh
+            raise
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -134,6 +173,9 @@ class MessengerChannel:
             if 400 <= exc.code < 500 and exc.code not in (408, 425, 429):
                 raise PermanentDeliveryError(f"provider refused with HTTP {exc.code}") from exc
             raise RuntimeError(f"provider answered HTTP {exc.code}") from exc
+
+    def close(self) -> None:
+        pass
 
 
 class _BreakerMetrics(pybreaker.CircuitBreakerListener):

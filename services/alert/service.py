@@ -69,6 +69,7 @@ class Dispatcher(Worker):
         # Finish the delivery in hand and record it, but leave the backlog for the next start.
         self._stopping = True
         super().stop(timeout)
+        self.channel.close()
 
     def deliver_due(self) -> int:
         """One round; returns how many deliveries were attempted."""
@@ -76,6 +77,8 @@ class Dispatcher(Worker):
         while not self._stopping:
             due = self.repo.due(self.channel.name, time.time())
             if not due:
+                if not attempted:
+                    self.channel.close()  # idle: hold no provider connection
                 break
             for out in due:
                 if self._stopping:

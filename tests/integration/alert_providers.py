@@ -161,8 +161,16 @@ class MailServer(Provider):
                 return "250 OK"
 
         self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, tls_context=tls,
-                                     require_starttls=True, authenticator=authenticator, auth_require_tls=True)
+        self._controller = lambda: Controller(Handler(), hostname="127.0.0.1", port=self.port, tls_context=tls,
+                                              require_starttls=True, authenticator=authenticator,
+                                              auth_require_tls=True)
+        self.controller = self._controller()
+        self.controller.start()
+
+    def restart(self):
+        """Stops and starts again on the same port: open sessions are dropped."""
+        self.controller.stop()
+        self.controller = self._controller()
         self.controller.start()
 
     def stop(self):

@@ -27,6 +27,9 @@ class Provider:
             raise self.error
         self.sent.append(out.delivery_id)
 
+    def close(self):
+        pass
+
 
 @pytest.fixture
 def service(tmp_path):
@@ -109,3 +112,53 @@ def test_a_delivered_channel_is_never_sent_again(service):
     assert service.repo.due(domain.MESSENGER, 1e12) == []
     d.deliver_due()
     assert len(provider.sent) == 1 and messenger(service, n)[1].status == "SENT"
+
+
+def test_a_notification_table_from_before_deliveries_is_brought_up_to_date(tmp_path):
+    """Data written by the previous alert service (one channel, no delivery rows):
+    new columns are added and a notification still PENDING gets its log delivery."""
+    database = db.connect(f"sqlite:///{tmp_path / 'old.db'}")
+    database.execute_sql(
+        "CREATE TABLE notification (notification_id VARCHAR(36) PRIMARY KEY, reservation_id VARCHAR(64),"
+        " user_id VARCHAR(128), book_id VARCHAR(64), kind VARCHAR(16), message TEXT, channel VARCHAR(32),"
+        " status VARCHAR(16), attempts INTEGER, last_error TEXT, create_time DATETIME, sent_time DATETIME)")
+    database.execute_sql("INSERT INTO notification VALUES ('n-1', 'r-1', 'ann', 'b-1', 'CONFIRMED', 'hello', 'log',"
+                         " 'PENDING', 0, '', '2026-01-01 00:00:00', NULL)")
+    database.execute_sql("INSERT INTO notification VALUES ('n-2', 'r-2', 'ann', 'b-1', 'CONFIRMED', 'hi', 'log',"
+                         " 'SENT', 1, '', '2026-01-01 00:00:00', '2026-01-01 00:00:01')")
+    db.create_schema(database, adapters.MODELS)
+    adapters.migrate_schema()
+    adapters.migrate_schema()  # idempotent
+    service = AlertService()
+    provider = channels.LogChannel()
+    dispatcher(service, provider).deliver_due()
+    rows = {r.notification_id: (r.status, [d.channel for d in ds]) for r, ds in service.list_notifications("ann", 0, 10)}
+    assert rows == {"n-1": ("SENT", ["log"]), "n-2": ("SENT", [])}
+    database.close()
+
+
+def test_email_keeps_its_connection_for_a_run_and_reconnects_after_the_server_dropped_it(tmp_path):
+    from tests.integration.alert_providers import MailServer
+    from services.alert.adapters import Outgoing
+    from services.alert.settings import SmtpSettings
+
+    def message(i):
+        return Outgoing(f"n-{i}:email", f"n-{i}", "email", "reader@example.com", "ann", f"r-{i}", "b-1",
+                        "CONFIRMED", "en", "Reservation confirmed: Dune", f"text {i}", 0)
+
+    server = MailServer(tmp_path, "alerts", "pw")
+    channel = channels.EmailChannel(SmtpSettings("127.0.0.1", server.port, True, "alerts", "pw",
+                                                 "Library <alerts@library.example>", 5.0, str(server.cert_path)))
+    try:
+        channel.send(message(1))
+        kept = channel._smtp
+        channel.send(message(2))
+        assert channel._smtp is kept  # one session for the run
+        server.restart()  # the kept session is dead
+        channel.send(message(3))
+        channel.close()
+        assert sorted(server.accepted) == ["<n-1.email@bookrental>", "<n-2.email@bookrental>", "<n-3.email@bookrental>"]
+        assert all(len(r) == 1 for r in server.accepted.values())
+    finally:
+        channel.close()
+        server.stop()
