@@ -94,7 +94,7 @@ class EmailChannel:
             raise
         return smtp
 
-    def send(self, out: Outgoing) -> None:
+    def message(self, out: Outgoing) -> email.message.EmailMessage:
         msg = email.message.EmailMessage()
         msg["From"] = self.settings.sender
         msg["To"] = out.destination
@@ -104,6 +104,14 @@ class EmailChannel:
         msg["Message-ID"] = f"<{out.delivery_id.replace(':', '.')}@bookrental>"
         msg.set_content(out.text)  # clears Content-* headers: set them after
         msg["Content-Language"] = out.language
+        return msg
+
+    def send(self, out: Outgoing) -> None:
+        try:
+            msg = self.message(out)
+        except (ValueError, TypeError) as exc:
+            # Our message, not the provider, is at fault: retrying cannot help.
+            raise PermanentDeliveryError(f"cannot build the email: {exc}") from exc
         reused = self._smtp is not None
         try:
             if self._smtp is None:

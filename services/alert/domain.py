@@ -156,7 +156,8 @@ def subject_and_body(kind: Kind, reservation_id: str, book_id: str, title: str, 
                      lang: str = DEFAULT_LANGUAGE) -> tuple[str, str]:
     subject, body = _TEMPLATES[(lang, kind)]
     why = f": {reason}" if reason else ""
-    return (subject.format(title=title or book_id),
+    # A subject is one line (an email header): a title's line breaks become spaces.
+    return (" ".join(subject.format(title=title or book_id).split()),
             body.format(book=_book(title, book_id, lang), rid=reservation_id, why=why))
 
 

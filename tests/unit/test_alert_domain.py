@@ -128,3 +128,8 @@ def test_backoff_doubles_up_to_its_cap_with_jitter_in_the_upper_half():
         assert ceiling / 2 <= min(delays) and max(delays) <= ceiling
         assert max(delays) - min(delays) > ceiling / 4  # jittered, not all the same
     assert not policy.gives_up_after(4) and policy.gives_up_after(5)
+
+
+def test_a_subject_is_one_line_whatever_the_title():
+    subject, _ = domain.subject_and_body(Kind.CONFIRMED, "r1", "b-1", "Dune\r\nBcc: someone@example.com", lang="en")
+    assert subject == "Reservation confirmed: Dune Bcc: someone@example.com"
