@@ -9,7 +9,7 @@ import time
 
 import pybreaker
 
-from services.chassis.db import database, is_transient
+from services.chassis.db import database, is_transient, release
 from services.chassis.worker import Worker
 
 from . import adapters, channels, domain
@@ -78,7 +78,9 @@ class Dispatcher(Worker):
             due = self.repo.due(self.channel.name, time.time())
             if not due:
                 if not attempted:
-                    self.channel.close()  # idle: hold no provider connection
+                    # Idle: hold no provider connection, and give the database one back to the pool.
+                    self.channel.close()
+                    release()
                 break
             for out in due:
                 if self._stopping:
