@@ -311,7 +311,8 @@ def test_a_provider_outage_opens_the_breaker_and_every_message_is_sent_once_afte
         alert.messenger.mode = "ok"
     up_at = time.time()
     # The breaker let through fail_max calls, then one trial per reset timeout: far fewer than 100.
-    assert attempted_during_outage <= fail_max + outage_s / reset_s + 2, attempted_during_outage
+    # (The outage lasts a little over outage_s when the checks above run slowly.)
+    assert attempted_during_outage <= fail_max + (up_at - down_at) / reset_s + 2, attempted_during_outage
 
     eventually(lambda: all(all_sent(alert, user, 10) for user, _, _ in customers), timeout=90, interval=0.5,
                what="every notification SENT after recovery")
@@ -329,7 +330,7 @@ def test_a_provider_outage_opens_the_breaker_and_every_message_is_sent_once_afte
                if line["channel"] == "messenger" and _time(line["time"]) >= down_at]
     first_open = next(t for t, to in changes if to == "open")
     closed = next(t for t, to in changes if to == "closed" and t >= up_at)
-    print(f"\noutage {outage_s:.0f} s, fail_max={fail_max}, reset_timeout={reset_s:.0f} s: breaker open "
+    print(f"\noutage {up_at - down_at:.1f} s, fail_max={fail_max}, reset_timeout={reset_s:.0f} s: breaker open "
           f"{first_open - down_at:.2f} s after the outage began, closed {closed - up_at:.2f} s after recovery "
           f"(open or half-open for {closed - first_open:.1f} s); {attempted_during_outage} messenger calls during "
           f"the outage for 100 messages; outcome produced -> notification recorded: median {lags[50] * 1000:.0f} ms, "
