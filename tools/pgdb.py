@@ -33,24 +33,23 @@ def url_for(name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
 
 
-def create(run: str, services) -> dict[str, str]:
-    """Creates br_<run>_<service> for each service; returns their DATABASE_URLs."""
+def _each(sql: str, run: str, services) -> None:
+    """Runs `sql` (with {name}) once per service database."""
     conn = _admin()
     try:
         with conn.cursor() as cur:
             for s in services:
-                cur.execute(f'CREATE DATABASE "br_{run}_{s}"')
+                cur.execute(sql.format(name=f"br_{run}_{s}"))
     finally:
         conn.close()
+
+
+def create(run: str, services) -> dict[str, str]:
+    """Creates br_<run>_<service> for each service; returns their DATABASE_URLs."""
+    _each('CREATE DATABASE "{name}"', run, services)
     return {s: url_for(f"br_{run}_{s}") for s in services}
 
 
 def drop(run: str, services) -> None:
-    conn = _admin()
-    try:
-        with conn.cursor() as cur:
-            for s in services:
-                # FORCE: a killed service may have left a backend connected.
-                cur.execute(f'DROP DATABASE IF EXISTS "br_{run}_{s}" WITH (FORCE)')
-    finally:
-        conn.close()
+    # FORCE: a killed service may have left a backend connected.
+    _each('DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', run, services)
