@@ -8,22 +8,13 @@ import os
 import urllib.parse
 
 from services.chassis.errors import InvalidArgument
-from services.chassis.settings import SettingsError
+from services.chassis.settings import SettingsError, number
 
 from . import domain
 
 
 def _number(env, name: str, default, lo, hi, kind=float):
-    raw = env.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-    if not lo <= value <= hi:
-        raise SettingsError(f"{name}={value} is outside {lo}..{hi}")
-    return value
+    return number(env, name, default, lo, hi, kind)
 
 
 def _bool(env, name: str, default: bool) -> bool:

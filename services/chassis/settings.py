@@ -9,17 +9,23 @@ class SettingsError(ValueError):
     pass
 
 
-def _int(env, name: str, default: int, lo: int = 0, hi: int = 65535) -> int:
+def number(env, name: str, default, lo, hi, kind=int):
+    """env[name] as `kind` within lo..hi, or `default` when unset; SettingsError otherwise.
+    Shared with the services' own settings (alert)."""
     raw = env.get(name)
     if raw in (None, ""):
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+        raise SettingsError(f"{name}={raw!r} is not {'an integer' if kind is int else 'a number'}") from None
     if not lo <= value <= hi:
         raise SettingsError(f"{name}={value} is outside {lo}..{hi}")
     return value
+
+
+def _int(env, name: str, default: int, lo: int = 0, hi: int = 65535) -> int:
+    return number(env, name, default, lo, hi)
 
 
 @dataclasses.dataclass(frozen=True)
