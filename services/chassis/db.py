@@ -207,6 +207,11 @@ def values(columns: int, count: int) -> str:
     return ", ".join([one] * count)
 
 
+def for_update() -> str:
+    """The row-lock suffix `locked()` adds, for a raw SELECT: PostgreSQL only."""
+    return "" if isinstance(database.obj, peewee.SqliteDatabase) else " FOR UPDATE"
+
+
 def placeholders(count: int) -> str:
     """`?, ?, ?` for an IN (...) list."""
     return ", ".join("?" * count)

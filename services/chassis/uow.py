@@ -17,8 +17,12 @@ class UnitOfWork:
         self._wrote = False
 
     def __enter__(self) -> "UnitOfWork":
-        self._tx = database.atomic()
-        self._tx.__enter__()
+        # Inside the consumer's batch transaction a use case joins it rather than open
+        # a savepoint (two statements per event): a failure rolls the batch back and
+        # the consumer applies its events one by one.
+        self._tx = None if database.in_transaction() else database.atomic()
+        if self._tx is not None:
+            self._tx.__enter__()
         self._wrote = False
         return self
 
@@ -37,8 +41,9 @@ class UnitOfWork:
         events.clear()
 
     def __exit__(self, exc_type, exc, tb):
+        if self._tx is None:
+            return False  # the enclosing transaction commits, and wakes the relay after
         suppressed = self._tx.__exit__(exc_type, exc, tb)
-        # Only the outermost commit makes rows visible to the relay.
-        if exc_type is None and self._wrote and database.transaction_depth() == 0:
+        if exc_type is None and self._wrote:
             self._on_commit()
         return suppressed

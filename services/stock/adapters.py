@@ -5,7 +5,8 @@ from __future__ import annotations
 import peewee
 
 from bookrental.stock.v1 import events_pb2, stock_pb2
-from services.chassis.db import BaseModel, locked, timestamp, utcnow
+from services.chassis import db
+from services.chassis.db import BaseModel, timestamp, utcnow
 
 from . import domain
 
@@ -39,47 +40,54 @@ MODELS = [StockRow, HoldRow]
 class StockRepository:
     """Loads and saves Stock aggregates. `get` locks the row on PostgreSQL
     (SELECT ... FOR UPDATE) so two replicas cannot both take the last copy;
-    SQLite's IMMEDIATE transactions already serialize writers."""
+    SQLite's IMMEDIATE transactions already serialize writers.
+
+    The statements each reservation runs are plain SQL (chassis `db.execute`):
+    peewee's query building cost more than the statements themselves."""
+
+    _COLUMNS = "book_id, title, available, total_received, stock_version, update_time"
 
     def get(self, book_id: str, for_update: bool = False) -> domain.Stock | None:
-        query = StockRow.select().where(StockRow.book_id == book_id)
-        row = (locked(query) if for_update else query).first()
-        return _to_domain(row) if row else None
+        found = db.rows(f"SELECT {self._COLUMNS} FROM stock WHERE book_id = ?"
+                        + (db.for_update() if for_update else ""), (book_id,))
+        return _to_domain(*found[0]) if found else None
 
     def add(self, stock: domain.Stock) -> None:
         """A book's first receipt. Two racing first receipts cannot both insert: the
         loser gets IntegrityError and retries against the row the winner made."""
         stock.update_time = utcnow()
-        StockRow.insert(book_id=stock.book_id, **self._fields(stock)).execute()
+        db.execute(f"INSERT INTO stock ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                   (stock.book_id, stock.title, stock.available, stock.total_received, stock.stock_version,
+                    stock.update_time))
 
     def save(self, stock: domain.Stock) -> None:
         stock.update_time = utcnow()
-        StockRow.update(**self._fields(stock)).where(StockRow.book_id == stock.book_id).execute()
-
-    @staticmethod
-    def _fields(stock: domain.Stock) -> dict:
-        return dict(title=stock.title, available=stock.available, total_received=stock.total_received,
-                    stock_version=stock.stock_version, update_time=stock.update_time)
+        db.execute("UPDATE stock SET title = ?, available = ?, total_received = ?, stock_version = ?,"
+                   " update_time = ? WHERE book_id = ?",
+                   (stock.title, stock.available, stock.total_received, stock.stock_version, stock.update_time,
+                    stock.book_id))
 
     def list(self, offset: int, limit: int) -> list[domain.Stock]:
-        return [_to_domain(r) for r in StockRow.select().order_by(StockRow.book_id).offset(offset).limit(limit)]
+        return [_to_domain(*r) for r in db.rows(f"SELECT {self._COLUMNS} FROM stock ORDER BY book_id"
+                                                " LIMIT ? OFFSET ?", (limit, offset))]
 
     def get_hold(self, reservation_id: str) -> domain.Hold | None:
-        row = HoldRow.get_or_none(HoldRow.reservation_id == reservation_id)
-        if row is None:
+        found = db.rows("SELECT reservation_id, book_id, user_id, status FROM hold WHERE reservation_id = ?",
+                        (reservation_id,))
+        if not found:
             return None
-        return domain.Hold(row.reservation_id, row.book_id, row.user_id, domain.HoldStatus(row.status))
+        reservation_id, book_id, user_id, status = found[0]
+        return domain.Hold(reservation_id, book_id, user_id, domain.HoldStatus(status))
 
     def save_hold(self, hold: domain.Hold) -> None:
-        (HoldRow.insert(reservation_id=hold.reservation_id, book_id=hold.book_id, user_id=hold.user_id,
-                        status=hold.status.value)
-         .on_conflict(conflict_target=[HoldRow.reservation_id], update={HoldRow.status: hold.status.value})
-         .execute())
+        db.execute("INSERT INTO hold (reservation_id, book_id, user_id, status) VALUES (?, ?, ?, ?)"
+                   " ON CONFLICT (reservation_id) DO UPDATE SET status = excluded.status",
+                   (hold.reservation_id, hold.book_id, hold.user_id, hold.status.value))
 
 
-def _to_domain(row: StockRow) -> domain.Stock:
-    return domain.Stock(row.book_id, row.title, row.available, row.total_received, row.stock_version,
-                        row.update_time)
+def _to_domain(book_id, title, available, total_received, stock_version, update_time) -> domain.Stock:
+    return domain.Stock(book_id, title, available, total_received, stock_version,
+                        StockRow.update_time.python_value(update_time))
 
 
 def to_resource(stock: domain.Stock) -> stock_pb2.Stock:
