@@ -15,12 +15,13 @@ import threading
 import time
 from typing import Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from google.protobuf import message as pb_message
 
 from . import events, metrics
 from . import db
 from .db import database, is_transient
+from .threads import name_native_thread
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,11 @@ class EventConsumer:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        name_native_thread()
         group = self.consumer_config["group.id"]
         consumer = Consumer({**self.consumer_config,
                              "stats_cb": lambda stats: metrics.record_consumer_stats(stats, group)})
-        consumer.subscribe(self.topics, on_assign=self._on_assign)
+        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self._stop.is_set():
                 # consume() waits out its whole timeout unless the batch fills, so block
@@ -78,13 +80,17 @@ class EventConsumer:
                     ready.append(msg)
                 if ready:
                     self._handle_batch(ready)
-                    self._commit(consumer)
+                    # Handled (the transaction committed): the offsets may be committed now.
+                    # librdkafka commits stored offsets every second, on revoke and on close;
+                    # a commit per batch cost the broker a request each (half its CPU under
+                    # load), and what a crash makes it redeliver the inbox drops.
+                    consumer.store_offsets(offsets=_next_offsets(ready))
                     self.on_commit()
         except Exception:  # noqa: BLE001 - a dying consumer must be loud
             log.exception("event consumer stopped on an unexpected error; stopping the service")
             self.on_fatal()
         finally:
-            consumer.close()  # commits nothing extra; leaves the group at once
+            consumer.close()  # commits the stored offsets and leaves the group at once
             self.dlq_producer.flush(5)
 
     @staticmethod
@@ -92,9 +98,16 @@ class EventConsumer:
         try:
             consumer.commit(asynchronous=False)
         except KafkaException as exc:
+            if exc.args[0].code() == KafkaError._NO_OFFSET:
+                return  # nothing handled since the last commit
             # E.g. a rebalance took the partitions away: the new owner gets these events
             # again and the inbox turns them into no-ops.
             log.warning("offset commit failed; events will be redelivered", extra={"error": str(exc)})
+
+    def _on_revoke(self, consumer, partitions) -> None:
+        # Before a partition moves to another replica: what was handled here is not
+        # handed to it again (the inbox would drop it; this saves it the work).
+        self._commit(consumer)
 
     def _on_assign(self, _consumer, partitions) -> None:
         log.info("partitions assigned", extra={"partitions": [f"{p.topic}[{p.partition}]" for p in partitions]})
@@ -204,3 +217,11 @@ class EventConsumer:
 def _log_duplicate(envelope: events.Envelope) -> None:
     log.info("duplicate event ignored", extra={"ce_id": envelope.event_id, "ce_type": envelope.event_type,
                                                "correlation_id": envelope.correlation_id})
+
+
+def _next_offsets(msgs: list) -> list[TopicPartition]:
+    """Per partition, the offset after the last message handled."""
+    last: dict[tuple[str, int], int] = {}
+    for msg in msgs:
+        last[(msg.topic(), msg.partition())] = msg.offset() + 1
+    return [TopicPartition(topic, partition, offset) for (topic, partition), offset in last.items()]

@@ -32,7 +32,11 @@ def consumer_config(settings: Settings) -> dict:
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "client.id": settings.service,
         "group.id": settings.consumer_group,
-        "enable.auto.commit": False,  # offsets are committed after the DB transaction
+        # At-least-once: an offset is stored only after its event's transaction committed
+        # (EventConsumer), and librdkafka commits the stored offsets every second.
+        "enable.auto.commit": True,
+        "enable.auto.offset.store": False,
+        "auto.commit.interval.ms": 1000,
         "auto.offset.reset": "earliest",
         # The broker's default (500 ms) makes every hop wait; 10 ms keeps hops fast when idle.
         "fetch.wait.max.ms": 10,

@@ -20,6 +20,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 from . import errors
 from . import db
 from .db import database, is_transient
+from .threads import name_native_thread
 
 log = logging.getLogger(__name__)
 
@@ -159,9 +160,10 @@ class RefuseUndecodable(grpc.ServerInterceptor):
 MAX_REQUEST_BYTES = 64 * 1024
 
 
-def create_server(address: str, services: list[Service], max_workers: int = 16):
+def create_server(address: str, services: list[Service], max_workers: int = 8):
     """Returns (server, bound port, health servicer); binds port 0 for tests."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc",
+                                                    initializer=name_native_thread),
                          options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
                          interceptors=[RefuseUndecodable()])
     for s in services:
@@ -184,7 +186,7 @@ def serve(settings, services: list[Service], start_background: Callable[[], None
     NOT_SERVING while starting and draining."""
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.grpc_host)
-    server, port, health_servicer = create_server(settings.grpc_address, services)
+    server, port, health_servicer = create_server(settings.grpc_address, services, settings.rpc_threads)
     server.start()
     start_background()
     for name in [s.name for s in services] + [""]:

@@ -7,6 +7,8 @@ import logging
 import threading
 from typing import Callable
 
+from .threads import name_native_thread
+
 log = logging.getLogger(__name__)
 
 
@@ -37,6 +39,7 @@ class Worker:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        name_native_thread()
         backoff = 0.1
         while True:
             stopping = self._stop.is_set()
