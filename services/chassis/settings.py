@@ -47,6 +47,7 @@ class Settings:
     shutdown_grace_s: int
     kafka_debug: str  # librdkafka debug contexts, e.g. "cgrp" (to stderr)
     drain_ms: int  # after SIGTERM: NOT_SERVING but still serving, so balancers move away first
+    outbox_linger_ms: int  # the relay gathers commits this long before a round
     rpc_threads: int  # RPCs at once: as many as the pool has connections; more only fight over the GIL
 
     @property
@@ -82,4 +83,5 @@ class Settings:
             kafka_debug=env.get("KAFKA_DEBUG", ""),
             drain_ms=_int(env, "DRAIN_MS", 1500, 0, 60_000),
             rpc_threads=_int(env, "RPC_THREADS", 8, 1, 256),
+            outbox_linger_ms=_int(env, "OUTBOX_LINGER_MS", 10, 0, 1000),
         )
