@@ -131,8 +131,19 @@ class RefuseUndecodable(grpc.ServerInterceptor):
     transcoder makes from GET /v1/books/%ff) is the caller's mistake: INVALID_ARGUMENT,
     instead of the INTERNAL grpc answers when a deserializer raises."""
 
+    def __init__(self):
+        self._wrapped = {}  # method -> handler: grpc asks on every call; the answer never changes
+
     def intercept_service(self, continuation, details):
-        handler = continuation(details)
+        wrapped = self._wrapped.get(details.method)
+        if wrapped is None:
+            wrapped = self._wrap(continuation(details), details.method)
+            if wrapped is not None:  # unknown names are not kept: a caller could send endless ones
+                self._wrapped[details.method] = wrapped
+        return wrapped
+
+    @staticmethod
+    def _wrap(handler, full_method: str):
         if handler is None or handler.request_streaming or handler.response_streaming \
                 or handler.request_deserializer is None:
             return handler
@@ -146,7 +157,7 @@ class RefuseUndecodable(grpc.ServerInterceptor):
 
         def behaviour(request, context):
             if isinstance(request, _Undecodable):
-                RPCS.labels(details.method.rsplit("/", 1)[-1], grpc.StatusCode.INVALID_ARGUMENT.name).inc()
+                RPCS.labels(full_method.rsplit("/", 1)[-1], grpc.StatusCode.INVALID_ARGUMENT.name).inc()
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               "the request is not a valid message (text must be UTF-8)")
             return method(request, context)
