@@ -8,6 +8,7 @@ import peewee
 from playhouse import migrate
 
 from bookrental.alert.v1 import alert_pb2
+from services.chassis import db
 from services.chassis.db import BaseModel, database, timestamp, utcnow
 
 from . import domain
@@ -109,20 +110,35 @@ class Outgoing:
     attempts: int
 
 
+# -- hot statements ------------------------------------------------------------------
+# Run per event, so written once as SQL (services/chassis/db.py says why). They store
+# what peewee stored: the datetime object itself is the parameter, as peewee passes
+# it (SQLite's adapter writes 'YYYY-MM-DD HH:MM:SS[.ffffff]').
+
+_PENDING = domain.DeliveryStatus.PENDING.value
+
+_ADD_NOTIFICATION = (
+    "INSERT INTO notification (notification_id, reservation_id, user_id, book_id, kind, message, subject, language,"
+    " channel, status, attempts, last_error, create_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?)"
+    " ON CONFLICT DO NOTHING")
+_ADD_DELIVERIES = ("INSERT INTO delivery (delivery_id, notification_id, channel, destination, status, attempts,"
+                   " last_error, next_attempt_at) VALUES {} ON CONFLICT DO NOTHING")
+_PREFERENCES = "SELECT email, phone, channels, language, update_time FROM preferences WHERE user_id = ?"
+
+
 class NotificationRepository:
     def add(self, n: domain.Notification) -> None:
         """The notification and one delivery per channel; a repeat changes nothing."""
-        (NotificationRow.insert(notification_id=n.notification_id, reservation_id=n.reservation_id,
-                                user_id=n.user_id, book_id=n.book_id, kind=n.kind.value, message=n.message,
-                                subject=n.subject, language=n.language, channel=n.channel,
-                                status=n.status.value, create_time=utcnow())
-         .on_conflict_ignore().execute())
+        added = db.execute(_ADD_NOTIFICATION, (
+            n.notification_id, n.reservation_id, n.user_id, n.book_id, n.kind.value, n.message, n.subject,
+            n.language, n.channel, n.status.value, utcnow())).rowcount
+        if not added:
+            return  # its deliveries were written with it
         now = time.time()
-        (DeliveryRow.insert_many([
-            {"delivery_id": f"{n.notification_id}:{channel}", "notification_id": n.notification_id,
-             "channel": channel, "destination": destination, "status": domain.DeliveryStatus.PENDING.value,
-             "next_attempt_at": now}
-            for channel, destination in n.deliveries]).on_conflict_ignore().execute())
+        params = []
+        for channel, destination in n.deliveries:
+            params += (f"{n.notification_id}:{channel}", n.notification_id, channel, destination, _PENDING, 0, "", now)
+        db.execute(_ADD_DELIVERIES.format(db.values(8, len(n.deliveries))), params)
 
     def due(self, channel: str, now: float, limit: int = 50) -> list[Outgoing]:
         rows = (DeliveryRow.select(DeliveryRow.delivery_id, DeliveryRow.notification_id, DeliveryRow.channel,
@@ -182,11 +198,13 @@ class NotificationRepository:
 class PreferencesRepository:
     def get(self, user_id: str) -> tuple[domain.Preferences, object]:
         """The customer's preferences (defaults if never set) and when they last changed."""
-        row = PreferencesRow.get_or_none(PreferencesRow.user_id == user_id)
-        if row is None:
+        found = db.rows(_PREFERENCES, (user_id,))
+        if not found:
             return domain.Preferences(), None
-        return domain.Preferences(row.email, row.phone, tuple(c for c in row.channels.split(",") if c),
-                                  row.language), row.update_time
+        email, phone, channels, language, update_time = found[0]
+        # SQLite hands back the stored text; the field turns it into a datetime as peewee would.
+        return (domain.Preferences(email, phone, tuple(c for c in channels.split(",") if c), language),
+                PreferencesRow.update_time.python_value(update_time))
 
     def put(self, user_id: str, p: domain.Preferences):
         now = utcnow()
