@@ -108,12 +108,18 @@ class Outgoing:
     subject: str
     text: str
     attempts: int
+    notification_channels: str = ""  # all of the notification's, comma-separated; "" if not known
+
+    @property
+    def only_channel(self) -> bool:
+        """The notification's one delivery: its status is the notification's."""
+        return self.notification_channels == self.channel
 
 
 # -- hot statements ------------------------------------------------------------------
-# Run per event, so written once as SQL (services/chassis/db.py says why). They store
-# what peewee stored: the datetime object itself is the parameter, as peewee passes
-# it (SQLite's adapter writes 'YYYY-MM-DD HH:MM:SS[.ffffff]').
+# Run per event or per delivery, so written once as SQL (services/chassis/db.py says
+# why). They store what peewee stored: the datetime object itself is the parameter,
+# as peewee passes it (SQLite's adapter writes 'YYYY-MM-DD HH:MM:SS[.ffffff]').
 
 _PENDING = domain.DeliveryStatus.PENDING.value
 
@@ -123,7 +129,31 @@ _ADD_NOTIFICATION = (
     " ON CONFLICT DO NOTHING")
 _ADD_DELIVERIES = ("INSERT INTO delivery (delivery_id, notification_id, channel, destination, status, attempts,"
                    " last_error, next_attempt_at) VALUES {} ON CONFLICT DO NOTHING")
+_DUE = (
+    "SELECT d.delivery_id, d.notification_id, d.channel, d.destination, n.user_id, n.reservation_id, n.book_id,"
+    " n.kind, n.language, n.subject, n.message, d.attempts, n.channel"
+    " FROM delivery d JOIN notification n ON n.notification_id = d.notification_id"
+    " WHERE d.channel = ? AND d.status = 'PENDING' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?")
+# The oldest due deliveries, leased in one statement. PostgreSQL: SKIP LOCKED lets two
+# replicas claim disjoint batches without waiting on each other, and the outer
+# conditions are checked again on the row as it is when the UPDATE gets to it.
+# SQLite: the statement holds the one write lock.
+_CLAIM = (
+    "UPDATE delivery SET next_attempt_at = ? WHERE delivery_id IN ("
+    "SELECT delivery_id FROM delivery WHERE channel = ? AND status = 'PENDING' AND next_attempt_at <= ?"
+    " ORDER BY next_attempt_at LIMIT ?{lock}) AND status = 'PENDING' AND next_attempt_at <= ?"
+    " RETURNING delivery_id, notification_id, channel, destination, attempts")
+_CLAIMED_NOTIFICATIONS = ("SELECT notification_id, user_id, reservation_id, book_id, kind, language, subject,"
+                          " message, channel FROM notification WHERE notification_id IN ({})")
+_RECORD_DELIVERIES = ("UPDATE delivery SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
+                      " send_time = ? WHERE delivery_id IN ({})")
+_DELIVERY_STATUSES = "SELECT notification_id, status FROM delivery WHERE notification_id IN ({})"
+_RELEASE = "UPDATE delivery SET next_attempt_at = ? WHERE delivery_id IN ({})"
 _PREFERENCES = "SELECT email, phone, channels, language, update_time FROM preferences WHERE user_id = ?"
+
+
+def _sqlite() -> bool:
+    return isinstance(database.obj, peewee.SqliteDatabase)
 
 
 class NotificationRepository:
@@ -141,43 +171,67 @@ class NotificationRepository:
         db.execute(_ADD_DELIVERIES.format(db.values(8, len(n.deliveries))), params)
 
     def due(self, channel: str, now: float, limit: int = 50) -> list[Outgoing]:
-        rows = (DeliveryRow.select(DeliveryRow.delivery_id, DeliveryRow.notification_id, DeliveryRow.channel,
-                                   DeliveryRow.destination, NotificationRow.user_id, NotificationRow.reservation_id,
-                                   NotificationRow.book_id, NotificationRow.kind, NotificationRow.language,
-                                   NotificationRow.subject, NotificationRow.message, DeliveryRow.attempts)
-                .join(NotificationRow, on=(DeliveryRow.notification_id == NotificationRow.notification_id))
-                .where((DeliveryRow.channel == channel) & (DeliveryRow.status == domain.DeliveryStatus.PENDING.value)
-                       & (DeliveryRow.next_attempt_at <= now))
-                .order_by(DeliveryRow.next_attempt_at).limit(limit).tuples())
-        return [Outgoing(*r[:8], r[8] or domain.DEFAULT_LANGUAGE, *r[9:]) for r in rows]
+        """The oldest due deliveries of a channel, not claimed."""
+        return [Outgoing(*r[:8], r[8] or domain.DEFAULT_LANGUAGE, *r[9:]) for r in db.rows(_DUE, (channel, now, limit))]
 
-    def claim(self, delivery_id: str, now: float, lease_s: float) -> bool:
-        """Takes a due delivery for `lease_s` seconds; False if another dispatcher has it."""
-        return (DeliveryRow.update(next_attempt_at=now + lease_s)
-                .where((DeliveryRow.delivery_id == delivery_id)
-                       & (DeliveryRow.status == domain.DeliveryStatus.PENDING.value)
-                       & (DeliveryRow.next_attempt_at <= now)).execute()) == 1
+    def claim_due(self, channel: str, now: float, lease_s: float, limit: int) -> list[Outgoing]:
+        """Takes up to `limit` due deliveries for `lease_s` seconds: no other dispatcher
+        gets them until they are recorded, released or the lease ends."""
+        lock = "" if _sqlite() else " FOR UPDATE SKIP LOCKED"
+        # A transaction, not autocommit: SQLite commits an UPDATE ... RETURNING only once
+        # its rows are read, and the process's writer lock must be held until then.
+        with database.atomic():
+            claimed = db.rows(_CLAIM.format(lock=lock), (now + lease_s, channel, now, limit, now))
+        if not claimed:
+            return []
+        ids = list({r[1] for r in claimed})
+        notifications = {r[0]: r[1:] for r in db.rows(_CLAIMED_NOTIFICATIONS.format(db.placeholders(len(ids))), ids)}
+        out = []
+        for delivery_id, notification_id, channel_, destination, attempts in claimed:
+            user_id, reservation_id, book_id, kind, language, subject, message, channels_ = \
+                notifications[notification_id]
+            out.append(Outgoing(delivery_id, notification_id, channel_, destination, user_id, reservation_id, book_id,
+                                kind, language or domain.DEFAULT_LANGUAGE, subject, message, attempts, channels_))
+        return out
 
-    def release(self, delivery_id: str, at: float) -> None:
-        DeliveryRow.update(next_attempt_at=at).where(DeliveryRow.delivery_id == delivery_id).execute()
+    def release(self, delivery_ids: list[str], at: float) -> None:
+        """Gives claimed deliveries back, due at `at`, without spending an attempt."""
+        db.execute(_RELEASE.format(db.placeholders(len(delivery_ids))), [at, *delivery_ids])
 
     def record_attempt(self, out: Outgoing, status: domain.DeliveryStatus, error: str = "",
                        next_attempt_at: float = 0.0) -> None:
         """One attempt's outcome on the delivery and on its notification, in one transaction."""
+        self.record_attempts([out], status, error, next_attempt_at)
+
+    def record_attempts(self, outs: list[Outgoing], status: domain.DeliveryStatus, error: str = "",
+                        next_attempt_at: float = 0.0) -> None:
+        """The same outcome of one channel's attempts, on the deliveries and their
+        notifications, in one transaction."""
         sent = utcnow() if status is domain.DeliveryStatus.SENT else None
+        delivery_ids = [o.delivery_id for o in outs]
         with database.atomic():
-            (DeliveryRow.update(status=status.value, attempts=DeliveryRow.attempts + 1, last_error=error[:1000],
-                                next_attempt_at=next_attempt_at, send_time=sent)
-             .where(DeliveryRow.delivery_id == out.delivery_id).execute())
-            statuses = [domain.DeliveryStatus(s) for (s,) in DeliveryRow.select(DeliveryRow.status)
-                        .where(DeliveryRow.notification_id == out.notification_id).tuples()]
-            overall = domain.overall_status(statuses)
-            changes = {NotificationRow.status: overall.value, NotificationRow.attempts: NotificationRow.attempts + 1}
-            if error:
-                changes[NotificationRow.last_error] = f"{out.channel}: {error}"[:1000]
-            if overall is domain.DeliveryStatus.SENT:
-                changes[NotificationRow.sent_time] = sent
-            NotificationRow.update(changes).where(NotificationRow.notification_id == out.notification_id).execute()
+            db.execute(_RECORD_DELIVERIES.format(db.placeholders(len(outs))),
+                       [status.value, error[:1000], next_attempt_at, sent, *delivery_ids])
+            overall = {o.notification_id: status for o in outs if o.only_channel}
+            others = [o.notification_id for o in outs if not o.only_channel]
+            if others:
+                statuses: dict[str, list[domain.DeliveryStatus]] = {n: [] for n in others}
+                for notification_id, s in db.rows(_DELIVERY_STATUSES.format(db.placeholders(len(others))), others):
+                    statuses[notification_id].append(domain.DeliveryStatus(s))
+                overall.update((n, domain.overall_status(s)) for n, s in statuses.items())
+            by_status: dict[domain.DeliveryStatus, list[str]] = {}
+            for notification_id, s in overall.items():
+                by_status.setdefault(s, []).append(notification_id)
+            for s, ids in by_status.items():
+                changes, params = "status = ?, attempts = attempts + 1", [s.value]
+                if error:
+                    changes += ", last_error = ?"
+                    params.append(f"{outs[0].channel}: {error}"[:1000])
+                if s is domain.DeliveryStatus.SENT:
+                    changes += ", sent_time = ?"
+                    params.append(sent)
+                db.execute(f"UPDATE notification SET {changes} WHERE notification_id IN ({db.placeholders(len(ids))})",
+                           params + ids)
 
     def pending_count(self, channel: str) -> int:
         return (DeliveryRow.select().where((DeliveryRow.channel == channel)

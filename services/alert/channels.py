@@ -46,6 +46,9 @@ class PermanentDeliveryError(Exception):
 
 class Channel(Protocol):
     name: str
+    # Sends without a provider (a log line): nothing is accepted elsewhere before the
+    # outcome is recorded, so a batch of sends is recorded in one transaction.
+    local: bool
 
     def send(self, out: Outgoing) -> None: ...
 
@@ -57,6 +60,7 @@ class LogChannel:
     """The default channel: one structured log line per notification. Always on."""
 
     name = domain.LOG
+    local = True
 
     def send(self, out: Outgoing) -> None:
         log.info("notification delivered", extra={
@@ -75,6 +79,7 @@ class EmailChannel:
     goes idle, and reopened once if the server dropped it in between."""
 
     name = domain.EMAIL
+    local = False
 
     def __init__(self, settings: SmtpSettings):
         self.settings = settings
@@ -155,6 +160,7 @@ class MessengerChannel:
     signed with HMAC-SHA256 over the exact body bytes."""
 
     name = domain.MESSENGER
+    local = False
     SIGNATURE_HEADER = "X-Bookrental-Signature"
 
     def __init__(self, settings: MessengerSettings):

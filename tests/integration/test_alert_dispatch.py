@@ -2,7 +2,11 @@
 breaker, with a channel whose provider the test controls (no broker needed)."""
 from __future__ import annotations
 
+import datetime
+import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -10,7 +14,11 @@ from services.alert import adapters, channels, domain
 from services.alert.service import AlertService, Dispatcher
 from services.alert.settings import AlertSettings
 from services.chassis import db
+from bookrental.alert.v1 import alert_pb2
 from bookrental.stock.v1 import events_pb2 as stock_events
+from tools import pgdb
+
+from .conftest import BACKENDS, require_backend
 
 
 class Provider:
@@ -29,6 +37,39 @@ class Provider:
 
     def close(self):
         pass
+
+
+class Local:
+    """Shaped like the log channel (local: a batch's outcomes are recorded together);
+    keeps what it sent, and runs `before_send` first."""
+
+    name, local = domain.LOG, True
+
+    def __init__(self, before_send=lambda channel, out: None):
+        self.before_send, self.sent = before_send, []
+
+    def send(self, out):
+        self.before_send(self, out)
+        self.sent.append(out.delivery_id)
+
+    def close(self):
+        pass
+
+
+@pytest.fixture(params=BACKENDS)
+def on_each_backend(request, tmp_path):
+    """An alert database on SQLite, then on PostgreSQL (made for the test, dropped after)."""
+    require_backend(request.param)
+    run = uuid.uuid4().hex[:8]
+    url = pgdb.create(run, ["alert"])["alert"] if request.param == "postgresql" else f"sqlite:///{tmp_path / 'a.db'}"
+    database = db.connect(url)
+    try:
+        db.create_schema(database, adapters.MODELS)
+        yield AlertService(offered=(domain.MESSENGER,))
+    finally:
+        getattr(database, "close_all", database.close)()
+        if request.param == "postgresql":
+            pgdb.drop(run, ["alert"])
 
 
 @pytest.fixture
@@ -52,6 +93,14 @@ def outcome(service, user="ann", event_id=None, reservation_id=None):
     event = stock_events.StockReserved(reservation_id=reservation_id or str(uuid.uuid4()), user_id=user,
                                        book_id="b-1", title="Dune")
     return service.record_outcome(event_id or str(uuid.uuid4()), domain.Kind.CONFIRMED, event)
+
+
+def log_only_outcomes(service, count, user="ann"):
+    """`count` outcomes for a customer without preferences (the log channel only), in
+    one transaction as the consumer records a poll batch."""
+    with db.database.atomic():
+        return [service.record_outcome(str(uuid.uuid4()), domain.Kind.CONFIRMED, stock_events.StockReserved(
+            reservation_id=f"r-{i}", user_id=user, book_id="b-1", title="Dune")) for i in range(count)]
 
 
 def messenger(service, n):
@@ -112,6 +161,74 @@ def test_a_delivered_channel_is_never_sent_again(service):
     assert service.repo.due(domain.MESSENGER, 1e12) == []
     d.deliver_due()
     assert len(provider.sent) == 1 and messenger(service, n)[1].status == "SENT"
+
+
+def test_a_backlog_of_log_deliveries_is_sent_once_each_in_batches_and_on_record(on_each_backend):
+    service = on_each_backend
+    notes = log_only_outcomes(service, 450)  # more than two batches
+    both = outcome(service, "bob")  # log and messenger: SENT only once both delivered
+    channel = Local()
+    d = dispatcher(service, channel)
+    assert d.deliver_due() == 451 and d.deliver_due() == 0
+    assert sorted(channel.sent) == sorted(f"{n.notification_id}:log" for n in [*notes, both])
+    assert service.repo.pending_count(domain.LOG) == 0
+
+    rows = service.list_notifications("ann", 0, 1000)
+    assert len(rows) == 450
+    for row, deliveries in rows:
+        (delivery,) = deliveries
+        assert (row.status, row.attempts, delivery.status, delivery.attempts) == ("SENT", 1, "SENT", 1)
+        # Written as SQL, read back through the model as datetimes, as peewee wrote them.
+        assert isinstance(row.create_time, datetime.datetime) and row.create_time <= row.sent_time
+        assert row.sent_time == delivery.send_time
+        resource = adapters.notification_resource(row, deliveries)
+        assert resource.status == alert_pb2.NOTIFICATION_STATUS_SENT
+        assert resource.deliveries[0].send_time.ToDatetime() == delivery.send_time
+
+    row, by_messenger = messenger(service, both)
+    assert (row.status, row.attempts, by_messenger.status) == ("PENDING", 1, "PENDING")
+    dispatcher(service, Provider(failures=0)).deliver_due()
+    row, by_messenger = messenger(service, both)
+    assert (row.status, row.attempts, by_messenger.status) == ("SENT", 2, "SENT")
+    assert row.sent_time == by_messenger.send_time
+
+
+def test_two_dispatchers_on_one_database_never_both_claim_a_delivery(on_each_backend):
+    """Like two alert replicas: each holds a claimed batch while the other claims."""
+    service = on_each_backend
+    notes = log_only_outcomes(service, 300)
+    both_holding = threading.Barrier(2, timeout=20)
+
+    def hold_first(channel, out):
+        if not channel.sent:
+            both_holding.wait()
+
+    def run(channel):
+        try:
+            return dispatcher(service, channel).deliver_due()
+        finally:
+            db.database.close()  # this thread's connection
+
+    first, second = Local(hold_first), Local(hold_first)
+    with ThreadPoolExecutor(2) as pool:
+        counts = [f.result() for f in [pool.submit(run, first), pool.submit(run, second)]]
+    assert not both_holding.broken  # both held a claim at the same time
+    assert first.sent and second.sent and sum(counts) == 300
+    assert sorted(first.sent + second.sent) == sorted(f"{n.notification_id}:log" for n in notes)
+    assert {(r.status, r.attempts) for r, _ in service.list_notifications("ann", 0, 1000)} == {("SENT", 1)}
+
+
+def test_an_open_breaker_hands_the_rest_of_a_claimed_batch_back_at_once(service):
+    log_only_outcomes(service, 5)
+
+    def refuse(channel, out):
+        raise RuntimeError("cannot write")
+
+    d = dispatcher(service, Local(refuse), max_attempts=10, fail_max=2)
+    assert d.deliver_due() == 2 and d.breaker.current_state == "open"
+    # Nothing waits out a lease: two are due after their (zero) backoff, three were never tried.
+    due = service.repo.due(domain.LOG, time.time())
+    assert sorted(o.attempts for o in due) == [0, 0, 0, 1, 1]
 
 
 def test_a_notification_table_from_before_deliveries_is_brought_up_to_date(tmp_path):
