@@ -148,6 +148,7 @@ _CLAIMED_NOTIFICATIONS = ("SELECT notification_id, user_id, reservation_id, book
 _RECORD_DELIVERIES = ("UPDATE delivery SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
                       " send_time = ? WHERE delivery_id IN ({})")
 _DELIVERY_STATUSES = "SELECT notification_id, status FROM delivery WHERE notification_id IN ({})"
+_LOCK_NOTIFICATIONS = "SELECT 1 FROM notification WHERE notification_id IN ({}) ORDER BY notification_id FOR UPDATE"
 _RELEASE = "UPDATE delivery SET next_attempt_at = ? WHERE delivery_id IN ({})"
 _PREFERENCES = "SELECT email, phone, channels, language, update_time FROM preferences WHERE user_id = ?"
 
@@ -215,6 +216,11 @@ class NotificationRepository:
             overall = {o.notification_id: status for o in outs if o.only_channel}
             others = [o.notification_id for o in outs if not o.only_channel]
             if others:
+                if not _sqlite():
+                    # Another channel's outcome for the same notification may be committing
+                    # now: whoever takes the row second reads the first's delivery status
+                    # (READ COMMITTED), so the last writer's overall status is right.
+                    db.execute(_LOCK_NOTIFICATIONS.format(db.placeholders(len(others))), others)
                 statuses: dict[str, list[domain.DeliveryStatus]] = {n: [] for n in others}
                 for notification_id, s in db.rows(_DELIVERY_STATUSES.format(db.placeholders(len(others))), others):
                     statuses[notification_id].append(domain.DeliveryStatus(s))
