@@ -1,0 +1,76 @@
+"""CPU per reservation of every process AND thread at one fixed REST rate, with
+the end-to-end latencies of the same load: what `make bench` sums per process,
+split so the next cost is visible (gRPC's threads, the consumer, the relay,
+librdkafka's, the broker's). The services name their threads (chassis/threads.py).
+
+    make bench-threads THREADS_ARGS='--rate 500 --seconds 15'
+    make bench-threads THREADS_ARGS='--rate 615 --seconds 20 --preload 45'   # after 45 s at 1,300/s on the same topics
+
+`--preload` first loads the same topics at 1,300/s for that many seconds without
+measuring: it shows what a fuller partition costs the development broker.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from bench.run import Bench, Config
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu(pid: int) -> collections.Counter:
+    """CPU seconds so far per thread name of a process (rpc_0..rpc_7 summed as rpc)."""
+    out: collections.Counter = collections.Counter()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        out[name.rstrip("0123456789_-") or name] += (int(fields[11]) + int(fields[12])) / _TICK
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.threads", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rate", type=float, default=500, help="reservations per second (REST, paced)")
+    p.add_argument("--seconds", type=float, default=15)
+    p.add_argument("--preload", type=float, default=0, help="seconds at 1,300/s on the same topics first")
+    a = p.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="bookrental-threads-"))
+    # The stack starts on new topics; the loads below stay on them (services are not
+    # restarted in between, so their threads can be followed).
+    bench = Bench(Config(reps=1, e2e_s=a.seconds, fresh_topics=False), workdir)
+    try:
+        bench.start()
+        if a.preload:
+            pre = bench._reservation_load("rest", a.preload, 1300)
+            print(f"preload: {pre['made']} reservations at {pre['rate']:.0f}/s (kept up: {pre['kept_up']})")
+        pids = {name: proc.pid for name, proc in bench.stack.procs.items() if name != "echo"}
+        before = {name: thread_cpu(pid) for name, pid in pids.items()}
+        r = bench.e2e(a.rate)
+        after = {name: thread_cpu(pid) for name, pid in pids.items()}
+        made = r["e2e_n"]
+        print(f"{made} reservations at {r['e2e_rate']:.0f}/s; request p50 {r['e2e_request_p50_ms']:.1f} ms; "
+              f"confirm p50/p95/p99 {r['e2e_confirm_p50_ms']:.0f}/{r['e2e_confirm_p95_ms']:.0f}/"
+              f"{r['e2e_confirm_p99_ms']:.0f} ms; notified p50/p99 {r['e2e_notify_p50_ms']:.0f}/"
+              f"{r['e2e_notify_p99_ms']:.0f} ms")
+        print("CPU microseconds per reservation, per process and thread:")
+        for name in pids:
+            per = {t: (after[name][t] - before[name].get(t, 0)) / made * 1e6 for t in after[name]}
+            shown = "  ".join(f"{t}={us:.0f}" for t, us in sorted(per.items(), key=lambda x: -x[1]) if us >= 5)
+            print(f"  {name:12s} {sum(per.values()):6.0f}   {shown}")
+    finally:
+        bench.stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
