@@ -10,6 +10,7 @@ from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.chassis import events
+from services.chassis.settings import Settings
 from tools.client import eventually
 
 
@@ -47,16 +48,18 @@ def test_rpcs_are_counted_and_timed_by_method_and_code(stack, gateway, token, st
 
 def test_consumer_lag_is_exported_per_partition_and_drains_to_zero(stack, stocked_book):
     stocked_book(1)  # a stock event for reservation and alert to consume
+    partitions = Settings.from_env("reservation", 0, 0, env=stack.env).topic_partitions
 
     def lags():
         samples = scrape(stack.ports.reservation_metrics)
         got = {(labels["topic"], labels["partition"]): v for labels, v in samples.get("bookrental_consumer_lag", [])
                if labels["group"] == "reservation"}
         topic = stack.env["STOCK_TOPIC"]
-        # 6 partitions, all assigned to the one replica; statistics arrive every 5 s.
-        # A partition's lag is known once the consumer fetched it (empty ones too).
+        # Every partition (as many as the services create) is assigned to the one
+        # replica; statistics arrive every 5 s. A partition's lag is known once the
+        # consumer fetched it (empty ones too).
         mine = {p: v for (t, p), v in got.items() if t == topic}
-        return mine if len(mine) == 6 and all(v == 0 for v in mine.values()) else None
+        return mine if len(mine) == partitions and all(v == 0 for v in mine.values()) else None
     eventually(lags, timeout=20, interval=0.5, what="lag 0 on every partition of the stock topic")
 
 
