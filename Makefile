@@ -13,7 +13,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup proto lint keys tls token run test test-unit clean bench bench-smoke bench-threads bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling
+.PHONY: help setup proto lint keys tls token run test test-unit clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -103,6 +103,9 @@ bench-smoke: setup bench-proto wrk ## the benchmark in miniature (seconds): chec
 
 bench-threads: setup bench-proto wrk ## CPU per reservation per process and thread at one rate, with e2e latency (docs/performance.md)
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/$(BENCH_GEN) $(PY) -m bench.threads $(THREADS_ARGS)
+
+bench-grpc-cost: setup bench-proto ## server CPU per bare unary RPC: grpcio sync server vs grpc.aio (docs/performance.md)
+	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/$(BENCH_GEN) $(PY) -m bench.grpc_cost $(GRPC_COST_ARGS)
 
 bench-profile: setup bench-proto wrk ## py-spy profile of the services under reservation load (build/profile/)
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/$(BENCH_GEN) $(PY) -m bench.profile $(PROFILE_ARGS)
