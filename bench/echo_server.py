@@ -1,11 +1,12 @@
-"""The bench's echo service: the same grpcio sync server as our services
-(a 16-thread pool), doing nothing but answer. Its rate through Envoy is the
-limit our real RPCs are compared with.
+"""The bench's echo service: the same grpcio sync server as our services (a
+pool of RPC_THREADS threads, 8 unless set, as theirs), doing nothing but answer.
+Its rate through Envoy is the limit our real RPCs are compared with.
 
     python -m bench.echo_server PORT
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -22,7 +23,8 @@ class Echo(echo_pb2_grpc.EchoServiceServicer):
 
 
 def main(port: int) -> None:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="rpc"))
+    threads = int(os.environ.get("RPC_THREADS") or 8)  # the services' setting and default
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc"))
     echo_pb2_grpc.add_EchoServiceServicer_to_server(Echo(), server)
     # Envoy health-checks every cluster (tools/envoy_config.cluster): say SERVING.
     health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
