@@ -80,11 +80,7 @@ class EventConsumer:
                     ready.append(msg)
                 if ready:
                     self._handle_batch(ready)
-                    # Handled (the transaction committed): the offsets may be committed now.
-                    # librdkafka commits stored offsets every second, on revoke and on close;
-                    # a commit per batch cost the broker a request each (half its CPU under
-                    # load), and what a crash makes it redeliver the inbox drops.
-                    consumer.store_offsets(offsets=_next_offsets(ready))
+                    self._store_offsets(consumer, ready)
                     self.on_commit()
         except Exception:  # noqa: BLE001 - a dying consumer must be loud
             log.exception("event consumer stopped on an unexpected error; stopping the service")
@@ -92,6 +88,19 @@ class EventConsumer:
         finally:
             consumer.close()  # commits the stored offsets and leaves the group at once
             self.dlq_producer.flush(5)
+
+    @staticmethod
+    def _store_offsets(consumer, handled: list) -> None:
+        """Handled means committed in the database: the offsets may be committed now.
+        librdkafka commits stored offsets every second, on revoke and on close, where a
+        synchronous commit per batch waited a broker round trip each time; what a
+        crash makes the consumer see again, the inbox drops."""
+        try:
+            consumer.store_offsets(offsets=_next_offsets(handled))
+        except KafkaException as exc:
+            # A rebalance took a partition away while its batch was applied: its new
+            # owner starts before these events and its inbox drops them.
+            log.info("offsets not stored; the partition moved", extra={"error": str(exc)})
 
     @staticmethod
     def _commit(consumer) -> None:
