@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     OUT.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="bookrental-profile-"))
-    bench = Bench(Config(reps=1), workdir)
+    # The stack starts on new topics and keeps them: py-spy follows the processes it started with.
+    bench = Bench(Config(reps=1, fresh_topics=False), workdir)
     try:
         bench.start()
         spies = {name: subprocess.Popen(
