@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import time
 from concurrent import futures
+from pathlib import Path
 
 import grpc
 from benchecho.v1 import echo_pb2, echo_pb2_grpc
 
+from bench.stack import cpu_seconds_in
 from tools.devstack import free_port
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
 
 class Echo(echo_pb2_grpc.EchoServiceServicer):
     def Echo(self, request, context):
@@ -76,11 +74,6 @@ async def load(port: int, rate: float, seconds: float, on_ready, callers: int = 
         return done
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.grpc_cost", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -97,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         server = subprocess.Popen([sys.executable, "-m", "bench.grpc_cost", "--serve", model[0], str(port), *model[1:]])
         try:
             before = []  # the server's CPU once it answers: its start-up is not counted
-            calls = asyncio.run(load(port, a.rate, a.seconds, lambda: before.append(cpu_seconds(server.pid))))
-            after = cpu_seconds(server.pid)
+            calls = asyncio.run(load(port, a.rate, a.seconds, lambda: before.append(cpu_seconds_in(Path(f"/proc/{server.pid}/stat")))))
+            after = cpu_seconds_in(Path(f"/proc/{server.pid}/stat"))
             label = f"sync server, {model[1]} threads" if model[0] == "sync" else "grpc.aio server"
             print(f"{label:24s} {calls} calls at {calls / a.seconds:.0f}/s: "
                   f"{(after - before[0]) / calls * 1e6:.0f} us of server CPU per call")

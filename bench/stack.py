@@ -18,6 +18,13 @@ DESCRIPTOR = ROOT / "build" / "bench.pb"  # ours + the echo service (make bench-
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds_in(stat: Path) -> float:
+    """utime + stime from a /proc/<pid>/stat (a process) or /proc/<pid>/task/<tid>/stat
+    (one thread); OSError if it has ended."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()  # the name in (...) may hold spaces
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 class BenchStack(Stack):
     def __init__(self, workdir: Path, env: dict, key_dir: Path):
         super().__init__(workdir, Ports.free(), env, key_dir=key_dir)
@@ -75,14 +82,13 @@ class BenchStack(Stack):
     # -- what the bench reads ---------------------------------------------------
 
     def cpu_seconds(self) -> dict[str, float]:
-        """utime + stime of each running process so far (/proc/<pid>/stat, all threads)."""
+        """utime + stime of each running process so far (all threads)."""
         out = {}
         for name, proc in self.procs.items():
             try:
-                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                out[name] = cpu_seconds_in(Path(f"/proc/{proc.pid}/stat"))
             except OSError:
                 continue
-            out[name] = (int(fields[11]) + int(fields[12])) / _TICK
         return out
 
     def db(self, service: str) -> sqlite3.Connection:

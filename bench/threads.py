@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from bench.run import Bench, Config
-
-_TICK = os.sysconf("SC_CLK_TCK")
+from bench.stack import cpu_seconds_in
 
 
 def thread_cpu(pid: int) -> collections.Counter:
@@ -29,10 +27,10 @@ def thread_cpu(pid: int) -> collections.Counter:
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            seconds = cpu_seconds_in(task / "stat")
         except OSError:
             continue  # the thread ended meanwhile
-        out[name.rstrip("0123456789_-") or name] += (int(fields[11]) + int(fields[12])) / _TICK
+        out[name.rstrip("0123456789_-") or name] += seconds
     return out
 
 
