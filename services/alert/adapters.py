@@ -153,10 +153,6 @@ _RELEASE = "UPDATE delivery SET next_attempt_at = ? WHERE delivery_id IN ({})"
 _PREFERENCES = "SELECT email, phone, channels, language, update_time FROM preferences WHERE user_id = ?"
 
 
-def _sqlite() -> bool:
-    return isinstance(database.obj, peewee.SqliteDatabase)
-
-
 class NotificationRepository:
     def add(self, n: domain.Notification) -> None:
         """The notification and one delivery per channel; a repeat changes nothing."""
@@ -178,7 +174,7 @@ class NotificationRepository:
     def claim_due(self, channel: str, now: float, lease_s: float, limit: int) -> list[Outgoing]:
         """Takes up to `limit` due deliveries for `lease_s` seconds: no other dispatcher
         gets them until they are recorded, released or the lease ends."""
-        lock = "" if _sqlite() else " FOR UPDATE SKIP LOCKED"
+        lock = "" if db.is_sqlite() else " FOR UPDATE SKIP LOCKED"
         # A transaction, not autocommit: SQLite commits an UPDATE ... RETURNING only once
         # its rows are read, and the process's writer lock must be held until then.
         with database.atomic():
@@ -216,7 +212,7 @@ class NotificationRepository:
             overall = {o.notification_id: status for o in outs if o.only_channel}
             others = [o.notification_id for o in outs if not o.only_channel]
             if others:
-                if not _sqlite():
+                if not db.is_sqlite():
                     # Another channel's outcome for the same notification may be committing
                     # now: whoever takes the row second reads the first's delivery status
                     # (READ COMMITTED), so the last writer's overall status is right.

@@ -146,12 +146,17 @@ def create_schema(db: peewee.Database, models: list[type[peewee.Model]], indexes
             db.execute_sql(sql)
 
 
+def is_sqlite() -> bool:
+    """SQLite serializes writers itself (IMMEDIATE transactions); PostgreSQL needs row locks."""
+    return isinstance(database.obj, peewee.SqliteDatabase)
+
+
 def locked(query: peewee.Query) -> peewee.Query:
     """Locks the selected rows until the transaction ends (SELECT ... FOR UPDATE) on
     PostgreSQL, whose READ COMMITTED would otherwise let two transactions read the
     same row and the later write silently undo the earlier. SQLite's IMMEDIATE
     transactions already serialize writers (and it has no FOR UPDATE)."""
-    return query if isinstance(database.obj, peewee.SqliteDatabase) else query.for_update()
+    return query if is_sqlite() else query.for_update()
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -209,7 +214,7 @@ def values(columns: int, count: int) -> str:
 
 def for_update() -> str:
     """The row-lock suffix `locked()` adds, for a raw SELECT: PostgreSQL only."""
-    return "" if isinstance(database.obj, peewee.SqliteDatabase) else " FOR UPDATE"
+    return "" if is_sqlite() else " FOR UPDATE"
 
 
 def placeholders(count: int) -> str:
