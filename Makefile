@@ -98,7 +98,7 @@ wrk:
 bench: setup bench-proto wrk ## benchmark (minutes): echo limit, reservations REST/gRPC, e2e, catch-up; writes bench/results + docs/performance.md
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/$(BENCH_GEN) $(PY) -m bench $(BENCH_ARGS)
 
-bench-smoke: setup bench-proto wrk ## the benchmark in miniature (seconds): checks it runs and yields numbers; writes nothing
+bench-smoke: setup bench-proto wrk ## the benchmark in miniature (~30 s): checks it runs and yields numbers; writes nothing
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/$(BENCH_GEN) $(PY) -m bench --smoke $(BENCH_ARGS)
 
 bench-threads: setup bench-proto wrk ## CPU per reservation per process and thread at one rate, with e2e latency (docs/performance.md)
