@@ -13,7 +13,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup proto lint keys tls token run test test-unit clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling
+.PHONY: help setup broker proto lint keys tls token run test test-unit clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -23,7 +23,24 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	@touch $@
 
-setup: $(VENV)/.installed proto keys tls ## make .venv, install pinned deps, generate stubs, dev keys and dev TLS certificate
+setup: $(VENV)/.installed broker proto keys tls ## make .venv, install pinned deps, fetch the Kafka broker, generate stubs, dev keys and TLS certificate
+
+# The development broker: Apache Kafka 4.4.0 and its run-time jars from Maven Central
+# (broker/pom.xml) into build/broker/lib; tools/kafka.py starts it. Java 17+ and Maven
+# are checked first, each with one line saying what to install.
+BROKER_LIB := build/broker/lib
+$(BROKER_LIB)/.stamp: broker/pom.xml
+	@command -v java >/dev/null || { echo "make: the Kafka broker needs Java 17 or newer: apt-get install openjdk-17-jre-headless" >&2; exit 1; }
+	@v=$$(java -XshowSettings:properties -version 2>&1 | awk '/java.specification.version/ {print $$3}'); \
+	  [ "$${v%%.*}" -ge 17 ] 2>/dev/null || { echo "make: the Kafka broker needs Java 17 or newer, found $$v: apt-get install openjdk-17-jre-headless" >&2; exit 1; }
+	@command -v mvn >/dev/null || { echo "make: fetching the Kafka broker needs Maven: apt-get install maven" >&2; exit 1; }
+	@rm -rf $(BROKER_LIB) && mkdir -p $(BROKER_LIB)
+	@echo "fetching Apache Kafka $$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' broker/pom.xml) from Maven Central into $(BROKER_LIB) ..."
+	@mvn -B -q -f broker/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(BROKER_LIB) \
+	  > build/broker/mvn.log 2>&1 || { echo "make: fetching the broker's jars failed: $$(grep -m1 -E 'ERROR|Could not' build/broker/mvn.log) (full output: build/broker/mvn.log)" >&2; exit 1; }
+	@touch $@
+
+broker: $(BROKER_LIB)/.stamp ## fetch Apache Kafka (KRaft) for make run and the tests into build/broker/
 
 # Python stubs and the Envoy descriptor set, generated from protos/ (never committed).
 $(GEN)/.stamp: $(VENV)/.installed $(PROTOS)
@@ -59,8 +76,8 @@ tls: var/dev-tls/cert.pem ## the development CA and gateway certificate for make
 token: keys ## print a token: make -s token USER=alice ROLE=customer (or ROLE=stock_manager)
 	@$(PY) -m tools.token --user "$(if $(filter command line,$(origin USER)),$(USER))" --role "$(ROLE)"
 
-run: setup ## start broker, the three services and Envoy (TLS=1: also HTTPS/gRPC-TLS on 8443); Ctrl-C stops them all
-	$(PY) -m tools.devstack $(if $(filter 1 true yes,$(TLS)),--tls)
+run: setup ## start Kafka, the three services and Envoy (TLS=1: also HTTPS/gRPC-TLS on 8443; PG=1: on PostgreSQL); Ctrl-C stops them all
+	$(PY) -m tools.devstack $(if $(filter 1 true yes,$(TLS)),--tls) $(if $(filter 1 true yes,$(PG)),--postgres)
 
 test: setup siege k8s-check ## k8s-check, then unit and integration tests (real broker, services and Envoy)
 	$(PY) -m pytest

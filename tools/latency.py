@@ -1,4 +1,4 @@
-"""Idle-system latency probe: starts a private stack (free ports, fresh topics,
+"""Idle-system latency probe: starts a private stack (free ports, its own broker,
 temp data), makes N reservations one at a time through Envoy and prints how
 long each took to become CONFIRMED and to show up as a notification.
 
@@ -12,7 +12,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from tools.client import Gateway, eventually
@@ -22,14 +21,12 @@ from tools.token import mint_token
 
 
 def main(n: int = 20) -> None:
-    run = uuid.uuid4().hex[:6]
     workdir = Path(tempfile.mkdtemp(prefix="bookrental-latency-"))
     keys = workdir / "keys"
     ensure_keys(keys)
-    stack = Stack(workdir, Ports.free(), {"STOCK_TOPIC": f"s.{run}", "RESERVATION_TOPIC": f"r.{run}"}, key_dir=keys)
+    stack = Stack(workdir, Ports.free(), key_dir=keys)
     try:
         stack.start()
-        stack.wait_consumers_joined()
         gw = Gateway(f"http://127.0.0.1:{stack.ports.envoy}")
         gw.post("/v1/stocks/probe:receive", {"quantity": n, "title": "Probe"},
                 mint_token("kim", ["stock_manager"], key_dir=str(keys)))

@@ -68,15 +68,12 @@ def run(workdir: Path, services=("reservation", "stock", "alert"), concurrency: 
     key_dir = workdir / "keys"
     ensure_keys(key_dir)
     tag = uuid.uuid4().hex[:8]
-    env = {"STOCK_TOPIC": f"bookrental.stock.v1.r{tag}", "RESERVATION_TOPIC": f"bookrental.reservation.v1.r{tag}",
-           "KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_MAX_POLL_INTERVAL_MS": "10000", **(env or {})}
     stack = Stack(workdir, Ports.free(), env, key_dir=key_dir, replicas={n: 2 for n in SERVICES})
     report: dict = {"restarts": {}}
     stopping, load_done = threading.Event(), threading.Event()
     threads: list[threading.Thread] = []
     try:
         stack.start()
-        stack.wait_consumers_joined()
         base = f"http://127.0.0.1:{stack.ports.envoy}"
         gw = Gateway(base)
         siege_token = mint_token("siege", ["customer", "stock_manager"], key_dir=str(key_dir))

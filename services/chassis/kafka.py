@@ -12,10 +12,20 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 
-def producer_config(settings: Settings) -> dict:
+def _client_config(settings: Settings) -> dict:
     return {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "client.id": settings.service,
+        # Reconnect to a restarted broker within a second: the default backoff doubles
+        # up to 10 s, which kept consumers from their coordinator long after it was back
+        # (the group then waited out the members' sessions before it rebalanced).
+        "reconnect.backoff.max.ms": 1000,
+    }
+
+
+def producer_config(settings: Settings) -> dict:
+    return {
+        **_client_config(settings),
         # Idempotent producer: no duplicates or reordering from the client's own retries.
         "enable.idempotence": True,
         "acks": "all",
@@ -29,8 +39,7 @@ def consumer_config(settings: Settings) -> dict:
     debug = {"debug": settings.kafka_debug} if settings.kafka_debug else {}
     return {
         **debug,
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
-        "client.id": settings.service,
+        **_client_config(settings),
         "group.id": settings.consumer_group,
         # At-least-once: an offset is stored only after its event's transaction committed
         # (EventConsumer), and librdkafka commits the stored offsets every second.

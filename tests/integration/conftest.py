@@ -1,14 +1,19 @@
-"""Starts the real system: tansu broker, the three services and Envoy, on free
-ports and fresh topics. Every test that uses `stack` runs twice: on SQLite
-(files under a temp dir) and on PostgreSQL (databases made for the run and
-dropped after). Without a reachable PostgreSQL those runs skip, except under
-CI=true, where they fail."""
+"""Starts the real system: Apache Kafka, the three services and Envoy, on free
+ports. One Kafka node serves the whole test session (a JVM start costs
+seconds); each stack has its own topics and consumer groups on it. Modules that
+crash or pause the broker start their own (`launch(..., own_broker=True)`).
+
+Every test that uses `stack` runs twice: on SQLite (files under a temp dir) and
+on PostgreSQL (databases made for the run and dropped after) on the session's
+own embedded PostgreSQL server (tools.pgserver), or on the server PG_ADMIN_URL
+names. If neither can be had those runs skip, except under CI=true, where they fail."""
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -21,10 +26,51 @@ from tools.token import mint_token
 BACKENDS = ["sqlite", "postgresql"]
 
 
-def require_backend(backend: str) -> None:
+class Infra:
+    """The session's shared broker, started with the session, and its PostgreSQL
+    server, started when the first PostgreSQL run asks for it."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.processes = Stack(workdir, Ports.free())
+        self.processes.start_broker()
+        self.broker_port = self.processes.ports.broker
+        self._postgres: str | None = None
+
+    def postgres(self) -> str | None:
+        """None when PG_ADMIN_URL is usable (the embedded server started if need be), else why not."""
+        if self._postgres is None:
+            if not os.environ.get("PG_ADMIN_URL"):
+                try:
+                    os.environ["PG_ADMIN_URL"] = self.processes.start_postgres(
+                        self.workdir / "postgres", free_port(), throwaway=True)
+                except Exception as exc:  # noqa: BLE001 - said below, as a skip or a failure
+                    self._postgres = f"embedded PostgreSQL did not start: {exc}"
+                    return self._postgres
+            self._postgres = pgdb.reachable() or ""
+        return self._postgres or None
+
+    def stop(self) -> None:
+        self.processes.stop()
+        print(f"\nsession broker and PostgreSQL logs: {self.processes.logs}")
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory):
+    embedded = not os.environ.get("PG_ADMIN_URL")
+    shared = Infra(tmp_path_factory.mktemp("infra"))
+    try:
+        yield shared
+    finally:
+        shared.stop()
+        if embedded:
+            os.environ.pop("PG_ADMIN_URL", None)
+
+
+def require_backend(backend: str, infra: Infra) -> None:
     if backend != "postgresql":
         return
-    why = pgdb.reachable()
+    why = infra.postgres()
     if why and os.environ.get("CI") == "true":
         pytest.fail(f"{why} (CI=true: the PostgreSQL tests must run)")
     if why:
@@ -32,26 +78,29 @@ def require_backend(backend: str) -> None:
 
 
 @contextlib.contextmanager
-def launch(workdir, backend: str, replicas: dict | None = None, env: dict | None = None):
-    """A started stack with its own topics and databases; stopped and cleaned up after."""
-    require_backend(backend)
+def launch(workdir, backend: str, infra: Infra, replicas: dict | None = None, env: dict | None = None,
+           own_broker: bool = False):
+    """A started stack with its own topics, consumer groups and databases; stopped and
+    cleaned up after. On the session's broker, or (own_broker) on a broker of its own
+    in `workdir`, for tests that kill or pause it."""
+    require_backend(backend, infra)
     key_dir = workdir / "keys"
     ensure_keys(key_dir)
     run = uuid.uuid4().hex[:8]
     env = {
-        # Fresh topics per run: the development broker slows down as a partition fills.
         "STOCK_TOPIC": f"bookrental.stock.v1.t{run}",
         "RESERVATION_TOPIC": f"bookrental.reservation.v1.t{run}",
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "KAFKA_MAX_POLL_INTERVAL_MS": "10000",
         **(env or {}),
     }
     urls = pgdb.create(run, SERVICES) if backend == "postgresql" else {}
-    s = Stack(workdir, Ports.free(), env, database_urls=urls, key_dir=key_dir, replicas=replicas)
+    ports = Ports.free()
+    if not own_broker:
+        ports.broker = infra.broker_port
+    s = Stack(workdir, ports, env, database_urls=urls, key_dir=key_dir, replicas=replicas,
+              broker_running=not own_broker, group_suffix=run)
     s.backend = backend
     try:
         s.start()
-        s.wait_consumers_joined()
         yield s
     finally:
         s.stop()
@@ -61,8 +110,8 @@ def launch(workdir, backend: str, replicas: dict | None = None, env: dict | None
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def stack(request, tmp_path_factory):
-    with launch(tmp_path_factory.mktemp(f"stack-{request.param}"), request.param) as s:
+def stack(request, tmp_path_factory, infra):
+    with launch(tmp_path_factory.mktemp(f"stack-{request.param}"), request.param, infra) as s:
         yield s
 
 

@@ -1,5 +1,5 @@
-"""The alert service as customer messaging, on its own stack (broker, alert,
-Envoy) wired to real local providers: an SMTP server with STARTTLS and AUTH,
+"""The alert service as customer messaging, on its own stack (alert and Envoy on
+the session's broker) wired to real local providers: an SMTP server with STARTTLS and AUTH,
 and a messenger gateway that checks the HMAC signature. Stock outcomes are
 produced straight onto the stock topic, as the stock service would.
 
@@ -91,9 +91,9 @@ class AlertStack:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def alert(request, tmp_path_factory):
+def alert(request, tmp_path_factory, infra):
     backend = request.param
-    require_backend(backend)
+    require_backend(backend, infra)
     workdir = tmp_path_factory.mktemp(f"alert-stack-{backend}")
     key_dir = workdir / "keys"
     ensure_keys(key_dir)
@@ -110,10 +110,11 @@ def alert(request, tmp_path_factory):
     }
     run = uuid.uuid4().hex[:8]
     urls = pgdb.create(run, ["alert"]) if backend == "postgresql" else {}
-    stack = Stack(workdir, Ports.free(), env, database_urls=urls, key_dir=key_dir)
+    ports = Ports.free()
+    ports.broker = infra.broker_port
+    stack = Stack(workdir, ports, env, database_urls=urls, key_dir=key_dir, broker_running=True, group_suffix=run)
     started = None
     try:
-        stack.start_broker()
         stack.start_service("alert")
         stack.start_envoy()
         stack.wait_consumers_joined(["alert"])
@@ -121,7 +122,7 @@ def alert(request, tmp_path_factory):
         yield started
     finally:
         if started:
-            started.producer = None  # destroyed now, not left retrying a stopped broker for the session
+            started.producer = None  # destroyed now, not left to the end of the session
         stack.stop()
         mail.stop()
         messenger.stop()

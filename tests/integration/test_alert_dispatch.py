@@ -57,9 +57,9 @@ class Local:
 
 
 @pytest.fixture(params=BACKENDS)
-def on_each_backend(request, tmp_path):
+def on_each_backend(request, tmp_path, infra):
     """An alert database on SQLite, then on PostgreSQL (made for the test, dropped after)."""
-    require_backend(request.param)
+    require_backend(request.param, infra)
     run = uuid.uuid4().hex[:8]
     url = pgdb.create(run, ["alert"])["alert"] if request.param == "postgresql" else f"sqlite:///{tmp_path / 'a.db'}"
     database = db.connect(url)

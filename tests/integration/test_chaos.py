@@ -28,8 +28,9 @@ KILLS = ["stock", "alert", "reservation"] * 2
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def stack(request, tmp_path_factory):
-    with launch(tmp_path_factory.mktemp(f"chaos-{request.param}"), request.param) as s:
+def stack(request, tmp_path_factory, infra):
+    # Its own broker: the rotation kills the broker too.
+    with launch(tmp_path_factory.mktemp(f"chaos-{request.param}"), request.param, infra, own_broker=True) as s:
         yield s
 
 

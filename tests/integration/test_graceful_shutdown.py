@@ -27,8 +27,8 @@ DRAIN_MS, GRACE_S = 1000, 5
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    with launch(tmp_path_factory.mktemp("graceful"), "sqlite",
+def stack(tmp_path_factory, infra):
+    with launch(tmp_path_factory.mktemp("graceful"), "sqlite", infra,
                 env={"DRAIN_MS": str(DRAIN_MS), "SHUTDOWN_GRACE_S": str(GRACE_S)}) as s:
         yield s
 

@@ -156,9 +156,9 @@ def test_a_redelivered_event_is_dropped_by_the_inbox_even_when_its_body_differs(
 
 
 @pytest.fixture
-def reservations_on_postgresql():
+def reservations_on_postgresql(infra):
     """The reservation service's use cases in this process, on a PostgreSQL database of their own."""
-    require_backend("postgresql")
+    require_backend("postgresql", infra)
     run = uuid.uuid4().hex[:8]
     url = pgdb.create(run, ["reservation"])["reservation"]
     database = db.connect(url)

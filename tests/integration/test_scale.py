@@ -21,8 +21,8 @@ CUSTOMERS, COPIES = 300, 100
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def replicated(request, tmp_path_factory):
-    with launch(tmp_path_factory.mktemp(f"replicas-{request.param}"), request.param,
+def replicated(request, tmp_path_factory, infra):
+    with launch(tmp_path_factory.mktemp(f"replicas-{request.param}"), request.param, infra,
                 replicas={"reservation": 2, "stock": 2, "alert": 2}) as s:
         yield s
 

@@ -1,0 +1,135 @@
+"""The development broker: one Apache Kafka node in KRaft mode (broker and
+controller in one JVM), its log on disk in a directory you name. `make broker`
+fetches the jars (broker/pom.xml) into build/broker/lib; tools.devstack starts
+the node through this module for `make run`, the tests and the benchmark.
+
+    python -m tools.kafka --log-dir var/kafka   # one node on 9092/9093, in the foreground
+
+The settings below are those of a one-node development cluster; each says why.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LIB = ROOT / "build" / "broker" / "lib"
+LOG4J = ROOT / "broker" / "log4j2.properties"
+HEAP = os.environ.get("KAFKA_HEAP_OPTS", "-Xms256m -Xmx512m")
+
+# One node: every internal topic has one replica, or it could never be created.
+SETTINGS = {
+    "process.roles": "broker,controller",
+    "node.id": "1",
+    "controller.listener.names": "CONTROLLER",
+    "inter.broker.listener.name": "PLAINTEXT",
+    "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    "offsets.topic.replication.factor": "1",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    # The consumer-offsets topic's partitions are made on the first group join, each a
+    # log with its files: 50 (the default) cost seconds on that first join; 5 groups
+    # per stack need far fewer.
+    "offsets.topic.num.partitions": "6",
+    # A group's first join waits this long for more members (3 s by default): the
+    # services are the only members, and every start would wait it out.
+    "group.initial.rebalance.delay.ms": "0",
+    # The services create their topics with the partitions they want (ensure_topics);
+    # a typo'd topic name must fail, not appear.
+    "auto.create.topics.enable": "false",
+    # Data a development machine keeps: a week or 1 GiB per partition, whichever first.
+    "log.retention.hours": "168",
+    "log.retention.bytes": "1073741824",
+    # A node restarted after a crash cannot register while the controller still holds
+    # its old registration, which lasts the broker session (9 s by default): on one node
+    # that is 9 s with every partition offline. 3 s, with heartbeats every second.
+    "broker.session.timeout.ms": "3000",
+    "broker.heartbeat.interval.ms": "1000",
+}
+
+
+class BrokerSetupError(RuntimeError):
+    """What is missing to start the broker, said in one line."""
+
+
+def java() -> str:
+    home = os.environ.get("JAVA_HOME")
+    found = shutil.which("java", path=f"{home}/bin") if home else shutil.which("java")
+    if not found:
+        raise BrokerSetupError("Java 17 or newer is needed for the Kafka broker: apt-get install openjdk-17-jre-headless")
+    return found
+
+
+def classpath() -> str:
+    if not any(LIB.glob("kafka_2.13-*.jar")):
+        raise BrokerSetupError(f"no Kafka jars in {LIB.relative_to(ROOT)}: run `make broker`")
+    return f"{LIB}/*"
+
+
+def version() -> str:
+    """The Kafka version fetched (from its jar's name; broker/pom.xml names it)."""
+    jars = sorted(LIB.glob("kafka_2.13-*.jar"))
+    return jars[0].name.removeprefix("kafka_2.13-").removesuffix(".jar") if jars else "?"
+
+
+def config_text(log_dir: Path, port: int, controller_port: int) -> str:
+    settings = {
+        **SETTINGS,
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "log.dirs": str(log_dir),
+    }
+    return "".join(f"{k}={v}\n" for k, v in settings.items())
+
+
+def _jvm(main: str, *args: str) -> list[str]:
+    return [java(), *HEAP.split(), "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J}", "-cp", classpath(), main, *args]
+
+
+def prepare(log_dir: Path, port: int, controller_port: int) -> Path:
+    """Writes the node's config beside its log and formats the log directory the
+    first time (a formatted one holds meta.properties and is kept as it is, so a
+    restart keeps the topics and their data). Returns the config's path."""
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    config = log_dir.parent / f"{log_dir.name}.properties"
+    config.write_text(config_text(log_dir, port, controller_port))
+    if not (log_dir / "meta.properties").exists():
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        done = subprocess.run(_jvm("kafka.tools.StorageTool", "format", "--cluster-id", cluster_id,
+                                   "--config", str(config), "--ignore-formatted"),
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise BrokerSetupError(f"formatting {log_dir} failed: {(done.stderr or done.stdout).strip()[-500:]}")
+    return config
+
+
+def command(config: Path) -> list[str]:
+    """The broker's command line (the supervisor starts and watches it)."""
+    return _jvm("kafka.Kafka", str(config))
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m tools.kafka", description="Run one Kafka node.")
+    parser.add_argument("--log-dir", type=Path, default=ROOT / "var" / "kafka")
+    parser.add_argument("--port", type=int, default=9092)
+    parser.add_argument("--controller-port", type=int, default=9093)
+    a = parser.parse_args(argv)
+    try:
+        config = prepare(a.log_dir, a.port, a.controller_port)
+        os.execv(java(), command(config))
+    except BrokerSetupError as exc:
+        raise SystemExit(f"broker: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()
