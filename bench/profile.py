@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="bookrental-profile-"))
     # The stack starts on new topics and keeps them: py-spy follows the processes it started with.
-    bench = Bench(Config(reps=1, fresh_topics=False), workdir)
+    bench = Bench(Config(reps=1), workdir)
     try:
         bench.start()
         spies = {name: subprocess.Popen(

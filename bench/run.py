@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import grpc
@@ -61,31 +60,21 @@ class Config:
     pileup_s: float = 150     # bounds the pile-up: it runs at the pipeline's own pace
     pileup_rate: float = 0    # 0: the measured gRPC rate; smoke sets one so the pile-up spans several batches
     fixed_rate: float = 0     # smoke: skip the probe and use this rate
-    fresh_topics: bool = True  # each reservation load on new topics (BenchStack.fresh_topics)
     smoke: bool = False
 
     @classmethod
     def smoke_config(cls) -> "Config":
-        # Topics hold a few hundred events here, too few to slow the broker, so the loads
-        # share them: three topic switches (~5 s each) fewer. The pile-up still switches
-        # once, which keeps BenchStack.fresh_topics exercised.
         return cls(reps=1, users=200, books=20, concurrency=8, echo_s=1, books_s=1, probe_s=0, sustain_s=2,
-                   tries=1, e2e_s=2, catchup_n=1000, pileup_s=3, pileup_rate=400, fixed_rate=40,
-                   fresh_topics=False, smoke=True)
+                   tries=1, e2e_s=2, catchup_n=1000, pileup_s=3, pileup_rate=400, fixed_rate=40, smoke=True)
 
 
 class Bench:
     def __init__(self, cfg: Config, workdir: Path):
         self.cfg = cfg
         self.workdir = workdir
-        run = uuid.uuid4().hex[:8]
         key_dir = workdir / "keys"
         ensure_keys(key_dir)
-        self.stack = BenchStack(workdir, {
-            # Fresh topics: the development broker slows down as a partition fills.
-            "STOCK_TOPIC": f"bench.stock.{run}", "RESERVATION_TOPIC": f"bench.reservation.{run}",
-            "LOG_LEVEL": "INFO",
-        }, key_dir)
+        self.stack = BenchStack(workdir, {"LOG_LEVEL": "INFO"}, key_dir)
         self.k = 0  # next request number: every phase gets (user, book) pairs never used before
         self.tokens = workdir / "tokens.lua"
 
@@ -93,7 +82,6 @@ class Bench:
 
     def start(self) -> None:
         self.stack.start()
-        self.stack.wait_consumers_joined()
         cfg = self.cfg
         # Pre-minted tokens, one per user, read by the wrk script. The same claims as
         # tools.token.mint_token, with the key loaded once (mint_token reloads it per call).
@@ -202,8 +190,6 @@ class Bench:
     def _reservation_load(self, path: str, duration: float, rate: float = 0) -> dict:
         """One load of CreateReservation; with CPU per process and whether the
         pipeline kept up (all final within KEEP_UP_S of the load's end)."""
-        if self.cfg.fresh_topics:
-            self.stack.fresh_topics()
         before_rows = self.stack.reservations()
         cpu0 = self.stack.cpu_seconds()
         start = time.monotonic()
@@ -365,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             rep = bench.repetition()
             reps.append(rep)
             print(f"bench: repetition {i + 1}/{cfg.reps}: " + report.one_line(rep), flush=True)
-        # Catch-up: one pile-up on fresh topics (it takes the pipeline's own pace), then
+        # Catch-up: one pile-up on new topics (it takes the pipeline's own pace), then
         # alert drains it; the further repetitions replay that stock topic into a fresh
         # alert (new consumer group, empty database): the same work, without piling up again.
         try:

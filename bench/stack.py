@@ -45,12 +45,10 @@ class BenchStack(Stack):
 
     def fresh_topics(self) -> None:
         """Moves the three services to new, empty topics (stopped together, started with
-        the new names, back when their consumers have partitions and Envoy sees them
-        healthy). The development broker's reads slow down as a partition fills: after
-        51k reservations its CPU per reservation had risen 0.48 -> 0.70 ms and the e2e
-        p99 66 -> 123 ms at the same rate (docs/performance.md). Kafka does not do that,
-        so each measured load starts on fresh topics: it measures our services, not the
-        fill level."""
+        the new names, back when their consumer groups hold their partitions and Envoy
+        sees them healthy). The catch-up's pile-up starts on them, so a replay into a
+        fresh alert (a new consumer group reading from the start) reads exactly the
+        piled-up outcomes."""
         run = uuid.uuid4().hex[:8]
         running = [name for name in SERVICES if name in self.procs]
         for name in running:

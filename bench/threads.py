@@ -7,7 +7,7 @@ librdkafka's, the broker's). The services name their threads (chassis/threads.py
     make bench-threads THREADS_ARGS='--rate 615 --seconds 20 --preload 45'   # after 45 s at 1,300/s on the same topics
 
 `--preload` first loads the same topics at 1,300/s for that many seconds without
-measuring: it shows what a fuller partition costs the development broker.
+measuring: it shows what a fuller partition costs the broker.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bookrental-threads-"))
     # The stack starts on new topics; the loads below stay on them (services are not
     # restarted in between, so their threads can be followed).
-    bench = Bench(Config(reps=1, e2e_s=a.seconds, fresh_topics=False), workdir)
+    bench = Bench(Config(reps=1, e2e_s=a.seconds), workdir)
     try:
         bench.start()
         if a.preload:

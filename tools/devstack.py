@@ -59,6 +59,22 @@ def _die_with_parent() -> None:
     _libc.prctl(1, signal.SIGTERM)
 
 
+def group_holds_partitions(admin, group: str, members: int | None = None) -> bool:
+    """Is the consumer group stable, with `members` members (if given) and every
+    partition of its topics assigned, as the broker reports it? False while the broker
+    does not answer."""
+    from confluent_kafka import ConsumerGroupState
+    try:
+        described = admin.describe_consumer_groups([group], request_timeout=2)[group].result()
+        if described.state != ConsumerGroupState.STABLE or members not in (None, len(described.members)):
+            return False
+        assigned = [tp for m in described.members for tp in m.assignment.topic_partitions]
+        topics = admin.list_topics(timeout=2).topics
+        return bool(assigned) and len(assigned) == sum(len(topics[t].partitions) for t in {tp.topic for tp in assigned})
+    except Exception:  # noqa: BLE001 - the broker is not answering yet: not ready
+        return False
+
+
 class Stack:
     """Processes are named by instance: `stock` is a service's first replica,
     `stock-2` its second; replicas share the service's database and consumer group."""
@@ -324,22 +340,8 @@ class Stack:
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.ports.broker}", "log_level": 0})
         for name in dict.fromkeys(service_of(i) for i in (names or self.instances())):
             running = [i for i in self.instances(name) if i in self.procs]
-            self._wait(running[0], lambda: self._group_has_partitions(admin, name, len(running)),
+            self._wait(running[0], lambda: group_holds_partitions(admin, self.consumer_group(name), len(running)),
                        f"consumer group {self.consumer_group(name)} stable with its partitions", timeout)
-
-    def _group_has_partitions(self, admin, name: str, members: int) -> bool:
-        from confluent_kafka import ConsumerGroupState
-        try:
-            group = admin.describe_consumer_groups([self.consumer_group(name)], request_timeout=2)[
-                self.consumer_group(name)].result()
-            if group.state != ConsumerGroupState.STABLE or len(group.members) != members:
-                return False
-            assigned = [tp for m in group.members for tp in m.assignment.topic_partitions]
-            topics = admin.list_topics(timeout=2).topics
-            return bool(assigned) and len(assigned) == sum(len(topics[t].partitions)
-                                                           for t in {tp.topic for tp in assigned})
-        except Exception:  # noqa: BLE001 - the broker is not answering yet: not ready
-            return False
 
     def log_text(self, name: str) -> str:
         """What the process logged since its latest start."""

@@ -59,14 +59,47 @@ class EventConsumer:
         self._stop.set()
         self._thread.join(timeout)
 
+    def _subscribe(self) -> Consumer:
+        group = self.consumer_config["group.id"]
+        self._steady_at = time.monotonic()
+        consumer = Consumer({**self.consumer_config, "stats_cb": lambda stats: self._on_stats(stats, group)})
+        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        return consumer
+
+    def _on_stats(self, stats_json: str, group: str) -> None:
+        metrics.record_consumer_stats(stats_json, group)
+        self._join_state = metrics.join_state(stats_json)
+        if self._join_state == "steady":
+            self._steady_at = time.monotonic()
+
+    def _join_stalled(self, consumer) -> bool:
+        """librdkafka can stall in a group join that never completes when the coordinator
+        moves under it (seen after a broker paused past its session was fenced and
+        reloaded its groups: one consumer waited in its join for minutes while the
+        others rejoined). Stalled = not steady for 5 session timeouts while the broker
+        answers; then a new consumer joins afresh (the committed offsets and the inbox
+        make that safe)."""
+        stalled_s = time.monotonic() - self._steady_at
+        if stalled_s < 5 * self.consumer_config["session.timeout.ms"] / 1000:
+            return False
+        try:
+            consumer.list_topics(timeout=2)
+        except KafkaException:
+            self._steady_at = time.monotonic()  # the broker is away: wait for it, then judge again
+            return False
+        log.warning("consumer group join stalled; starting a new consumer",
+                    extra={"join_state": self._join_state, "stalled_s": round(stalled_s, 1)})
+        return True
+
     def _run(self) -> None:
         name_native_thread()
-        group = self.consumer_config["group.id"]
-        consumer = Consumer({**self.consumer_config,
-                             "stats_cb": lambda stats: metrics.record_consumer_stats(stats, group)})
-        consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._join_state = "init"
+        consumer = self._subscribe()
         try:
             while not self._stop.is_set():
+                if self._join_stalled(consumer):
+                    consumer.close()
+                    consumer = self._subscribe()
                 # consume() waits out its whole timeout unless the batch fills, so block
                 # on poll() for the first message and then take whatever else is ready.
                 first = consumer.poll(0.2)

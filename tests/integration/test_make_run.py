@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tools.client import eventually
-from tools.devstack import Ports
+from tools.devstack import Ports, group_holds_partitions
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = [getattr(Ports(), name) for name in Ports.__dataclass_fields__]
@@ -23,6 +23,13 @@ def bound_ports() -> list[int]:
         with socket.socket() as s:
             return s.connect_ex(("127.0.0.1", port)) == 0
     return [p for p in PORTS if bound(p)]
+
+
+def groups_holding_partitions() -> dict[str, bool]:
+    """Per service: is its consumer group stable, with every partition of its topics assigned?"""
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{Ports().broker}"})
+    return {name: group_holds_partitions(admin, name) for name in ("reservation", "stock", "alert")}
 
 
 def process_tree(root: int) -> set[int]:
@@ -53,6 +60,9 @@ def test_make_run_serves_and_ctrl_c_stops_everything(tmp_path, tls):
         eventually(lambda: proc.poll() is not None or "bookrental is up" in log.read_text(), timeout=90,
                    interval=0.2, what="make run up")
         assert proc.poll() is None, log.read_text()
+        # "Up" means ready: at this instant each service's consumer group already holds
+        # every partition of its topics, as the broker reports it.
+        assert groups_holding_partitions() == {"reservation": True, "stock": True, "alert": True}
         assert bound_ports() == (PORTS if tls else PLAIN_PORTS)
         assert "http://127.0.0.1:8080" in log.read_text() and "curl" in log.read_text()
         if tls:  # HTTPS and gRPC over TLS on 8443, trusting the CA that setup made

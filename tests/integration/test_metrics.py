@@ -53,7 +53,7 @@ def test_consumer_lag_is_exported_per_partition_and_drains_to_zero(stack, stocke
     def lags():
         samples = scrape(stack.ports.reservation_metrics)
         got = {(labels["topic"], labels["partition"]): v for labels, v in samples.get("bookrental_consumer_lag", [])
-               if labels["group"] == "reservation"}
+               if labels["group"] == stack.consumer_group("reservation")}
         topic = stack.env["STOCK_TOPIC"]
         # Every partition (as many as the services create) is assigned to the one
         # replica; statistics arrive every 5 s. A partition's lag is known once the

@@ -27,8 +27,7 @@ def produce(stack, topic: str, key: str | bytes, value: bytes, headers) -> tuple
 
 
 def read_all(stack, topic: str) -> list:
-    """Every message the topic holds now, read to each partition's end (EOF, not the
-    high watermark, which the development broker undercounts) without a group join."""
+    """Every message the topic holds now, read to each partition's end without a group join."""
     return [msg for _consumer, msg in dlq.read(_bootstrap(stack), topic, f"test-reader-{uuid.uuid4().hex}",
                                                from_committed=False)]
 
