@@ -13,7 +13,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup broker proto lint keys tls token run test test-unit clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling
+.PHONY: help setup broker proto lint keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -73,8 +73,8 @@ var/dev-tls/cert.pem: | $(VENV)/.installed
 tls: var/dev-tls/cert.pem ## the development CA and gateway certificate for make run TLS=1 (git-ignored, under var/)
 
 # USER must come from the command line: the environment's USER (your login) is not a choice.
-token: keys ## print a token: make -s token USER=alice ROLE=customer (or ROLE=stock_manager)
-	@$(PY) -m tools.token --user "$(if $(filter command line,$(origin USER)),$(USER))" --role "$(ROLE)"
+token: keys ## print a token: make -s token USER=alice ROLE=customer (or ROLE=stock_manager) [TTL=seconds, 60..86400, default 3600]
+	@$(PY) -m tools.token --user "$(if $(filter command line,$(origin USER)),$(USER))" --role "$(ROLE)" --ttl "$(TTL)"
 
 run: setup ## start Kafka, the three services and Envoy (TLS=1: also HTTPS/gRPC-TLS on 8443; PG=1: on PostgreSQL); Ctrl-C stops them all
 	$(PY) -m tools.devstack $(if $(filter 1 true yes,$(TLS)),--tls) $(if $(filter 1 true yes,$(PG)),--postgres)
@@ -126,6 +126,10 @@ bench-grpc-cost: setup bench-proto ## server CPU per bare unary RPC: grpcio sync
 
 bench-profile: setup bench-proto wrk ## py-spy profile of the services under reservation load (build/profile/)
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/$(BENCH_GEN) $(PY) -m bench.profile $(PROFILE_ARGS)
+
+# Everything make run and set-up keep between runs lives in var/; build/ and .venv/ stay.
+reset: ## start over: delete var/ (service databases, the Kafka log, PostgreSQL data, logs, the dev signing key, so earlier tokens stop working, and the dev TLS certificate); stop make run first
+	rm -rf var
 
 clean: ## remove generated files and local data (keeps .venv)
 	rm -rf build var

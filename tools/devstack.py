@@ -4,6 +4,8 @@ the standard ports and var/; the integration tests use it with free ports,
 their own topics, consumer groups and data, on one broker per test session.
 
     python -m tools.devstack            # what `make run` does; Ctrl-C stops everything
+
+It starts nothing if a port it would listen on is taken (another `make run`, mostly).
 """
 from __future__ import annotations
 
@@ -366,6 +368,72 @@ class Stack:
 PG_PORT = 5433  # beside a PostgreSQL the machine may run on 5432
 
 
+def ports_to_bind(ports: Ports, tls: bool, postgres: bool) -> list[int]:
+    """The ports `make run` will listen on: the TLS listener's only with TLS, PostgreSQL's
+    only when the stack starts its own (PG_ADMIN_URL unset)."""
+    wanted = [getattr(ports, f.name) for f in dataclasses.fields(ports) if tls or f.name != "envoy_tls"]
+    if postgres and not os.environ.get("PG_ADMIN_URL"):
+        wanted.append(PG_PORT)
+    return wanted
+
+
+def port_in_use(port: int) -> bool:
+    """Would a server fail to bind 127.0.0.1:port? Tried with SO_REUSEADDR, as every server
+    of the stack binds: a listener on the port (on any address) still makes the bind fail,
+    but the TIME_WAIT connections an earlier run leaves behind do not, so a restart right
+    after Ctrl-C is not refused. Binding, not connecting: a port that is bound but not yet
+    listening counts too."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _listening_sockets(port: int) -> set[str]:
+    """The inodes, as /proc/<pid>/fd links name them, of the sockets listening on `port`."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for fields in map(str.split, rows):
+            # local address, state (0A is LISTEN) and inode, by position in the table
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(f"socket:[{fields[9]}]")
+    return found
+
+
+def listener_of(port: int) -> str:
+    """Who listens on `port`, as "envoy (pid 123)"; "" when /proc cannot tell (not Linux,
+    or another user's process)."""
+    sockets = _listening_sockets(port)
+    for proc in Path("/proc").iterdir() if sockets else ():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in sockets for fd in (proc / "fd").iterdir()):
+                return f"{(proc / 'comm').read_text().strip()} (pid {proc.name})"
+        except OSError:
+            continue  # gone meanwhile, or not ours to look into
+    return ""
+
+
+def refuse_if_taken(ports: list[int]) -> None:
+    """Stops with one line if any port is taken, before anything has started: a second
+    stack would otherwise fail halfway, or talk to the first one's broker."""
+    busy = [p for p in ports if port_in_use(p)]
+    if not busy:
+        return
+    holder = listener_of(busy[0])
+    others = f", and {', '.join(map(str, busy[1:]))} too" if busy[1:] else ""
+    raise SystemExit(f"port {busy[0]} is in use{' by ' + holder if holder else ''}{others}: "
+                     f"is another make run up? (stop it with Ctrl-C in its terminal)")
+
+
 def use_postgres(stack: Stack) -> None:
     """Points the services at PostgreSQL databases bookrental_<service>, made once on the
     server PG_ADMIN_URL names or on the project's own, started under var/postgres."""
@@ -387,11 +455,13 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"the services on PostgreSQL: the server PG_ADMIN_URL names, else the project's own "
                              f"on 127.0.0.1:{PG_PORT} with its data in var/postgres/")
     args = parser.parse_args(argv)
+    ports = Ports()
+    refuse_if_taken(ports_to_bind(ports, args.tls, args.postgres))
     tls_dir = None
     if args.tls:
         from tools.devcert import ensure_cert
         tls_dir = ensure_cert(ROOT / "var" / "dev-tls")
-    stack = Stack(ROOT / "var", tls_dir=tls_dir)
+    stack = Stack(ROOT / "var", ports=ports, tls_dir=tls_dir)
     stopping = []
 
     def on_signal(signum, _frame):

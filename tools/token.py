@@ -25,6 +25,10 @@ ISSUER = "bookrental"
 AUDIENCE = "bookrental"
 ROLES = ("customer", "stock_manager")
 DEFAULT_KEY_DIR = "var/dev-keys"
+DEFAULT_TTL = 3600
+# Long enough to type a few curl commands; at most a day, so a development token
+# pasted somewhere does not stay valid for long.
+MIN_TTL, MAX_TTL = 60, 86400
 
 
 class TokenError(Exception):
@@ -35,7 +39,7 @@ def mint_token(
     user: str,
     roles: Iterable[str] | str,
     key_dir: str = DEFAULT_KEY_DIR,
-    ttl: int = 3600,
+    ttl: int = DEFAULT_TTL,
     **overrides,
 ) -> str:
     """A signed token for `user` with `roles`.
@@ -68,11 +72,23 @@ def mint_token(
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": public_jwk(key)["kid"]})
 
 
+def parse_ttl(raw: str) -> int:
+    """--ttl (make token TTL=...) as seconds; empty means the default."""
+    raw = raw.strip()
+    if not raw:
+        return DEFAULT_TTL
+    if not (raw.isascii() and raw.isdigit()) or not MIN_TTL <= int(raw) <= MAX_TTL:
+        raise TokenError(f"--ttl must be a whole number of seconds from {MIN_TTL} to {MAX_TTL} "
+                         f"(got {raw!r})")
+    return int(raw)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.token", description="Print a development JWT.")
     parser.add_argument("--user", default="", help="the subject (sub), e.g. alice")
     parser.add_argument("--role", default="", help=f"one of {', '.join(ROLES)}")
-    parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
+    parser.add_argument("--ttl", default="", help=f"lifetime in seconds, {MIN_TTL} to {MAX_TTL} "
+                                                  f"(default {DEFAULT_TTL})")
     parser.add_argument("--key-dir", default=DEFAULT_KEY_DIR, help=f"default {DEFAULT_KEY_DIR}")
     args = parser.parse_args(argv)
     try:
@@ -80,9 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             raise TokenError("--user is required, e.g. --user alice")
         if args.role not in ROLES:
             raise TokenError(f"--role must be one of {', '.join(ROLES)} (got {args.role!r})")
-        if args.ttl <= 0:
-            raise TokenError("--ttl must be positive")
-        print(mint_token(args.user.strip(), [args.role], key_dir=args.key_dir, ttl=args.ttl))
+        ttl = parse_ttl(args.ttl)
+        print(mint_token(args.user.strip(), [args.role], key_dir=args.key_dir, ttl=ttl))
     except TokenError as e:
         print(f"token: {e}", file=sys.stderr)
         return 2

@@ -1,11 +1,14 @@
 """`make run` brings the system up on the standard ports and Ctrl-C stops every
-process it started: no orphans, no port left bound."""
+process it started: no orphans, no port left bound. A second one, while a port of the
+stack is taken, starts nothing and says why in one line."""
 from __future__ import annotations
 
 import os
 import signal
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,3 +89,36 @@ def test_make_run_serves_and_ctrl_c_stops_everything(tmp_path, tls):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_a_taken_port_stops_a_second_stack_before_it_starts_anything():
+    busy = bound_ports()
+    free = [p for p in PLAIN_PORTS if p not in busy]
+    if not free:
+        pytest.skip(f"every standard port is in use (is `make run` already up?): {busy}")
+    port = Ports().envoy_admin if Ports().envoy_admin in free else free[0]
+    logs = ROOT / "var" / "logs"
+    before = {log: log.stat().st_mtime_ns for log in logs.glob("*.log")}
+    with socket.socket() as holder:  # what a first stack's process would hold
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        began = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", "tools.devstack"], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGINT)  # it got past the check: stop what it started
+            out, err = proc.communicate(timeout=60)
+            pytest.fail(f"tools.devstack did not refuse; it printed:\n{out}{err}")
+    assert proc.returncode == 1 and time.monotonic() - began < 10, (proc.returncode, out, err)
+    assert out == "" and len(err.splitlines()) == 1, (out, err)
+    assert "starting" not in err and err.rstrip().endswith(
+        "is another make run up? (stop it with Ctrl-C in its terminal)"), err
+    if busy:  # someone else's ports come first in the line; ours is among them
+        assert str(port) in err, err
+        return
+    holder_name = Path(f"/proc/{os.getpid()}/comm").read_text().strip()
+    assert err.startswith(f"port {port} is in use by {holder_name} (pid {os.getpid()}): "), err
+    assert {log: log.stat().st_mtime_ns for log in logs.glob("*.log")} == before, "a process of the stack was started"

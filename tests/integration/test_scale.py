@@ -4,7 +4,6 @@ never goes negative, and each outcome is notified once by one of the two alert
 replicas."""
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
