@@ -1,4 +1,4 @@
-"""Input rules from the architecture page, shared by the services."""
+"""Input rules shared by the services (docs/architecture.md §3)."""
 from __future__ import annotations
 
 import re
