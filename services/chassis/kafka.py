@@ -47,8 +47,10 @@ def consumer_config(settings: Settings) -> dict:
         "enable.auto.offset.store": False,
         "auto.commit.interval.ms": 1000,
         "auto.offset.reset": "earliest",
-        # The broker's default (500 ms) makes every hop wait; 10 ms keeps hops fast when idle.
-        "fetch.wait.max.ms": 10,
+        # fetch.wait.max.ms stays Kafka's default: the broker answers a fetch as soon as
+        # data arrives, so the wait adds no latency and only paces an idle consumer's
+        # polls. The 10 ms kept from the earlier development broker (which waited the
+        # whole time) had Kafka busy answering idle polls (docs/performance.md).
         "session.timeout.ms": settings.kafka_session_timeout_ms,
         "max.poll.interval.ms": settings.kafka_max_poll_interval_ms,
         "partition.assignment.strategy": "cooperative-sticky",
