@@ -4,13 +4,18 @@
     python -m tools.dlq replay bookrental.reservation.v1 [--bootstrap-servers HOST:PORT] [--ce-id ID ...]
 
 `list` prints one JSON line per message in `<topic>.dlq` (where it came from, its
-ce_id/ce_type and the error that sent it there) and changes nothing.
+ce_id/ce_type, the error that sent it there, and whether a replay already copied it
+back: `replayed`, else `pending`) and changes nothing.
 `replay` copies the messages back to the topic they came from, with their key, value
 and CloudEvents headers (the dlq_* headers dropped), waits for the broker's ack and
 then commits its own consumer group (`bookrental-dlq-replay`), so a second run replays
-only what arrived since. Consumers are idempotent by ce_id, so an event replayed twice
-is applied once; one that still cannot be handled goes back to the DLQ. Replay after
-the fix is deployed.
+only what arrived since. That committed position is all a replay records: `list` calls a
+message `replayed` when it lies below it. A targeted replay (`--ce-id`) leaves the
+position alone, so what it copied stays `pending` (and a later full replay copies it
+again, which is harmless). Consumers are idempotent by ce_id, so an event replayed twice
+is applied once; one that still cannot be handled goes back to the DLQ (as a new, pending
+message, which waits for the next run: a run copies what the DLQ held when it began).
+Replay after the fix is deployed.
 """
 from __future__ import annotations
 
@@ -34,8 +39,11 @@ def _text(value: bytes | None) -> str:
 
 
 def read(bootstrap: str, topic: str, group: str, from_committed: bool, timeout_s: float = 10):
-    """Yields (consumer, msg) for every message of `topic` until each partition's
-    end (librdkafka's partition EOF); assigns partitions itself (no group join)."""
+    """Yields (consumer, msg) for every message of `topic` up to each partition's end as
+    it was when reading began (or librdkafka's partition EOF, if sooner); assigns
+    partitions itself (no group join). Messages that arrive meanwhile are left for the
+    next run: a replayed message that fails again comes back to this very topic, and
+    chasing the end would replay it again and again."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
                          "auto.offset.reset": "earliest", "enable.partition.eof": True, "fetch.wait.max.ms": 10})
     try:
@@ -47,8 +55,10 @@ def read(bootstrap: str, topic: str, group: str, from_committed: bool, timeout_s
             partitions = consumer.committed(partitions, timeout=timeout_s)
         else:
             partitions = [TopicPartition(topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=timeout_s)[1] for tp in partitions}
         consumer.assign(partitions)
-        todo = {tp.partition for tp in partitions}
+        # A negative offset is "from the beginning" (OFFSET_BEGINNING, or nothing committed).
+        todo = {tp.partition for tp in partitions if ends[tp.partition] > max(tp.offset, 0)}
         while todo:
             msg = consumer.poll(timeout_s)
             if msg is None:
@@ -58,25 +68,48 @@ def read(bootstrap: str, topic: str, group: str, from_committed: bool, timeout_s
                     todo.discard(msg.partition())
                     continue
                 raise KafkaException(msg.error())
+            if msg.partition() not in todo or msg.offset() >= ends[msg.partition()]:
+                todo.discard(msg.partition())  # arrived after reading began
+                continue
             yield consumer, msg
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                todo.discard(msg.partition())
+    finally:
+        consumer.close()
+
+
+def replayed_up_to(bootstrap: str, dlq_topic: str, timeout_s: float = 10) -> dict[int, int]:
+    """Partition -> the replay group's committed offset in `dlq_topic`: every message
+    below it was copied back (and acked) by a full replay. A partition never replayed is
+    missing (Kafka reports -1001, "no offset")."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": REPLAY_GROUP, "enable.auto.commit": False})
+    try:
+        metadata = consumer.list_topics(dlq_topic, timeout=timeout_s).topics.get(dlq_topic)
+        if metadata is None or metadata.error is not None:
+            return {}
+        committed = consumer.committed([TopicPartition(dlq_topic, p) for p in metadata.partitions], timeout=timeout_s)
+        return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
     finally:
         consumer.close()
 
 
 def list_dlq(bootstrap: str, topic: str, out=sys.stdout) -> int:
-    count = 0
+    count = pending = 0
+    replayed = replayed_up_to(bootstrap, f"{topic}.dlq")
     for _consumer, msg in read(bootstrap, f"{topic}.dlq", f"{REPLAY_GROUP}-list", from_committed=False):
         h = dict(_headers(msg))
+        state = "replayed" if msg.offset() < replayed.get(msg.partition(), 0) else "pending"
+        pending += state == "pending"
         print(json.dumps({
             "partition": msg.partition(), "offset": msg.offset(), "key": _text(msg.key()),
             "ce_id": _text(h.get("ce_id")), "ce_type": _text(h.get("ce_type")),
             "correlation_id": _text(h.get("correlation_id")),
             "from": f"{_text(h.get('dlq_topic'))}[{_text(h.get('dlq_partition'))}]@{_text(h.get('dlq_offset'))}",
             "group": _text(h.get("dlq_consumer_group")), "error": _text(h.get("dlq_error")),
-            "bytes": len(msg.value() or b""),
+            "bytes": len(msg.value() or b""), "state": state,
         }, ensure_ascii=False), file=out)
         count += 1
-    print(f"{count} message(s) in {topic}.dlq", file=sys.stderr)
+    print(f"{count} message(s) in {topic}.dlq, {pending} pending replay", file=sys.stderr)
     return count
 
 
