@@ -37,7 +37,7 @@ $(BROKER_LIB)/.stamp: broker/pom.xml
 	@rm -rf $(BROKER_LIB) && mkdir -p $(BROKER_LIB)
 	@echo "fetching Apache Kafka $$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' broker/pom.xml) from Maven Central into $(BROKER_LIB) ..."
 	@mvn -B -q -f broker/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=$(CURDIR)/$(BROKER_LIB) \
-	  > build/broker/mvn.log 2>&1 || { echo "make: fetching the broker's jars failed: $$(grep -m1 -E 'ERROR|Could not' build/broker/mvn.log) (full output: build/broker/mvn.log)" >&2; exit 1; }
+	  > build/broker/mvn.log 2>&1 || { echo "make: fetching the broker's jars failed: $$(grep -m1 -E 'ERROR|Could not' build/broker/mvn.log | sed 's/\x1b\[[0-9;]*m//g') (full output: build/broker/mvn.log)" >&2; exit 1; }
 	@touch $@
 
 broker: $(BROKER_LIB)/.stamp ## fetch Apache Kafka (KRaft) for make run and the tests into build/broker/
