@@ -15,7 +15,8 @@ import threading
 import time
 from typing import Callable
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from google.protobuf import message as pb_message
 
 from . import events, metrics
@@ -62,38 +63,47 @@ class EventConsumer:
     def _subscribe(self) -> Consumer:
         group = self.consumer_config["group.id"]
         self._steady_at = time.monotonic()
-        consumer = Consumer({**self.consumer_config, "stats_cb": lambda stats: self._on_stats(stats, group)})
+        consumer = Consumer({**self.consumer_config,
+                             "stats_cb": lambda stats: metrics.record_consumer_stats(stats, group)})
         consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         return consumer
 
-    def _on_stats(self, stats_json: str, group: str) -> None:
-        metrics.record_consumer_stats(stats_json, group)
-        self._join_state = metrics.join_state(stats_json)
-        if self._join_state == "steady":
-            self._steady_at = time.monotonic()
-
     def _join_stalled(self, consumer) -> bool:
         """librdkafka can stall in a group join that never completes when the coordinator
-        moves under it (seen after a broker paused past its session was fenced and
-        reloaded its groups: one consumer waited in its join for minutes while the
-        others rejoined). Stalled = not steady for 5 session timeouts while the broker
-        answers; then a new consumer joins afresh (the committed offsets and the inbox
-        make that safe)."""
-        stalled_s = time.monotonic() - self._steady_at
-        if stalled_s < 5 * self.consumer_config["session.timeout.ms"] / 1000:
+        reloads the group under it (seen after a broker paused past its session was
+        fenced: one consumer's JoinGroup was lost and it waited for the answer while its
+        group stayed empty). Stalled = no partitions for 5 session timeouts, and the
+        broker, asked, does not list this consumer as a member of a stable group; then a
+        new consumer joins afresh (committed offsets and the inbox make that safe). A
+        replica that is a member but got no partitions (more replicas than partitions)
+        is not stalled."""
+        now = time.monotonic()
+        if consumer.assignment():
+            self._steady_at = now
             return False
+        if now - self._steady_at < 5 * self.consumer_config["session.timeout.ms"] / 1000:
+            return False
+        self._steady_at = now  # judged now; the next judgement is a whole bound away
+        group = self.consumer_config["group.id"]
         try:
-            consumer.list_topics(timeout=2)
+            described = self._admin().describe_consumer_groups([group], request_timeout=5)[group].result()
         except KafkaException:
-            self._steady_at = time.monotonic()  # the broker is away: wait for it, then judge again
+            return False  # the broker is away: wait for it, then judge again
+        if described.state == ConsumerGroupState.STABLE and \
+                consumer.memberid() in {m.member_id for m in described.members}:
             return False
         log.warning("consumer group join stalled; starting a new consumer",
-                    extra={"join_state": self._join_state, "stalled_s": round(stalled_s, 1)})
+                    extra={"group_state": str(described.state), "members": len(described.members)})
         return True
+
+    def _admin(self) -> AdminClient:
+        if self._admin_client is None:
+            self._admin_client = AdminClient({"bootstrap.servers": self.consumer_config["bootstrap.servers"]})
+        return self._admin_client
 
     def _run(self) -> None:
         name_native_thread()
-        self._join_state = "init"
+        self._admin_client = None
         consumer = self._subscribe()
         try:
             while not self._stop.is_set():

@@ -49,15 +49,6 @@ def record_consumer_stats(stats_json: str, group: str = "") -> None:
         _lag_labels[group] = seen
 
 
-def join_state(stats_json: str) -> str:
-    """The consumer group join state librdkafka reports in its statistics ("steady"
-    once joined, with or without partitions); "" if the statistics do not say."""
-    try:
-        return json.loads(stats_json).get("cgrp", {}).get("join_state", "")
-    except ValueError:
-        return ""
-
-
 _lag_labels: dict[str, set[tuple[str, str, str]]] = {}
 _lag_lock = threading.Lock()
 
