@@ -108,7 +108,9 @@ class EventConsumer:
         try:
             while not self._stop.is_set():
                 if self._join_stalled(consumer):
-                    consumer.close()
+                    # Its close() waits on the join that never ends: left to a thread of its
+                    # own, so the new consumer starts now.
+                    threading.Thread(target=consumer.close, name="stalled-consumer-close", daemon=True).start()
                     consumer = self._subscribe()
                 # consume() waits out its whole timeout unless the batch fills, so block
                 # on poll() for the first message and then take whatever else is ready.
