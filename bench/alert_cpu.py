@@ -1,7 +1,8 @@
 """CPU per event of the alert service's two hot paths, without broker or gRPC:
 recording outcomes the way the consumer does (a transaction per poll batch) and
-the log dispatcher delivering a backlog. On SQLite (a temp file) and, when the
-server answers, on PostgreSQL (a scratch database, dropped afterwards).
+the log dispatcher delivering a backlog. On SQLite (a temp file) and on PostgreSQL
+(a scratch database, dropped afterwards) on the server PG_ADMIN_URL names, else
+on the project's own, started in a temp dir for the run (tools.pgserver).
 
     .venv/bin/python -m bench.alert_cpu [--events 4000] [--deliveries 4000] [--backend sqlite|postgresql]
 
@@ -20,6 +21,7 @@ import os
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 from bookrental.stock.v1 import events_pb2 as stock_events
 from services.alert import adapters, channels, domain, entrypoints
@@ -27,8 +29,8 @@ from services.alert.service import AlertService, Dispatcher
 from services.alert.settings import AlertSettings
 from services.chassis import db, events, logs
 from tools import pgdb
+from tools.devstack import Stack, free_port
 
-SCRATCH = "br_alertperf"
 
 
 def _events(count: int, users: int):
@@ -111,19 +113,19 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 result = run(f"sqlite:///{tmp}/alert.db", args)
         else:
-            why = pgdb.reachable()
-            if why:
-                print(f"postgresql: skipped ({why})")
-                continue
-            admin = pgdb._admin()
-            drop = f'DROP DATABASE IF EXISTS "{SCRATCH}" WITH (FORCE)'
-            try:
-                admin.cursor().execute(drop)
-                admin.cursor().execute(f'CREATE DATABASE "{SCRATCH}"')
-                result = run(pgdb.url_for(SCRATCH), args)
-            finally:
-                admin.cursor().execute(drop)  # FORCE: the pool's connections may still be open
-                admin.close()
+            with tempfile.TemporaryDirectory() as tmp:
+                server, started = Stack(Path(tmp)), False
+                try:
+                    started = server.ensure_postgres(Path(tmp) / "postgres", free_port())
+                    scratch = uuid.uuid4().hex[:8]
+                    try:
+                        result = run(pgdb.create(scratch, ["alert"])["alert"], args)
+                    finally:
+                        pgdb.drop(scratch, ["alert"])  # FORCE: the pool's connections may still be open
+                finally:
+                    server.stop()
+                    if started:
+                        os.environ.pop("PG_ADMIN_URL")
         print(f"{backend:10s} " + "  ".join(f"{k} {v:.3f}" for k, v in result.items()), flush=True)
 
 

@@ -186,6 +186,18 @@ class Stack:
         self._wait("postgres", accepts, f"connections on {port}", 60)
         return url
 
+    def ensure_postgres(self, data_dir: Path, port: int, throwaway: bool = False) -> bool:
+        """PG_ADMIN_URL names the PostgreSQL to make databases on; unset, the project's
+        own is started here (start_postgres) and PG_ADMIN_URL set to it. Raises with
+        why if that server does not answer; returns whether it started one."""
+        from tools import pgdb
+        started = not os.environ.get("PG_ADMIN_URL")
+        if started:
+            os.environ["PG_ADMIN_URL"] = self.start_postgres(data_dir, port, throwaway)
+        if why := pgdb.reachable():
+            raise RuntimeError(why)
+        return started
+
     def start_service(self, instance: str, wait: bool = True) -> None:
         self._spawn(instance, [sys.executable, "-m", f"services.{service_of(instance)}"],
                     self.service_env(instance))
@@ -438,11 +450,8 @@ def use_postgres(stack: Stack) -> None:
     """Points the services at PostgreSQL databases bookrental_<service>, made once on the
     server PG_ADMIN_URL names or on the project's own, started under var/postgres."""
     from tools import pgdb
-    if not os.environ.get("PG_ADMIN_URL"):
-        print(f"starting PostgreSQL on 127.0.0.1:{PG_PORT} (data in var/postgres/) ...", flush=True)
-        os.environ["PG_ADMIN_URL"] = stack.start_postgres(stack.workdir / "postgres", PG_PORT)
-    if why := pgdb.reachable():
-        raise RuntimeError(why)
+    if stack.ensure_postgres(stack.workdir / "postgres", PG_PORT):
+        print(f"started PostgreSQL on 127.0.0.1:{PG_PORT} (data in var/postgres/)", flush=True)
     stack.database_urls.update(pgdb.ensure({n: f"bookrental_{n}" for n in SERVICES}))
 
 
@@ -474,7 +483,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.postgres:
             use_postgres(stack)
-        # Per-service database override, e.g. STOCK_DATABASE_URL=postgresql://127.0.0.1/test
+        # Per-service database override, e.g. STOCK_DATABASE_URL=postgresql://USER@HOST:PORT/DATABASE
         stack.database_urls.update({n: os.environ[f"{n.upper()}_DATABASE_URL"] for n in SERVICES
                                     if os.environ.get(f"{n.upper()}_DATABASE_URL")})
         print("starting Kafka, services and Envoy (logs in var/logs/) ...", flush=True)

@@ -35,20 +35,17 @@ class Infra:
         self.processes = Stack(workdir, Ports.free())
         self.processes.start_broker()
         self.broker_port = self.processes.ports.broker
-        self._postgres: str | None = None
+        self._why_no_postgres: str | None = None  # "" once PostgreSQL is up
 
     def postgres(self) -> str | None:
         """None when PG_ADMIN_URL is usable (the embedded server started if need be), else why not."""
-        if self._postgres is None:
-            if not os.environ.get("PG_ADMIN_URL"):
-                try:
-                    os.environ["PG_ADMIN_URL"] = self.processes.start_postgres(
-                        self.workdir / "postgres", free_port(), throwaway=True)
-                except Exception as exc:  # noqa: BLE001 - said below, as a skip or a failure
-                    self._postgres = f"embedded PostgreSQL did not start: {exc}"
-                    return self._postgres
-            self._postgres = pgdb.reachable() or ""
-        return self._postgres or None
+        if self._why_no_postgres is None:
+            try:
+                self.processes.ensure_postgres(self.workdir / "postgres", free_port(), throwaway=True)
+                self._why_no_postgres = ""
+            except Exception as exc:  # noqa: BLE001 - said by the caller, as a skip or a failure
+                self._why_no_postgres = f"no PostgreSQL for the PostgreSQL runs: {exc}"
+        return self._why_no_postgres or None
 
     def stop(self) -> None:
         self.processes.stop()
