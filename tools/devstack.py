@@ -90,6 +90,7 @@ class Stack:
         stack's consumer groups (`stock-<suffix>`), so stacks on one broker never share one."""
         self.workdir = Path(workdir)
         self.broker_running = broker_running
+        self._admin = None
         self.group_suffix = group_suffix
         self.tls_dir = tls_dir
         self.logs = self.workdir / "logs"
@@ -156,16 +157,22 @@ class Stack:
 
     def wait_broker_ready(self, timeout: float = 60) -> None:
         """Ready = it answers a metadata request with itself as a broker."""
-        from confluent_kafka.admin import AdminClient
         self._wait_tcp("broker", self.ports.broker, timeout)
-        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.ports.broker}", "log_level": 0})
 
         def answers() -> bool:
             try:
-                return bool(admin.list_topics(timeout=1).brokers)
+                return bool(self.admin().list_topics(timeout=1).brokers)
             except Exception:  # noqa: BLE001 - not ready yet, whatever the client says
                 return False
         self._wait("broker", answers, "metadata answered", timeout)
+
+    def admin(self):
+        """A Kafka admin client on this stack's broker, made once (it reconnects by itself
+        when the broker restarts); librdkafka's own log lines off: the callers poll."""
+        if self._admin is None:
+            from confluent_kafka.admin import AdminClient
+            self._admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.ports.broker}", "log_level": 0})
+        return self._admin
 
     def start_postgres(self, data_dir: Path, port: int, throwaway: bool = False) -> str:
         """The project's own PostgreSQL (tools.pgserver) as the process "postgres", its
@@ -249,12 +256,17 @@ class Stack:
             proc.kill()
             return proc.wait()
 
+    def supervised(self) -> list[str]:
+        """The processes supervise() restarts: the broker (when this stack runs it) and
+        every service instance."""
+        return ([] if self.broker_running else ["broker"]) + self.instances()
+
     def supervise(self) -> list[str]:
         """Restarts service instances and the broker that died (as Kubernetes restarts a
         crashed pod or a StatefulSet's broker), at most once per 5 s each; a process
         stopped on purpose is not in procs."""
         restarted = []
-        for name in ([] if self.broker_running else ["broker"]) + self.instances():
+        for name in self.supervised():
             proc = self.procs.get(name)
             if proc is None or proc.poll() is None:
                 continue
@@ -350,8 +362,7 @@ class Stack:
         """Waits until the consumer group of each service among `names` (instances; all
         by default) is stable, with every running instance a member and every partition
         of its topics assigned, as the broker itself reports it."""
-        from confluent_kafka.admin import AdminClient
-        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.ports.broker}", "log_level": 0})
+        admin = self.admin()
         for name in dict.fromkeys(service_of(i) for i in (names or self.instances())):
             running = [i for i in self.instances(name) if i in self.procs]
             self._wait(running[0], lambda: group_holds_partitions(admin, self.consumer_group(name), len(running)),
@@ -404,34 +415,16 @@ def port_in_use(port: int) -> bool:
     return False
 
 
-def _listening_sockets(port: int) -> set[str]:
-    """The inodes, as /proc/<pid>/fd links name them, of the sockets listening on `port`."""
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for fields in map(str.split, rows):
-            # local address, state (0A is LISTEN) and inode, by position in the table
-            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                found.add(f"socket:[{fields[9]}]")
-    return found
-
-
 def listener_of(port: int) -> str:
-    """Who listens on `port`, as "envoy (pid 123)"; "" when /proc cannot tell (not Linux,
-    or another user's process)."""
-    sockets = _listening_sockets(port)
-    for proc in Path("/proc").iterdir() if sockets else ():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if any(os.readlink(fd) in sockets for fd in (proc / "fd").iterdir()):
-                return f"{(proc / 'comm').read_text().strip()} (pid {proc.name})"
-        except OSError:
-            continue  # gone meanwhile, or not ours to look into
-    return ""
+    """Who listens on `port`, as "envoy (pid 123)"; "" when the system does not say
+    (another user's process, or no listener)."""
+    import psutil
+    try:
+        pids = [c.pid for c in psutil.net_connections(kind="tcp")
+                if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid]
+        return f"{psutil.Process(pids[0]).name()} (pid {pids[0]})" if pids else ""
+    except psutil.Error:
+        return ""
 
 
 def refuse_if_taken(ports: list[int]) -> None:
@@ -508,7 +501,7 @@ Try it (another terminal):
 Ctrl-C stops everything.""", flush=True)
         while True:
             for name, proc in list(stack.procs.items()):
-                if proc.poll() is not None and name not in stack.grpc_ports and name != "broker":
+                if proc.poll() is not None and name not in stack.supervised():
                     print(f"{name} exited with code {proc.returncode}; see var/logs/{name}.log", flush=True)
                     stack.procs.pop(name)
             for name in stack.supervise():  # self-healing, as Kubernetes would

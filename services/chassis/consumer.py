@@ -52,6 +52,8 @@ class EventConsumer:
             metrics.DEAD_LETTERED.labels(topic)  # exported at 0 before the first one
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-consumer", daemon=True)
+        self._steady_at = time.monotonic()  # when the consumer last held partitions (or was made)
+        self._admin_client: AdminClient | None = None  # made the first time a stall is judged
 
     def start(self) -> None:
         self._thread.start()
@@ -103,7 +105,6 @@ class EventConsumer:
 
     def _run(self) -> None:
         name_native_thread()
-        self._admin_client = None
         consumer = self._subscribe()
         try:
             while not self._stop.is_set():
