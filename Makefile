@@ -13,7 +13,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup broker proto lint keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling
+.PHONY: help setup broker proto lint keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling contracts-snapshot
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -53,14 +53,22 @@ $(GEN)/.stamp: $(VENV)/.installed $(PROTOS)
 
 proto: $(GEN)/.stamp ## generate Python stubs and the Envoy descriptor set into build/
 
+# The contracts older consumers were built from, for tests/unit/test_contract_compat.py:
+# protos/ at REV (read from git) as a descriptor set. Refresh when a contract change is released.
+contracts-snapshot: $(VENV)/.installed ## keep protos/ of REV (default HEAD) as tests/data/contracts/previous.pb (compatibility tests)
+	$(PY) -m tools.contract_snapshot --rev $(or $(REV),HEAD)
+
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix build/npm @bufbuild/buf@$(BUF_VERSION)
 
-lint: $(BUF) $(VENV)/.installed ## buf lint + buf format check of protos/
+# buf breaking (and the REST routes, which buf does not compare) against the contracts
+# before this change, read from git: see tools/breaking.py; BREAKING_AGAINST=<ref> overrides.
+lint: $(BUF) $(VENV)/.installed ## buf lint + buf format check of protos/, and no breaking change against main (BREAKING_AGAINST=ref)
 	@rm -rf build/protodeps && mkdir -p build/protodeps/google/api
 	@cp $(SITE)/google/api/annotations.proto $(SITE)/google/api/http.proto build/protodeps/google/api/
 	$(BUF) lint
 	$(BUF) format -d --exit-code protos
+	$(PY) -m tools.breaking $(if $(BREAKING_AGAINST),--against '$(BREAKING_AGAINST)')
 
 var/dev-keys/jwks.json: | $(VENV)/.installed
 	$(PY) -m tools.devkeys var/dev-keys
@@ -79,7 +87,7 @@ token: keys ## print a token: make -s token USER=alice ROLE=customer (or ROLE=st
 run: setup ## start Kafka, the three services and Envoy (TLS=1: also HTTPS/gRPC-TLS on 8443; PG=1: on PostgreSQL); Ctrl-C stops them all
 	$(PY) -m tools.devstack $(if $(filter 1 true yes,$(TLS)),--tls) $(if $(filter 1 true yes,$(PG)),--postgres)
 
-test: setup siege k8s-check ## k8s-check, then unit and integration tests (real broker, services and Envoy)
+test: setup siege k8s-check $(BUF) ## k8s-check, then unit and integration tests (real broker, services and Envoy)
 	$(PY) -m pytest
 
 # siege loads the rolling-restart test (Debian package); installed only when missing.
