@@ -94,7 +94,7 @@ def _jvm(main: str, *args: str) -> list[str]:
             f"-Dlog4j2.configurationFile={LOG4J}", "-cp", classpath(), main, *args]
 
 
-def prepare(log_dir: Path, port: int, controller_port: int) -> Path:
+def prepare(log_dir: Path, port: int, controller_port: int, cluster_id: str | None = None) -> Path:
     """Writes the node's config beside its log and formats the log directory the
     first time (a formatted one holds meta.properties and is kept as it is, so a
     restart keeps the topics and their data). Returns the config's path."""
@@ -103,8 +103,10 @@ def prepare(log_dir: Path, port: int, controller_port: int) -> Path:
     config = log_dir.parent / f"{log_dir.name}.properties"
     config.write_text(config_text(log_dir, port, controller_port))
     if not (log_dir / "meta.properties").exists():
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        done = subprocess.run(_jvm("kafka.tools.StorageTool", "format", "--cluster-id", cluster_id,
+        cluster_id = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # "--cluster-id=<id>" in one argument: one id in 64 starts with "-", which the
+        # tool's parser reads as an option when it stands alone.
+        done = subprocess.run(_jvm("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                                    "--config", str(config), "--ignore-formatted"),
                               capture_output=True, text=True)
         if done.returncode != 0:
