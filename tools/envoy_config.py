@@ -244,18 +244,25 @@ def _is_read(method: str) -> bool:
     return method.startswith(("Get", "List"))
 
 
+SAFE_CALL_RETRIES = 3  # a read or an idempotent write: tried at most 1 + this many times
+
+
 def _retries(per_try_s: float) -> dict:
     """Safe calls also retry on UNAVAILABLE and on a reset or per-try timeout (a replica
-    that hung): the call may have run, which is harmless for a read or an idempotent write."""
+    that hung): the call may have run, which is harmless for a read or an idempotent write.
+    Three retries, spaced 50 ms apart at first: a replica killed outright keeps its place
+    in the balancer until a health check or the outlier detector drops it, and retries
+    spread over that moment reach a live replica; each prefers a replica not yet tried."""
     return {
         "retry_on": "unavailable,reset,connect-failure,refused-stream",
-        "num_retries": 2,
+        "num_retries": SAFE_CALL_RETRIES,
+        "retry_back_off": {"base_interval": "0.05s", "max_interval": "0.5s"},
         "per_try_timeout": f"{per_try_s}s",
         "retry_host_predicate": [{
             "name": "envoy.retry_host_predicates.previous_hosts",
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3"
                                       ".PreviousHostsPredicate"}}],
-        "host_selection_retry_max_attempts": 3,
+        "host_selection_retry_max_attempts": 5,
     }
 
 

@@ -61,6 +61,23 @@ def _siege(workdir: Path, base: str, token: str, book_id: str, concurrency: int)
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def gateway_failures(envoy_log: str, limit: int = 10) -> list[dict]:
+    """The gateway's access-log records of 5xx answers (flags, details, the replica of
+    the last attempt, attempts made): what explains a failed transaction."""
+    failed = []
+    for line in envoy_log.splitlines():
+        if not line.startswith("{"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record.get("status"), int) and record["status"] >= 500:
+            failed.append({k: record.get(k) for k in
+                           ("time", "method", "path", "status", "flags", "details", "upstream_host", "attempts")})
+    return failed[:limit]
+
+
 def run(workdir: Path, services=("reservation", "stock", "alert"), concurrency: int = 10, kill: bool = False,
         env: dict | None = None, log=print) -> dict:
     """Siege runs from before the first restart until 2 s after the last."""
@@ -135,6 +152,7 @@ def run(workdir: Path, services=("reservation", "stock", "alert"), concurrency: 
         report["siege_text"] = err.strip()
         report["siege"] = json.loads(out[out.index("{"):])
         report["customers"] = {"made": len(made), "failed": failures[:5], "failed_count": len(failures)}
+        report["gateway_failures"] = gateway_failures(stack.log_text("envoy"))
 
         def decided():
             return all(gw.get(f"/v1/reservations/{rid}", tok).json()["reservation"]["status"]

@@ -15,15 +15,14 @@ import grpc
 import pytest
 
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
+from tests.integration.backends import ONE_STACK
 from tests.integration.fake_upstream import FakeUpstream, counts
 from tools.client import Gateway, eventually
+from tools.envoy_config import SAFE_CALL_RETRIES
 
 
-@pytest.fixture(autouse=True)
-def _once(stack):
-    # Envoy's behaviour here does not depend on the services' database: run on one stack.
-    if stack.backend != "sqlite":
-        pytest.skip("gateway behaviour, independent of the database; runs once, on the sqlite stack")
+# Envoy's behaviour here does not depend on the services' database.
+pytestmark = ONE_STACK
 
 
 def _everything_to(upstream) -> dict:
@@ -31,13 +30,14 @@ def _everything_to(upstream) -> dict:
 
 
 # (what the client sends, RPC, attempts the upstream sees when it always answers UNAVAILABLE)
+RETRIED = 1 + SAFE_CALL_RETRIES
 RETRY_TABLE = [
-    ("GET /v1/reservations (a read)", "GET", "/v1/reservations", None, {}, "ListReservations", 3),
-    ("GET /v1/books/b-1 (a public read)", "GET", "/v1/books/b-1", None, {}, "GetBook", 3),
+    ("GET /v1/reservations (a read)", "GET", "/v1/reservations", None, {}, "ListReservations", RETRIED),
+    ("GET /v1/books/b-1 (a public read)", "GET", "/v1/books/b-1", None, {}, "GetBook", RETRIED),
     ("CreateReservation with a request_id", "POST", "/v1/reservations", {"book_id": "b-1", "request_id": "r-1"}, {},
-     "CreateReservation", 3),
+     "CreateReservation", RETRIED),
     ("CreateReservation with requestId", "POST", "/v1/reservations", {"bookId": "b-1", "requestId": "r-1"}, {},
-     "CreateReservation", 3),
+     "CreateReservation", RETRIED),
     ("CreateReservation without a request_id", "POST", "/v1/reservations", {"book_id": "b-1"}, {},
      "CreateReservation", 1),
     ("CreateReservation with an empty request_id", "POST", "/v1/reservations", {"book_id": "b-1", "request_id": ""},
@@ -60,7 +60,7 @@ def test_only_safe_calls_are_retried_on_unavailable(own_envoy, token, case):
         assert upstream.attempts(rpc) == attempts
 
 
-@pytest.mark.parametrize("with_request_id,attempts", [(True, 3), (False, 1)])
+@pytest.mark.parametrize("with_request_id,attempts", [(True, RETRIED), (False, 1)])
 def test_native_grpc_create_reservation_is_retried_only_with_a_request_id(own_envoy, token, with_request_id, attempts):
     with FakeUpstream(fail_with=grpc.StatusCode.UNAVAILABLE) as upstream:
         envoy = own_envoy(upstream_ports=_everything_to(upstream))

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
-
+from tests.integration.require import require
 from tools import rolling
 
 
-@pytest.mark.skipif(shutil.which("siege") is None, reason="siege is not installed (make test installs it)")
 def test_rolling_restart_and_a_killed_replica_under_siege(tmp_path):
+    require(shutil.which("siege") is not None, "siege is not installed (make test installs it)")
     report = rolling.run(tmp_path, services=["reservation"], kill=True)
     s = report["siege"]
     print(f"\nsiege: {s['transactions']} transactions, availability {s['availability']}%, "
           f"longest {s['longest_transaction']} s, failed {s['failed_transactions']}; restarts {report['restarts']}, "
-          f"killed {report['killed']}; {report['customers']}")
+          f"killed {report['killed']}; {report['customers']}; gateway's 5xx: {report['gateway_failures']}")
     assert s["transactions"] > 100
     assert s["availability"] == 100.0 and s["failed_transactions"] == 0
     assert report["customers"]["failed_count"] == 0
