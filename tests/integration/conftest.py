@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.backends import BACKENDS
+from tests.integration.require import require
 from tools import pgdb
 from tools.client import Gateway, eventually
 from tools.devkeys import ensure_keys
 from tools.devstack import SERVICES, Ports, Stack, free_port
 from tools.token import mint_token
-
-BACKENDS = ["sqlite", "postgresql"]
 
 
 class Infra:
@@ -65,13 +65,9 @@ def infra(tmp_path_factory):
 
 
 def require_backend(backend: str, infra: Infra) -> None:
-    if backend != "postgresql":
-        return
-    why = infra.postgres()
-    if why and os.environ.get("CI") == "true":
-        pytest.fail(f"{why} (CI=true: the PostgreSQL tests must run)")
-    if why:
-        pytest.skip(why)
+    if backend == "postgresql":
+        why = infra.postgres()
+        require(not why, why or "")
 
 
 @contextlib.contextmanager

@@ -9,22 +9,18 @@ import sys
 import time
 import uuid
 
-import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from tests.integration import topics
+from tests.integration.backends import ONE_STACK
 from tests.integration.test_tools import ROOT
 from tools import dlq as tools_dlq
 from tools.client import eventually
 
 
-@pytest.fixture
-def broker_stack(stack):
-    """The tool talks to the broker only: the database backend makes no difference."""
-    if stack.backend != "sqlite":
-        pytest.skip("needs only the broker; runs once, on the sqlite stack")
-    return stack
+# The tool talks to the broker only: the database backend makes no difference.
+pytestmark = ONE_STACK
 
 
 def dlq(stack, *args):
@@ -50,8 +46,7 @@ def states(listed) -> dict[str, str]:
     return {m["ce_id"]: m["state"] for m in listed}
 
 
-def test_list_then_replay_puts_dead_letters_back_once(broker_stack):
-    stack = broker_stack
+def test_list_then_replay_puts_dead_letters_back_once(stack):
     # A topic of its own, so no service consumes what the test replays.
     topic = f"dlqtest.{uuid.uuid4().hex[:8]}"
     bootstrap = f"127.0.0.1:{stack.ports.broker}"
@@ -105,12 +100,11 @@ def test_list_then_replay_puts_dead_letters_back_once(broker_stack):
     assert headers["ce_id"] == b"id-1" and not any(k.startswith("dlq_") for k in headers)
 
 
-def test_a_replayed_message_that_fails_again_is_replayed_once_and_comes_back_pending(broker_stack):
+def test_a_replayed_message_that_fails_again_is_replayed_once_and_comes_back_pending(stack):
     """The docs/operations.md recipe on the stack's reservation topic, which stock reads: the
     copy stock dead-letters again lands in the DLQ while the replay runs, and must wait for
     the next run instead of being replayed in a loop. Targeted, so that no other test's
     dead letters go back to the topic."""
-    stack = broker_stack
     topic = stack.env["RESERVATION_TOPIC"]
     ce_id = f"poison-{uuid.uuid4().hex[:8]}"
     topics.produce(stack, topic, "poison-book", b"\xff not protobuf", [
@@ -129,11 +123,11 @@ def test_a_replayed_message_that_fails_again_is_replayed_once_and_comes_back_pen
     assert len(both) == 2 and {m["state"] for m in both} == {"pending"}, both  # a targeted replay records nothing
 
 
-def test_reading_stops_at_the_end_the_topic_had_when_it_began(broker_stack):
+def test_reading_stops_at_the_end_the_topic_had_when_it_began(stack):
     """What keeps a replay from chasing its own tail: each message read puts a new one on
     the same topic (as a replayed copy that fails again does), and reading still ends
     with the messages that were there when it began; the next read sees the new ones."""
-    bootstrap = f"127.0.0.1:{broker_stack.ports.broker}"
+    bootstrap = f"127.0.0.1:{stack.ports.broker}"
     topic = f"dlqtest.{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})  # kept: its futures die with it
     for f in admin.create_topics([NewTopic(topic, 2, 1)]).values():
@@ -154,8 +148,7 @@ def test_reading_stops_at_the_end_the_topic_had_when_it_began(broker_stack):
     assert again == [b"before", b"meanwhile"]
 
 
-def test_replay_refuses_a_dlq_name_and_an_unknown_topic(broker_stack):
-    stack = broker_stack
+def test_replay_refuses_a_dlq_name_and_an_unknown_topic(stack):
     bad = subprocess.run([sys.executable, "-m", "tools.dlq", "replay", "x.dlq"], cwd=ROOT,
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "give the topic itself" in bad.stderr

@@ -8,15 +8,13 @@ import grpc
 import pytest
 
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
+from tests.integration.backends import ONE_STACK
 from tests.integration.fake_upstream import FakeUpstream
 from tools.client import Gateway, eventually
 
 
-@pytest.fixture(autouse=True)
-def _once(stack):
-    # Envoy's behaviour here does not depend on the services' database: run on one stack.
-    if stack.backend != "sqlite":
-        pytest.skip("gateway behaviour, independent of the database; runs once, on the sqlite stack")
+# Envoy's behaviour here does not depend on the services' database.
+pytestmark = ONE_STACK
 
 
 @pytest.fixture

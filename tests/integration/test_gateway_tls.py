@@ -10,14 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.backends import ONE_STACK
 from tools.devcert import ensure_cert
 
 
-@pytest.fixture(autouse=True)
-def _once(stack):
-    # Envoy's behaviour here does not depend on the services' database: run on one stack.
-    if stack.backend != "sqlite":
-        pytest.skip("gateway behaviour, independent of the database; runs once, on the sqlite stack")
+# Envoy's behaviour here does not depend on the services' database.
+pytestmark = ONE_STACK
 
 ROOT = Path(__file__).resolve().parents[2]
 GRPCURL = str(Path(sys.executable).parent / "grpcurl")

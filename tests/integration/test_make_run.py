@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.require import require
 from tools.client import eventually
 from tools.devstack import Ports, group_holds_partitions
 
@@ -53,8 +54,8 @@ def process_tree(root: int) -> set[int]:
 
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "TLS=1"])
 def test_make_run_serves_and_ctrl_c_stops_everything(tmp_path, tls):
-    if busy := bound_ports():
-        pytest.skip(f"standard ports in use (is `make run` already up?): {busy}")
+    busy = bound_ports()
+    require(not busy, f"standard ports in use (is `make run` already up?): {busy}")
     log = tmp_path / "make-run.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(["make", "run", *(["TLS=1"] if tls else [])], cwd=ROOT, stdout=out,
@@ -94,8 +95,7 @@ def test_make_run_serves_and_ctrl_c_stops_everything(tmp_path, tls):
 def test_a_taken_port_stops_a_second_stack_before_it_starts_anything():
     busy = bound_ports()
     free = [p for p in PLAIN_PORTS if p not in busy]
-    if not free:
-        pytest.skip(f"every standard port is in use (is `make run` already up?): {busy}")
+    require(bool(free), f"every standard port is in use (is `make run` already up?): {busy}")
     port = Ports().envoy_admin if Ports().envoy_admin in free else free[0]
     logs = ROOT / "var" / "logs"
     before = {log: log.stat().st_mtime_ns for log in logs.glob("*.log")}

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.integration.backends import ONE_STACK
 from tools.client import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,9 +50,8 @@ def dashboard_expressions() -> list[str]:
     return exprs
 
 
+@ONE_STACK  # metric names do not depend on the database
 def test_every_metric_in_the_rules_and_the_dashboard_is_exported(stack, gateway, token, stocked_book):
-    if stack.backend != "sqlite":
-        pytest.skip("metric names do not depend on the database; runs once")
     book_id = stocked_book(1)
     assert gateway.post("/v1/reservations", {"bookId": book_id}, token("monitoring-alice")).status == 200
     assert gateway.get("/v1/nope", token("monitoring-alice")).status == 404

@@ -15,16 +15,14 @@ import threading
 
 import pytest
 
+from tests.integration.backends import ONE_STACK
 from tools.client import Gateway, eventually
 from tools.devkeys import ensure_keys, load_private_key, public_jwk
 from tools.token import mint_token
 
 
-@pytest.fixture(autouse=True)
-def _once(stack):
-    # Envoy's behaviour here does not depend on the services' database: run on one stack.
-    if stack.backend != "sqlite":
-        pytest.skip("gateway behaviour, independent of the database; runs once, on the sqlite stack")
+# Envoy's behaviour here does not depend on the services' database.
+pytestmark = ONE_STACK
 
 
 def jwks_of(*key_dirs) -> dict:

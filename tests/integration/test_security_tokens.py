@@ -13,15 +13,13 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from tests.integration.backends import ONE_STACK
 from tools.devkeys import ensure_keys, load_private_key, public_jwk
 from tools.token import mint_token
 
 
-@pytest.fixture(autouse=True)
-def _once(stack):
-    # Envoy's behaviour here does not depend on the services' database: run on one stack.
-    if stack.backend != "sqlite":
-        pytest.skip("gateway behaviour, independent of the database; runs once, on the sqlite stack")
+# Envoy's behaviour here does not depend on the services' database.
+pytestmark = ONE_STACK
 
 PROTECTED = "/v1/reservations"
 
