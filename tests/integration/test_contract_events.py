@@ -1,0 +1,211 @@
+"""Event contract, generated from the descriptor set: every message of
+protos/*/events.proto, as its producing service really writes it to its topic during
+one seed-scenario flow through the gateway, decodes as the declared type (nothing the
+type does not declare), carries the CloudEvents headers (ce_type = the message's full
+name, ce_id, ce_source = the producer, ce_specversion, ce_time, content-type) and the
+key docs/architecture.md §4 names; and an older consumer, built from the descriptor set
+kept in tests/data/contracts/previous.pb, reads it with the same values.
+
+Every consumer (each service's own subscriptions) accepts every type it subscribes to
+(its inbox records the event) and skips a newer type it does not know: logged, not
+dead-lettered, not recorded, and the partition moves on.
+
+The event types are read from build/bookrental.pb; the flow's expectations for each are
+PRODUCED[type], and a type without an entry fails naming it."""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import uuid
+
+import pytest
+from google.protobuf import json_format, unknown_fields
+from playhouse.db_url import connect
+
+from services.alert import entrypoints as alert_entrypoints
+from services.chassis import events
+from services.reservation import entrypoints as reservation_entrypoints
+from services.stock import entrypoints as stock_entrypoints
+from tests import contracts
+from tests.integration import flows, topics
+from tools.client import eventually
+
+FDS = contracts.load()
+EVENT_TYPES = contracts.event_types(FDS)
+TOPICS = contracts.event_topics()            # type -> topic, producer, consumers, key
+CURRENT = contracts.message_classes(FDS)
+PREVIOUS = contracts.message_classes(contracts.load(contracts.PREVIOUS_SET))
+
+# What each service subscribes to, read from its own subscriptions; alert's IGNORED are
+# types it knows and drops on purpose (neither handled nor "unknown").
+CONSUMED = {service: {s.message_class.DESCRIPTOR.full_name for s in module.subscriptions(None)}
+            for service, module in (("stock", stock_entrypoints), ("reservation", reservation_entrypoints),
+                                    ("alert", alert_entrypoints))}
+KNOWN_BUT_IGNORED = {"alert": set(alert_entrypoints.IGNORED)}
+
+
+@dataclasses.dataclass
+class Flow:
+    book_id: str
+    alice: str
+    bob: str
+    alice_rid: str
+    bob_rid: str
+    started: datetime.datetime
+    messages: dict          # event type -> [Kafka message] for this book, in offset order
+    newer: dict             # topic -> (ce_id, ce_type) of the newer-type event injected before the flow
+
+
+# The flow's events of each type, as field values (a subset of each message's fields).
+PRODUCED = {
+    "bookrental.stock.v1.StockReceived": lambda f: [
+        {"book_id": f.book_id, "title": "Contracts", "quantity": 1, "available": 1, "total_received": 1,
+         "stock_version": 1}],
+    "bookrental.reservation.v1.ReservationRequested": lambda f: [
+        {"reservation_id": f.alice_rid, "user_id": f.alice, "book_id": f.book_id},
+        {"reservation_id": f.bob_rid, "user_id": f.bob, "book_id": f.book_id}],
+    "bookrental.stock.v1.StockReserved": lambda f: [
+        {"reservation_id": f.alice_rid, "user_id": f.alice, "book_id": f.book_id, "title": "Contracts",
+         "available": 0, "stock_version": 2}],
+    "bookrental.stock.v1.StockRejected": lambda f: [
+        {"reservation_id": f.bob_rid, "user_id": f.bob, "book_id": f.book_id, "title": "Contracts",
+         "available": 0, "reason": "out of stock: no copy left"}],
+    "bookrental.reservation.v1.ReservationCanceled": lambda f: [
+        {"reservation_id": f.alice_rid, "user_id": f.alice, "book_id": f.book_id}],
+    "bookrental.stock.v1.StockReleased": lambda f: [
+        {"reservation_id": f.alice_rid, "user_id": f.alice, "book_id": f.book_id, "title": "Contracts",
+         "available": 1, "stock_version": 3}],
+}
+
+
+def topic_of(stack, documented: str) -> str:
+    """The stack's own name for a topic of the architecture page (bookrental.stock.v1.t<run>)."""
+    return next(v for k, v in stack.env.items() if k.endswith("_TOPIC") and v.startswith(documented + "."))
+
+
+def newer_type(documented: contracts.Topic) -> str:
+    # A type a future producer might add to the topic's package: no consumer knows it.
+    return f"{documented.types[0].rpartition('.')[0]}.Teleported{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="module")
+def flow(stack, gateway, token) -> Flow:
+    started = datetime.datetime.now(datetime.timezone.utc)
+    book_id = f"contracts-{uuid.uuid4().hex[:8]}"
+    manager = token(f"manager-{book_id}", "stock_manager")
+    alice, bob = f"alice-{book_id}", f"bob-{book_id}"
+    # First, on each topic and under the book's key (so on the partition the flow's events
+    # follow), an event of a type newer than every consumer: the flow can only complete
+    # if each consumer got past it.
+    newer = {}
+    for documented in {t.name: t for t in TOPICS.values()}.values():
+        topic = topic_of(stack, documented.name)
+        ce_id, kind = events.new_event_id(), newer_type(documented)
+        value = CURRENT[documented.types[0]](book_id=book_id).SerializeToString()
+        topics.produce(stack, topic, book_id, value, events.headers(ce_id, kind, documented.producer,
+                                                                    events.now_iso(), ""))
+        newer[topic] = (ce_id, kind)
+
+    assert gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 1, "title": "Contracts"}, manager).status == 200
+    eventually(lambda: gateway.get(f"/v1/books/{book_id}").status == 200, what="book listed")
+    alice_rid = flows.reserve(gateway, token(alice), book_id)
+    flows.settled(gateway, token(alice), alice_rid, flows.CONFIRMED)
+    bob_rid = flows.reserve(gateway, token(bob), book_id)
+    flows.settled(gateway, token(bob), bob_rid, flows.REJECTED)
+    assert flows.cancel(gateway, token(alice), alice_rid) == flows.CANCELED
+    eventually(lambda: flows.book_available(gateway, book_id) == 1, what="the released copy in the book list")
+    eventually(lambda: (flows.notification_count(gateway, token(alice)), flows.notification_count(gateway, token(bob)))
+               == (2, 1), what="alice told of confirm and cancel, bob of the rejection")
+
+    messages: dict[str, list] = {}
+    for topic in newer:
+        for m in topics.read_all(stack, topic):
+            h = topics.headers(m)
+            kind = h.get("ce_type", b"").decode()
+            if kind in CURRENT and getattr(CURRENT[kind].FromString(m.value()), "book_id", None) == book_id:
+                messages.setdefault(kind, []).append(m)
+    for found in messages.values():
+        found.sort(key=lambda m: (m.topic(), m.partition(), m.offset()))
+    return Flow(book_id, alice, bob, alice_rid, bob_rid, started, messages, newer)
+
+
+def test_the_architecture_page_names_each_topics_consumers_as_they_subscribe():
+    for documented in {t.name: t for t in TOPICS.values()}.values():
+        subscribers = {s for s, types in CONSUMED.items() if types & set(documented.types)}
+        assert subscribers == set(documented.consumers), documented.name
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_the_producer_writes_the_declared_event_with_its_envelope_and_key(stack, flow, event_type):
+    expect = PRODUCED.get(event_type)
+    assert expect is not None, f"event type {event_type} has no producer test: add it to PRODUCED"
+    documented = TOPICS[event_type]
+    found = flow.messages.get(event_type, [])
+    assert len(found) == len(expect(flow)), \
+        f"{len(found)} {event_type} of book {flow.book_id}; seen: { {k: len(v) for k, v in flow.messages.items()} }"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for msg, fields in zip(found, expect(flow)):
+        assert msg.topic() == topic_of(stack, documented.name)
+        event = CURRENT[event_type].FromString(msg.value())
+        assert len(unknown_fields.UnknownFieldSet(event)) == 0, f"{event_type} carries fields it does not declare"
+        assert {k: getattr(event, k) for k in fields} == fields
+        assert event.occur_time.seconds > 0
+        h = {k: v.decode() for k, v in topics.headers(msg).items()}
+        assert h["ce_type"] == event_type
+        assert h["ce_specversion"] == "1.0"
+        assert str(uuid.UUID(h["ce_id"])) == h["ce_id"]
+        assert h["ce_source"] == documented.producer
+        assert flow.started - datetime.timedelta(seconds=1) <= datetime.datetime.fromisoformat(h["ce_time"]) <= now
+        assert h["content-type"] == events.CONTENT_TYPE
+        assert h["correlation_id"] == getattr(event, "reservation_id", "")
+        assert msg.key() == getattr(event, documented.key).encode(), f"{event_type} not keyed by {documented.key}"
+    assert len({topics.headers(m)["ce_id"] for m in found}) == len(found), "ce_id repeated"
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_a_consumer_built_from_the_previous_contracts_reads_the_event(flow, event_type):
+    """Additive changes only: the older type (tests/data/contracts/previous.pb) reads what
+    the current producer wrote, every field it knows with the producer's value. A type
+    the older set lacks is new, and its consumers skip it as unknown."""
+    if event_type not in PREVIOUS:
+        pytest.skip(f"{event_type} is newer than tests/data/contracts/previous.pb")
+    for msg in flow.messages.get(event_type, []):
+        current = json_format.MessageToDict(CURRENT[event_type].FromString(msg.value()),
+                                            preserving_proto_field_name=True)
+        older = json_format.MessageToDict(PREVIOUS[event_type].FromString(msg.value()),
+                                          preserving_proto_field_name=True)
+        known = {f.name for f in PREVIOUS[event_type].DESCRIPTOR.fields}
+        assert older == {k: v for k, v in current.items() if k in known}
+
+
+def inbox(stack, service: str) -> dict[str, str]:
+    """ce_id -> ce_type of what the service's consumer recorded as handled."""
+    db = connect(stack.database_url(service))
+    try:
+        return dict(db.execute_sql("SELECT event_id, event_type FROM inbox").fetchall())
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("service,event_type",
+                         [(s, t) for s, types in CONSUMED.items() for t in sorted(types)])
+def test_a_consumer_accepts_every_type_it_subscribes_to(stack, flow, service, event_type):
+    ids = {topics.headers(m)["ce_id"].decode() for m in flow.messages.get(event_type, [])}
+    assert ids, f"the flow caused no {event_type}"
+    eventually(lambda: ids <= set(inbox(stack, service)), what=f"{service} recorded every {event_type}")
+
+
+@pytest.mark.parametrize("service", sorted(CONSUMED))
+def test_a_consumer_skips_a_newer_event_type_without_dead_lettering_it(stack, flow, service):
+    consumed = {topic_of(stack, TOPICS[t].name) for t in CONSUMED[service]}
+    recorded = inbox(stack, service)
+    for topic in consumed:
+        ce_id, kind = flow.newer[topic]
+        # The flow completed, so the consumer is past it (same key, same partition).
+        assert ce_id not in recorded, f"{service} recorded {kind} as handled"
+        skipped = [r for r in flows.log_records(stack, service, "skipping event of unknown type")
+                   if r.get("topic") == topic and r["ce_type"] == kind]
+        assert len(skipped) == 1, f"{service} did not log skipping {kind} on {topic}"
+        dead = [m for m in topics.read_all(stack, f"{topic}.dlq") if topics.headers(m).get("ce_id") == ce_id.encode()]
+        assert not dead, f"{service} dead-lettered the newer type"
+    assert flows.serving(stack, service)
