@@ -70,32 +70,6 @@ var/dev-keys/jwks.json: | $(VENV)/.installed
 
 keys: var/dev-keys/jwks.json ## the development signing key and JWKS (git-ignored, under var/)
 
-# The API documents, generated from protos/ into build/docs (never committed) and served
-# by make run's gateway at /docs/openapi.json and /docs/asyncapi.json. OpenAPI: gnostic's
-# protoc-gen-openapi (a Go program, built here from the Go module proxy), completed and
-# validated by tools/openapi.py; AsyncAPI: tools/asyncapi.py, validated against the
-# AsyncAPI 3.0.0 JSON Schema of @asyncapi/specs (npm).
-GNOSTIC_VERSION := v0.7.1
-ASYNCAPI_SPECS_VERSION := 6.11.1
-OPENAPI_PLUGIN := build/go/bin/protoc-gen-openapi
-ASYNCAPI_SPEC := build/npm/node_modules/@asyncapi/specs/schemas/3.0.0.json
-DOCS := build/docs
-$(OPENAPI_PLUGIN):
-	@command -v go >/dev/null || { echo "make: the OpenAPI generator (gnostic's protoc-gen-openapi) is built with Go 1.22 or newer: apt-get install golang-go" >&2; exit 1; }
-	GOBIN=$(CURDIR)/build/go/bin go install github.com/google/gnostic/cmd/protoc-gen-openapi@$(GNOSTIC_VERSION)
-
-$(ASYNCAPI_SPEC):
-	npm install --silent --no-audit --no-fund --prefix build/npm @asyncapi/specs@$(ASYNCAPI_SPECS_VERSION)
-
-$(DOCS)/.stamp: $(GEN)/.stamp $(OPENAPI_PLUGIN) $(ASYNCAPI_SPEC) tools/openapi.py tools/asyncapi.py tools/envoy_config.py \
-		services/chassis/events.py services/chassis/settings.py $(wildcard services/*/adapters.py services/*/entrypoints.py)
-	@rm -rf $(DOCS) && mkdir -p $(DOCS)
-	$(PY) -m tools.openapi --plugin $(OPENAPI_PLUGIN) --out $(DOCS)/openapi.json
-	$(PY) -m tools.asyncapi --spec $(ASYNCAPI_SPEC) --out $(DOCS)/asyncapi.json
-	@touch $@
-
-docs: $(DOCS)/.stamp ## OpenAPI 3 (REST) and AsyncAPI 3 (Kafka) documents from protos/ into build/docs/
-
 var/dev-tls/cert.pem: | $(VENV)/.installed
 	$(PY) -m tools.devcert var/dev-tls
 
@@ -105,10 +79,10 @@ tls: var/dev-tls/cert.pem ## the development CA and gateway certificate for make
 token: keys ## print a token: make -s token USER=alice ROLE=customer (or ROLE=stock_manager) [TTL=seconds, 60..86400, default 3600]
 	@$(PY) -m tools.token --user "$(if $(filter command line,$(origin USER)),$(USER))" --role "$(ROLE)" --ttl "$(TTL)"
 
-run: setup docs ## start Kafka, the three services and Envoy (TLS=1: also HTTPS/gRPC-TLS on 8443; PG=1: on PostgreSQL); Ctrl-C stops them all
+run: setup ## start Kafka, the three services and Envoy (TLS=1: also HTTPS/gRPC-TLS on 8443; PG=1: on PostgreSQL); Ctrl-C stops them all
 	$(PY) -m tools.devstack $(if $(filter 1 true yes,$(TLS)),--tls) $(if $(filter 1 true yes,$(PG)),--postgres)
 
-test: setup siege k8s-check $(BUF) docs ## k8s-check, then unit and integration tests (real broker, services and Envoy)
+test: setup siege k8s-check $(BUF) ## k8s-check, then unit and integration tests (real broker, services and Envoy)
 	$(PY) -m pytest
 
 # siege loads the rolling-restart test (Debian package); installed only when missing.
@@ -168,31 +142,31 @@ K8S_VENV := build/k8s-venv
 K8S_OVERLAYS := $(notdir $(wildcard k8s/overlays/*))
 DOCKERFILES := services/Dockerfile envoy/Dockerfile
 CHECKOV := $(K8S_VENV)/bin/checkov --quiet --compact --skip-download -o cli
-
-# kubectl (Debian package; its kustomize renders the overlays), installed only when missing.
-kubectl:
-	@command -v kubectl >/dev/null || (apt-get update && apt-get install -y kubectl)
-
 # kube-score (a Go module, built from the Go module proxy): probes, anti-affinity, storage
 # limits, StatefulSet services... A finding fails unless a kube-score/ignore annotation
 # beside it says why.
 KUBE_SCORE_VERSION := 1.20.0
 KUBE_SCORE := build/k8s-tools/kube-score-$(KUBE_SCORE_VERSION)
+
+# kubectl (Debian package; its kustomize renders the overlays), installed only when missing.
+kubectl:
+	@command -v kubectl >/dev/null || (apt-get update && apt-get install -y kubectl)
+
 $(K8S_VENV)/.installed: k8s/requirements-check.txt
 	$(PYTHON) -m venv $(K8S_VENV)
 	$(K8S_VENV)/bin/pip install --disable-pip-version-check -q -r k8s/requirements-check.txt
 	@touch $@
+
+$(KUBE_SCORE):
+	@command -v go >/dev/null || { echo "make: kube-score is built with Go: apt-get install golang-go" >&2; exit 1; }
+	GOBIN=$(CURDIR)/build/k8s-tools go install github.com/zegl/kube-score/cmd/kube-score@v$(KUBE_SCORE_VERSION)
+	mv build/k8s-tools/kube-score $@
 
 k8s-envoy: setup ## re-render k8s/base/gateway/envoy.yaml from envoy/envoy.template.yaml
 	$(PY) -m tools.k8s_envoy
 
 # Every overlay rendered (kubectl kustomize), schema-validated (kubernetes-validate),
 # security-scanned with the Dockerfiles (checkov: a finding fails unless a skip annotation
-$(KUBE_SCORE):
-	@command -v go >/dev/null || { echo "make: kube-score is built with Go: apt-get install golang-go" >&2; exit 1; }
-	GOBIN=$(CURDIR)/build/k8s-tools go install github.com/zegl/kube-score/cmd/kube-score@v$(KUBE_SCORE_VERSION)
-	mv build/k8s-tools/kube-score $@
-
 # in the manifest says why), linted (kube-score), and held to the invariants of
 # tests/unit/test_k8s*.py. Rendered output lands in build/k8s/<overlay>.{yaml,json}.
 k8s-check: setup kubectl $(K8S_VENV)/.installed $(KUBE_SCORE) ## render, validate, lint and security-scan k8s/ and the Dockerfiles; test its invariants
