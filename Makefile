@@ -13,7 +13,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup broker proto lint keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling
+.PHONY: help setup broker proto lint keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling docs
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -65,6 +65,32 @@ lint: $(BUF) $(VENV)/.installed ## buf lint + buf format check of protos/, and n
 	$(BUF) format -d --exit-code protos
 	$(PY) -m tools.breaking $(if $(BREAKING_AGAINST),--against '$(BREAKING_AGAINST)')
 
+# The API documents, generated from protos/ into build/docs (never committed) and served
+# by make run's gateway at /docs/openapi.json and /docs/asyncapi.json. OpenAPI: gnostic's
+# protoc-gen-openapi (a Go program, built here from the Go module proxy), completed and
+# validated by tools/openapi.py; AsyncAPI: tools/asyncapi.py, validated against the
+# AsyncAPI 3.0.0 JSON Schema of @asyncapi/specs (npm).
+GNOSTIC_VERSION := v0.7.1
+ASYNCAPI_SPECS_VERSION := 6.11.1
+OPENAPI_PLUGIN := build/go/bin/protoc-gen-openapi
+ASYNCAPI_SPEC := build/npm/node_modules/@asyncapi/specs/schemas/3.0.0.json
+DOCS := build/docs
+$(OPENAPI_PLUGIN):
+	@command -v go >/dev/null || { echo "make: the OpenAPI generator (gnostic's protoc-gen-openapi) is built with Go 1.22 or newer: apt-get install golang-go" >&2; exit 1; }
+	GOBIN=$(CURDIR)/build/go/bin go install github.com/google/gnostic/cmd/protoc-gen-openapi@$(GNOSTIC_VERSION)
+
+$(ASYNCAPI_SPEC):
+	npm install --silent --no-audit --no-fund --prefix build/npm @asyncapi/specs@$(ASYNCAPI_SPECS_VERSION)
+
+$(DOCS)/.stamp: $(GEN)/.stamp $(OPENAPI_PLUGIN) $(ASYNCAPI_SPEC) tools/openapi.py tools/asyncapi.py tools/envoy_config.py \
+		services/chassis/events.py services/chassis/settings.py $(wildcard services/*/adapters.py services/*/entrypoints.py)
+	@rm -rf $(DOCS) && mkdir -p $(DOCS)
+	$(PY) -m tools.openapi --plugin $(OPENAPI_PLUGIN) --out $(DOCS)/openapi.json
+	$(PY) -m tools.asyncapi --spec $(ASYNCAPI_SPEC) --out $(DOCS)/asyncapi.json
+	@touch $@
+
+docs: $(DOCS)/.stamp ## OpenAPI 3 (REST) and AsyncAPI 3 (Kafka) documents from protos/ into build/docs/
+
 var/dev-keys/jwks.json: | $(VENV)/.installed
 	$(PY) -m tools.devkeys var/dev-keys
 
@@ -79,10 +105,10 @@ tls: var/dev-tls/cert.pem ## the development CA and gateway certificate for make
 token: keys ## print a token: make -s token USER=alice ROLE=customer (or ROLE=stock_manager) [TTL=seconds, 60..86400, default 3600]
 	@$(PY) -m tools.token --user "$(if $(filter command line,$(origin USER)),$(USER))" --role "$(ROLE)" --ttl "$(TTL)"
 
-run: setup ## start Kafka, the three services and Envoy (TLS=1: also HTTPS/gRPC-TLS on 8443; PG=1: on PostgreSQL); Ctrl-C stops them all
+run: setup docs ## start Kafka, the three services and Envoy (TLS=1: also HTTPS/gRPC-TLS on 8443; PG=1: on PostgreSQL); Ctrl-C stops them all
 	$(PY) -m tools.devstack $(if $(filter 1 true yes,$(TLS)),--tls) $(if $(filter 1 true yes,$(PG)),--postgres)
 
-test: setup siege k8s-check $(BUF) ## k8s-check, then unit and integration tests (real broker, services and Envoy)
+test: setup siege k8s-check $(BUF) docs ## k8s-check, then unit and integration tests (real broker, services and Envoy)
 	$(PY) -m pytest
 
 # siege loads the rolling-restart test (Debian package); installed only when missing.

@@ -220,13 +220,17 @@ class Stack:
         from tools import envoy_config
         config = self.workdir / "envoy.yaml"
         p = self.ports
+        docs = ROOT / envoy_config.DOCS_DIR
         if self.tls_dir:
             render_options = {"tls_dir": self.tls_dir, **render_options}
         options = dict(listen_port=p.envoy, admin_port=p.envoy_admin, tls_port=p.envoy_tls,
                        upstreams={n: [("127.0.0.1", self.grpc_ports[i]) for i in self.instances(n)]
                                   for n in SERVICES},
                        descriptor_path=str(ROOT / "build" / "bookrental.pb"),
-                       jwks_path=str(self.key_dir / "jwks.json"))
+                       jwks_path=str(self.key_dir / "jwks.json"),
+                       # the API documents, once `make docs` has made them (make run and make test do)
+                       docs_dir=docs if all((docs / path.rpartition("/")[2]).is_file()
+                                            for path in envoy_config.DOCS_PATHS) else None)
         envoy_config.render(config, **{**options, **render_options})
         envoy = Path(sys.executable).parent / "envoy"
         self._spawn("envoy", [str(envoy), "-c", str(config), "--use-dynamic-base-id", "--log-level", "warn"])
@@ -482,6 +486,8 @@ def main(argv: list[str] | None = None) -> None:
         print("starting Kafka, services and Envoy (logs in var/logs/) ...", flush=True)
         stack.start()
         p = stack.ports
+        from tools.envoy_config import DOCS_PATHS
+        docs = ", ".join(f"http://127.0.0.1:{p.envoy}{path}" for path in DOCS_PATHS)
         tls_line = (f"\n  HTTPS + gRPC/TLS     https://127.0.0.1:{p.envoy_tls}    (trust var/dev-tls/ca.pem: "
                     f"curl --cacert, grpcurl -cacert)") if tls_dir else ""
         print(f"""
@@ -492,6 +498,7 @@ bookrental is up: every service serving, every consumer group holding its partit
   alert gRPC           127.0.0.1:{p.alert}  metrics http://127.0.0.1:{p.alert_metrics}/metrics
   broker               127.0.0.1:{p.broker}   (Apache Kafka, one KRaft node; its log in var/kafka/)
   logs                 var/logs/<process>.log
+  API docs             {docs}
 
 Try it (another terminal):
   curl -s http://127.0.0.1:{p.envoy}/v1/books

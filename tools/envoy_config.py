@@ -343,6 +343,48 @@ def _routes_yaml(routes_: list[dict]) -> str:
     return "\n".join(f"              - {json.dumps(r)}" for r in routes_)
 
 
+# -- the API documents, served at /docs/ ------------------------------------------------
+
+DOCS_DIR = "build/docs"  # made by `make docs` (tools/openapi.py, tools/asyncapi.py)
+DOCS_PATHS = {  # path -> (title, what it is); the file is the path's last part in DOCS_DIR
+    "/docs/openapi.json": ("OpenAPI 3 document", "The REST surface: paths, bodies, errors, the bearer scheme"),
+    "/docs/asyncapi.json": ("AsyncAPI 3 document", "The Kafka topics: keys, CloudEvents headers, payloads"),
+}
+
+
+def _docs(docs_dir) -> dict[str, str]:
+    """What serving the documents adds to the template, all of it empty without `docs_dir`
+    (the Kubernetes config has no docs: its rendering stays as it was):
+    - a GET route per document answered by Envoy itself from the file, read when the
+      config loads, with no token needed (jwt_authn off on it) and the transcoder off
+      (it refuses any path that is not an RPC's);
+    - a local-reply mapper that passes those replies through as JSON: a direct response
+      is a local reply, which the gateway otherwise wraps in {"code", "message"};
+    - a direct-response size limit that fits them (Envoy's default is 4 KiB)."""
+    if not docs_dir:
+        return {"docs_routes": "", "docs_reply_mappers": "", "docs_route_limit": ""}
+    files = {path: Path(docs_dir) / path.rpartition("/")[2] for path in DOCS_PATHS}
+    for f in files.values():
+        if not f.is_file():
+            raise ValueError(f"no {f.name} in {docs_dir} (run make docs)")
+    off = {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}
+    routes_ = [{"match": {"path": path, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+                "direct_response": {"status": 200, "body": {"filename": str(f.resolve())}},
+                "typed_per_filter_config": {"envoy.filters.http.jwt_authn": off,
+                                            "envoy.filters.http.grpc_json_transcoder": off}}
+               for path, f in files.items()]
+    mapper = {"filter": {"and_filter": {"filters": [
+                  {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 200,
+                                                                               "runtime_key": "gateway.docs"}}}},
+                  {"header_filter": {"header": {"name": ":path", "string_match": {"prefix": "/docs/"}}}}]}},
+              "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"},
+                                       "content_type": "application/json"}}
+    limit = max(f.stat().st_size for f in files.values())
+    return {"docs_routes": "\n              ".join(f"- {json.dumps(r)}" for r in routes_),
+            "docs_reply_mappers": f"\n            - {json.dumps(mapper)}",
+            "docs_route_limit": f"\n            max_direct_response_body_size_bytes: {limit}"}
+
+
 # -- JWKS source and TLS listener ------------------------------------------------------
 
 JWKS_CLUSTER = "jwks_provider"
@@ -467,6 +509,7 @@ def render(
     jwks_ca_path: str = "/etc/ssl/certs/ca-certificates.crt",
     tls_dir: str | os.PathLike | None = None,
     tls_port: int = 8443,
+    docs_dir: str | os.PathLike | None = None,
 ) -> str:
     """Write the config to out_path and return its text. `upstreams` maps a service
     to its replicas; a service missing from it is one replica on 127.0.0.1:<its port>.
@@ -482,7 +525,8 @@ def render(
     provider's JWKS URL, e.g. Keycloak's .../protocol/openid-connect/certs) Envoy fetches
     it, caches it for `jwks_cache_s` and refreshes it in the background. `tls_dir`
     (cert.pem, key.pem; see tools/devcert.py) adds an HTTPS/gRPC-over-TLS listener on
-    `tls_port` with the same filter chain.
+    `tls_port` with the same filter chain. `docs_dir` (build/docs, made by `make docs`): the
+    gateway serves the API documents in it at DOCS_PATHS, without a token.
 
     `extra_backends` are (gRPC service full name, port on 127.0.0.1) pairs routed,
     transcoded and JWT-checked like ours (make bench's echo); the descriptor set must
@@ -490,6 +534,9 @@ def render(
     descriptor_for_schemas = descriptor_path if Path(descriptor_path).is_file() else ROOT / DEFAULT_DESCRIPTOR
     ports = {"reservation": reservation_port, "stock": stock_port, "alert": alert_port}
     upstreams = {name: list((upstreams or {}).get(name) or [("127.0.0.1", ports[name])]) for name in SERVICES}
+    extra = _extra_routes(extra_backends)
+    docs = _docs(docs_dir)
+    extra["extra_routes"] = "\n              ".join(r for r in (docs.pop("docs_routes"), extra["extra_routes"]) if r)
     text = Template(TEMPLATE.read_text()).substitute(
         listen_port=_port("listen_port", listen_port),
         admin_port=_port("admin_port", admin_port),
@@ -499,7 +546,8 @@ def render(
         clusters=_clusters_yaml(upstreams, health_interval_s, max_requests_per_service)
         + _extra_clusters(extra_backends, health_interval_s)
         + (_jwks_cluster(jwks_uri, jwks_ca_path) if jwks_uri else ""),
-        **_extra_routes(extra_backends),
+        **extra,
+        **docs,
         routes=_routes_yaml(routes(
             descriptor_for_schemas, read_timeout_s=read_timeout_s, read_try_timeout_s=read_try_timeout_s,
             write_timeout_s=write_timeout_s, write_rate_per_user=write_rate_per_user,
