@@ -13,7 +13,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup broker proto lint keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling docs
+.PHONY: help setup broker proto lint keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling contracts-snapshot docs
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -52,6 +52,11 @@ $(GEN)/.stamp: $(VENV)/.installed $(PROTOS)
 	@touch $@
 
 proto: $(GEN)/.stamp ## generate Python stubs and the Envoy descriptor set into build/
+
+# The contracts older consumers were built from, for tests/unit/test_contract_compat.py:
+# protos/ at REV (read from git) as a descriptor set. Refresh when a contract change is released.
+contracts-snapshot: $(VENV)/.installed ## keep protos/ of REV (default HEAD) as tests/data/contracts/previous.pb (compatibility tests)
+	$(PY) -m tools.contract_snapshot --rev $(or $(REV),HEAD)
 
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix build/npm @bufbuild/buf@$(BUF_VERSION)
