@@ -1,5 +1,5 @@
-"""A small REST client for the gateway and a poll-with-deadline helper, used by
-the integration tests and the latency probe."""
+"""A small REST client for the gateway, a poll-with-deadline helper and a
+/metrics reader, used by the integration tests and the tools."""
 from __future__ import annotations
 
 import json
@@ -18,6 +18,31 @@ def eventually(probe, timeout: float = 15.0, interval: float = 0.05, what: str =
             return last
         time.sleep(interval)
     raise AssertionError(f"{what} not reached within {timeout}s; last value: {last!r}")
+
+
+def exactly_once(stack, observe, expected, timeout: float = 60.0, what: str = "outcomes"):
+    """"Once" checked when nothing more can arrive: waits until `observe()` equals
+    `expected`, then until the stack is quiet (no consumer lag, no unsent outbox row, no
+    pending delivery: Stack.wait_quiet), then observes again. A late duplicate, which
+    the first sight alone would let pass, shows as a difference. Returns the backlog
+    seen at quiet."""
+    eventually(lambda: observe() == expected, timeout=timeout, what=what)
+    quiet = stack.wait_quiet(timeout)
+    again = observe()
+    assert again == expected, f"{what} changed after the system went quiet: {again!r} != {expected!r}"
+    return quiet
+
+
+def scrape(port: int) -> dict[str, list]:
+    """{sample name: [(labels, value), ...]} from a service's /metrics endpoint."""
+    from prometheus_client.parser import text_string_to_metric_families
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    samples: dict[str, list] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples.setdefault(s.name, []).append((s.labels, s.value))
+    return samples
 
 
 class Response:

@@ -358,6 +358,59 @@ class Stack:
                 return False
         self._wait(name, ready, f"200 from {url}")
 
+    def backlog(self) -> dict[str, int]:
+        """What is still on its way, by where it waits: each consumer group's lag (the
+        broker's high watermarks minus the group's committed offsets, partitions it has
+        not committed counted from the start) and, per running instance, its unsent
+        outbox rows and pending deliveries as its /metrics counts them at scrape time.
+        All zero: the system is quiet."""
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+        from confluent_kafka.admin import OffsetSpec
+
+        from tools.client import scrape
+        admin = self.admin()
+        waiting: dict[str, int] = {}
+        for name in SERVICES:
+            group = self.consumer_group(name)
+            described = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
+            assigned = {(tp.topic, tp.partition) for m in described.members for tp in m.assignment.topic_partitions}
+            committed = admin.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(group)], request_timeout=5)[group].result().topic_partitions
+            at = {(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed}
+            partitions = assigned | set(at)
+            if not partitions:
+                waiting[f"{group} lag"] = -1  # nobody consumes yet: not quiet
+                continue
+            ends = admin.list_offsets({TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions},
+                                      request_timeout=5)
+            waiting[f"{group} lag"] = sum(ends[TopicPartition(t, p)].result().offset - at.get((t, p), 0)
+                                          for t, p in partitions)
+        for instance, port in self.metrics_ports.items():
+            if instance not in self.procs:
+                continue
+            samples = scrape(port)
+            for metric, what in (("bookrental_outbox_unsent", "outbox unsent"),
+                                 ("bookrental_alert_pending_deliveries", "pending deliveries")):
+                if metric in samples:
+                    waiting[f"{instance} {what}"] = int(sum(v for _, v in samples[metric]))
+        return waiting
+
+    def wait_quiet(self, timeout: float = 60) -> dict[str, int]:
+        """Waits until backlog() is all zero; returns it. A backlog that will not drain
+        fails with what is still waiting."""
+        from confluent_kafka import KafkaException
+        end = time.monotonic() + timeout
+        last: dict[str, int] | str = {}
+        while time.monotonic() < end:
+            try:
+                last = self.backlog()
+            except (KafkaException, OSError) as exc:  # a broker or service not answering: not quiet yet
+                last = f"not answering: {exc}"
+            if isinstance(last, dict) and last and not any(last.values()):
+                return last
+            time.sleep(0.2)
+        raise TimeoutError(f"the system did not go quiet within {timeout}s; still waiting: {last}")
+
     def consumer_group(self, name: str) -> str:
         """The consumer group of a service's instances (CONSUMER_GROUP, as they read it)."""
         return self.service_env(name).get("CONSUMER_GROUP", name)

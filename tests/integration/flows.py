@@ -8,7 +8,7 @@ import json
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tools.client import eventually
+from tools.client import eventually, exactly_once  # noqa: F401 - exactly_once is part of the flows
 
 CONFIRMED = "RESERVATION_STATUS_CONFIRMED"
 REJECTED = "RESERVATION_STATUS_REJECTED"

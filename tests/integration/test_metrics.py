@@ -4,25 +4,12 @@ messages and breaker state."""
 from __future__ import annotations
 
 import math
-import urllib.request
 
 from confluent_kafka import Producer
-from prometheus_client.parser import text_string_to_metric_families
 
 from services.chassis import events
 from services.chassis.settings import Settings
-from tools.client import eventually
-
-
-def scrape(port: int) -> dict[str, list]:
-    """{sample name: [(labels, value), ...]} from a /metrics endpoint."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    samples: dict[str, list] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples.setdefault(s.name, []).append((s.labels, s.value))
-    return samples
+from tools.client import eventually, scrape
 
 
 def value(samples, name, **labels) -> float | None:

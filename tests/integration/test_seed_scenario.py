@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from tools.client import eventually
+from tools.client import eventually, exactly_once
 
 
 def reservation_status(gateway, token, reservation_id):
@@ -40,7 +40,15 @@ def test_stock_received_appears_in_the_public_book_list(gateway, manager, new_id
     assert len({b["bookId"] for b in listed}) == len(listed)  # no book twice across pages
 
 
-def test_a_reservation_is_confirmed_takes_a_copy_and_notifies(gateway, token, stocked_book, manager):
+def outcome(gateway, manager, customer, book_id, reservation_id) -> dict:
+    """What the customer and the stock manager see of one reservation."""
+    return {"status": reservation_status(gateway, customer, reservation_id)["status"],
+            "stock": gateway.get(f"/v1/stocks/{book_id}", manager).json()["stock"]["available"],
+            "book list": gateway.get(f"/v1/books/{book_id}").json()["book"]["available"],
+            "notified": [n["kind"] for n in notifications(gateway, customer)]}
+
+
+def test_a_reservation_is_confirmed_takes_a_copy_and_notifies(stack, gateway, token, stocked_book, manager):
     book_id = stocked_book(2, "Dune")
     alice = token("alice-confirm")
     resp = gateway.post("/v1/reservations", {"bookId": book_id}, alice)
@@ -49,21 +57,16 @@ def test_a_reservation_is_confirmed_takes_a_copy_and_notifies(gateway, token, st
     assert reservation["status"] == "RESERVATION_STATUS_REQUESTED"
     rid = reservation["reservationId"]
 
-    confirmed = eventually(lambda: reservation_status(gateway, alice, rid)["status"] == "RESERVATION_STATUS_CONFIRMED",
-                           what="CONFIRMED")
-    assert confirmed
-    assert gateway.get(f"/v1/stocks/{book_id}", manager).json()["stock"]["available"] == 1
-    eventually(lambda: gateway.get(f"/v1/books/{book_id}").json()["book"]["available"] == 1,
-               what="book view at 1")
-    notes = eventually(lambda: notifications(gateway, alice), what="a notification")
-    assert len(notes) == 1
-    note = notes[0]
+    exactly_once(stack, lambda: outcome(gateway, manager, alice, book_id, rid),
+                 {"status": "RESERVATION_STATUS_CONFIRMED", "stock": 1, "book list": 1,
+                  "notified": ["NOTIFICATION_KIND_CONFIRMED"]}, what="confirmed, one copy taken, notified once")
+    note = notifications(gateway, alice)[0]
     assert note["kind"] == "NOTIFICATION_KIND_CONFIRMED" and note["reservationId"] == rid
     assert "Dune" in note["message"] and note["channel"] == "log"
     eventually(lambda: notifications(gateway, alice)[0]["status"] == "NOTIFICATION_STATUS_SENT", what="SENT")
 
 
-def test_when_the_last_copy_is_taken_the_next_customer_is_rejected_with_a_reason(gateway, token, stocked_book, manager):
+def test_when_the_last_copy_is_taken_the_next_customer_is_rejected_with_a_reason(stack, gateway, token, stocked_book, manager):
     book_id = stocked_book(1, "Demian")
     alice, bob = token("alice-last"), token("bob-last")
     first = gateway.post("/v1/reservations", {"book_id": book_id}, alice).json()["reservation"]
@@ -73,13 +76,15 @@ def test_when_the_last_copy_is_taken_the_next_customer_is_rejected_with_a_reason
     rejected = eventually(lambda: (r := reservation_status(gateway, bob, second["reservationId"]))["status"]
                           == "RESERVATION_STATUS_REJECTED" and r, what="second REJECTED")
     assert "out of stock" in rejected["reason"]
-    assert gateway.get(f"/v1/stocks/{book_id}", manager).json()["stock"]["available"] == 0
-    note = eventually(lambda: notifications(gateway, bob), what="bob notified")[0]
+    exactly_once(stack, lambda: outcome(gateway, manager, bob, book_id, second["reservationId"]),
+                 {"status": "RESERVATION_STATUS_REJECTED", "stock": 0, "book list": 0,
+                  "notified": ["NOTIFICATION_KIND_REJECTED"]}, what="rejected, stock untouched, notified once")
+    note = notifications(gateway, bob)[0]
     assert note["kind"] == "NOTIFICATION_KIND_REJECTED" and "Demian" in note["message"]
     assert "out of stock" in note["message"]
 
 
-def test_cancel_returns_the_copy_and_notifies(gateway, token, stocked_book, manager):
+def test_cancel_returns_the_copy_and_notifies(stack, gateway, token, stocked_book, manager):
     book_id = stocked_book(1, "Narcissus and Goldmund")
     carol = token("carol-cancel")
     rid = gateway.post("/v1/reservations", {"book_id": book_id}, carol).json()["reservation"]["reservationId"]
@@ -92,9 +97,10 @@ def test_cancel_returns_the_copy_and_notifies(gateway, token, stocked_book, mana
                what="copy back in stock")
     eventually(lambda: gateway.get(f"/v1/books/{book_id}").json()["book"]["available"] == 1,
                what="book view back at 1")
-    kinds = eventually(lambda: len(n := notifications(gateway, carol)) == 2 and [x["kind"] for x in n],
-                       what="two notifications")
-    assert kinds == ["NOTIFICATION_KIND_CANCELED", "NOTIFICATION_KIND_CONFIRMED"]  # newest first
+    exactly_once(stack, lambda: outcome(gateway, manager, carol, book_id, rid),
+                 {"status": "RESERVATION_STATUS_CANCELED", "stock": 1, "book list": 1,
+                  "notified": ["NOTIFICATION_KIND_CANCELED", "NOTIFICATION_KIND_CONFIRMED"]},  # newest first
+                 what="canceled, the copy back, notified once of each")
     # Cancel again: a canceled reservation cannot be canceled.
     again = gateway.post(f"/v1/reservations/{rid}:cancel", {}, carol)
     assert again.status == 400 and again.json()["code"] == 9, again
