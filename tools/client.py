@@ -20,13 +20,13 @@ def eventually(probe, timeout: float = 15.0, interval: float = 0.05, what: str =
     raise AssertionError(f"{what} not reached within {timeout}s; last value: {last!r}")
 
 
-def exactly_once(stack, observe, expected, timeout: float = 60.0, what: str = "outcomes"):
+def exactly_once(stack, observe, expected, timeout: float = 60.0, what: str = "outcomes", interval: float = 0.2):
     """"Once" checked when nothing more can arrive: waits until `observe()` equals
     `expected`, then until the stack is quiet (no consumer lag, no unsent outbox row, no
     pending delivery: Stack.wait_quiet), then observes again. A late duplicate, which
     the first sight alone would let pass, shows as a difference. Returns the backlog
     seen at quiet."""
-    eventually(lambda: observe() == expected, timeout=timeout, what=what)
+    eventually(lambda: observe() == expected, timeout=timeout, interval=interval, what=what)
     quiet = stack.wait_quiet(timeout)
     again = observe()
     assert again == expected, f"{what} changed after the system went quiet: {again!r} != {expected!r}"

@@ -3,12 +3,13 @@ stock, the book list, notifications) and what an operator sees of a service
 (health, log lines), for the delivery and race tests."""
 from __future__ import annotations
 
+import contextlib
 import json
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tools.client import eventually, exactly_once  # noqa: F401 - exactly_once is part of the flows
+from tools.client import eventually
 
 CONFIRMED = "RESERVATION_STATUS_CONFIRMED"
 REJECTED = "RESERVATION_STATUS_REJECTED"
@@ -63,3 +64,17 @@ def log_records(stack, instance: str, message: str) -> list[dict]:
     """The instance's JSON log lines with this message, since its latest start."""
     lines = (json.loads(line) for line in stack.log_text(instance).splitlines() if line.startswith("{"))
     return [r for r in lines if r.get("message") == message]
+
+
+@contextlib.contextmanager
+def stopped(stack, instance: str):
+    """The instance is stopped inside the block and always started again after it
+    (SERVING, its consumer group holding every partition), even when the block
+    fails: one failed test does not leave the next with a service down."""
+    stack.stop_process(instance)
+    try:
+        yield
+    finally:
+        if instance not in stack.procs:
+            stack.start_service(instance)
+            stack.wait_consumers_joined([instance])
