@@ -12,10 +12,12 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -25,10 +27,37 @@ SERVICES = ("reservation", "stock", "alert")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+_handed_out: set[int] = set()
+_handing_out = threading.Lock()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, never handed out before by this process, and
+    below the kernel's ephemeral range: a port the kernel gives out (bind to 0, or the
+    source port of an outgoing connection) could be taken again by anyone between
+    this call and the bind of the process it is meant for."""
+    high = _ephemeral_low()
+    low = 10000 if high > 11000 else 1024
+    with _handing_out:
+        for _ in range(1000):
+            port = random.randrange(low, high)
+            if port in _handed_out:
+                continue
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue  # in use
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free port found in {low}-{high}")
 
 
 @dataclasses.dataclass

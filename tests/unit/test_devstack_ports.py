@@ -12,6 +12,8 @@ import pytest
 from tools import devstack
 from tools.devstack import PG_PORT, Ports
 
+pytestmark = pytest.mark.io  # subprocesses, sockets, files or a database: not in make test-unit
+
 
 def listener() -> socket.socket:
     s = socket.socket()
@@ -83,3 +85,13 @@ def test_main_starts_nothing_when_a_port_is_taken(monkeypatch):
         with pytest.raises(SystemExit) as refused:
             devstack.main([])
     assert f"port {port} is in use" in str(refused.value.code)
+
+
+def test_free_ports_are_never_handed_out_twice_and_stay_out_of_the_ephemeral_range():
+    ports = [devstack.free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)
+    # the kernel gives ports of this range to outgoing connections and to bind(0) at any time
+    assert max(ports) < devstack._ephemeral_low()
+    stacks = [Ports.free() for _ in range(5)]
+    every = [getattr(p, f.name) for p in stacks for f in dataclasses.fields(Ports)]
+    assert len(set(every)) == len(every)
