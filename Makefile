@@ -123,8 +123,8 @@ siege:
 rolling: setup siege ## rolling restart of every service under siege, plus a killed replica (docs/operations.md)
 	$(PY) -m tools.rolling --kill
 
-test-unit: setup ## domain tests only (no I/O)
-	$(PY) -m pytest tests/unit
+test-unit: setup ## the tests with no I/O (domain, contracts, settings): seconds
+	$(PY) -m pytest tests/unit -m "not io and not integration"
 
 # --- benchmark (docs/performance.md) -------------------------------------------
 # The bench's echo service (its rate through Envoy is the machine's limit) and a

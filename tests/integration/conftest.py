@@ -26,6 +26,13 @@ from tools.devstack import SERVICES, Ports, Stack, free_port
 from tools.token import mint_token
 
 
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.integration)
+
+
 class Infra:
     """The session's shared broker, started with the session, and its PostgreSQL
     server, started when the first PostgreSQL run asks for it."""

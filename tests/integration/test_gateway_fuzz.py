@@ -4,12 +4,14 @@ so a new RPC is fuzzed too). Whatever arrives: never a 5xx, never an error that 
 JSON, never a hung or dead service.
 
 Bounded: FUZZ_EXAMPLES requests (default 500; 5-20 s depending on the machine's load). The counts by status
-are printed at the end and written to the stack's logs/fuzz-<backend>.json."""
+are printed at the end and written to the stack's logs/fuzz-<backend>.json, with the
+seed: FUZZ_SEED=<seed> replays a run (a failure names its seed)."""
 from __future__ import annotations
 
 import collections
 import json
 import os
+import random
 import re
 import time
 import urllib.parse
@@ -17,13 +19,16 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from tools.envoy_config import http_bindings
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "500"))
+# A new seed each run (more ground covered over many runs), printed, and taken from
+# FUZZ_SEED when set: a failure names the seed that replays it.
+SEED = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2**32))
 BINDINGS = http_bindings(ROOT / "build" / "bookrental.pb")
 FIELDS = sorted({"book_id", "bookId", "quantity", "title", "request_id", "requestId", "reservation_id",
                  "pageSize", "page_token", "user_id", "status", "__proto__", "", "constructor"})
@@ -79,6 +84,7 @@ def test_fuzzed_requests_never_get_a_5xx_or_a_non_json_error(stack, gateway, tok
     counts: collections.Counter = collections.Counter()
     failures = []
 
+    @seed(SEED)
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,
               suppress_health_check=list(HealthCheck))
     @given(requests(tokens))
@@ -105,12 +111,12 @@ def test_fuzzed_requests_never_get_a_5xx_or_a_non_json_error(stack, gateway, tok
                     problem = "unparseable JSON"
         if problem:
             failures.append((problem, method, path, body[:100] if body else body, content_type, resp))
-        assert problem is None, failures[-1]
+        assert problem is None, (failures[-1], f"replay: FUZZ_SEED={SEED} FUZZ_EXAMPLES={EXAMPLES}")
 
     start = time.monotonic()
     probe()
     elapsed = time.monotonic() - start
-    summary = {"backend": stack.backend, "requests": sum(counts.values()), "seconds": round(elapsed, 1),
+    summary = {"backend": stack.backend, "seed": SEED, "requests": sum(counts.values()), "seconds": round(elapsed, 1),
                "by_status": dict(sorted(counts.items()))}
     (stack.logs / f"fuzz-{stack.backend}.json").write_text(json.dumps(summary) + "\n")
     print(f"\nfuzz: {summary}")

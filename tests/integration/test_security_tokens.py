@@ -83,7 +83,9 @@ def signed(**overrides):
     return lambda key_dir: mint_token("alice", ["customer"], key_dir=str(key_dir), **overrides)
 
 
-NOW = int(time.time())
+def now() -> int:
+    return int(time.time())  # read when the token is made, not when the module was imported
+
 
 # (attack, how to make the Authorization header value from the stack's key dir)
 ATTACKS = {
@@ -96,8 +98,8 @@ ATTACKS = {
     "HS256 signed with the public key": lambda k: f"Bearer {hs256_with_public_key(k)}",
     "bad signature": lambda k: f"Bearer {bad_signature(k)}",
     "tampered payload": lambda k: f"Bearer {tampered_payload(k)}",
-    "expired": lambda k: f"Bearer {signed(exp=NOW - 3600, iat=NOW - 7200, nbf=NOW - 7200)(k)}",
-    "not yet valid": lambda k: f"Bearer {signed(nbf=NOW + 3600)(k)}",
+    "expired": lambda k: f"Bearer {signed(exp=now() - 3600, iat=now() - 7200, nbf=now() - 7200)(k)}",
+    "not yet valid": lambda k: f"Bearer {signed(nbf=now() + 3600)(k)}",
     "no expiry at all": lambda k: f"Bearer {signed(exp=None)(k)}",
     "wrong issuer": lambda k: f"Bearer {signed(iss='https://evil.example')(k)}",
     "wrong audience": lambda k: f"Bearer {signed(aud='another-api')(k)}",

@@ -13,6 +13,8 @@ import pytest
 from services.chassis import events
 from tools import asyncapi, envoy_config
 
+pytestmark = pytest.mark.io  # subprocesses, sockets, files or a database: not in make test-unit
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / envoy_config.DOCS_DIR
 SPEC = ROOT / "build" / "npm" / "node_modules" / "@asyncapi" / "specs" / "schemas" / "3.0.0.json"

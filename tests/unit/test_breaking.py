@@ -14,6 +14,8 @@ import pytest
 
 from tools import breaking
 
+pytestmark = pytest.mark.io  # subprocesses, sockets, files or a database: not in make test-unit
+
 ROOT = Path(__file__).resolve().parents[2]
 RESERVATION = "protos/bookrental/reservation/v1/reservation.proto"
 STOCK = "protos/bookrental/stock/v1/stock.proto"

@@ -15,6 +15,8 @@ import pytest
 from services.chassis.settings import Settings
 from tools import k8s_envoy
 
+pytestmark = pytest.mark.io  # subprocesses, sockets, files or a database: not in make test-unit
+
 ROOT = Path(__file__).resolve().parents[2]
 RENDERED = ROOT / "build" / "k8s"
 OVERLAYS = ("dev", "prod")

@@ -18,6 +18,8 @@ from services.chassis import db
 from tests.unit.test_k8s import base_name, objects
 from tools import k8s_envoy
 
+pytestmark = pytest.mark.io  # subprocesses, sockets, files or a database: not in make test-unit
+
 OVERLAYS = ("dev", "prod")
 WEEK_MS = 7 * 24 * 3600 * 1000  # the broker's default retention.ms
 POSTGRES_DEFAULT_RESERVED = 3  # superuser_reserved_connections when not set

@@ -11,6 +11,8 @@ import pytest
 
 from services.chassis import db
 
+pytestmark = pytest.mark.io  # subprocesses, sockets, files or a database: not in make test-unit
+
 
 class Counter(peewee.Model):
     name = peewee.CharField(primary_key=True)
