@@ -215,6 +215,8 @@ def _bad_field(w: World):
              Answer("quantity 100001", receive({"quantity": 100_001, "title": "x"})),
              Answer("book_id with a space", w.gateway.post("/v1/reservations", {"bookId": "bad id!"}, alice),
                     {QUANTITY: "book_id must be 1 to 64 letters, digits, '-', '_' or '.'"}),
+             Answer("an empty book_id", w.gateway.post("/v1/reservations", {"bookId": ""}, alice),
+                    {QUANTITY: "book_id must be 1 to 64 letters, digits, '-', '_' or '.'"}),
              Answer("book_id of 65", receive({"quantity": 1, "title": "x"}, "b" * 65),
                     {QUANTITY: "book_id must be 1 to 64 letters, digits, '-', '_' or '.'"}),
              Answer("a title over 200", receive({"quantity": 1, "title": "t" * 201}),

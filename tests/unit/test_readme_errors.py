@@ -73,3 +73,10 @@ def test_a_variant_the_row_names_replaces_words_the_readme_prints():
         "a REJECTED reservation cannot be canceled"
     with pytest.raises(ValueError, match="not in the README's message"):
         readme_errors.substituted(body, {"a PENDING": "a REJECTED"})
+
+
+def test_every_token_attack_names_its_readme_row():
+    from tests.integration.test_security_tokens import ATTACKS, README_ROW
+    table = error_table()
+    assert set(README_ROW) == set(ATTACKS)
+    assert [(k, i) for k, i in README_ROW.values() if k not in table or i >= len(table[k].bodies)] == []
