@@ -20,6 +20,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,7 +132,6 @@ def _unknown_kid(w: World):
 
 @case("expired / nbf in the future")
 def _stale(w: World):
-    import time
     now = int(time.time())
     return [[Answer("expired an hour ago", w.bearer(f"Bearer {w.signed(exp=now - 3600, iat=now - 7200, nbf=now - 7200)}"))],
             [Answer("nbf an hour ahead", w.bearer(f"Bearer {w.signed(nbf=now + 3600)}"))]]
