@@ -339,8 +339,19 @@ class Stack:
                 return host in resp.read().decode()
         self._wait("envoy", healthy, f"{instance} healthy in Envoy", timeout)
 
+    def _close_admin(self) -> None:
+        # librdkafka's destroy can wait forever on a broker that has gone (seen after the
+        # chaos test's broker kill: a CI run hung in its teardown). So it runs while the
+        # broker still listens, in a thread of its own that we stop waiting for.
+        held, self._admin = [self._admin], None
+        if held[0] is not None:
+            closing = threading.Thread(target=held.clear, name="admin-destroy", daemon=True)
+            closing.start()
+            closing.join(10)
+
     def stop(self) -> None:
         # Gateway first (no new requests), broker last (services flush to it on the way out).
+        self._close_admin()
         self.stop_process("envoy")
         services = [i for i in self.instances() if i in self.procs]
         for instance in services:  # all drain at once
@@ -435,6 +446,10 @@ class Stack:
                 last = self.backlog()
             except (KafkaException, OSError) as exc:  # a broker or service not answering: not quiet yet
                 last = f"not answering: {exc}"
+                if isinstance(exc, KafkaException):
+                    # After a broker restart the long-lived client's metadata can be stale
+                    # (FENCED_LEADER_EPOCH, timeouts on offsets): ask with a fresh one.
+                    self._close_admin()
             if isinstance(last, dict) and last and not any(last.values()):
                 return last
             time.sleep(0.2)

@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tools.client import Gateway, eventually
+from tools.client import Gateway, eventually, exactly_once
 from tools.devkeys import ensure_keys
 from tools.devstack import SERVICES, Ports, Stack
 from tools.token import mint_token
@@ -154,13 +154,14 @@ def run(workdir: Path, services=("reservation", "stock", "alert"), concurrency: 
         report["customers"] = {"made": len(made), "failed": failures[:5], "failed_count": len(failures)}
         report["gateway_failures"] = gateway_failures(stack.log_text("envoy"))
 
-        def decided():
-            return all(gw.get(f"/v1/reservations/{rid}", tok).json()["reservation"]["status"]
-                       == "RESERVATION_STATUS_CONFIRMED" for _, tok, rid in made)
+        def outcomes():
+            return [(gw.get(f"/v1/reservations/{rid}", tok).json()["reservation"]["status"],
+                     [n["kind"] for n in gw.get("/v1/notifications", tok).json()["notifications"]])
+                    for _, tok, rid in made]
 
-        eventually(decided, timeout=60, interval=0.5, what="every reservation CONFIRMED")
-        eventually(lambda: all(len(gw.get("/v1/notifications", tok).json()["notifications"]) == 1
-                               for _, tok, _ in made), timeout=60, interval=0.5, what="each notified once")
+        # Checked again once the system is quiet, so a late duplicate notification fails.
+        exactly_once(stack, outcomes, [("RESERVATION_STATUS_CONFIRMED", ["NOTIFICATION_KIND_CONFIRMED"])] * len(made),
+                     timeout=60, interval=0.5, what="every reservation CONFIRMED and notified once")
         report["customers"]["confirmed_and_notified_once"] = len(made)
         return report
     finally:

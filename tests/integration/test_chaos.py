@@ -19,7 +19,7 @@ import pytest
 from playhouse import db_url
 
 from tools import dlq
-from tools.client import Gateway, eventually
+from tools.client import Gateway, eventually, exactly_once
 from tools.token import mint_token
 
 from .conftest import BACKENDS, launch
@@ -147,6 +147,8 @@ def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
 
     kinds = eventually(all_notified, timeout=30, interval=0.5, what="each outcome notified exactly once")
     settled = time.monotonic() - stopped
+    # and still so once nothing is left in flight: a late duplicate would show here
+    exactly_once(stack, notified, kinds, what="the notifications, once the system is quiet")
     assert set(kinds) == set(final)  # no notification for a reservation nobody made
 
     unsent = {}
