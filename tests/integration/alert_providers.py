@@ -27,6 +27,31 @@ from cryptography.x509.oid import NameOID
 from tools.devstack import free_port
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """What a provider's HTTP handler shares: a JSON answer, and no access log."""
+
+    def answer(self, status: int, obj, headers: dict | None = None) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(handler: type[JsonHandler]) -> ThreadingHTTPServer:
+    """Serves `handler` on a free port of 127.0.0.1, in a daemon thread."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 class Provider:
     """What both fakes share: a mode ("ok", "fail", "hang"), what was accepted
     (key -> list of receipts) and how many requests failed."""
@@ -66,14 +91,14 @@ class MessengerGateway(Provider):
         self.bad_signatures = 0
         gateway = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 expected = "sha256=" + hmac.new(gateway.secret, body, hashlib.sha256).hexdigest()
                 if not hmac.compare_digest(self.headers.get("x-bookrental-signature", ""), expected):
                     with gateway.lock:
                         gateway.bad_signatures += 1
-                    return self._answer(401, {"error": "bad signature"})
+                    return self.answer(401, {"error": "bad signature"})
                 if gateway.mode == "hang":
                     with gateway.lock:
                         gateway.cut_off += 1
@@ -82,27 +107,14 @@ class MessengerGateway(Provider):
                 if gateway.mode == "fail":
                     with gateway.lock:
                         gateway.refused += 1
-                    return self._answer(503, {"error": "provider down"})
+                    return self.answer(503, {"error": "provider down"})
                 time.sleep(gateway.delay_s)
                 msg = json.loads(body)
                 gateway.accept(msg["delivery_id"], {**msg, "idempotency_key": self.headers.get("idempotency-key")})
-                self._answer(200, {"ok": True})
+                self.answer(200, {"ok": True})
 
-            def _answer(self, status, obj):
-                data = json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/send"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self):
         self.server.shutdown()

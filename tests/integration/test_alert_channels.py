@@ -6,6 +6,7 @@ produced straight onto the stock topic, as the stock service would.
 Short breaker and retry timings (see ENV) keep the outage test near 30 s."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import re
@@ -90,25 +91,16 @@ class AlertStack:
         return [j for j in (json.loads(line) for line in lines if line.startswith("{")) if j.get("message") == message]
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def alert(request, tmp_path_factory, infra):
-    backend = request.param
+@contextlib.contextmanager
+def alert_stack(workdir, backend: str, infra, env: dict, mail=None, messenger=None):
+    """The alert service alone (and Envoy) on the session's broker, with topics, group
+    and database of its own; the channels' providers are the caller's."""
     require_backend(backend, infra)
-    workdir = tmp_path_factory.mktemp(f"alert-stack-{backend}")
     key_dir = workdir / "keys"
     ensure_keys(key_dir)
-    mail = MailServer(workdir, "alerts", "smtp-pass")
-    messenger = MessengerGateway(SECRET.encode())
-    env = {
-        **ENV,
-        "STOCK_TOPIC": f"bookrental.stock.v1.a{uuid.uuid4().hex[:8]}",
-        "RESERVATION_TOPIC": f"bookrental.reservation.v1.a{uuid.uuid4().hex[:8]}",
-        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(mail.port), "SMTP_STARTTLS": "true",
-        "SMTP_USERNAME": "alerts", "SMTP_PASSWORD": "smtp-pass", "SMTP_CA_FILE": str(mail.cert_path),
-        "SMTP_FROM": "Bookrental <alerts@library.example>",
-        "MESSENGER_URL": messenger.url, "MESSENGER_SECRET": SECRET,
-    }
     run = uuid.uuid4().hex[:8]
+    env = {**ENV, "STOCK_TOPIC": f"bookrental.stock.v1.a{run}", "RESERVATION_TOPIC": f"bookrental.reservation.v1.a{run}",
+           **env}
     urls = pgdb.create(run, ["alert"]) if backend == "postgresql" else {}
     ports = Ports.free()
     ports.broker = infra.broker_port
@@ -124,11 +116,29 @@ def alert(request, tmp_path_factory, infra):
         if started:
             started.producer = None  # destroyed now, not left to the end of the session
         stack.stop()
-        mail.stop()
-        messenger.stop()
         print(f"\nalert stack ({backend}) logs: {stack.logs}")
         if urls:
             pgdb.drop(run, ["alert"])
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def alert(request, tmp_path_factory, infra):
+    backend = request.param
+    workdir = tmp_path_factory.mktemp(f"alert-stack-{backend}")
+    mail = MailServer(workdir, "alerts", "smtp-pass")
+    messenger = MessengerGateway(SECRET.encode())
+    env = {
+        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(mail.port), "SMTP_STARTTLS": "true",
+        "SMTP_USERNAME": "alerts", "SMTP_PASSWORD": "smtp-pass", "SMTP_CA_FILE": str(mail.cert_path),
+        "SMTP_FROM": "Bookrental <alerts@library.example>",
+        "MESSENGER_URL": messenger.url, "MESSENGER_SECRET": SECRET,
+    }
+    try:
+        with alert_stack(workdir, backend, infra, env, mail, messenger) as started:
+            yield started
+    finally:
+        mail.stop()
+        messenger.stop()
 
 
 def new_user(prefix="cust"):

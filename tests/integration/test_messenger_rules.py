@@ -13,15 +13,12 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.integration.conftest import require_backend
-from tests.integration.test_alert_channels import ENV, SECRET, AlertStack
+from tests.integration.alert_providers import JsonHandler, serve
+from tests.integration.test_alert_channels import SECRET, alert_stack
 from tools.client import eventually
-from tools.devkeys import ensure_keys
-from tools.devstack import Ports, Stack
 
 PERMANENT = [400, 401, 403, 404, 410, 422]  # more than BREAKER_FAIL_MAX: a charged breaker would open
 RETRIED = [408, 425, 429, 500, 503]
@@ -39,7 +36,7 @@ class ScriptedProvider:
         self.elsewhere = 0
         provider = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 if self.path != "/send":
@@ -54,23 +51,12 @@ class ScriptedProvider:
                 self._answer(status)
 
             def _answer(self, status):
-                data = json.dumps({"status": status}).encode()
-                self.send_response(status)
-                if 300 <= status < 400:
-                    self.send_header("location", f"http://127.0.0.1:{provider.port}/elsewhere")
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                redirect = {"location": f"http://127.0.0.1:{provider.port}/elsewhere"} if 300 <= status < 400 else {}
+                self.answer(status, {"status": status}, redirect)
 
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve(Handler)
         self.port = self.server.server_port
         self.url = f"http://127.0.0.1:{self.port}/send"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def answered(self, phone: str) -> list[int]:
         with self.lock:
@@ -83,30 +69,14 @@ class ScriptedProvider:
 
 @pytest.fixture(scope="module")
 def messenger(tmp_path_factory, infra):
-    require_backend("sqlite", infra)
-    workdir = tmp_path_factory.mktemp("messenger-rules")
-    ensure_keys(workdir / "keys")
     provider = ScriptedProvider()
-    run = uuid.uuid4().hex[:8]
-    env = {**ENV, "STOCK_TOPIC": f"bookrental.stock.v1.m{run}", "RESERVATION_TOPIC": f"bookrental.reservation.v1.m{run}",
-           "MESSENGER_URL": provider.url, "MESSENGER_SECRET": SECRET}
-    ports = Ports.free()
-    ports.broker = infra.broker_port
-    stack = Stack(workdir, ports, env, key_dir=workdir / "keys", broker_running=True, group_suffix=run)
-    started = None
     try:
-        stack.start_service("alert")
-        stack.start_envoy()
-        stack.wait_consumers_joined(["alert"])
-        started = AlertStack(stack, None, None)
-        started.provider = provider
-        yield started
+        with alert_stack(tmp_path_factory.mktemp("messenger-rules"), "sqlite", infra,
+                         {"MESSENGER_URL": provider.url, "MESSENGER_SECRET": SECRET}) as started:
+            started.provider = provider
+            yield started
     finally:
-        if started:
-            started.producer = None
-        stack.stop()
         provider.stop()
-        print(f"\nmessenger rules stack logs: {stack.logs}")
 
 
 def customer_answered(alert, *statuses: int) -> tuple[str, str]:
