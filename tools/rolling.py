@@ -79,13 +79,15 @@ def gateway_failures(envoy_log: str, limit: int = 10) -> list[dict]:
 
 
 def run(workdir: Path, services=("reservation", "stock", "alert"), concurrency: int = 10, kill: bool = False,
-        env: dict | None = None, log=print) -> dict:
-    """Siege runs from before the first restart until 2 s after the last."""
+        env: dict | None = None, log=print, database_urls: dict | None = None) -> dict:
+    """Siege runs from before the first restart until 2 s after the last. The services'
+    databases: SQLite files in `workdir`, or `database_urls` (service -> URL)."""
     workdir = Path(workdir)
     key_dir = workdir / "keys"
     ensure_keys(key_dir)
     tag = uuid.uuid4().hex[:8]
-    stack = Stack(workdir, Ports.free(), env, key_dir=key_dir, replicas={n: 2 for n in SERVICES})
+    stack = Stack(workdir, Ports.free(), env, database_urls=database_urls, key_dir=key_dir,
+                  replicas={n: 2 for n in SERVICES})
     report: dict = {"restarts": {}}
     stopping, load_done = threading.Event(), threading.Event()
     threads: list[threading.Thread] = []

@@ -3,8 +3,9 @@ NOT_SERVING at once, keeps answering for the drain period, then refuses new
 RPCs, finishes the ones in flight, publishes what they committed (outbox
 flush), commits its consumer offsets and exits 0 within drain + grace.
 
-An RPC is held in flight by a test transaction on the service's SQLite file:
-the service's write waits on the lock until the test lets go."""
+An RPC is held in flight by a test transaction that locks the service's writes
+(SQLite: a write transaction on its file; PostgreSQL: LOCK TABLE reservation): the
+service's write waits on the lock until the test lets go. On both databases."""
 from __future__ import annotations
 
 import signal
@@ -21,16 +22,57 @@ from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 from tools.client import Gateway, eventually
 from tools.token import mint_token
 
-from .conftest import launch
+from .conftest import BACKENDS, launch
 
 DRAIN_MS, GRACE_S = 1000, 5
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, infra):
-    with launch(tmp_path_factory.mktemp("graceful"), "sqlite", infra,
+@pytest.fixture(scope="module", params=BACKENDS)
+def stack(request, tmp_path_factory, infra):
+    with launch(tmp_path_factory.mktemp(f"graceful-{request.param}"), request.param, infra,
                 env={"DRAIN_MS": str(DRAIN_MS), "SHUTDOWN_GRACE_S": str(GRACE_S)}) as s:
         yield s
+
+
+class WriteLock:
+    """Holds the reservation database's writers off, and tells when a writer waits."""
+
+    def __init__(self, url: str):
+        self.url = url
+        if url.startswith("sqlite:///"):
+            self.conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+            self.conn.execute("BEGIN IMMEDIATE")  # the service's next write waits here
+        else:
+            import psycopg2
+            self.conn = psycopg2.connect(url)
+            self.conn.cursor().execute("LOCK TABLE reservation IN EXCLUSIVE MODE")  # reads pass, writes wait
+
+    def writer_waiting(self) -> bool:
+        if isinstance(self.conn, sqlite3.Connection):
+            # SQLite cannot say who waits on its lock: the call has had time to reach it
+            # (were it later, it would still land in the drain, and the test still holds).
+            time.sleep(0.3)
+            return True
+        import psycopg2
+        with psycopg2.connect(self.url) as probe, probe.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND pid <> %s", (self.conn.get_backend_pid(),))
+            waiting = cur.fetchone()[0] > 0
+        probe.close()
+        return waiting
+
+    def release(self) -> None:
+        self.conn.rollback()  # both drivers: the test's transaction ends, the lock with it
+        self.conn.close()
+
+
+def unsent_outbox_rows(url: str) -> int:
+    from playhouse import db_url
+    db = db_url.connect(url)
+    try:
+        return db.execute_sql("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
+    finally:
+        db.close()
 
 
 def identity(user: str):
@@ -53,8 +95,7 @@ def test_sigterm_drains_finishes_in_flight_work_and_exits_clean(stack):
     channel = grpc.insecure_channel(f"127.0.0.1:{stack.ports.reservation}")
     stub = reservation_pb2_grpc.ReservationServiceStub(channel)
     health = health_pb2_grpc.HealthStub(channel)
-    lock = sqlite3.connect(stack.database_url("reservation").removeprefix("sqlite:///"), isolation_level=None)
-    lock.execute("BEGIN IMMEDIATE")  # the service's next write waits here
+    lock = WriteLock(stack.database_url("reservation"))
     result = {}
 
     def in_flight():
@@ -67,7 +108,7 @@ def test_sigterm_drains_finishes_in_flight_work_and_exits_clean(stack):
 
     caller = threading.Thread(target=in_flight)
     caller.start()
-    time.sleep(0.3)  # let the call reach the lock (were it later, it would still land in the drain)
+    eventually(lock.writer_waiting, timeout=10, interval=0.05, what="the call waiting on the lock")
     proc = stack.procs["reservation"]
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -87,7 +128,7 @@ def test_sigterm_drains_finishes_in_flight_work_and_exits_clean(stack):
             return exc.code() == grpc.StatusCode.UNAVAILABLE
     eventually(refused, timeout=DRAIN_MS / 1000 + 2, interval=0.05, what="new calls refused after the drain")
     assert caller.is_alive() and proc.poll() is None
-    lock.execute("ROLLBACK")  # let the in-flight write finish
+    lock.release()  # let the in-flight write finish
     caller.join(10)
     assert "reply" in result, result
     held = result["reply"].reservation
@@ -100,9 +141,7 @@ def test_sigterm_drains_finishes_in_flight_work_and_exits_clean(stack):
     channel.close()
 
     # Its ReservationRequested left through the outbox before exit: stock took the copy.
-    db = sqlite3.connect(stack.database_url("reservation").removeprefix("sqlite:///"))
-    assert db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0] == 0
-    db.close()
+    assert unsent_outbox_rows(stack.database_url("reservation")) == 0
     eventually(lambda: gw.get(f"/v1/stocks/{book_id}", manager).json()["stock"]["available"] == 0,
                what="stock saw the held reservation")
 
