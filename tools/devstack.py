@@ -349,6 +349,21 @@ class Stack:
             closing.start()
             closing.join(10)
 
+    def envoy_requests(self, instance: str) -> int:
+        """Requests Envoy has sent to the instance (its /clusters rq_total)."""
+        stat = f"{service_of(instance)}::127.0.0.1:{self.grpc_ports[instance]}::rq_total::"
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports.envoy_admin}/clusters", timeout=1) as resp:
+            line = next((ln for ln in resp.read().decode().splitlines() if ln.startswith(stat)), None)
+        return int(line.removeprefix(stat)) if line else 0
+
+    def wait_envoy_routing(self, instance: str, timeout: float = 15) -> None:
+        """Waits until Envoy sends the instance new requests (there must be traffic):
+        "healthy" in /clusters is the main thread's view, and the workers were seen
+        routing only to the other replica for half a second after it."""
+        before = self.envoy_requests(instance)
+        self._wait("envoy", lambda: self.envoy_requests(instance) > before + 2,
+                   f"Envoy routing requests to {instance}", timeout)
+
     def stop(self) -> None:
         # Gateway first (no new requests), broker last (services flush to it on the way out).
         self._close_admin()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tools.client import Gateway, eventually, exactly_once
 from tools.devkeys import ensure_keys
-from tools.devstack import SERVICES, Ports, Stack
+from tools.devstack import SERVICES, Ports, Stack, service_of
 from tools.token import mint_token
 
 SIEGERC = """\
@@ -138,6 +138,13 @@ def run(workdir: Path, services=("reservation", "stock", "alert"), concurrency: 
             log(f"  rolled {name}: " + ", ".join(f"{s:.1f}s" for s in took))
         if kill:
             victim = random.choice(stack.instances())
+            # A kill is survivable when the other replicas take traffic: a replica that
+            # has just come back is healthy in Envoy's admin view a moment before its
+            # workers route to it (the CI run that lost 25 requests killed inside that
+            # moment: every retry went to the dead replica, the only one in rotation).
+            for peer in stack.instances(service_of(victim)):
+                if peer != victim:
+                    stack.wait_envoy_routing(peer)
             old = stack.procs[victim]
             old.send_signal(signal.SIGKILL)
             log(f"  killed {victim} with SIGKILL")
