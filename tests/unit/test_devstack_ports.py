@@ -31,7 +31,7 @@ def test_the_ports_checked_are_the_ones_the_stack_will_bind(monkeypatch):
     assert set(plain) | {ports.envoy_tls} == {getattr(ports, name) for name in Ports.__dataclass_fields__}
     assert ports.envoy_tls in devstack.ports_to_bind(ports, tls=True, postgres=False)
     assert PG_PORT in devstack.ports_to_bind(ports, tls=False, postgres=True)
-    monkeypatch.setenv("PG_ADMIN_URL", "postgresql://someone@127.0.0.1:5432/postgres")
+    monkeypatch.setenv("PG_ADMIN_URL", "postgresql://someone@db.example.org:6543/postgres")
     assert PG_PORT not in devstack.ports_to_bind(ports, tls=False, postgres=True)  # not ours to start
 
 
