@@ -419,9 +419,6 @@ class Stack:
         not committed counted from the start) and, per running instance, its unsent
         outbox rows and pending deliveries as its /metrics counts them at scrape time.
         All zero: the system is quiet."""
-        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-        from confluent_kafka.admin import OffsetSpec
-
         from tools.client import scrape
         admin = self.admin()
         waiting: dict[str, int] = {}
@@ -429,17 +426,10 @@ class Stack:
             group = self.consumer_group(name)
             described = admin.describe_consumer_groups([group], request_timeout=5)[group].result()
             assigned = {(tp.topic, tp.partition) for m in described.members for tp in m.assignment.topic_partitions}
-            committed = admin.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(group)], request_timeout=5)[group].result().topic_partitions
-            at = {(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed}
-            partitions = assigned | set(at)
-            if not partitions:
-                waiting[f"{group} lag"] = -1  # nobody consumes yet: not quiet
+            if not assigned:
+                waiting[f"{group} lag"] = -1  # nobody consumes: not quiet
                 continue
-            ends = admin.list_offsets({TopicPartition(t, p): OffsetSpec.latest() for t, p in partitions},
-                                      request_timeout=5)
-            waiting[f"{group} lag"] = sum(ends[TopicPartition(t, p)].result().offset - at.get((t, p), 0)
-                                          for t, p in partitions)
+            waiting[f"{group} lag"] = self.group_lag(group, assigned)
         for instance, port in self.metrics_ports.items():
             if instance not in self.procs:
                 continue
@@ -449,6 +439,20 @@ class Stack:
                 if metric in samples:
                     waiting[f"{instance} {what}"] = int(sum(v for _, v in samples[metric]))
         return waiting
+
+    def group_lag(self, group: str, partitions) -> int:
+        """Messages the broker holds for the group on these (topic, partition)s: each
+        high watermark minus the group's committed offset (from the start where it
+        committed nothing). Read from the broker, so known while the group is stopped."""
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+        from confluent_kafka.admin import OffsetSpec
+        every = [TopicPartition(t, p) for t, p in partitions]
+        admin = self.admin()
+        committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, every)],
+                                                     request_timeout=5)[group].result().topic_partitions
+        at = {(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed}
+        ends = admin.list_offsets({tp: OffsetSpec.latest() for tp in every}, request_timeout=5)
+        return sum(ends[tp].result().offset - at.get((tp.topic, tp.partition), 0) for tp in every)
 
     def wait_quiet(self, timeout: float = 60) -> dict[str, int]:
         """Waits until backlog() is all zero; returns it. A backlog that will not drain

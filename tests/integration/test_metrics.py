@@ -7,8 +7,7 @@ import contextlib
 import math
 import sqlite3
 
-from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
-from confluent_kafka.admin import OffsetSpec
+from confluent_kafka import Producer
 
 from services.chassis import events
 from services.chassis.settings import Settings
@@ -47,10 +46,10 @@ def test_consumer_lag_is_exported_per_partition_and_drains_to_zero(stack, gatewa
     partitions = Settings.from_env("reservation", 0, 0, env=stack.env).topic_partitions
     books = [new_id("lag") for _ in range(3)]
     with flows.stopped(stack, "reservation"):
-        before = group_lag(stack, group, topic, partitions)
+        before = stack.group_lag(group, [(topic, p) for p in range(partitions)])
         for book_id in books:
             assert gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 2, "title": "Lag"}, manager).status == 200
-        eventually(lambda: group_lag(stack, group, topic, partitions) == before + len(books), timeout=10,
+        eventually(lambda: stack.group_lag(group, [(topic, p) for p in range(partitions)]) == before + len(books), timeout=10,
                    what=f"a backlog of {len(books)} stock events for {group}")
     for book_id in books:
         eventually(lambda: gateway.get(f"/v1/books/{book_id}").status == 200, what=f"{book_id} applied after the restart")
@@ -65,20 +64,7 @@ def test_consumer_lag_is_exported_per_partition_and_drains_to_zero(stack, gatewa
         mine = {p: v for (t, p), v in got.items() if t == topic}
         return mine if len(mine) == partitions and all(v == 0 for v in mine.values()) else None
     eventually(lags, timeout=20, interval=0.5, what="lag 0 on every partition of the stock topic")
-    assert group_lag(stack, group, topic, partitions) == 0
-
-
-def group_lag(stack, group: str, topic: str, partitions: int) -> int:
-    """What the broker holds for the group on the topic: each partition's high watermark
-    minus the group's committed offset (from the start where it committed nothing),
-    read from the broker, so it is known while the group's consumer is stopped."""
-    every = [TopicPartition(topic, p) for p in range(partitions)]
-    admin = stack.admin()
-    committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, every)],
-                                                 request_timeout=5)[group].result().topic_partitions
-    ends = admin.list_offsets({tp: OffsetSpec.latest() for tp in every}, request_timeout=5)
-    at = {tp.partition: max(tp.offset, 0) for tp in committed}
-    return sum(ends[tp].result().offset - at.get(tp.partition, 0) for tp in every)
+    assert stack.group_lag(group, [(topic, p) for p in range(partitions)]) == 0
 
 
 def test_outbox_backlog_is_zero_once_the_relay_published(stack, stocked_book):
