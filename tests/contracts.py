@@ -135,12 +135,17 @@ class Topic:
     types: tuple[str, ...]    # full names of the event messages
 
 
+def table_cells(line: str) -> list[str]:
+    """The cells of one markdown table row."""
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
 def event_topics(text: str | None = None) -> dict[str, Topic]:
     """docs/architecture.md §4's table: event type -> its topic (the .dlq row is not an event topic)."""
     text = ARCHITECTURE_DOC.read_text() if text is None else text
     out = {}
     for line in text.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        cells = table_cells(line)
         if len(cells) != 5 or not re.fullmatch(r"`bookrental\.\w+\.v\d+`", cells[0]):
             continue
         name = cells[0].strip("`")

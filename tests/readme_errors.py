@@ -17,6 +17,8 @@ import json
 import re
 from pathlib import Path
 
+from tests.contracts import table_cells
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 HEADER = "| situation | HTTP | body |"
 
@@ -46,7 +48,7 @@ def error_table(text: str | None = None) -> dict[str, ErrorRow]:
     for line in lines[start + 2:]:
         if not line.startswith("|"):
             break
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        cells = table_cells(line)
         if len(cells) != 3 or not re.fullmatch(r"\d{3}", cells[1]):
             raise ValueError(f"README error table: cannot read the row {line!r} (situation | HTTP status | body)")
         situation, status, cell = cells

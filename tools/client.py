@@ -61,8 +61,9 @@ class Response:
 class Gateway:
     """REST through Envoy, as curl would do it."""
 
-    def __init__(self, base: str):
+    def __init__(self, base: str, timeout: float = 10):
         self.base = base
+        self.timeout = timeout  # the client's own, per request
 
     def call(self, method: str, path: str, token: str | None = None, body=None, headers=None) -> Response:
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
@@ -74,7 +75,7 @@ class Gateway:
         for k, v in (headers or {}).items():
             req.add_header(k, v)
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return Response(resp.status, resp.read(), resp.headers)
         except urllib.error.HTTPError as err:
             return Response(err.code, err.read(), err.headers)

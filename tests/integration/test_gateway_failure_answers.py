@@ -11,8 +11,6 @@ import inspect
 import json
 import signal
 import time
-import urllib.error
-import urllib.request
 
 import grpc
 import pytest
@@ -20,7 +18,7 @@ import pytest
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 from tests.integration import flows
 from tests.integration.backends import ONE_STACK
-from tools.client import eventually
+from tools.client import Gateway, eventually
 from tools.devstack import free_port
 from tools.envoy_config import render
 
@@ -30,31 +28,25 @@ DEFAULTS = {name: p.default for name, p in inspect.signature(render).parameters.
 READ_S, WRITE_S = DEFAULTS["read_timeout_s"], DEFAULTS["write_timeout_s"]
 
 
-def timed(method: str, url: str, token: str, body: dict | None = None) -> tuple[int, dict, str, float]:
-    """(status, JSON body, content type, seconds) with a client timeout well past the
-    gateway's, so that the gateway's own answer is what is measured."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"authorization": f"Bearer {token}", "content-type": "application/json"})
+def timed(call, *args, **kwargs) -> tuple[int, dict, str, float]:
+    """(status, JSON body, content type, seconds) of one call."""
     start = time.monotonic()
-    try:
-        with urllib.request.urlopen(req, timeout=WRITE_S + 10) as resp:
-            status, raw, ctype = resp.status, resp.read(), resp.headers.get("content-type", "")
-    except urllib.error.HTTPError as err:
-        status, raw, ctype = err.code, err.read(), err.headers.get("content-type", "")
-    return status, json.loads(raw or b"null"), ctype, time.monotonic() - start
+    resp = call(*args, **kwargs)
+    return resp.status, json.loads(resp.raw or b"null"), resp.headers.get("content-type", ""), time.monotonic() - start
 
 
 def test_a_hung_service_answers_504_json_at_the_default_timeouts_reads_5s_writes_10s(stack, manager, new_id):
     assert (READ_S, WRITE_S) == (5, 10), "the README's table says reads 5 s, writes 10 s"
-    base = f"http://127.0.0.1:{stack.ports.envoy}"  # the session's gateway: rendered with the defaults
-    assert timed("GET", f"{base}/v1/stocks", manager)[0] == 200  # the control: it answers while running
+    # The session's gateway (rendered with the defaults), with a client timeout well past
+    # its own, so that the gateway's answer is what is measured.
+    gw = Gateway(f"http://127.0.0.1:{stack.ports.envoy}", timeout=WRITE_S + 10)
+    assert gw.get("/v1/stocks", manager).status == 200  # the control: it answers while running
     stack.send_signal("stock", signal.SIGSTOP)
     try:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:  # both at once: ~10 s in all
-            read = pool.submit(timed, "GET", f"{base}/v1/stocks", manager)
-            write = pool.submit(timed, "POST", f"{base}/v1/stocks/{new_id('hung')}:receive", manager,
-                                {"quantity": 1, "title": "Hung"})
+            read = pool.submit(timed, gw.get, "/v1/stocks", manager)
+            write = pool.submit(timed, gw.post, f"/v1/stocks/{new_id('hung')}:receive",
+                                {"quantity": 1, "title": "Hung"}, manager)
             answers = {"read": read.result(), "write": write.result()}
     finally:
         stack.send_signal("stock", signal.SIGCONT)
