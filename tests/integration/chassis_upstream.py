@@ -13,7 +13,6 @@ caller sees through Envoy is what a real service's bug or lost database gives.
 Prints its port on stdout once it serves (health SERVING, for Envoy's health check)."""
 from __future__ import annotations
 
-import socket
 import sys
 from concurrent import futures
 
@@ -23,12 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from bookrental.reservation.v1 import reservation_pb2_grpc
 from services.chassis import db
 from services.chassis.server import rpc
-
-
-def _unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tools.devstack import free_port
 
 
 class Broken(reservation_pb2_grpc.ReservationServiceServicer):
@@ -47,7 +41,7 @@ def main(mode: str) -> None:
     if mode not in ("bug", "database-away"):
         sys.exit(f"mode must be bug or database-away, got {mode!r}")
     # Lazy: the pool connects at the first query, which finds nobody at this port.
-    db.connect(f"postgresql://bookrental@127.0.0.1:{_unused_port()}/bookrental")
+    db.connect(f"postgresql://bookrental@127.0.0.1:{free_port()}/bookrental")
     server = grpc.server(futures.ThreadPoolExecutor(8))
     reservation_pb2_grpc.add_ReservationServiceServicer_to_server(Broken(mode), server)
     checks = health.HealthServicer()
