@@ -24,8 +24,9 @@ import uuid
 from pathlib import Path
 
 from bookrental.stock.v1 import events_pb2 as stock_events
-from services.alert import adapters, channels, domain, entrypoints
-from services.alert.service import AlertService, Dispatcher
+from services.alert import bootstrap, channels, domain, entrypoints, repository
+from services.alert.dispatcher import Dispatcher
+from services.alert.service import AlertService
 from services.alert.settings import AlertSettings
 from services.chassis import db, events, logs
 from tools import pgdb
@@ -46,7 +47,7 @@ def record(service: AlertService, count: int, batch: int, with_handler: bool) ->
     runs a poll batch."""
     handle = entrypoints.subscriptions(service)[0].handler
     todo = list(_events(count, users=max(count // 4, 1)))
-    before = adapters.NotificationRow.select().count()
+    before = repository.NotificationRow.select().count()
     wall, cpu = time.perf_counter(), time.process_time()
     for i in range(0, count, batch):
         with db.database.atomic():
@@ -56,7 +57,7 @@ def record(service: AlertService, count: int, batch: int, with_handler: bool) ->
                 else:
                     service.record_outcome(envelope.event_id, domain.Kind.CONFIRMED, event)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    added = adapters.NotificationRow.select().count() - before
+    added = repository.NotificationRow.select().count() - before
     assert added == count, f"{added} notifications recorded for {count} events"
     return cpu / count, wall / count
 
@@ -68,27 +69,28 @@ def dispatch(service: AlertService, count: int) -> tuple[float, float]:
         for envelope, event in _events(count, users=100):
             service.record_outcome(envelope.event_id, domain.Kind.CONFIRMED, event)
     settings = AlertSettings.from_env({})
-    d = Dispatcher(service.repo, channels.LogChannel(), channels.breaker_for(f"bench-{uuid.uuid4().hex[:6]}", settings),
+    d = Dispatcher(repository.DeliveryRepository(), channels.LogChannel(), channels.breaker_for(f"bench-{uuid.uuid4().hex[:6]}", settings),
                    settings.retry, lease_s=6.0)
-    due = service.repo.pending_count(domain.LOG)  # with those the recording runs left
+    due = repository.DeliveryRepository().pending_count(domain.LOG)  # with those the recording runs left
     wall, cpu = time.perf_counter(), time.process_time()
     delivered = 0
     while done := d.deliver_due():
         delivered += done
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    left = service.repo.pending_count(domain.LOG)
+    left = repository.DeliveryRepository().pending_count(domain.LOG)
     assert delivered == due and left == 0, f"{delivered} of {due} delivered, {left} left PENDING"
     return cpu / delivered, wall / delivered
 
 
 def run(url: str, args) -> dict:
     database = db.connect(url)
-    db.create_schema(database, adapters.MODELS)
-    adapters.migrate_schema()
-    service = AlertService()
+    db.create_schema(database, repository.MODELS)
+    repository.migrate_schema()
+    service = AlertService(bootstrap.unit_of_work)
     # A quarter of the customers chose preferences (log only here: nothing is offered).
-    for u in range(0, args.events // 4, 4):
-        service.preferences.put(f"u{u}", domain.Preferences(language="en"))
+    with service.uow() as uow:
+        for u in range(0, args.events // 4, 4):
+            uow.preferences.put(f"u{u}", domain.Preferences(language="en"))
     out = {}
     for name, with_handler in (("record_outcome", False), ("handler", True)):
         cpu, wall = record(service, args.events, args.batch, with_handler)

@@ -5,8 +5,8 @@ from protobuf to AsyncAPI is kept up, so this is ours):
 - the key: the events file's own sentence "Events on topic <topic>, keyed by <field>.";
 - each topic's name, partitions and replicas: the chassis settings' defaults
   (services/chassis/settings.py: STOCK_TOPIC, RESERVATION_TOPIC, TOPIC_PARTITIONS ...);
-- who produces an event: the service whose adapters map a domain event to it
-  (services/<name>/adapters.py MESSAGES), publishing on its own topic setting;
+- who produces an event: the service whose wire module maps a domain event to it
+  (services/<name>/wire.py MESSAGES), publishing on its own topic setting;
 - who consumes it: the services' subscriptions and the types they ignore
   (services/<name>/entrypoints.py), in the consumer group their settings name;
 - the headers: the CloudEvents envelope the relay writes (services/chassis/events.py).
@@ -95,8 +95,8 @@ def wiring() -> dict:
     out = {"producer": {}, "settings": {}, "subscribes": {}, "ignores": {}}
     for name in SERVICES:
         out["settings"][name] = Settings.from_env(name, 0, 0, env={})
-        adapters = importlib.import_module(f"services.{name}.adapters")
-        for message in getattr(adapters, "MESSAGES", {}).values():
+        wire = importlib.import_module(f"services.{name}.wire")
+        for message in getattr(wire, "MESSAGES", {}).values():
             out["producer"][message.DESCRIPTOR.full_name] = name
         entrypoints = importlib.import_module(f"services.{name}.entrypoints")
         # The handlers are closures over the use cases; only their event types are read.
@@ -157,7 +157,7 @@ def build(fds) -> dict:
         names = [f"{f.package}.{m.name}" for m in f.message_type]
         producers = {w["producer"].get(n) for n in names}
         if len(producers) != 1 or None in producers:
-            raise ModelError(f"{f.name}: each event needs one producing service (adapters MESSAGES), found "
+            raise ModelError(f"{f.name}: each event needs one producing service (wire MESSAGES), found "
                              + ", ".join(f"{n}: {w['producer'].get(n) or 'none'}" for n in names))
         producer = producers.pop()
         settings = w["settings"][producer]

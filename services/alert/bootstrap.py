@@ -5,21 +5,29 @@ from bookrental.alert.v1 import alert_pb2, alert_pb2_grpc
 from services.chassis import app
 from services.chassis.server import Service
 from services.chassis.settings import Settings
+from services.chassis.uow import SqlUnitOfWork
 
-from . import adapters, channels, entrypoints
-from .service import AlertService, Dispatcher
+from . import channels, entrypoints, repository
+from .dispatcher import Dispatcher
+from .service import AlertService
 from .settings import AlertSettings
+
+
+def unit_of_work(read_only: bool = False) -> SqlUnitOfWork:
+    """Alert publishes no events: its unit of work has no publications."""
+    return SqlUnitOfWork({}, read_only=read_only, notifications=repository.NotificationRepository(),
+                         preferences=repository.PreferencesRepository())
 
 
 def main() -> None:
     settings = Settings.from_env("alert", grpc_port=50053, metrics_port=9103)
     alert_settings = AlertSettings.from_env()
-    runtime = app.start(settings, adapters.MODELS)
-    adapters.migrate_schema()
-    service = AlertService(alert_settings.offered)
+    runtime = app.start(settings, repository.MODELS)
+    repository.migrate_schema()
+    service = AlertService(unit_of_work, alert_settings.offered)
     dispatchers = [
-        Dispatcher(service.repo, channel, channels.breaker_for(channel.name, alert_settings), alert_settings.retry,
-                   alert_settings.dispatch_poll_s,
+        Dispatcher(repository.DeliveryRepository(), channel, channels.breaker_for(channel.name, alert_settings),
+                   alert_settings.retry, alert_settings.dispatch_poll_s,
                    # A claimed delivery is free again after this, should its dispatcher die
                    # mid-call; longer than a call can take (an SMTP session is several replies).
                    lease_s=6 * _timeout(channel, alert_settings))

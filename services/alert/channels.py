@@ -21,7 +21,7 @@ import pybreaker
 from prometheus_client import Counter, Gauge, Histogram
 
 from . import domain
-from .adapters import Outgoing
+from .domain import Outgoing
 from .settings import AlertSettings, MessengerSettings, SmtpSettings
 
 log = logging.getLogger("bookrental.alert.delivery")

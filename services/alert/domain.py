@@ -192,6 +192,31 @@ def notification_for(event_id: str, kind: Kind, reservation_id: str, user_id: st
                         subject, body, lang, preferences.delivery_channels(offered))
 
 
+@dataclasses.dataclass(frozen=True)
+class Outgoing:
+    """What a channel needs to send one delivery (one notification through one channel)."""
+
+    delivery_id: str
+    notification_id: str
+    channel: str
+    destination: str
+    user_id: str
+    reservation_id: str
+    book_id: str
+    kind: str
+    language: str
+    subject: str
+    text: str
+    attempts: int
+    notification_channels: str = ""  # all of the notification's, comma-separated; "" if not known
+
+    @property
+    def only_channel(self) -> bool:
+        """The notification's one delivery: its status is the notification's."""
+        return self.notification_channels == self.channel
+
+
+
 def overall_status(statuses) -> DeliveryStatus:
     """A notification is SENT when every channel delivered, FAILED once any gave
     up and none is still trying, PENDING otherwise."""

@@ -9,7 +9,7 @@ from services.chassis import paging
 from services.chassis.consumer import Subscription
 from services.chassis.server import identity, rpc
 
-from . import adapters, domain
+from . import domain, views, wire
 from .service import AlertService
 
 log = logging.getLogger(__name__)
@@ -23,16 +23,16 @@ class AlertServicer(alert_pb2_grpc.AlertServiceServicer):
     def ListNotifications(self, request, context):
         user = identity(context)
         offset, limit = paging.page(request.page_size, request.page_token)
-        rows = self.service.list_notifications(user.user_id, offset, limit)
+        rows = views.notifications(user.user_id, offset, limit)
         return alert_pb2.ListNotificationsResponse(
-            notifications=[adapters.notification_resource(r, deliveries) for r, deliveries in rows],
+            notifications=[wire.notification_resource(r, deliveries) for r, deliveries in rows],
             next_page_token=paging.next_token(offset, limit, len(rows)))
 
     @rpc
     def GetPreferences(self, request, context):
         user = identity(context)
         prefs, update_time = self.service.get_preferences(user.user_id)
-        return alert_pb2.GetPreferencesResponse(preferences=adapters.preferences_resource(prefs, update_time))
+        return alert_pb2.GetPreferencesResponse(preferences=wire.preferences_resource(prefs, update_time))
 
     @rpc
     def UpdatePreferences(self, request, context):
@@ -42,7 +42,7 @@ class AlertServicer(alert_pb2_grpc.AlertServiceServicer):
         prefs, update_time = self.service.update_preferences(user.user_id, changes, list(request.update_mask.paths))
         log.info("preferences updated", extra={"user_id": user.user_id, "channels": list(prefs.channels),
                                                "language": prefs.language})
-        return alert_pb2.UpdatePreferencesResponse(preferences=adapters.preferences_resource(prefs, update_time))
+        return alert_pb2.UpdatePreferencesResponse(preferences=wire.preferences_resource(prefs, update_time))
 
 
 def subscriptions(service: AlertService) -> list[Subscription]:

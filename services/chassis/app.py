@@ -10,7 +10,6 @@ from . import db, kafka, logs, metrics, outbox, server
 from .consumer import EventConsumer, Subscription
 from .outbox import OutboxRelay
 from .settings import Settings, SettingsError
-from .uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +19,7 @@ class Runtime:
     """What the wiring module needs before it builds its services."""
 
     settings: Settings
-    relay: OutboxRelay
-
-    def uow(self) -> UnitOfWork:
-        return UnitOfWork(on_commit=self.relay.wake)
+    relay: OutboxRelay  # its wake() is what a unit of work calls after a commit that wrote events
 
 
 def start(settings: Settings, models: list, indexes: list[str] = ()) -> Runtime:

@@ -28,3 +28,10 @@ class FailedPrecondition(DomainError):
 
 class Unauthenticated(DomainError):
     pass
+
+
+class Conflict(Exception):
+    """A write collided with a concurrent one (a unique key another transaction took).
+    Repositories raise it for the database's integrity error, so use cases can retry
+    or answer without knowing the driver. Not a DomainError: one that escapes is a bug
+    (INTERNAL), as the driver's error was."""

@@ -20,6 +20,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 from . import errors
 from . import db
 from .db import database, is_transient
+from .identity import Identity, from_metadata
 from .threads import name_native_thread
 
 log = logging.getLogger(__name__)
@@ -38,31 +39,11 @@ _CODES = {
 }
 
 
-MAX_USER_ID = 128
-
-
-@dataclasses.dataclass(frozen=True)
-class Identity:
-    """Who is calling, as verified by Envoy's jwt_authn and forwarded as metadata."""
-
-    user_id: str
-    roles: frozenset[str]
-
-    def has_role(self, role: str) -> bool:
-        return role in self.roles
-
-
 def identity(context: grpc.ServicerContext, required: bool = True) -> Identity | None:
-    md = dict(context.invocation_metadata())
-    user = md.get("x-user-id", "").strip()
-    if not user:
-        if required:
-            raise errors.Unauthenticated("a signed-in user is required")
-        return None
-    if len(user) > MAX_USER_ID:
-        raise errors.InvalidArgument(f"the token's subject must be at most {MAX_USER_ID} characters")
-    roles = frozenset(r.strip() for r in md.get("x-user-roles", "").split(",") if r.strip())
-    return Identity(user, roles)
+    caller = from_metadata(dict(context.invocation_metadata()))
+    if caller is None and required:
+        raise errors.Unauthenticated("a signed-in user is required")
+    return caller
 
 
 def rpc(method: Callable | None = None, *, public: bool = False, role: str | None = None):

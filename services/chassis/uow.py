@@ -1,8 +1,17 @@
-"""Unit of work: one database transaction in which state changes and the
-events they cause (outbox rows) commit together, or not at all."""
+"""Unit of work: the port every use case works through, and its database
+implementation. One transaction in which state changes and the events they cause
+(outbox rows) commit together, or not at all.
+
+A use case takes the service's repositories from it (`uow.<name>`), changes the
+aggregates they hand out or take, and leaves the `with` block. The unit of work then
+collects the new events of every aggregate its repositories have seen and writes
+them to the outbox through the service's publication table, which the service's
+wiring declares: per event type, its topic, its wire message and the fields that are
+its key and its correlation id."""
 from __future__ import annotations
 
-from typing import Callable
+import dataclasses
+from typing import Any, Callable, Iterator
 
 from google.protobuf import message as pb_message
 
@@ -10,40 +19,98 @@ from . import outbox
 from .db import database
 
 
+@dataclasses.dataclass(frozen=True)
+class Publication:
+    """How one domain event type leaves its service."""
+
+    topic: str
+    message: Callable[[Any], pb_message.Message]  # the event as it goes on the wire
+    key: str  # the event's field that is the message key
+    correlation_id: str = ""  # the event's field that is the correlation id; "" when it has none
+
+    def correlation(self, event: Any) -> str:
+        return getattr(event, self.correlation_id) if self.correlation_id else ""
+
+
+class Repository:
+    """Base of the repositories a unit of work owns: it remembers the aggregates it
+    handed out or took, whose new events the unit of work collects."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def _seen(self, aggregate):
+        if aggregate is not None and not any(a is aggregate for a in self.seen):
+            self.seen.append(aggregate)
+        return aggregate
+
+
 class UnitOfWork:
-    def __init__(self, on_commit: Callable[[], None] = lambda: None):
-        self._on_commit = on_commit
-        self._tx = None
-        self._wrote = False
+    """The port: `with uow() as uow:` is one transaction; its repositories are its attributes."""
+
+    def __init__(self, **repositories: Repository):
+        self.__dict__.update(repositories)
+        self._repositories = list(repositories.values())
 
     def __enter__(self) -> "UnitOfWork":
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        return False
+
+    def collect_new_events(self) -> Iterator[Any]:
+        """The events the seen aggregates raised, each once, in the order they were raised."""
+        for repository in self._repositories:
+            for aggregate in repository.seen:
+                events = getattr(aggregate, "events", None)
+                while events:
+                    yield events.pop(0)
+
+
+class SqlUnitOfWork(UnitOfWork):
+    """The unit of work on the service's database, its events through the outbox.
+    `read_only`: for reads, which need no transaction (on SQLite no writer lock)."""
+
+    def __init__(self, publications: dict[type, Publication], on_commit: Callable[[], None] = lambda: None,
+                 *, read_only: bool = False, **repositories: Repository):
+        super().__init__(**repositories)
+        self._publications = publications
+        self._on_commit = on_commit
+        self._read_only = read_only
+        self._tx = None
+
+    def __enter__(self) -> "SqlUnitOfWork":
         # Inside the consumer's batch transaction a use case joins it rather than open
         # a savepoint (two statements per event): a failure rolls the batch back and
         # the consumer applies its events one by one.
-        self._tx = None if database.in_transaction() else database.atomic()
+        self._tx = None if self._read_only or database.in_transaction() else database.atomic()
         if self._tx is not None:
             self._tx.__enter__()
-        self._wrote = False
         return self
 
-    def publish(self, topic: str, key: str, message: pb_message.Message, correlation_id: str = "") -> None:
-        outbox.record(topic, key, message, correlation_id)
-        self._wrote = True
-
-    def publish_events(self, topic: str, key: str, events: list, messages: dict) -> None:
-        """Moves an aggregate's collected domain events into the outbox. `messages`
-        maps each domain event class to its protobuf message (same field names);
-        the reservation id, where an event has one, is its correlation id."""
-        for event in events:
-            message = messages[type(event)](**vars(event))
-            message.occur_time.GetCurrentTime()
-            self.publish(topic, key, message, getattr(event, "reservation_id", ""))
-        events.clear()
-
     def __exit__(self, exc_type, exc, tb):
+        wrote = False
+        if exc_type is None:
+            try:
+                wrote = self._write_events()
+            except BaseException as error:
+                if self._tx is not None:
+                    self._tx.__exit__(type(error), error, error.__traceback__)
+                raise
         if self._tx is None:
             return False  # the enclosing transaction commits, and wakes the relay after
         suppressed = self._tx.__exit__(exc_type, exc, tb)
-        if exc_type is None and self._wrote:
+        if exc_type is None and wrote:
             self._on_commit()
         return suppressed
+
+    def _write_events(self) -> bool:
+        wrote = False
+        for event in self.collect_new_events():
+            if self._read_only:
+                raise RuntimeError(f"a read-only unit of work cannot publish {type(event).__name__}")
+            publication = self._publications[type(event)]
+            outbox.record(publication.topic, getattr(event, publication.key), publication.message(event),
+                          publication.correlation(event))
+            wrote = True
+        return wrote

@@ -1,19 +1,38 @@
 """Wiring of the reservation service: the one place its parts are put together."""
 from __future__ import annotations
 
+from typing import Callable
+
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 from services.chassis import app
 from services.chassis.server import Service
 from services.chassis.settings import Settings
+from services.chassis.uow import Publication, SqlUnitOfWork
 
-from . import adapters, entrypoints
+from . import domain, entrypoints, repository, wire
 from .service import ReservationService
+
+
+def publications(topic: str) -> dict[type, Publication]:
+    """How each domain event leaves the service: keyed by book (one book's events stay
+    in order), the reservation it concerns as the correlation id."""
+    return {event_type: Publication(topic, wire.event_message, key="book_id", correlation_id="reservation_id")
+            for event_type in (domain.ReservationRequested, domain.ReservationCanceled)}
+
+
+def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Callable[..., SqlUnitOfWork]:
+    table = publications(topic)
+
+    def uow(read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(table, on_commit, read_only=read_only,
+                             reservations=repository.ReservationRepository(), books=repository.BookRepository())
+    return uow
 
 
 def main() -> None:
     settings = Settings.from_env("reservation", grpc_port=50051, metrics_port=9101)
-    runtime = app.start(settings, adapters.MODELS, adapters.INDEXES)
-    service = ReservationService(runtime.uow, settings.reservation_topic)
+    runtime = app.start(settings, repository.MODELS, repository.INDEXES)
+    service = ReservationService(unit_of_work(settings.reservation_topic, runtime.relay.wake))
     app.serve(
         runtime,
         [Service(reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"].full_name,

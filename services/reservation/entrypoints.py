@@ -6,10 +6,11 @@ import logging
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 from bookrental.stock.v1 import events_pb2 as stock_events
 from services.chassis import paging, validate
+from services.chassis.errors import NotFound
 from services.chassis.consumer import Subscription
 from services.chassis.server import identity, rpc
 
-from . import adapters
+from . import views, wire
 from .service import ReservationService
 
 log = logging.getLogger(__name__)
@@ -24,14 +25,17 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     @rpc(public=True)
     def ListBooks(self, request, context):
         offset, limit = paging.page(request.page_size, request.page_token)
-        rows = self.service.list_books(offset, limit)
-        return reservation_pb2.ListBooksResponse(books=[adapters.book_resource(r) for r in rows],
-                                                 next_page_token=paging.next_token(offset, limit, len(rows)))
+        books = views.books(offset, limit)
+        return reservation_pb2.ListBooksResponse(books=[wire.book_resource(b) for b in books],
+                                                 next_page_token=paging.next_token(offset, limit, len(books)))
 
     @rpc(public=True)
     def GetBook(self, request, context):
-        row = self.service.get_book(validate.book_id(request.book_id))
-        return reservation_pb2.GetBookResponse(book=adapters.book_resource(row))
+        book_id = validate.book_id(request.book_id)
+        book = views.book(book_id)
+        if book is None:
+            raise NotFound(f"book {book_id!r} is not in the book list")
+        return reservation_pb2.GetBookResponse(book=wire.book_resource(book))
 
     @rpc(role=CUSTOMER)
     def CreateReservation(self, request, context):
@@ -39,12 +43,12 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         r = self.service.create_reservation(user, request.book_id, request.request_id)
         log.info("reservation requested", extra={"reservation_id": r.reservation_id, "book_id": r.book_id,
                                                  "user_id": user.user_id, "correlation_id": r.reservation_id})
-        return reservation_pb2.CreateReservationResponse(reservation=adapters.reservation_resource(r))
+        return reservation_pb2.CreateReservationResponse(reservation=wire.reservation_resource(r))
 
     @rpc
     def GetReservation(self, request, context):
         r = self.service.get_reservation(identity(context), validate.reservation_id(request.reservation_id))
-        return reservation_pb2.GetReservationResponse(reservation=adapters.reservation_resource(r))
+        return reservation_pb2.GetReservationResponse(reservation=wire.reservation_resource(r))
 
     @rpc
     def ListReservations(self, request, context):
@@ -52,7 +56,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         offset, limit = paging.page(request.page_size, request.page_token)
         found = self.service.list_reservations(user, offset, limit)
         return reservation_pb2.ListReservationsResponse(
-            reservations=[adapters.reservation_resource(r) for r in found],
+            reservations=[wire.reservation_resource(r) for r in found],
             next_page_token=paging.next_token(offset, limit, len(found)))
 
     @rpc
@@ -61,7 +65,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         r = self.service.cancel_reservation(user, validate.reservation_id(request.reservation_id))
         log.info("reservation canceled", extra={"reservation_id": r.reservation_id, "book_id": r.book_id,
                                                 "correlation_id": r.reservation_id})
-        return reservation_pb2.CancelReservationResponse(reservation=adapters.reservation_resource(r))
+        return reservation_pb2.CancelReservationResponse(reservation=wire.reservation_resource(r))
 
 
 def subscriptions(service: ReservationService) -> list[Subscription]:

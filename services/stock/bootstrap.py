@@ -1,19 +1,39 @@
 """Wiring of the stock service: the one place its parts are put together."""
 from __future__ import annotations
 
+from typing import Callable
+
 from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
 from services.chassis import app
 from services.chassis.server import Service
 from services.chassis.settings import Settings
+from services.chassis.uow import Publication, SqlUnitOfWork
 
-from . import adapters, entrypoints
+from . import domain, entrypoints, repository, wire
 from .service import StockService
+
+
+def publications(topic: str) -> dict[type, Publication]:
+    """How each domain event leaves the service: keyed by book (one book's events stay
+    in order); an outcome for a reservation carries its id as the correlation id."""
+    outcome = {event_type: Publication(topic, wire.event_message, key="book_id", correlation_id="reservation_id")
+               for event_type in (domain.StockReserved, domain.StockRejected, domain.StockReleased)}
+    return {domain.StockReceived: Publication(topic, wire.event_message, key="book_id"), **outcome}
+
+
+def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Callable[..., SqlUnitOfWork]:
+    table = publications(topic)
+
+    def uow(read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(table, on_commit, read_only=read_only,
+                             stocks=repository.StockRepository(), holds=repository.HoldRepository())
+    return uow
 
 
 def main() -> None:
     settings = Settings.from_env("stock", grpc_port=50052, metrics_port=9102)
-    runtime = app.start(settings, adapters.MODELS)
-    service = StockService(runtime.uow, settings.stock_topic)
+    runtime = app.start(settings, repository.MODELS)
+    service = StockService(unit_of_work(settings.stock_topic, runtime.relay.wake))
     app.serve(
         runtime,
         [Service(stock_pb2.DESCRIPTOR.services_by_name["StockService"].full_name,

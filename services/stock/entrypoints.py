@@ -9,7 +9,7 @@ from services.chassis import paging
 from services.chassis.consumer import Subscription
 from services.chassis.server import rpc
 
-from . import adapters
+from . import wire
 from .service import StockService
 
 log = logging.getLogger(__name__)
@@ -26,19 +26,19 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
         stock = self.service.receive_stock(request.book_id, request.quantity, request.title)
         log.info("stock received", extra={"book_id": stock.book_id, "quantity": request.quantity,
                                           "available": stock.available})
-        return stock_pb2.ReceiveStockResponse(stock=adapters.to_resource(stock))
+        return stock_pb2.ReceiveStockResponse(stock=wire.stock_resource(stock))
 
     @rpc(role=STOCK_MANAGER)
     def GetStock(self, request, context):
         stock = self.service.get_stock(request.book_id)
-        return stock_pb2.GetStockResponse(stock=adapters.to_resource(stock))
+        return stock_pb2.GetStockResponse(stock=wire.stock_resource(stock))
 
     @rpc(role=STOCK_MANAGER)
     def ListStocks(self, request, context):
         offset, limit = paging.page(request.page_size, request.page_token)
         stocks = self.service.list_stocks(offset, limit)
         return stock_pb2.ListStocksResponse(
-            stocks=[adapters.to_resource(s) for s in stocks],
+            stocks=[wire.stock_resource(s) for s in stocks],
             next_page_token=paging.next_token(offset, limit, len(stocks)))
 
 

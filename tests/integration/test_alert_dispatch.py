@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from services.alert import adapters, channels, domain
-from services.alert.service import AlertService, Dispatcher
+from services.alert import bootstrap, channels, domain, repository, views, wire
+from services.alert.dispatcher import Dispatcher
+from services.alert.service import AlertService
 from services.alert.settings import AlertSettings
 from services.chassis import db
 from bookrental.alert.v1 import alert_pb2
@@ -64,8 +65,8 @@ def on_each_backend(request, tmp_path, infra):
     url = pgdb.create(run, ["alert"])["alert"] if request.param == "postgresql" else f"sqlite:///{tmp_path / 'a.db'}"
     database = db.connect(url)
     try:
-        db.create_schema(database, adapters.MODELS)
-        yield AlertService(offered=(domain.MESSENGER,))
+        db.create_schema(database, repository.MODELS)
+        yield AlertService(bootstrap.unit_of_work, offered=(domain.MESSENGER,))
     finally:
         getattr(database, "close_all", database.close)()
         if request.param == "postgresql":
@@ -75,21 +76,22 @@ def on_each_backend(request, tmp_path, infra):
 @pytest.fixture
 def service(tmp_path):
     database = db.connect(f"sqlite:///{tmp_path / 'alert.db'}")
-    db.create_schema(database, adapters.MODELS)
-    adapters.migrate_schema()
-    yield AlertService(offered=(domain.MESSENGER,))
+    db.create_schema(database, repository.MODELS)
+    repository.migrate_schema()
+    yield AlertService(bootstrap.unit_of_work, offered=(domain.MESSENGER,))
     database.close()
 
 
 def dispatcher(service, provider, max_attempts=3, fail_max=100):
     settings = AlertSettings.from_env({"BREAKER_FAIL_MAX": str(fail_max), "BREAKER_RESET_TIMEOUT_S": "60"})
     breaker = channels.breaker_for(f"test-{uuid.uuid4().hex[:6]}", settings)
-    return Dispatcher(service.repo, provider, breaker,
+    return Dispatcher(repository.DeliveryRepository(), provider, breaker,
                       domain.RetryPolicy(max_attempts=max_attempts, base_delay_s=0.0, max_delay_s=0.0))
 
 
 def outcome(service, user="ann", event_id=None, reservation_id=None):
-    service.preferences.put(user, domain.Preferences(phone="+821012345678", channels=(domain.MESSENGER,)))
+    with service.uow() as uow:
+        uow.preferences.put(user, domain.Preferences(phone="+821012345678", channels=(domain.MESSENGER,)))
     event = stock_events.StockReserved(reservation_id=reservation_id or str(uuid.uuid4()), user_id=user,
                                        book_id="b-1", title="Dune")
     return service.record_outcome(event_id or str(uuid.uuid4()), domain.Kind.CONFIRMED, event)
@@ -104,7 +106,7 @@ def log_only_outcomes(service, count, user="ann"):
 
 
 def messenger(service, n):
-    (row, deliveries), = [(r, d) for r, d in service.list_notifications(n.user_id, 0, 100)
+    (row, deliveries), = [(r, d) for r, d in views.notifications(n.user_id, 0, 100)
                           if r.notification_id == n.notification_id]
     return row, next(d for d in deliveries if d.channel == domain.MESSENGER)
 
@@ -158,7 +160,7 @@ def test_a_delivered_channel_is_never_sent_again(service):
     d = dispatcher(service, provider)
     d.deliver_due()
     outcome(service, event_id="evt-1", reservation_id="r-1")  # the same outcome event again
-    assert service.repo.due(domain.MESSENGER, 1e12) == []
+    assert repository.DeliveryRepository().due(domain.MESSENGER, 1e12) == []
     d.deliver_due()
     assert len(provider.sent) == 1 and messenger(service, n)[1].status == "SENT"
 
@@ -171,9 +173,9 @@ def test_a_backlog_of_log_deliveries_is_sent_once_each_in_batches_and_on_record(
     d = dispatcher(service, channel)
     assert d.deliver_due() == 451 and d.deliver_due() == 0
     assert sorted(channel.sent) == sorted(f"{n.notification_id}:log" for n in [*notes, both])
-    assert service.repo.pending_count(domain.LOG) == 0
+    assert repository.DeliveryRepository().pending_count(domain.LOG) == 0
 
-    rows = service.list_notifications("ann", 0, 1000)
+    rows = views.notifications("ann", 0, 1000)
     assert len(rows) == 450
     for row, deliveries in rows:
         (delivery,) = deliveries
@@ -181,7 +183,7 @@ def test_a_backlog_of_log_deliveries_is_sent_once_each_in_batches_and_on_record(
         # Written as SQL, read back through the model as datetimes, as peewee wrote them.
         assert isinstance(row.create_time, datetime.datetime) and row.create_time <= row.sent_time
         assert row.sent_time == delivery.send_time
-        resource = adapters.notification_resource(row, deliveries)
+        resource = wire.notification_resource(row, deliveries)
         assert resource.status == alert_pb2.NOTIFICATION_STATUS_SENT
         assert resource.deliveries[0].send_time.ToDatetime() == delivery.send_time
 
@@ -215,7 +217,7 @@ def test_two_dispatchers_on_one_database_never_both_claim_a_delivery(on_each_bac
     assert not both_holding.broken  # both held a claim at the same time
     assert first.sent and second.sent and sum(counts) == 300
     assert sorted(first.sent + second.sent) == sorted(f"{n.notification_id}:log" for n in notes)
-    assert {(r.status, r.attempts) for r, _ in service.list_notifications("ann", 0, 1000)} == {("SENT", 1)}
+    assert {(r.status, r.attempts) for r, _ in views.notifications("ann", 0, 1000)} == {("SENT", 1)}
 
 
 def test_an_open_breaker_hands_the_rest_of_a_claimed_batch_back_at_once(service):
@@ -227,7 +229,7 @@ def test_an_open_breaker_hands_the_rest_of_a_claimed_batch_back_at_once(service)
     d = dispatcher(service, Local(refuse), max_attempts=10, fail_max=2)
     assert d.deliver_due() == 2 and d.breaker.current_state == "open"
     # Nothing waits out a lease: two are due after their (zero) backoff, three were never tried.
-    due = service.repo.due(domain.LOG, time.time())
+    due = repository.DeliveryRepository().due(domain.LOG, time.time())
     assert sorted(o.attempts for o in due) == [0, 0, 0, 1, 1]
 
 
@@ -243,20 +245,20 @@ def test_a_notification_table_from_before_deliveries_is_brought_up_to_date(tmp_p
                          " 'PENDING', 0, '', '2026-01-01 00:00:00', NULL)")
     database.execute_sql("INSERT INTO notification VALUES ('n-2', 'r-2', 'ann', 'b-1', 'CONFIRMED', 'hi', 'log',"
                          " 'SENT', 1, '', '2026-01-01 00:00:00', '2026-01-01 00:00:01')")
-    db.create_schema(database, adapters.MODELS)
-    adapters.migrate_schema()
-    adapters.migrate_schema()  # idempotent
-    service = AlertService()
+    db.create_schema(database, repository.MODELS)
+    repository.migrate_schema()
+    repository.migrate_schema()  # idempotent
+    service = AlertService(bootstrap.unit_of_work)
     provider = channels.LogChannel()
     dispatcher(service, provider).deliver_due()
-    rows = {r.notification_id: (r.status, [d.channel for d in ds]) for r, ds in service.list_notifications("ann", 0, 10)}
+    rows = {r.notification_id: (r.status, [d.channel for d in ds]) for r, ds in views.notifications("ann", 0, 10)}
     assert rows == {"n-1": ("SENT", ["log"]), "n-2": ("SENT", [])}
     database.close()
 
 
 def test_email_keeps_its_connection_for_a_run_and_reconnects_after_the_server_dropped_it(tmp_path):
     from tests.integration.alert_providers import MailServer
-    from services.alert.adapters import Outgoing
+    from services.alert.domain import Outgoing
     from services.alert.settings import SmtpSettings
 
     def message(i):

@@ -23,10 +23,10 @@ from bookrental.reservation.v1 import events_pb2 as reservation_events
 from services.alert import entrypoints as alert_entrypoints
 from services.chassis import db, events
 from services.chassis.errors import FailedPrecondition
-from services.chassis.server import Identity
-from services.chassis.uow import UnitOfWork
-from services.reservation import adapters as reservation_adapters
+from services.chassis.identity import Identity
+from services.reservation import bootstrap as reservation_bootstrap
 from services.reservation import entrypoints as reservation_entrypoints
+from services.reservation import repository as reservation_repository
 from services.reservation.domain import Status
 from services.reservation.service import ReservationService
 from services.stock import entrypoints as stock_entrypoints
@@ -173,16 +173,17 @@ def reservations_on_postgresql(infra):
     run = uuid.uuid4().hex[:8]
     url = pgdb.create(run, ["reservation"])["reservation"]
     database = db.connect(url)
-    db.create_schema(database, reservation_adapters.MODELS, reservation_adapters.INDEXES)
+    db.create_schema(database, reservation_repository.MODELS, reservation_repository.INDEXES)
     try:
-        yield ReservationService(UnitOfWork, "unused-topic"), url
+        yield ReservationService(reservation_bootstrap.unit_of_work("unused-topic")), url
     finally:
         database.close()
         pgdb.drop(run, ["reservation"])
 
 
 @pytest.mark.parametrize("decide", ["confirm", "reject"])
-def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(reservations_on_postgresql, decide):
+def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(reservations_on_postgresql, decide,
+                                                                                monkeypatch):
     """The interleaving the concurrent test above hits only now and then, forced: the
     consumer applying stock's decision has read the reservation (REQUESTED) when the
     customer's cancel arrives. The cancel must wait for the decision's transaction
@@ -193,7 +194,7 @@ def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(
     reservation = service.create_reservation(customer, "book-1")
     decider = threading.current_thread()  # replaced below by the thread applying the decision
     has_read, cancel_done = threading.Event(), threading.Event()
-    save = service.reservations.save
+    save = reservation_repository.ReservationRepository.save
 
     def cancel_waits_for_our_lock() -> bool:
         # closing(): psycopg2's own `with` ends the transaction but leaves the connection open.
@@ -202,14 +203,14 @@ def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(
                         " AND wait_event_type = 'Lock'")
             return cur.fetchone()[0] > 0
 
-    def save_once_the_cancel_has_run_or_waits(r):
+    def save_once_the_cancel_has_run_or_waits(repository, r):
         if threading.current_thread() is decider:
             has_read.set()
             eventually(lambda: cancel_done.is_set() or cancel_waits_for_our_lock(), timeout=10,
                        what="the cancel committed or waiting for the decision's row lock")
-        save(r)
+        save(repository, r)
 
-    service.reservations.save = save_once_the_cancel_has_run_or_waits
+    monkeypatch.setattr(reservation_repository.ReservationRepository, "save", save_once_the_cancel_has_run_or_waits)
 
     failures = []
 
@@ -238,5 +239,7 @@ def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(
     assert not decider.is_alive() and not failures, failures
 
     # What the customer was told is what stays (a confirmed copy can always be canceled).
-    assert service.reservations.get(reservation.reservation_id).status is told
+    with service.uow(read_only=True) as uow:
+        stored = uow.reservations.get(reservation.reservation_id)
+    assert stored.status is told
     assert told is (Status.CANCELED if decide == "confirm" else Status.REJECTED)

@@ -14,17 +14,17 @@ import uuid
 import psycopg2
 import pytest
 
-from services.alert import adapters as alert_adapters
+from services.alert import repository as alert_repository
 from services.chassis import db
-from services.reservation import adapters as reservation_adapters
-from services.stock import adapters as stock_adapters
+from services.reservation import repository as reservation_repository
+from services.stock import repository as stock_repository
 from tests.integration.conftest import require_backend
 from tools import pgdb
 
 SCHEMAS = {
-    "reservation": (reservation_adapters.MODELS, reservation_adapters.INDEXES),
-    "stock": (stock_adapters.MODELS, []),
-    "alert": (alert_adapters.MODELS, []),
+    "reservation": (reservation_repository.MODELS, reservation_repository.INDEXES),
+    "stock": (stock_repository.MODELS, []),
+    "alert": (alert_repository.MODELS, []),
 }
 
 

@@ -1,12 +1,13 @@
-"""Stock persistence (peewee) and the mapping of domain events to the
-protobuf messages published on the stock topic."""
+"""Stock persistence: the tables (peewee models, which also create the schema) and
+the repositories of the ports (ports.py), written as SQL."""
 from __future__ import annotations
 
 import peewee
 
-from bookrental.stock.v1 import events_pb2, stock_pb2
 from services.chassis import db
-from services.chassis.db import BaseModel, timestamp, utcnow
+from services.chassis.db import BaseModel, utcnow
+from services.chassis.errors import Conflict
+from services.chassis.uow import Repository
 
 from . import domain
 
@@ -36,8 +37,7 @@ class HoldRow(BaseModel):
 MODELS = [StockRow, HoldRow]
 
 
-
-class StockRepository:
+class StockRepository(Repository):
     """Loads and saves Stock aggregates. `get` locks the row on PostgreSQL
     (SELECT ... FOR UPDATE) so two replicas cannot both take the last copy;
     SQLite's IMMEDIATE transactions already serialize writers.
@@ -50,15 +50,24 @@ class StockRepository:
     def get(self, book_id: str, for_update: bool = False) -> domain.Stock | None:
         found = db.rows(f"SELECT {self._COLUMNS} FROM stock WHERE book_id = ?"
                         + (db.for_update() if for_update else ""), (book_id,))
-        return _to_domain(*found[0]) if found else None
+        return self._seen(_to_domain(*found[0])) if found else None
+
+    def never_received(self, book_id: str) -> domain.Stock:
+        """A book stock never received: nothing is stored for it, but what it decides
+        (a rejection) is published."""
+        return self._seen(domain.Stock(book_id))
 
     def add(self, stock: domain.Stock) -> None:
         """A book's first receipt. Two racing first receipts cannot both insert: the
-        loser gets IntegrityError and retries against the row the winner made."""
+        loser gets Conflict and retries against the row the winner made."""
         stock.update_time = utcnow()
-        db.execute(f"INSERT INTO stock ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                   (stock.book_id, stock.title, stock.available, stock.total_received, stock.stock_version,
-                    stock.update_time))
+        try:
+            db.execute(f"INSERT INTO stock ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                       (stock.book_id, stock.title, stock.available, stock.total_received, stock.stock_version,
+                        stock.update_time))
+        except peewee.IntegrityError as exc:
+            raise Conflict(str(exc)) from exc
+        self._seen(stock)
 
     def save(self, stock: domain.Stock) -> None:
         stock.update_time = utcnow()
@@ -66,12 +75,15 @@ class StockRepository:
                    " update_time = ? WHERE book_id = ?",
                    (stock.title, stock.available, stock.total_received, stock.stock_version, stock.update_time,
                     stock.book_id))
+        self._seen(stock)
 
     def list(self, offset: int, limit: int) -> list[domain.Stock]:
         return [_to_domain(*r) for r in db.rows(f"SELECT {self._COLUMNS} FROM stock ORDER BY book_id"
                                                 " LIMIT ? OFFSET ?", (limit, offset))]
 
-    def get_hold(self, reservation_id: str) -> domain.Hold | None:
+
+class HoldRepository(Repository):
+    def get(self, reservation_id: str) -> domain.Hold | None:
         found = db.rows("SELECT reservation_id, book_id, user_id, status FROM hold WHERE reservation_id = ?",
                         (reservation_id,))
         if not found:
@@ -79,7 +91,7 @@ class StockRepository:
         reservation_id, book_id, user_id, status = found[0]
         return domain.Hold(reservation_id, book_id, user_id, domain.HoldStatus(status))
 
-    def save_hold(self, hold: domain.Hold) -> None:
+    def save(self, hold: domain.Hold) -> None:
         db.execute("INSERT INTO hold (reservation_id, book_id, user_id, status) VALUES (?, ?, ?, ?)"
                    " ON CONFLICT (reservation_id) DO UPDATE SET status = excluded.status",
                    (hold.reservation_id, hold.book_id, hold.user_id, hold.status.value))
@@ -88,18 +100,3 @@ class StockRepository:
 def _to_domain(book_id, title, available, total_received, stock_version, update_time) -> domain.Stock:
     return domain.Stock(book_id, title, available, total_received, stock_version,
                         StockRow.update_time.python_value(update_time))
-
-
-def to_resource(stock: domain.Stock) -> stock_pb2.Stock:
-    return stock_pb2.Stock(book_id=stock.book_id, title=stock.title, available=stock.available,
-                           total_received=stock.total_received, update_time=timestamp(stock.update_time))
-
-
-# Domain event -> the protobuf message published for it (same field names).
-MESSAGES = {
-    domain.StockReceived: events_pb2.StockReceived,
-    domain.StockReserved: events_pb2.StockReserved,
-    domain.StockRejected: events_pb2.StockRejected,
-    domain.StockReleased: events_pb2.StockReleased,
-}
-

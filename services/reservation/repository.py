@@ -1,12 +1,13 @@
-"""Reservation persistence (peewee): reservations, the book view, and the
-mapping of domain events and resources to protobuf."""
+"""Reservation persistence: the tables (peewee models, which also create the
+schema) and the repositories of the ports (ports.py), written as SQL."""
 from __future__ import annotations
 
 import peewee
 
-from bookrental.reservation.v1 import events_pb2, reservation_pb2
 from services.chassis import db
-from services.chassis.db import BaseModel, timestamp, utcnow
+from services.chassis.db import BaseModel, utcnow
+from services.chassis.errors import Conflict
+from services.chassis.uow import Repository
 
 from . import domain
 
@@ -61,7 +62,7 @@ def _to_domain(reservation_id, user_id, book_id, status, reason, request_id, cre
                               as_time(create_time), as_time(update_time))
 
 
-class ReservationRepository:
+class ReservationRepository(Repository):
     """The statements each reservation runs are plain SQL (chassis `db.execute`):
     peewee's query building cost more than the statements themselves."""
 
@@ -70,28 +71,33 @@ class ReservationRepository:
         decision may arrive at once, and neither may overwrite the other unseen."""
         found = db.rows(f"SELECT {_COLUMNS} FROM reservation WHERE reservation_id = ?"
                         + (db.for_update() if for_update else ""), (reservation_id,))
-        return _to_domain(*found[0]) if found else None
+        return self._seen(_to_domain(*found[0])) if found else None
 
     def by_request_id(self, user_id: str, request_id: str) -> domain.Reservation | None:
         found = db.rows(f"SELECT {_COLUMNS} FROM reservation WHERE user_id = ? AND request_id = ?"
                         " AND request_id <> ''", (user_id, request_id))  # the partial index's WHERE
-        return _to_domain(*found[0]) if found else None
+        return self._seen(_to_domain(*found[0])) if found else None
 
     def active(self, user_id: str, book_id: str) -> domain.Reservation | None:
         found = db.rows(f"SELECT {_COLUMNS} FROM reservation WHERE user_id = ? AND book_id = ?"
                         f" AND status IN ({_ACTIVE_SQL})", (user_id, book_id))
-        return _to_domain(*found[0]) if found else None
+        return self._seen(_to_domain(*found[0])) if found else None
 
     def add(self, r: domain.Reservation) -> None:
         r.create_time = r.update_time = utcnow()
-        db.execute(f"INSERT INTO reservation ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   (r.reservation_id, r.user_id, r.book_id, r.status.value, r.reason, r.request_id,
-                    r.create_time, r.update_time))
+        try:
+            db.execute(f"INSERT INTO reservation ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (r.reservation_id, r.user_id, r.book_id, r.status.value, r.reason, r.request_id,
+                        r.create_time, r.update_time))
+        except peewee.IntegrityError as exc:
+            raise Conflict(str(exc)) from exc
+        self._seen(r)
 
     def save(self, r: domain.Reservation) -> None:
         r.update_time = utcnow()
         db.execute("UPDATE reservation SET status = ?, reason = ?, update_time = ? WHERE reservation_id = ?",
                    (r.status.value, r.reason, r.update_time, r.reservation_id))
+        self._seen(r)
 
     def list(self, user_id: str | None, offset: int, limit: int) -> list[domain.Reservation]:
         where, params = ("WHERE user_id = ? ", (user_id,)) if user_id is not None else ("", ())
@@ -100,48 +106,17 @@ class ReservationRepository:
             " LIMIT ? OFFSET ?", (*params, limit, offset))]
 
 
-class BookViewRepository:
-    def get(self, book_id: str) -> BookRow | None:
-        return BookRow.get_or_none(BookRow.book_id == book_id)
+class BookRepository(Repository):
+    """The book list's rows; whether a stock change is newer, the domain decides (Book)."""
 
-    def apply(self, book_id: str, title: str, available: int, stock_version: int) -> bool:
+    def get(self, book_id: str) -> domain.Book | None:
         found = db.rows("SELECT title, available, stock_version FROM book WHERE book_id = ?", (book_id,))
-        book = domain.Book(book_id, *found[0]) if found else domain.Book(book_id)
-        if not book.apply_stock_change(title, available, stock_version):
-            return False
+        return self._seen(domain.Book(book_id, *found[0])) if found else None
+
+    def save(self, book: domain.Book) -> None:
         db.execute("INSERT INTO book (book_id, title, available, stock_version, update_time)"
                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (book_id) DO UPDATE SET title = excluded.title,"
                    " available = excluded.available, stock_version = excluded.stock_version,"
                    " update_time = excluded.update_time",
-                   (book_id, book.title, book.available, book.stock_version, utcnow()))
-        return True
-
-    def list(self, offset: int, limit: int) -> list[BookRow]:
-        return list(BookRow.select().order_by(BookRow.book_id).offset(offset).limit(limit))
-
-
-_STATUS = {
-    domain.Status.REQUESTED: reservation_pb2.RESERVATION_STATUS_REQUESTED,
-    domain.Status.CONFIRMED: reservation_pb2.RESERVATION_STATUS_CONFIRMED,
-    domain.Status.REJECTED: reservation_pb2.RESERVATION_STATUS_REJECTED,
-    domain.Status.CANCELED: reservation_pb2.RESERVATION_STATUS_CANCELED,
-}
-
-
-def reservation_resource(r: domain.Reservation) -> reservation_pb2.Reservation:
-    return reservation_pb2.Reservation(
-        reservation_id=r.reservation_id, user_id=r.user_id, book_id=r.book_id, status=_STATUS[r.status],
-        reason=r.reason, create_time=timestamp(r.create_time), update_time=timestamp(r.update_time))
-
-
-def book_resource(row: BookRow) -> reservation_pb2.Book:
-    return reservation_pb2.Book(book_id=row.book_id, title=row.title, available=row.available,
-                                update_time=timestamp(row.update_time))
-
-
-# Domain event -> the protobuf message published for it (same field names).
-MESSAGES = {
-    domain.ReservationRequested: events_pb2.ReservationRequested,
-    domain.ReservationCanceled: events_pb2.ReservationCanceled,
-}
-
+                   (book.book_id, book.title, book.available, book.stock_version, utcnow()))
+        self._seen(book)

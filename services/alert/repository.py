@@ -1,15 +1,16 @@
-"""Alert persistence (peewee) and protobuf mapping. Channels live in channels.py."""
+"""Alert persistence: the tables (peewee models, which also create the schema),
+the repositories of the ports (ports.py) and the dispatcher's deliveries, written
+as SQL. Channels live in channels.py, the read models in views.py."""
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import peewee
 from playhouse import migrate
 
-from bookrental.alert.v1 import alert_pb2
 from services.chassis import db
-from services.chassis.db import BaseModel, database, timestamp, utcnow
+from services.chassis.db import BaseModel, database, utcnow
+from services.chassis.uow import Repository
 
 from . import domain
 
@@ -92,30 +93,6 @@ def migrate_schema() -> None:
                                next_attempt_at=time.time()).on_conflict_ignore().execute()
 
 
-@dataclasses.dataclass(frozen=True)
-class Outgoing:
-    """What a channel needs to send one delivery."""
-
-    delivery_id: str
-    notification_id: str
-    channel: str
-    destination: str
-    user_id: str
-    reservation_id: str
-    book_id: str
-    kind: str
-    language: str
-    subject: str
-    text: str
-    attempts: int
-    notification_channels: str = ""  # all of the notification's, comma-separated; "" if not known
-
-    @property
-    def only_channel(self) -> bool:
-        """The notification's one delivery: its status is the notification's."""
-        return self.notification_channels == self.channel
-
-
 # -- hot statements ------------------------------------------------------------------
 # Run per event or per delivery, so written once as SQL (services/chassis/db.py says
 # why). They store what peewee stored: the datetime object itself is the parameter,
@@ -153,7 +130,7 @@ _RELEASE = "UPDATE delivery SET next_attempt_at = ? WHERE delivery_id IN ({})"
 _PREFERENCES = "SELECT email, phone, channels, language, update_time FROM preferences WHERE user_id = ?"
 
 
-class NotificationRepository:
+class NotificationRepository(Repository):
     def add(self, n: domain.Notification) -> None:
         """The notification and one delivery per channel; a repeat changes nothing."""
         added = db.execute(_ADD_NOTIFICATION, (
@@ -167,11 +144,16 @@ class NotificationRepository:
             params += (f"{n.notification_id}:{channel}", n.notification_id, channel, destination, _PENDING, 0, "", now)
         db.execute(_ADD_DELIVERIES.format(db.values(8, len(n.deliveries))), params)
 
-    def due(self, channel: str, now: float, limit: int = 50) -> list[Outgoing]:
-        """The oldest due deliveries of a channel, not claimed."""
-        return [Outgoing(*r[:8], r[8] or domain.DEFAULT_LANGUAGE, *r[9:]) for r in db.rows(_DUE, (channel, now, limit))]
 
-    def claim_due(self, channel: str, now: float, lease_s: float, limit: int) -> list[Outgoing]:
+class DeliveryRepository:
+    """The deliveries as the dispatchers work through them: claimed, attempted, recorded."""
+
+    def due(self, channel: str, now: float, limit: int = 50) -> list[domain.Outgoing]:
+        """The oldest due deliveries of a channel, not claimed."""
+        return [domain.Outgoing(*r[:8], r[8] or domain.DEFAULT_LANGUAGE, *r[9:])
+                for r in db.rows(_DUE, (channel, now, limit))]
+
+    def claim_due(self, channel: str, now: float, lease_s: float, limit: int) -> list[domain.Outgoing]:
         """Takes up to `limit` due deliveries for `lease_s` seconds: no other dispatcher
         gets them until they are recorded, released or the lease ends."""
         lock = "" if db.is_sqlite() else " FOR UPDATE SKIP LOCKED"
@@ -187,20 +169,21 @@ class NotificationRepository:
         for delivery_id, notification_id, channel_, destination, attempts in claimed:
             user_id, reservation_id, book_id, kind, language, subject, message, channels_ = \
                 notifications[notification_id]
-            out.append(Outgoing(delivery_id, notification_id, channel_, destination, user_id, reservation_id, book_id,
-                                kind, language or domain.DEFAULT_LANGUAGE, subject, message, attempts, channels_))
+            out.append(domain.Outgoing(delivery_id, notification_id, channel_, destination, user_id, reservation_id,
+                                       book_id, kind, language or domain.DEFAULT_LANGUAGE, subject, message,
+                                       attempts, channels_))
         return out
 
     def release(self, delivery_ids: list[str], at: float) -> None:
         """Gives claimed deliveries back, due at `at`, without spending an attempt."""
         db.execute(_RELEASE.format(db.placeholders(len(delivery_ids))), [at, *delivery_ids])
 
-    def record_attempt(self, out: Outgoing, status: domain.DeliveryStatus, error: str = "",
+    def record_attempt(self, out: domain.Outgoing, status: domain.DeliveryStatus, error: str = "",
                        next_attempt_at: float = 0.0) -> None:
         """One attempt's outcome on the delivery and on its notification, in one transaction."""
         self.record_attempts([out], status, error, next_attempt_at)
 
-    def record_attempts(self, outs: list[Outgoing], status: domain.DeliveryStatus, error: str = "",
+    def record_attempts(self, outs: list[domain.Outgoing], status: domain.DeliveryStatus, error: str = "",
                         next_attempt_at: float = 0.0) -> None:
         """The same outcome of one channel's attempts, on the deliveries and their
         notifications, in one transaction."""
@@ -239,19 +222,8 @@ class NotificationRepository:
         return (DeliveryRow.select().where((DeliveryRow.channel == channel)
                                            & (DeliveryRow.status == domain.DeliveryStatus.PENDING.value)).count())
 
-    def list_for(self, user_id: str, offset: int, limit: int) -> list[tuple[NotificationRow, list[DeliveryRow]]]:
-        rows = list(NotificationRow.select().where(NotificationRow.user_id == user_id)
-                    .order_by(NotificationRow.create_time.desc(), NotificationRow.notification_id)
-                    .offset(offset).limit(limit))
-        deliveries: dict[str, list[DeliveryRow]] = {r.notification_id: [] for r in rows}
-        if rows:
-            for d in (DeliveryRow.select().where(DeliveryRow.notification_id.in_(list(deliveries)))
-                      .order_by(DeliveryRow.delivery_id)):
-                deliveries[d.notification_id].append(d)
-        return [(r, deliveries[r.notification_id]) for r in rows]
 
-
-class PreferencesRepository:
+class PreferencesRepository(Repository):
     def get(self, user_id: str) -> tuple[domain.Preferences, object]:
         """The customer's preferences (defaults if never set) and when they last changed."""
         found = db.rows(_PREFERENCES, (user_id,))
@@ -269,39 +241,3 @@ class PreferencesRepository:
         (PreferencesRow.insert(user_id=user_id, **values)
          .on_conflict(conflict_target=[PreferencesRow.user_id], update=values).execute())
         return now
-
-
-_KIND = {
-    domain.Kind.CONFIRMED: alert_pb2.NOTIFICATION_KIND_CONFIRMED,
-    domain.Kind.REJECTED: alert_pb2.NOTIFICATION_KIND_REJECTED,
-    domain.Kind.CANCELED: alert_pb2.NOTIFICATION_KIND_CANCELED,
-}
-_STATUS = {
-    domain.DeliveryStatus.PENDING: alert_pb2.NOTIFICATION_STATUS_PENDING,
-    domain.DeliveryStatus.SENT: alert_pb2.NOTIFICATION_STATUS_SENT,
-    domain.DeliveryStatus.FAILED: alert_pb2.NOTIFICATION_STATUS_FAILED,
-}
-
-
-def delivery_resource(d: DeliveryRow) -> alert_pb2.Delivery:
-    out = alert_pb2.Delivery(channel=d.channel, status=_STATUS[domain.DeliveryStatus(d.status)],
-                             attempts=d.attempts, last_error=d.last_error)
-    if d.send_time is not None:
-        out.send_time.CopyFrom(timestamp(d.send_time))
-    return out
-
-
-def notification_resource(row: NotificationRow, deliveries: list[DeliveryRow]) -> alert_pb2.Notification:
-    return alert_pb2.Notification(
-        notification_id=row.notification_id, reservation_id=row.reservation_id, book_id=row.book_id,
-        kind=_KIND[domain.Kind(row.kind)], message=row.message, channel=row.channel,
-        status=_STATUS[domain.DeliveryStatus(row.status)], create_time=timestamp(row.create_time),
-        attempts=row.attempts, last_error=row.last_error, language=row.language,
-        deliveries=[delivery_resource(d) for d in deliveries])
-
-
-def preferences_resource(p: domain.Preferences, update_time) -> alert_pb2.Preferences:
-    out = alert_pb2.Preferences(email=p.email, phone=p.phone, channels=list(p.channels), language=p.language)
-    if update_time is not None:
-        out.update_time.CopyFrom(timestamp(update_time))
-    return out

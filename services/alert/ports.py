@@ -1,0 +1,31 @@
+"""The ports the alert use cases work through: the unit of work and the
+repositories it owns. repository.py implements them on the database; the unit
+tests fake them."""
+from __future__ import annotations
+
+import datetime
+from typing import Protocol
+
+from . import domain
+
+
+class Notifications(Protocol):
+    def add(self, notification: domain.Notification) -> None:
+        """The notification and one delivery per channel; a repeat (same notification_id) changes nothing."""
+
+
+class CustomerPreferences(Protocol):
+    def get(self, user_id: str) -> tuple[domain.Preferences, datetime.datetime | None]:
+        """The customer's preferences (defaults if never set) and when they last changed."""
+
+    def put(self, user_id: str, preferences: domain.Preferences) -> datetime.datetime:
+        """Stores them; returns their update time."""
+
+
+class AlertUnitOfWork(Protocol):
+    notifications: Notifications
+    preferences: CustomerPreferences
+
+    def __enter__(self) -> "AlertUnitOfWork": ...
+
+    def __exit__(self, exc_type, exc, tb) -> bool | None: ...

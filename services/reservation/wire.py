@@ -1,0 +1,40 @@
+"""The reservation service on the wire: its resources as protobuf, and its domain
+events as the messages published for them (same field names)."""
+from __future__ import annotations
+
+from bookrental.reservation.v1 import events_pb2, reservation_pb2
+from services.chassis.db import timestamp
+
+from . import domain
+from .views import BookView
+
+_STATUS = {
+    domain.Status.REQUESTED: reservation_pb2.RESERVATION_STATUS_REQUESTED,
+    domain.Status.CONFIRMED: reservation_pb2.RESERVATION_STATUS_CONFIRMED,
+    domain.Status.REJECTED: reservation_pb2.RESERVATION_STATUS_REJECTED,
+    domain.Status.CANCELED: reservation_pb2.RESERVATION_STATUS_CANCELED,
+}
+
+
+def reservation_resource(r: domain.Reservation) -> reservation_pb2.Reservation:
+    return reservation_pb2.Reservation(
+        reservation_id=r.reservation_id, user_id=r.user_id, book_id=r.book_id, status=_STATUS[r.status],
+        reason=r.reason, create_time=timestamp(r.create_time), update_time=timestamp(r.update_time))
+
+
+def book_resource(book: BookView) -> reservation_pb2.Book:
+    return reservation_pb2.Book(book_id=book.book_id, title=book.title, available=book.available,
+                                update_time=timestamp(book.update_time))
+
+
+# Domain event -> the protobuf message published for it.
+MESSAGES = {
+    domain.ReservationRequested: events_pb2.ReservationRequested,
+    domain.ReservationCanceled: events_pb2.ReservationCanceled,
+}
+
+
+def event_message(event) -> events_pb2.ReservationRequested | events_pb2.ReservationCanceled:
+    message = MESSAGES[type(event)](**vars(event))
+    message.occur_time.GetCurrentTime()
+    return message

@@ -1,0 +1,39 @@
+"""The ports the stock use cases work through: the unit of work and the
+repositories it owns. repository.py implements them on the database; the unit
+tests fake them."""
+from __future__ import annotations
+
+from typing import Protocol
+
+from . import domain
+
+
+class Stocks(Protocol):
+    def get(self, book_id: str, for_update: bool = False) -> domain.Stock | None:
+        """`for_update` before a change: the row stays locked until the unit of work ends."""
+
+    def never_received(self, book_id: str) -> domain.Stock:
+        """A book stock never received: nothing stored, but its events are published."""
+
+    def add(self, stock: domain.Stock) -> None:
+        """A book's first receipt; raises Conflict when a concurrent first receipt stored it first."""
+
+    def save(self, stock: domain.Stock) -> None: ...
+
+    def list(self, offset: int, limit: int) -> list[domain.Stock]:
+        """Ordered by book_id."""
+
+
+class Holds(Protocol):
+    def get(self, reservation_id: str) -> domain.Hold | None: ...
+
+    def save(self, hold: domain.Hold) -> None: ...
+
+
+class StockUnitOfWork(Protocol):
+    stocks: Stocks
+    holds: Holds
+
+    def __enter__(self) -> "StockUnitOfWork": ...
+
+    def __exit__(self, exc_type, exc, tb) -> bool | None: ...
