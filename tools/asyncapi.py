@@ -3,8 +3,9 @@ from protobuf to AsyncAPI is kept up, so this is ours):
 
 - the event messages, their fields and comments: protos/*/events.proto, compiled here;
 - the key: the events file's own sentence "Events on topic <topic>, keyed by <field>.";
-- each topic's name, partitions and replicas: the chassis settings' defaults
-  (services/chassis/settings.py: STOCK_TOPIC, RESERVATION_TOPIC, TOPIC_PARTITIONS ...);
+- each topic's name, partitions and replicas: the defaults of the producer's topic
+  (services/<name>/bootstrap.py: STOCK_TOPIC, RESERVATION_TOPIC) and of the chassis
+  settings (services/chassis/settings.py: TOPIC_PARTITIONS ...);
 - who produces an event: the service whose wire module maps a domain event to it
   (services/<name>/wire.py MESSAGES), publishing on its own topic setting;
 - who consumes it: the services' subscriptions and the types they ignore
@@ -92,9 +93,11 @@ def wiring() -> dict:
     settings and the types it subscribes to and ignores."""
     from services.chassis.settings import Settings
     from tools.devstack import SERVICES
-    out = {"producer": {}, "settings": {}, "subscribes": {}, "ignores": {}}
+    out = {"producer": {}, "settings": {}, "topics": {}, "subscribes": {}, "ignores": {}}
     for name in SERVICES:
         out["settings"][name] = Settings.from_env(name, 0, 0, env={})
+        bootstrap = importlib.import_module(f"services.{name}.bootstrap")
+        out["topics"][name] = {k.lower(): v for k, v in vars(bootstrap).items() if k.endswith("_TOPIC")}
         wire = importlib.import_module(f"services.{name}.wire")
         for message in getattr(wire, "MESSAGES", {}).values():
             out["producer"][message.DESCRIPTOR.full_name] = name
@@ -162,9 +165,10 @@ def build(fds) -> dict:
         producer = producers.pop()
         settings = w["settings"][producer]
         setting = f"{producer}_topic"
-        if getattr(settings, setting, None) != topic:
+        declared = w["topics"][producer].get(setting)
+        if declared is None or declared.default != topic:
             raise ModelError(f"{f.name} says topic {topic}, but {producer} publishes on "
-                             f"{setting.upper()} (default {getattr(settings, setting, None)!r})")
+                             f"{setting.upper()} (default {declared.default if declared else None!r})")
         channel_messages = {}
         for i, m in enumerate(f.message_type):
             full = f"{f.package}.{m.name}"

@@ -4,13 +4,17 @@ from __future__ import annotations
 from bookrental.alert.v1 import alert_pb2, alert_pb2_grpc
 from services.chassis import app
 from services.chassis.server import Service
-from services.chassis.settings import Settings
+from services.chassis.settings import Settings, Topic
 from services.chassis.uow import SqlUnitOfWork
 
 from . import channels, entrypoints, repository
 from .dispatcher import Dispatcher
 from .service import AlertService
 from .settings import AlertSettings
+
+
+# The topic it uses (docs/architecture.md §4): it consumes the stock outcomes and publishes nothing.
+STOCK_TOPIC = Topic("STOCK_TOPIC", "bookrental.stock.v1")
 
 
 def unit_of_work(read_only: bool = False) -> SqlUnitOfWork:
@@ -22,7 +26,8 @@ def unit_of_work(read_only: bool = False) -> SqlUnitOfWork:
 def main() -> None:
     settings = Settings.from_env("alert", grpc_port=50053, metrics_port=9103)
     alert_settings = AlertSettings.from_env()
-    runtime = app.start(settings, repository.MODELS)
+    consumed = STOCK_TOPIC.name()
+    runtime = app.start(settings, repository.MODELS, topics=[consumed])
     repository.migrate_schema()
     service = AlertService(unit_of_work, alert_settings.offered)
     dispatchers = [
@@ -41,7 +46,7 @@ def main() -> None:
         runtime,
         [Service(alert_pb2.DESCRIPTOR.services_by_name["AlertService"].full_name,
                  entrypoints.AlertServicer(service), alert_pb2_grpc.add_AlertServiceServicer_to_server)],
-        consume=[settings.stock_topic],
+        consume=[consumed],
         subscriptions=entrypoints.subscriptions(service),
         ignore=entrypoints.IGNORED,
         background=dispatchers,

@@ -20,6 +20,8 @@ from typing import Protocol
 import pybreaker
 from prometheus_client import Counter, Gauge, Histogram
 
+from services.chassis import metrics
+
 from . import domain
 from .domain import Outgoing
 from .settings import AlertSettings, MessengerSettings, SmtpSettings
@@ -36,9 +38,6 @@ BREAKER_STATE = Gauge("bookrental_alert_breaker_state", "Circuit breaker per cha
 BREAKER_OPENED = Counter("bookrental_alert_breaker_opened_total", "Times a channel's breaker opened", ["channel"])
 PENDING = Gauge("bookrental_alert_pending_deliveries", "Deliveries not yet SENT or FAILED (the backlog)",
                 ["channel"])
-
-_STATE_VALUE = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
-
 
 class PermanentDeliveryError(Exception):
     pass
@@ -192,23 +191,21 @@ class MessengerChannel:
         pass
 
 
-class _BreakerMetrics(pybreaker.CircuitBreakerListener):
-    def state_change(self, cb, old_state, new_state) -> None:
-        BREAKER_STATE.labels(cb.name).set(_STATE_VALUE[new_state.name])
-        if new_state.name == pybreaker.STATE_OPEN:
-            BREAKER_OPENED.labels(cb.name).inc()
-        log.warning("breaker state changed", extra={"channel": cb.name, "from": old_state.name if old_state else None,
-                                                    "to": new_state.name})
+def _log_change(cb, old_state, new_state) -> None:
+    log.warning("breaker state changed", extra={"channel": cb.name, "from": old_state.name if old_state else None,
+                                                "to": new_state.name})
+
+
+_BREAKERS = metrics.BreakerMetrics(BREAKER_STATE, BREAKER_OPENED, on_change=_log_change)
 
 
 def breaker_for(name: str, settings: AlertSettings) -> pybreaker.CircuitBreaker:
-    BREAKER_STATE.labels(name).set(0)
     # throw_new_error_on_trip=False: the failing call raises its own error, so
     # CircuitBreakerError always means "not attempted".
-    return pybreaker.CircuitBreaker(fail_max=settings.breaker_fail_max,
-                                    reset_timeout=settings.breaker_reset_timeout_s,
-                                    exclude=[PermanentDeliveryError], listeners=[_BreakerMetrics()],
-                                    name=name, throw_new_error_on_trip=False)
+    return _BREAKERS.watch(pybreaker.CircuitBreaker(fail_max=settings.breaker_fail_max,
+                                                    reset_timeout=settings.breaker_reset_timeout_s,
+                                                    exclude=[PermanentDeliveryError], name=name,
+                                                    throw_new_error_on_trip=False))
 
 
 def configured(settings: AlertSettings) -> list[Channel]:

@@ -7,7 +7,7 @@ from bookrental.alert.v1 import alert_pb2, alert_pb2_grpc
 from bookrental.stock.v1 import events_pb2 as stock_events
 from services.chassis import paging
 from services.chassis.consumer import Subscription
-from services.chassis.server import identity, rpc
+from services.chassis.server import rpc
 
 from . import domain, views, wire
 from .service import AlertService
@@ -20,27 +20,24 @@ class AlertServicer(alert_pb2_grpc.AlertServiceServicer):
         self.service = service
 
     @rpc
-    def ListNotifications(self, request, context):
-        user = identity(context)
+    def ListNotifications(self, request, context, caller):
         offset, limit = paging.page(request.page_size, request.page_token)
-        rows = views.notifications(user.user_id, offset, limit)
+        rows = views.notifications(caller.user_id, offset, limit)
         return alert_pb2.ListNotificationsResponse(
             notifications=[wire.notification_resource(r, deliveries) for r, deliveries in rows],
             next_page_token=paging.next_token(offset, limit, len(rows)))
 
     @rpc
-    def GetPreferences(self, request, context):
-        user = identity(context)
-        prefs, update_time = self.service.get_preferences(user.user_id)
+    def GetPreferences(self, request, context, caller):
+        prefs, update_time = self.service.get_preferences(caller.user_id)
         return alert_pb2.GetPreferencesResponse(preferences=wire.preferences_resource(prefs, update_time))
 
     @rpc
-    def UpdatePreferences(self, request, context):
-        user = identity(context)
+    def UpdatePreferences(self, request, context, caller):
         p = request.preferences
         changes = {"email": p.email, "phone": p.phone, "channels": list(p.channels), "language": p.language}
-        prefs, update_time = self.service.update_preferences(user.user_id, changes, list(request.update_mask.paths))
-        log.info("preferences updated", extra={"user_id": user.user_id, "channels": list(prefs.channels),
+        prefs, update_time = self.service.update_preferences(caller.user_id, changes, list(request.update_mask.paths))
+        log.info("preferences updated", extra={"user_id": caller.user_id, "channels": list(prefs.channels),
                                                "language": prefs.language})
         return alert_pb2.UpdatePreferencesResponse(preferences=wire.preferences_resource(prefs, update_time))
 

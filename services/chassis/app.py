@@ -22,11 +22,12 @@ class Runtime:
     relay: OutboxRelay  # its wake() is what a unit of work calls after a commit that wrote events
 
 
-def start(settings: Settings, models: list, indexes: list[str] = ()) -> Runtime:
+def start(settings: Settings, models: list, indexes: list[str] = (), topics: list[str] = ()) -> Runtime:
+    """`topics`: those the service uses; each is created (with its .dlq twin) if missing."""
     logs.setup(settings.service, settings.log_level)
     database = db.connect(settings.database_url)
     db.create_schema(database, models, indexes)
-    kafka.ensure_topics(settings, [settings.stock_topic, settings.reservation_topic])
+    kafka.ensure_topics(settings, list(topics))
     metrics.watch_outbox(outbox.unsent_count)
     return Runtime(settings, OutboxRelay(settings, kafka.producer_config(settings)))
 
@@ -64,7 +65,8 @@ def serve(runtime: Runtime, services: list[server.Service], consume: list[str],
             worker.stop()
         runtime.relay.stop()  # publishes what was committed before exiting
 
-    server.serve(settings, services, start_background, stop_background, stopping)
+    # RPC threads borrow a pooled connection per call; each gives it back when its call ends.
+    server.serve(settings, services, start_background, stop_background, stopping, after_call=db.release)
     if failed:
         raise SystemExit(1)
 

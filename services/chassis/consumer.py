@@ -257,8 +257,8 @@ class EventConsumer:
             ("dlq_topic", msg.topic().encode()),
             ("dlq_partition", str(msg.partition()).encode()),
             ("dlq_offset", str(msg.offset()).encode()),
-            # Several groups read one topic (reservation and alert both read stock's): the
-            # group says which service could not handle it, and so where a replay must go.
+            # Several groups may read one topic: the group says which service could not
+            # handle it, and so where a replay must go.
             ("dlq_consumer_group", str(self.consumer_config.get("group.id", "")).encode()),
         ]
         self.dlq_producer.produce(f"{msg.topic()}.dlq", key=msg.key(), value=msg.value(), headers=headers)

@@ -1,5 +1,5 @@
 """JSON log lines on stdout, one per event, with the service name and any
-`extra=` fields (correlation_id, reservation_id, ...)."""
+`extra=` fields (correlation_id, ...)."""
 from __future__ import annotations
 
 import json
@@ -33,8 +33,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup(service: str, level: str = "INFO") -> None:
-    # Our lines carry none of these, and gathering them cost ~8 us a line (the
-    # logging HOWTO's "Optimization" section); a reservation logs five lines.
+    # Our lines carry none of these, and gathering them costs time on every line
+    # (the logging HOWTO's "Optimization" section).
     logging._srcfile = None  # noqa: SLF001 - no caller's file and line lookup
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)

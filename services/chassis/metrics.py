@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from typing import Callable
 
 import pybreaker
 from prometheus_client import REGISTRY, Counter, Gauge
@@ -20,7 +21,7 @@ DEAD_LETTERED = Counter("bookrental_dead_lettered_total", "Messages copied to <t
 BREAKER_OPENED = Counter("bookrental_breaker_opened_total", "Times a circuit breaker opened", ["breaker"])
 
 # pybreaker's state names, as one number an alert can compare.
-_BREAKER_STATES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
+BREAKER_STATES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
 
 
 def record_consumer_stats(stats_json: str, group: str = "") -> None:
@@ -53,36 +54,30 @@ _lag_labels: dict[str, set[tuple[str, str, str]]] = {}
 _lag_lock = threading.Lock()
 
 
-class _BreakerListener(pybreaker.CircuitBreakerListener):
+class BreakerMetrics(pybreaker.CircuitBreakerListener):
+    """A breaker's state (0 closed, 1 half-open, 2 open) and its openings, on the metrics
+    it is given: the one helper behind the relay's breaker and alert's channel breakers.
+    `on_change(breaker, old_state, new_state)` runs after each change."""
+
+    def __init__(self, state: Gauge, opened: Counter, on_change: Callable = lambda cb, old, new: None):
+        self.state, self.opened, self.on_change = state, opened, on_change
+
+    def watch(self, breaker: pybreaker.CircuitBreaker) -> pybreaker.CircuitBreaker:
+        """Exports the breaker's state and counts its openings (present at 0 before the first); returns it."""
+        self.state.labels(breaker.name).set(BREAKER_STATES[breaker.current_state])
+        self.opened.labels(breaker.name)
+        breaker.add_listener(self)
+        return breaker
+
     def state_change(self, cb, old_state, new_state) -> None:
+        self.state.labels(cb.name).set(BREAKER_STATES[new_state.name])
         if new_state.name == pybreaker.STATE_OPEN:
-            BREAKER_OPENED.labels(cb.name).inc()
+            self.opened.labels(cb.name).inc()
+        self.on_change(cb, old_state, new_state)
 
 
-class _Breakers:
-    """bookrental_breaker_state{breaker}: 0 closed, 1 half-open, 2 open, read at scrape time."""
-
-    def __init__(self):
-        self.breakers: dict[str, pybreaker.CircuitBreaker] = {}
-
-    def collect(self):
-        family = GaugeMetricFamily("bookrental_breaker_state",
-                                   "Circuit breaker state: 0 closed, 1 half-open, 2 open", labels=["breaker"])
-        for name, breaker in sorted(self.breakers.items()):
-            family.add_metric([name], _BREAKER_STATES.get(breaker.current_state, 2))
-        yield family
-
-
-_breakers = _Breakers()
-REGISTRY.register(_breakers)
-
-
-def watch_breaker(breaker: pybreaker.CircuitBreaker) -> pybreaker.CircuitBreaker:
-    """Exports a breaker's state and counts its openings; returns it."""
-    _breakers.breakers[breaker.name] = breaker
-    BREAKER_OPENED.labels(breaker.name)  # present at 0 before the first opening
-    breaker.add_listener(_BreakerListener())
-    return breaker
+BREAKER_STATE = Gauge("bookrental_breaker_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", ["breaker"])
+watch_breaker = BreakerMetrics(BREAKER_STATE, BREAKER_OPENED).watch
 
 
 class _OutboxBacklog:

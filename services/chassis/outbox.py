@@ -53,8 +53,7 @@ class OutboxRelay(Worker):
     def _round(self) -> int:
         # Woken by a commit, wait a moment for the commits right behind it: one round
         # and one produce request then carry them all (Kafka's linger.ms, which our
-        # flush() would skip). At 500 reservations/s, 10 ms cut the broker's CPU by a
-        # quarter and left the end-to-end p99 as it was (docs/performance.md).
+        # flush() would skip); what it saves is measured in docs/performance.md.
         self._stop.wait(self.settings.outbox_linger_ms / 1000)
         return self.breaker.call(self.publish_batch)
 

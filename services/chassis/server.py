@@ -1,6 +1,7 @@
 """gRPC server bootstrap: the real services plus health and reflection, an
 error mapping from domain errors to status codes, identity from the metadata
-Envoy forwards, metrics, and a graceful stop on SIGTERM/SIGINT."""
+Envoy forwards (parsed once and handed to the method), metrics, a hook run after
+every call, and a graceful stop on SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,7 +19,6 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
 from . import errors
-from . import db
 from .db import database, is_transient
 from .identity import Identity, from_metadata
 from .threads import name_native_thread
@@ -39,9 +39,9 @@ _CODES = {
 }
 
 
-def identity(context: grpc.ServicerContext, required: bool = True) -> Identity | None:
+def identity(context: grpc.ServicerContext) -> Identity:
     caller = from_metadata(dict(context.invocation_metadata()))
-    if caller is None and required:
+    if caller is None:
         raise errors.Unauthenticated("a signed-in user is required")
     return caller
 
@@ -55,7 +55,9 @@ def rpc(method: Callable | None = None, *, public: bool = False, role: str | Non
     forwards is refused with UNAUTHENTICATED before the method runs, so a call that
     reaches a service around the gateway (or through a misrouted path) gets nothing.
     `role` additionally requires that role (PERMISSION_DENIED otherwise).
-    Use as `@rpc`, `@rpc(public=True)` or `@rpc(role="stock_manager")`."""
+    The method is called as `method(self, request, context, caller)`: the Identity
+    parsed here, or None for a public one (whose metadata is not read).
+    Use as `@rpc`, `@rpc(public=True)` or `@rpc(role=ROLE)`."""
     if method is None:
         return functools.partial(rpc, public=public, role=role)
     name = method.__name__
@@ -65,11 +67,12 @@ def rpc(method: Callable | None = None, *, public: bool = False, role: str | Non
         start = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
+            caller = None
             if not public:
                 caller = identity(context)
                 if role and not caller.has_role(role):
                     raise errors.PermissionDenied(f"only a {role} may do this")
-            return method(self, request, context)
+            return method(self, request, context, caller)
         except errors.DomainError as exc:
             code = next((c for t, c in _CODES.items() if isinstance(exc, t)), grpc.StatusCode.FAILED_PRECONDITION)
             context.abort(code, str(exc))
@@ -84,7 +87,6 @@ def rpc(method: Callable | None = None, *, public: bool = False, role: str | Non
             log.exception("rpc failed", extra={"method": name})
             context.abort(code, "internal error; the service logged the details")
         finally:
-            db.release()
             RPCS.labels(name, code.name).inc()
             RPC_SECONDS.labels(name, code.name).observe(time.perf_counter() - start)
 
@@ -109,7 +111,7 @@ class _Undecodable:
 
 class RefuseUndecodable(grpc.ServerInterceptor):
     """A request that is not a valid message (a string field that is not UTF-8, as the
-    transcoder makes from GET /v1/books/%ff) is the caller's mistake: INVALID_ARGUMENT,
+    transcoder makes from a GET path holding %ff) is the caller's mistake: INVALID_ARGUMENT,
     instead of the INTERNAL grpc answers when a deserializer raises."""
 
     def __init__(self):
@@ -147,17 +149,45 @@ class RefuseUndecodable(grpc.ServerInterceptor):
                                                    response_serializer=handler.response_serializer)
 
 
+class AfterEachCall(grpc.ServerInterceptor):
+    """Runs `after` when each unary call ends, however it ended: the service gives
+    back what a call borrowed (its database connection, to the pool)."""
+
+    def __init__(self, after: Callable[[], None]):
+        self.after = after
+        self._wrapped = {}  # method -> handler, as RefuseUndecodable keeps them
+
+    def intercept_service(self, continuation, details):
+        wrapped = self._wrapped.get(details.method)
+        if wrapped is None:
+            handler = continuation(details)
+            if handler is None or handler.unary_unary is None:
+                return handler
+            method, after = handler.unary_unary, self.after
+
+            def behaviour(request, context):
+                try:
+                    return method(request, context)
+                finally:
+                    after()
+
+            wrapped = self._wrapped[details.method] = handler._replace(unary_unary=behaviour)
+        return wrapped
+
+
 # Our requests are a few hundred bytes. The gateway stops bodies over 64 KiB; a caller
 # that reaches a service directly meets the same bound (gRPC's default is 4 MiB).
 MAX_REQUEST_BYTES = 64 * 1024
 
 
-def create_server(address: str, services: list[Service], max_workers: int = 8):
-    """Returns (server, bound port, health servicer); binds port 0 for tests."""
+def create_server(address: str, services: list[Service], max_workers: int = 8,
+                  after_call: Callable[[], None] = lambda: None):
+    """Returns (server, bound port, health servicer); binds port 0 for tests.
+    `after_call` runs when each call ends."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc",
                                                     initializer=name_native_thread),
                          options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
-                         interceptors=[RefuseUndecodable()])
+                         interceptors=[RefuseUndecodable(), AfterEachCall(after_call)])
     for s in services:
         s.add(s.servicer, server)
     health_servicer = health.HealthServicer()
@@ -173,12 +203,14 @@ def create_server(address: str, services: list[Service], max_workers: int = 8):
 
 
 def serve(settings, services: list[Service], start_background: Callable[[], None],
-          stop_background: Callable[[], None], stopping: threading.Event | None = None) -> None:
+          stop_background: Callable[[], None], stopping: threading.Event | None = None,
+          after_call: Callable[[], None] = lambda: None) -> None:
     """Runs until SIGTERM/SIGINT (or `stopping` is set by a failing worker):
-    NOT_SERVING while starting and draining."""
+    NOT_SERVING while starting and draining. `after_call` runs when each call ends."""
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.grpc_host)
-    server, port, health_servicer = create_server(settings.grpc_address, services, settings.rpc_threads)
+    server, port, health_servicer = create_server(settings.grpc_address, services, settings.rpc_threads,
+                                                  after_call)
     server.start()
     start_background()
     for name in [s.name for s in services] + [""]:

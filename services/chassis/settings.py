@@ -29,6 +29,18 @@ def _int(env, name: str, default: int, lo: int = 0, hi: int = 65535) -> int:
 
 
 @dataclasses.dataclass(frozen=True)
+class Topic:
+    """A topic as a service's wiring declares it: the variable that renames it, and its
+    name when that is not set."""
+
+    variable: str
+    default: str
+
+    def name(self, env=None) -> str:
+        return (os.environ if env is None else env).get(self.variable, self.default)
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     service: str
     grpc_host: str
@@ -36,8 +48,6 @@ class Settings:
     metrics_port: int  # 0 disables the metrics endpoint
     database_url: str
     kafka_bootstrap_servers: str
-    stock_topic: str
-    reservation_topic: str
     topic_partitions: int
     topic_replication_factor: int  # 1 on the development broker; 3 on a Kafka cluster
     consumer_group: str
@@ -71,11 +81,9 @@ class Settings:
             metrics_port=_int(env, "METRICS_PORT", metrics_port),
             database_url=url,
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-            stock_topic=env.get("STOCK_TOPIC", "bookrental.stock.v1"),
-            reservation_topic=env.get("RESERVATION_TOPIC", "bookrental.reservation.v1"),
             # 2: the development stack runs at most two replicas per service, and the
             # single-process development broker pays per partition on every fetch and
-            # produce (6 cost it 60% more CPU per reservation). Kubernetes sets 6.
+            # produce (docs/performance.md). Kubernetes sets 6.
             topic_partitions=_int(env, "TOPIC_PARTITIONS", 2, 1, 1000),
             topic_replication_factor=_int(env, "TOPIC_REPLICATION_FACTOR", 1, 1, 10),
             consumer_group=env.get("CONSUMER_GROUP", service),

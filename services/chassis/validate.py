@@ -1,20 +1,14 @@
-"""Input rules shared by the services (docs/architecture.md §3)."""
+"""Input rules shared by the services (docs/architecture.md §3); the rules of
+particular ids live in the domains and the shared kernel."""
 from __future__ import annotations
 
 import re
 
 from .errors import InvalidArgument
 
-_BOOK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # C0/C1 control characters (NUL among them, which PostgreSQL refuses in text) have no
 # place in a title or an id; printable Unicode is fine.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def book_id(value: str) -> str:
-    if not _BOOK_ID.fullmatch(value or ""):
-        raise InvalidArgument("book_id must be 1 to 64 letters, digits, '-', '_' or '.'")
-    return value
 
 
 def text(value: str, field: str, max_len: int, required: bool = False) -> str:
@@ -27,9 +21,3 @@ def text(value: str, field: str, max_len: int, required: bool = False) -> str:
     if _CONTROL.search(value):
         raise InvalidArgument(f"{field} must not contain control characters")
     return value
-
-
-def reservation_id(value: str) -> str:
-    if not value or len(value) > 64:
-        raise InvalidArgument("reservation_id must be 1 to 64 characters")
-    return text(value, "reservation_id", 64)

@@ -6,11 +6,16 @@ from typing import Callable
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 from services.chassis import app
 from services.chassis.server import Service
-from services.chassis.settings import Settings
+from services.chassis.settings import Settings, Topic
 from services.chassis.uow import Publication, SqlUnitOfWork
 
 from . import domain, entrypoints, repository, wire
 from .service import ReservationService
+
+
+# The topics it uses (docs/architecture.md §4): it publishes on the first and consumes the second.
+RESERVATION_TOPIC = Topic("RESERVATION_TOPIC", "bookrental.reservation.v1")
+STOCK_TOPIC = Topic("STOCK_TOPIC", "bookrental.stock.v1")
 
 
 def publications(topic: str) -> dict[type, Publication]:
@@ -31,13 +36,14 @@ def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Ca
 
 def main() -> None:
     settings = Settings.from_env("reservation", grpc_port=50051, metrics_port=9101)
-    runtime = app.start(settings, repository.MODELS, repository.INDEXES)
-    service = ReservationService(unit_of_work(settings.reservation_topic, runtime.relay.wake))
+    published, consumed = RESERVATION_TOPIC.name(), STOCK_TOPIC.name()
+    runtime = app.start(settings, repository.MODELS, repository.INDEXES, topics=[consumed, published])
+    service = ReservationService(unit_of_work(published, runtime.relay.wake))
     app.serve(
         runtime,
         [Service(reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"].full_name,
                  entrypoints.ReservationServicer(service),
                  reservation_pb2_grpc.add_ReservationServiceServicer_to_server)],
-        consume=[settings.stock_topic],
+        consume=[consumed],
         subscriptions=entrypoints.subscriptions(service),
     )

@@ -10,10 +10,12 @@ import dataclasses
 import datetime
 import enum
 
+from services import shared_kernel
 from services.chassis import validate
-from services.chassis.errors import FailedPrecondition, PermissionDenied
+from services.chassis.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 
 MAX_REQUEST_ID = 64
+MAX_RESERVATION_ID = 64
 
 
 class Status(str, enum.Enum):
@@ -54,7 +56,7 @@ class Reservation:
 
     @classmethod
     def request(cls, reservation_id: str, user_id: str, book_id: str, request_id: str = "") -> "Reservation":
-        validate.book_id(book_id)
+        shared_kernel.book_id(book_id)
         validate.text(request_id, "request_id", MAX_REQUEST_ID)
         reservation = cls(reservation_id, user_id, book_id, Status.REQUESTED, request_id=request_id)
         reservation.events.append(ReservationRequested(reservation_id, user_id, book_id))
@@ -86,6 +88,12 @@ class Reservation:
             raise FailedPrecondition(f"a {self.status.value} reservation cannot be canceled")
         self.status = Status.CANCELED
         self.events.append(ReservationCanceled(self.reservation_id, self.user_id, self.book_id))
+
+
+def reservation_id(value: str) -> str:
+    if not value or len(value) > MAX_RESERVATION_ID:
+        raise InvalidArgument(f"reservation_id must be 1 to {MAX_RESERVATION_ID} characters")
+    return validate.text(value, "reservation_id", MAX_RESERVATION_ID)
 
 
 @dataclasses.dataclass

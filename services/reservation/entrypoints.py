@@ -5,17 +5,16 @@ import logging
 
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 from bookrental.stock.v1 import events_pb2 as stock_events
-from services.chassis import paging, validate
+from services import shared_kernel
+from services.chassis import paging
 from services.chassis.errors import NotFound
 from services.chassis.consumer import Subscription
-from services.chassis.server import identity, rpc
+from services.chassis.server import rpc
 
-from . import views, wire
+from . import domain, views, wire
 from .service import ReservationService
 
 log = logging.getLogger(__name__)
-
-CUSTOMER = "customer"
 
 
 class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
@@ -23,46 +22,43 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         self.service = service
 
     @rpc(public=True)
-    def ListBooks(self, request, context):
+    def ListBooks(self, request, context, caller):
         offset, limit = paging.page(request.page_size, request.page_token)
         books = views.books(offset, limit)
         return reservation_pb2.ListBooksResponse(books=[wire.book_resource(b) for b in books],
                                                  next_page_token=paging.next_token(offset, limit, len(books)))
 
     @rpc(public=True)
-    def GetBook(self, request, context):
-        book_id = validate.book_id(request.book_id)
+    def GetBook(self, request, context, caller):
+        book_id = shared_kernel.book_id(request.book_id)
         book = views.book(book_id)
         if book is None:
             raise NotFound(f"book {book_id!r} is not in the book list")
         return reservation_pb2.GetBookResponse(book=wire.book_resource(book))
 
-    @rpc(role=CUSTOMER)
-    def CreateReservation(self, request, context):
-        user = identity(context)
-        r = self.service.create_reservation(user, request.book_id, request.request_id)
+    @rpc(role=shared_kernel.CUSTOMER)
+    def CreateReservation(self, request, context, caller):
+        r = self.service.create_reservation(caller, request.book_id, request.request_id)
         log.info("reservation requested", extra={"reservation_id": r.reservation_id, "book_id": r.book_id,
-                                                 "user_id": user.user_id, "correlation_id": r.reservation_id})
+                                                 "user_id": caller.user_id, "correlation_id": r.reservation_id})
         return reservation_pb2.CreateReservationResponse(reservation=wire.reservation_resource(r))
 
     @rpc
-    def GetReservation(self, request, context):
-        r = self.service.get_reservation(identity(context), validate.reservation_id(request.reservation_id))
+    def GetReservation(self, request, context, caller):
+        r = self.service.get_reservation(caller, domain.reservation_id(request.reservation_id))
         return reservation_pb2.GetReservationResponse(reservation=wire.reservation_resource(r))
 
     @rpc
-    def ListReservations(self, request, context):
-        user = identity(context)
+    def ListReservations(self, request, context, caller):
         offset, limit = paging.page(request.page_size, request.page_token)
-        found = self.service.list_reservations(user, offset, limit)
+        found = self.service.list_reservations(caller, offset, limit)
         return reservation_pb2.ListReservationsResponse(
             reservations=[wire.reservation_resource(r) for r in found],
             next_page_token=paging.next_token(offset, limit, len(found)))
 
     @rpc
-    def CancelReservation(self, request, context):
-        user = identity(context)
-        r = self.service.cancel_reservation(user, validate.reservation_id(request.reservation_id))
+    def CancelReservation(self, request, context, caller):
+        r = self.service.cancel_reservation(caller, domain.reservation_id(request.reservation_id))
         log.info("reservation canceled", extra={"reservation_id": r.reservation_id, "book_id": r.book_id,
                                                 "correlation_id": r.reservation_id})
         return reservation_pb2.CancelReservationResponse(reservation=wire.reservation_resource(r))

@@ -6,11 +6,10 @@ from typing import Callable
 
 from services.chassis.errors import AlreadyExists, Conflict, NotFound, PermissionDenied
 from services.chassis.identity import Identity
+from services.shared_kernel import STOCK_MANAGER
 
 from . import domain
 from .ports import ReservationUnitOfWork
-
-STOCK_MANAGER = "stock_manager"
 
 
 class ReservationService:

@@ -6,11 +6,16 @@ from typing import Callable
 from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
 from services.chassis import app
 from services.chassis.server import Service
-from services.chassis.settings import Settings
+from services.chassis.settings import Settings, Topic
 from services.chassis.uow import Publication, SqlUnitOfWork
 
 from . import domain, entrypoints, repository, wire
 from .service import StockService
+
+
+# The topics it uses (docs/architecture.md §4): it publishes on the first and consumes the second.
+STOCK_TOPIC = Topic("STOCK_TOPIC", "bookrental.stock.v1")
+RESERVATION_TOPIC = Topic("RESERVATION_TOPIC", "bookrental.reservation.v1")
 
 
 def publications(topic: str) -> dict[type, Publication]:
@@ -32,12 +37,13 @@ def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Ca
 
 def main() -> None:
     settings = Settings.from_env("stock", grpc_port=50052, metrics_port=9102)
-    runtime = app.start(settings, repository.MODELS)
-    service = StockService(unit_of_work(settings.stock_topic, runtime.relay.wake))
+    published, consumed = STOCK_TOPIC.name(), RESERVATION_TOPIC.name()
+    runtime = app.start(settings, repository.MODELS, topics=[published, consumed])
+    service = StockService(unit_of_work(published, runtime.relay.wake))
     app.serve(
         runtime,
         [Service(stock_pb2.DESCRIPTOR.services_by_name["StockService"].full_name,
                  entrypoints.StockServicer(service), stock_pb2_grpc.add_StockServiceServicer_to_server)],
-        consume=[settings.reservation_topic],
+        consume=[consumed],
         subscriptions=entrypoints.subscriptions(service),
     )

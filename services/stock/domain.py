@@ -9,6 +9,7 @@ import dataclasses
 import datetime
 import enum
 
+from services import shared_kernel
 from services.chassis import validate
 from services.chassis.errors import InvalidArgument
 
@@ -89,7 +90,7 @@ class Stock:
         return self.stock_version > 0
 
     def receive_stock(self, quantity: int, title: str = "") -> None:
-        validate.book_id(self.book_id)
+        shared_kernel.book_id(self.book_id)
         if not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
             raise InvalidArgument(f"quantity must be 1 to {MAX_QUANTITY}")
         title = (title or "").strip()

@@ -5,6 +5,7 @@ import logging
 
 from bookrental.reservation.v1 import events_pb2 as reservation_events
 from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
+from services import shared_kernel
 from services.chassis import paging
 from services.chassis.consumer import Subscription
 from services.chassis.server import rpc
@@ -14,27 +15,25 @@ from .service import StockService
 
 log = logging.getLogger(__name__)
 
-STOCK_MANAGER = "stock_manager"
-
 
 class StockServicer(stock_pb2_grpc.StockServiceServicer):
     def __init__(self, service: StockService):
         self.service = service
 
-    @rpc(role=STOCK_MANAGER)
-    def ReceiveStock(self, request, context):
+    @rpc(role=shared_kernel.STOCK_MANAGER)
+    def ReceiveStock(self, request, context, caller):
         stock = self.service.receive_stock(request.book_id, request.quantity, request.title)
         log.info("stock received", extra={"book_id": stock.book_id, "quantity": request.quantity,
                                           "available": stock.available})
         return stock_pb2.ReceiveStockResponse(stock=wire.stock_resource(stock))
 
-    @rpc(role=STOCK_MANAGER)
-    def GetStock(self, request, context):
+    @rpc(role=shared_kernel.STOCK_MANAGER)
+    def GetStock(self, request, context, caller):
         stock = self.service.get_stock(request.book_id)
         return stock_pb2.GetStockResponse(stock=wire.stock_resource(stock))
 
-    @rpc(role=STOCK_MANAGER)
-    def ListStocks(self, request, context):
+    @rpc(role=shared_kernel.STOCK_MANAGER)
+    def ListStocks(self, request, context, caller):
         offset, limit = paging.page(request.page_size, request.page_token)
         stocks = self.service.list_stocks(offset, limit)
         return stock_pb2.ListStocksResponse(

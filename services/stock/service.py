@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from services.chassis import validate
+from services import shared_kernel
 from services.chassis.errors import Conflict, NotFound
 
 from . import domain
@@ -29,7 +29,7 @@ class StockService:
         return stock
 
     def get_stock(self, book_id: str) -> domain.Stock:
-        validate.book_id(book_id)
+        shared_kernel.book_id(book_id)
         with self.uow(read_only=True) as uow:
             stock = uow.stocks.get(book_id)
         if stock is None:

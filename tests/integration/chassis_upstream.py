@@ -30,7 +30,7 @@ class Broken(reservation_pb2_grpc.ReservationServiceServicer):
         self.mode = mode
 
     @rpc
-    def CancelReservation(self, request, context):  # noqa: N802 - the generated name
+    def CancelReservation(self, request, context, caller):  # noqa: N802 - the generated name
         if self.mode == "bug":
             return {}["a key that is not there"]  # KeyError: the kind of slip a service can ship
         db.database.execute_sql("SELECT 1")

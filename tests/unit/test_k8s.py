@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from services.alert import bootstrap as alert_bootstrap
 from services.chassis.settings import Settings
+from services.reservation import bootstrap as reservation_bootstrap
+from services.stock import bootstrap as stock_bootstrap
 from tools import k8s_envoy
 
 pytestmark = pytest.mark.io  # subprocesses, sockets, files or a database: not in make test-unit
@@ -123,6 +126,9 @@ def test_settings_are_names_the_services_read_with_the_architecture_topics(overl
             return super().get(key, default)
     env = Recording(data, DATABASE_URL="postgresql://u:p@postgres:5432/db")
     settings = Settings.from_env("stock", 50052, 9102, env=env)  # refuses a bad value
+    for wiring in (reservation_bootstrap, stock_bootstrap, alert_bootstrap):  # each names the topics it uses
+        for topic in (v for k, v in vars(wiring).items() if k.endswith("_TOPIC")):
+            topic.name(env)
     assert settings.topic_replication_factor == 3
     assert set(data) <= Recording.read, f"not read by the services: {set(data) - Recording.read}"
 
