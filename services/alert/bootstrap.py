@@ -15,6 +15,9 @@ from .settings import AlertSettings
 
 # The topic it uses (docs/architecture.md §4): it consumes the stock outcomes and publishes nothing.
 STOCK_TOPIC = Topic("STOCK_TOPIC", "bookrental.stock.v1")
+# Created at start as well, as every service always has: any one service started alone
+# leaves all the flow's topics (and their .dlq twins) in place.
+RESERVATION_TOPIC = Topic("RESERVATION_TOPIC", "bookrental.reservation.v1")
 
 
 def unit_of_work(read_only: bool = False) -> SqlUnitOfWork:
@@ -27,7 +30,7 @@ def main() -> None:
     settings = Settings.from_env("alert", grpc_port=50053, metrics_port=9103)
     alert_settings = AlertSettings.from_env()
     consumed = STOCK_TOPIC.name()
-    runtime = app.start(settings, repository.MODELS, topics=[consumed])
+    runtime = app.start(settings, repository.MODELS, topics=[consumed, RESERVATION_TOPIC.name()])
     repository.migrate_schema()
     service = AlertService(unit_of_work, alert_settings.offered)
     dispatchers = [
