@@ -69,15 +69,16 @@ def dispatch(service: AlertService, count: int) -> tuple[float, float]:
         for envelope, event in _events(count, users=100):
             service.record_outcome(envelope.event_id, domain.Kind.CONFIRMED, event)
     settings = AlertSettings.from_env({})
-    d = Dispatcher(repository.DeliveryRepository(), channels.LogChannel(), channels.breaker_for(f"bench-{uuid.uuid4().hex[:6]}", settings),
+    deliveries = repository.DeliveryRepository()
+    d = Dispatcher(deliveries, channels.LogChannel(), channels.breaker_for(f"bench-{uuid.uuid4().hex[:6]}", settings),
                    settings.retry, lease_s=6.0)
-    due = repository.DeliveryRepository().pending_count(domain.LOG)  # with those the recording runs left
+    due = deliveries.pending_count(domain.LOG)  # with those the recording runs left
     wall, cpu = time.perf_counter(), time.process_time()
     delivered = 0
     while done := d.deliver_due():
         delivered += done
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    left = repository.DeliveryRepository().pending_count(domain.LOG)
+    left = deliveries.pending_count(domain.LOG)
     assert delivered == due and left == 0, f"{delivered} of {due} delivered, {left} left PENDING"
     return cpu / delivered, wall / delivered
 

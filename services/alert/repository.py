@@ -9,7 +9,8 @@ import peewee
 from playhouse import migrate
 
 from services.chassis import db
-from services.chassis.db import BaseModel, database, utcnow
+from services.chassis.db import BaseModel, database
+from services.chassis.times import utcnow
 from services.chassis.uow import Repository
 
 from . import domain
@@ -94,7 +95,7 @@ def migrate_schema() -> None:
 
 
 # -- hot statements ------------------------------------------------------------------
-# Run per event or per delivery, so written once as SQL (services/chassis/db.py says
+# Run per event or per delivery, so written once as SQL (services/chassis/db/sql.py says
 # why). They store what peewee stored: the datetime object itself is the parameter,
 # as peewee passes it (SQLite's adapter writes 'YYYY-MM-DD HH:MM:SS[.ffffff]').
 
@@ -106,11 +107,6 @@ _ADD_NOTIFICATION = (
     " ON CONFLICT DO NOTHING")
 _ADD_DELIVERIES = ("INSERT INTO delivery (delivery_id, notification_id, channel, destination, status, attempts,"
                    " last_error, next_attempt_at) VALUES {} ON CONFLICT DO NOTHING")
-_DUE = (
-    "SELECT d.delivery_id, d.notification_id, d.channel, d.destination, n.user_id, n.reservation_id, n.book_id,"
-    " n.kind, n.language, n.subject, n.message, d.attempts, n.channel"
-    " FROM delivery d JOIN notification n ON n.notification_id = d.notification_id"
-    " WHERE d.channel = ? AND d.status = 'PENDING' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?")
 # The oldest due deliveries, leased in one statement. PostgreSQL: SKIP LOCKED lets two
 # replicas claim disjoint batches without waiting on each other, and the outer
 # conditions are checked again on the row as it is when the UPDATE gets to it.
@@ -147,11 +143,6 @@ class NotificationRepository(Repository):
 
 class DeliveryRepository:
     """The deliveries as the dispatchers work through them: claimed, attempted, recorded."""
-
-    def due(self, channel: str, now: float, limit: int = 50) -> list[domain.Outgoing]:
-        """The oldest due deliveries of a channel, not claimed."""
-        return [domain.Outgoing(*r[:8], r[8] or domain.DEFAULT_LANGUAGE, *r[9:])
-                for r in db.rows(_DUE, (channel, now, limit))]
 
     def claim_due(self, channel: str, now: float, lease_s: float, limit: int) -> list[domain.Outgoing]:
         """Takes up to `limit` due deliveries for `lease_s` seconds: no other dispatcher

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from bookrental.alert.v1 import alert_pb2
-from services.chassis.db import timestamp
+from services.chassis.times import timestamp
 
 from . import domain
 from .views import DeliveryView, NotificationView

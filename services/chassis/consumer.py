@@ -220,7 +220,7 @@ class EventConsumer:
         the claim back with its work)."""
         params = [v for e in envelopes for v in (e.event_id, e.event_type, time.time())]
         return {event_id for (event_id,) in db.rows(
-            f"INSERT INTO inbox (event_id, event_type, processed_at) VALUES {db.values(3, len(envelopes))}"
+            f"INSERT INTO inbox ({_INBOX_COLUMNS}) VALUES {db.values(3, len(envelopes))}"
             " ON CONFLICT DO NOTHING RETURNING event_id", params)}
 
     def _handle(self, msg, sub: Subscription, event, envelope: events.Envelope) -> None:
@@ -267,6 +267,9 @@ class EventConsumer:
             raise RuntimeError("dead-letter topic unreachable; not skipping the message")
         metrics.DEAD_LETTERED.labels(msg.topic()).inc()
         log.error("event dead-lettered", extra={**where, "error": error})
+
+
+_INBOX_COLUMNS = db.columns(db.ProcessedEvent)  # event_id, event_type, processed_at: the values _claim gives
 
 
 def _log_duplicate(envelope: events.Envelope) -> None:

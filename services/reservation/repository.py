@@ -5,8 +5,9 @@ from __future__ import annotations
 import peewee
 
 from services.chassis import db
-from services.chassis.db import BaseModel, utcnow
+from services.chassis.db import BaseModel
 from services.chassis.errors import Conflict
+from services.chassis.times import utcnow
 from services.chassis.uow import Repository
 
 from . import domain
@@ -48,7 +49,7 @@ INDEXES = [
 ]
 
 
-_COLUMNS = "reservation_id, user_id, book_id, status, reason, request_id, create_time, update_time"
+_COLUMNS = db.columns(ReservationRow)
 # Written into the statements, not bound: SQLite uses a partial index only when the
 # query's own text implies the index's WHERE, and cannot see through a parameter. With
 # `status IN (?, ?)` the check below scanned every reservation the customer ever made.
@@ -106,6 +107,9 @@ class ReservationRepository(Repository):
             " LIMIT ? OFFSET ?", (*params, limit, offset))]
 
 
+_BOOK_COLUMNS = db.columns(BookRow)
+
+
 class BookRepository(Repository):
     """The book list's rows; whether a stock change is newer, the domain decides (Book)."""
 
@@ -114,8 +118,8 @@ class BookRepository(Repository):
         return self._seen(domain.Book(book_id, *found[0])) if found else None
 
     def save(self, book: domain.Book) -> None:
-        db.execute("INSERT INTO book (book_id, title, available, stock_version, update_time)"
-                   " VALUES (?, ?, ?, ?, ?) ON CONFLICT (book_id) DO UPDATE SET title = excluded.title,"
+        db.execute(f"INSERT INTO book ({_BOOK_COLUMNS}) VALUES (?, ?, ?, ?, ?) ON CONFLICT (book_id)"
+                   " DO UPDATE SET title = excluded.title,"
                    " available = excluded.available, stock_version = excluded.stock_version,"
                    " update_time = excluded.update_time",
                    (book.book_id, book.title, book.available, book.stock_version, utcnow()))

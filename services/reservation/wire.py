@@ -3,7 +3,7 @@ events as the messages published for them (same field names)."""
 from __future__ import annotations
 
 from bookrental.reservation.v1 import events_pb2, reservation_pb2
-from services.chassis.db import timestamp
+from services.chassis.times import timestamp
 
 from . import domain
 from .views import BookView

@@ -5,8 +5,9 @@ from __future__ import annotations
 import peewee
 
 from services.chassis import db
-from services.chassis.db import BaseModel, utcnow
+from services.chassis.db import BaseModel
 from services.chassis.errors import Conflict
+from services.chassis.times import utcnow
 from services.chassis.uow import Repository
 
 from . import domain
@@ -45,7 +46,7 @@ class StockRepository(Repository):
     The statements each reservation runs are plain SQL (chassis `db.execute`):
     peewee's query building cost more than the statements themselves."""
 
-    _COLUMNS = "book_id, title, available, total_received, stock_version, update_time"
+    _COLUMNS = db.columns(StockRow)
 
     def get(self, book_id: str, for_update: bool = False) -> domain.Stock | None:
         found = db.rows(f"SELECT {self._COLUMNS} FROM stock WHERE book_id = ?"
@@ -82,9 +83,12 @@ class StockRepository(Repository):
                                                 " LIMIT ? OFFSET ?", (limit, offset))]
 
 
+_HOLD_COLUMNS = db.columns(HoldRow)
+
+
 class HoldRepository(Repository):
     def get(self, reservation_id: str) -> domain.Hold | None:
-        found = db.rows("SELECT reservation_id, book_id, user_id, status FROM hold WHERE reservation_id = ?",
+        found = db.rows(f"SELECT {_HOLD_COLUMNS} FROM hold WHERE reservation_id = ?",
                         (reservation_id,))
         if not found:
             return None
@@ -92,7 +96,7 @@ class HoldRepository(Repository):
         return domain.Hold(reservation_id, book_id, user_id, domain.HoldStatus(status))
 
     def save(self, hold: domain.Hold) -> None:
-        db.execute("INSERT INTO hold (reservation_id, book_id, user_id, status) VALUES (?, ?, ?, ?)"
+        db.execute(f"INSERT INTO hold ({_HOLD_COLUMNS}) VALUES (?, ?, ?, ?)"
                    " ON CONFLICT (reservation_id) DO UPDATE SET status = excluded.status",
                    (hold.reservation_id, hold.book_id, hold.user_id, hold.status.value))
 

@@ -3,7 +3,7 @@ as the messages published on the stock topic (same field names)."""
 from __future__ import annotations
 
 from bookrental.stock.v1 import events_pb2, stock_pb2
-from services.chassis.db import timestamp
+from services.chassis.times import timestamp
 
 from . import domain
 

@@ -1,5 +1,5 @@
 """A service's database away for a while: its consumers retry the events they cannot
-apply (a database error is transient: `services/chassis/db.py` is_transient, the
+apply (a database error is transient: `services/chassis/db/connection.py` is_transient, the
 consumer's retry loop), its API answers 503 `database unavailable; retry shortly`, and
 when the database is back everything is applied, once, with nothing dead-lettered and no
 process restarted (README's error table; docs/guarantees.md).

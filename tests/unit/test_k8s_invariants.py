@@ -66,7 +66,7 @@ def pods_at_most(objs, deployment) -> int:
 
 
 def pool_size(database_url: str) -> int:
-    """The service's own pool for this URL (services/chassis/db.py), never a copy of it."""
+    """The service's own pool for this URL (services/chassis/db/connection.py), never a copy of it."""
     saved = db.database.obj
     try:
         # playhouse keeps the bound privately; it is what the pool will open at most

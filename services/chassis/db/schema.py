@@ -1,0 +1,100 @@
+"""The schema: the outbox and inbox tables every service has, the base of every
+model, and its creation at start."""
+from __future__ import annotations
+
+import re
+import time
+
+import peewee
+
+from .connection import database
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+
+
+class OutboxMessage(BaseModel):
+    """An event waiting to be published, written in the same transaction as the
+    state change that caused it. The relay sets sent_at after the broker acked."""
+
+    id = peewee.BigAutoField()
+    event_id = peewee.CharField(max_length=36, unique=True)
+    topic = peewee.CharField(max_length=249)
+    key = peewee.CharField(max_length=128)
+    event_type = peewee.CharField(max_length=200)
+    correlation_id = peewee.CharField(max_length=64, default="")
+    payload = peewee.BlobField()
+    occur_time = peewee.CharField(max_length=40)
+    sent_at = peewee.DoubleField(null=True)
+
+    class Meta:
+        table_name = "outbox"
+
+
+class ProcessedEvent(BaseModel):
+    """Inbox: the ce_id of every event whose effect is committed."""
+
+    event_id = peewee.CharField(max_length=36, primary_key=True)
+    event_type = peewee.CharField(max_length=200)
+    processed_at = peewee.DoubleField(default=time.time)
+
+    class Meta:
+        table_name = "inbox"
+
+
+def create_schema(db: peewee.Database, models: list[type[peewee.Model]], indexes: list[str] = ()) -> None:
+    """Idempotent: tables and indexes are created if missing.
+
+    On PostgreSQL a replica starts while its peers write. CREATE INDEX takes a SHARE
+    lock on its table even when the index exists (IF NOT EXISTS is checked after the
+    lock), so the whole schema in one transaction held locks on several tables and
+    deadlocked with a peer's write (a CI rolling restart: the restarted replica exited).
+    So: when the catalog already lists every table and index, nothing is run and no
+    table is locked; otherwise each statement runs in its own transaction, under a
+    session advisory lock so that replicas starting together take turns."""
+    models = [OutboxMessage, ProcessedEvent, *models]
+    # The relay reads only unsent rows; a partial index keeps that cheap as the table grows.
+    indexes = ["CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL", *indexes]
+    with db.connection_context():
+        if not isinstance(db, peewee.PostgresqlDatabase):
+            with db.atomic():  # SQLite's IMMEDIATE transaction serializes starting replicas
+                db.create_tables(models, safe=True)
+                for sql in indexes:
+                    db.execute_sql(sql)
+            return
+        tables, named = _pg_schema(db)
+        if tables >= {m._meta.table_name for m in models} and named >= {
+                *(i._name for m in models for i in m._meta.fields_to_index()), *map(_index_name, indexes)}:
+            return
+        db.execute_sql("SELECT pg_advisory_lock(hashtext('bookrental-schema'))")
+        try:
+            for model in models:
+                with db.atomic():
+                    model.create_table(safe=True)  # the table and its own indexes: locks on it alone
+            for sql in indexes:
+                with db.atomic():
+                    db.execute_sql(sql)
+        finally:
+            db.execute_sql("SELECT pg_advisory_unlock(hashtext('bookrental-schema'))")
+
+
+def _index_name(sql: str) -> str:
+    found = re.search(r"INDEX\s+IF\s+NOT\s+EXISTS\s+(\w+)", sql, re.IGNORECASE)
+    if found is None:
+        raise ValueError(f"an index statement must be CREATE [UNIQUE] INDEX IF NOT EXISTS <name>: {sql}")
+    return found.group(1)
+
+
+def _pg_schema(db: peewee.Database) -> tuple[set[str], set[str]]:
+    """The tables and indexes of the current schema, read from the catalog (no table lock)."""
+    rows = db.execute_sql(
+        "SELECT 't', tablename FROM pg_tables WHERE schemaname = current_schema()"
+        " UNION ALL SELECT 'i', indexname FROM pg_indexes WHERE schemaname = current_schema()").fetchall()
+    return {n for k, n in rows if k == "t"}, {n for k, n in rows if k == "i"}
+
+
+def columns(model: type[peewee.Model], without: tuple[str, ...] = ()) -> str:
+    """The model's columns in declaration order, for a hand-written statement: the table's one list."""
+    return ", ".join(f.column_name for f in model._meta.sorted_fields if f.name not in without)

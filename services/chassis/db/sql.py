@@ -1,0 +1,51 @@
+"""Hand-written SQL, and where SQLite and PostgreSQL differ for it (placeholders, row locks)."""
+from __future__ import annotations
+
+from .connection import database, is_sqlite
+
+# -- hot statements ----------------------------------------------------------------
+# Under load, peewee building SQL text took much of the consumers' time
+# (docs/performance.md). The statements on the hot paths are therefore
+# written once, as SQL with `?` placeholders that both SQLite and PostgreSQL accept
+# (ON CONFLICT, RETURNING), and run through these two functions; peewee still
+# creates the schema and serves the colder queries.
+
+_converted: dict[str, str] = {}
+
+
+def _sql(sql: str) -> str:
+    param = database.obj.param
+    if param == "?":
+        return sql
+    found = _converted.get(sql)
+    if found is None:
+        found = _converted[sql] = sql.replace("?", param)
+    return found
+
+
+def execute(sql: str, params: tuple | list = ()):
+    """Runs one statement on the calling thread's connection; returns the cursor."""
+    return database.obj.execute_sql(_sql(sql), params)
+
+
+def rows(sql: str, params: tuple | list = ()) -> list[tuple]:
+    return execute(sql, params).fetchall()
+
+
+def values(columns: int, count: int) -> str:
+    """`(?, ?), (?, ?)` for a multi-row INSERT of `count` rows."""
+    one = "(" + ", ".join("?" * columns) + ")"
+    return ", ".join([one] * count)
+
+
+def for_update() -> str:
+    """The row-lock suffix of a SELECT whose rows the transaction will change:
+    PostgreSQL's READ COMMITTED would otherwise let two transactions read the same
+    row and the later write silently undo the earlier. SQLite's IMMEDIATE
+    transactions already serialize writers (and it has no FOR UPDATE)."""
+    return "" if is_sqlite() else " FOR UPDATE"
+
+
+def placeholders(count: int) -> str:
+    """`?, ?, ?` for an IN (...) list."""
+    return ", ".join("?" * count)
