@@ -15,7 +15,7 @@ from typing import Callable
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from . import errors
 from . import db
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 RPCS = Counter("bookrental_rpc_total", "RPCs handled", ["method", "code"])
 RPC_SECONDS = Histogram("bookrental_rpc_seconds", "RPC latency", ["method", "code"],
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+# Calls begun and not yet answered: what a drain waits for, and what a stuck database holds.
+RPCS_IN_FLIGHT = Gauge("bookrental_rpc_in_flight", "RPCs being handled now", ["method"])
 
 _CODES = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -78,11 +80,13 @@ def rpc(method: Callable | None = None, *, public: bool = False, role: str | Non
     if method is None:
         return functools.partial(rpc, public=public, role=role)
     name = method.__name__
+    in_flight = RPCS_IN_FLIGHT.labels(name)
 
     @functools.wraps(method)
     def wrapper(self, request, context):
         start = time.perf_counter()
         code = grpc.StatusCode.OK
+        in_flight.inc()
         try:
             if not public:
                 caller = identity(context)
@@ -103,6 +107,7 @@ def rpc(method: Callable | None = None, *, public: bool = False, role: str | Non
             log.exception("rpc failed", extra={"method": name})
             context.abort(code, "internal error; the service logged the details")
         finally:
+            in_flight.dec()
             db.release()
             RPCS.labels(name, code.name).inc()
             RPC_SECONDS.labels(name, code.name).observe(time.perf_counter() - start)
