@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from playhouse import db_url
 
+from tests.integration import flows
 from tools import dlq
 from tools.client import Gateway, eventually, exactly_once
 from tools.token import mint_token
@@ -135,7 +136,7 @@ def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
 
     def notified():
         kinds: dict[str, list[str]] = {rid: [] for rid in final}
-        for notes in pool.map(lambda u: gw.get("/v1/notifications?page_size=100", tokens[u]).json()["notifications"],
+        for notes in pool.map(lambda u: flows.notifications(gw, tokens[u]),
                               tokens):
             for n in notes:
                 kinds.setdefault(n["reservationId"], []).append(n["kind"])
