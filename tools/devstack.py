@@ -249,7 +249,7 @@ class Stack:
         self.procs[name].send_signal(sig)
 
     def start_envoy(self, **render_options) -> None:
-        """`render_options` go to tools.envoy_config.render (limits, TLS, JWKS source ...)."""
+        """`render_options` are tools.envoy_config.Options fields (limits, TLS, JWKS source ...)."""
         from tools import envoy_config
         config = self.workdir / "envoy.yaml"
         p = self.ports
@@ -264,7 +264,7 @@ class Stack:
                        # the API documents, once `make docs` has made them (make run and make test do)
                        docs_dir=docs if all((docs / path.rpartition("/")[2]).is_file()
                                             for path in envoy_config.DOCS_PATHS) else None)
-        envoy_config.render(config, **{**options, **render_options})
+        envoy_config.render(config, envoy_config.Options(**{**options, **render_options}))
         envoy = Path(sys.executable).parent / "envoy"
         self._spawn("envoy", [str(envoy), "-c", str(config), "--use-dynamic-base-id", "--log-level", "warn"])
         self._wait_http("envoy", f"http://127.0.0.1:{p.envoy_admin}/ready")
