@@ -4,6 +4,7 @@ settings' defaults, the development stack's ports)."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from services import catalogue
 from services.chassis.settings import Settings
@@ -54,3 +55,24 @@ def test_a_service_is_found_by_name_or_named_as_unknown():
         assert "known: reservation, stock, alert" in str(exc)
     else:
         raise AssertionError("no KeyError")
+
+
+def test_the_kubernetes_manifests_use_the_catalogue_ports():
+    """k8s/ is written by hand (kubectl apply -k works from a clone): each service's
+    manifest says its ports in several places, all of them the catalogue's."""
+    import yaml
+    root = Path(__file__).resolve().parents[2] / "k8s" / "base" / "services"
+    for s in catalogue.SERVICES:
+        docs = {d["kind"]: d for d in yaml.safe_load_all((root / f"{s.name}.yaml").read_text()) if d}
+        pod = docs["Deployment"]["spec"]["template"]
+        container = pod["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        found = {
+            "containerPort grpc, metrics": tuple(p["containerPort"] for p in container["ports"]),
+            "GRPC_PORT, METRICS_PORT": (int(env["GRPC_PORT"]), int(env["METRICS_PORT"])),
+            "Service ports": tuple(p["port"] for p in docs["Service"]["spec"]["ports"]),
+            "probes": tuple({container[p]["grpc"]["port"] for p in ("readinessProbe", "startupProbe")
+                             if "grpc" in container.get(p, {})}) + (int(pod["metadata"]["annotations"]
+                                                                        ["prometheus.io/port"]),),
+        }
+        assert found == dict.fromkeys(found, (s.grpc_port, s.metrics_port)), (s.name, found)
