@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from bookrental.alert.v1 import alert_pb2, alert_pb2_grpc
+from services.catalogue import ALERT
 from services.chassis import app
 from services.chassis.server import Service
 from services.chassis.settings import Settings
@@ -12,7 +13,7 @@ from .settings import AlertSettings
 
 
 def main() -> None:
-    settings = Settings.from_env("alert", grpc_port=50053, metrics_port=9103)
+    settings = Settings.from_env(ALERT.name, grpc_port=ALERT.grpc_port, metrics_port=ALERT.metrics_port)
     alert_settings = AlertSettings.from_env()
     runtime = app.start(settings, adapters.MODELS)
     adapters.migrate_schema()

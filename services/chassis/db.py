@@ -215,8 +215,8 @@ def timestamp(value: datetime.datetime | None) -> timestamp_pb2.Timestamp:
 
 
 # -- hot statements ----------------------------------------------------------------
-# Profiles under load put ~40% of the consumers' time in peewee building SQL text
-# (docs/performance.md). The statements on the reservation path are therefore
+# Profiles under load put much of the consumers' time in peewee building SQL text
+# (docs/performance.md, "Figures behind choices in the code"). The statements on the reservation path are therefore
 # written once, as SQL with `?` placeholders that both SQLite and PostgreSQL accept
 # (ON CONFLICT, RETURNING), and run through these two functions; peewee still
 # creates the schema and serves the colder queries.

@@ -33,8 +33,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup(service: str, level: str = "INFO") -> None:
-    # Our lines carry none of these, and gathering them cost ~8 us a line (the
-    # logging HOWTO's "Optimization" section); a reservation logs five lines.
+    # Our lines carry none of these, and gathering them costs time on every line
+    # (docs/performance.md, "Figures behind choices in the code").
     logging._srcfile = None  # noqa: SLF001 - no caller's file and line lookup
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)

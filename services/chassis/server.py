@@ -13,9 +13,12 @@ from concurrent import futures
 from typing import Callable
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from bookrental.api.v1 import options_pb2
 
 from . import errors
 from . import db
@@ -67,18 +70,26 @@ def identity(context: grpc.ServicerContext, required: bool = True) -> Identity |
     return Identity(user, roles)
 
 
-def rpc(method: Callable | None = None, *, public: bool = False, role: str | None = None):
+def public_methods(service_name: str) -> frozenset[str]:
+    """The methods of a gRPC service that protos/ marks `option (bookrental.api.v1.public)
+    = true`: callable without a token (the gateway's rules come from the same mark)."""
+    service = descriptor_pool.Default().FindServiceByName(service_name)
+    return frozenset(m.name for m in service.methods if m.GetOptions().Extensions[options_pb2.public])
+
+
+def rpc(method: Callable | None = None, *, role: str | None = None):
     """Wraps a servicer method: domain errors become status codes with their
     message; anything unexpected is logged with its traceback and the caller
     gets INTERNAL without one.
 
-    Fail closed: unless `public=True`, a call without the identity metadata Envoy
-    forwards is refused with UNAUTHENTICATED before the method runs, so a call that
-    reaches a service around the gateway (or through a misrouted path) gets nothing.
+    Fail closed: unless protos/ marks the RPC public (create_server tells the servicer
+    which, as `public_rpcs`), a call without the identity metadata Envoy forwards is
+    refused with UNAUTHENTICATED before the method runs, so a call that reaches a
+    service around the gateway (or through a misrouted path) gets nothing.
     `role` additionally requires that role (PERMISSION_DENIED otherwise).
-    Use as `@rpc`, `@rpc(public=True)` or `@rpc(role="stock_manager")`."""
+    Use as `@rpc` or `@rpc(role="stock_manager")`."""
     if method is None:
-        return functools.partial(rpc, public=public, role=role)
+        return functools.partial(rpc, role=role)
     name = method.__name__
     in_flight = RPCS_IN_FLIGHT.labels(name)
 
@@ -88,7 +99,7 @@ def rpc(method: Callable | None = None, *, public: bool = False, role: str | Non
         code = grpc.StatusCode.OK
         in_flight.inc()
         try:
-            if not public:
+            if name not in getattr(self, "public_rpcs", ()):
                 caller = identity(context)
                 if role and not caller.has_role(role):
                     raise errors.PermissionDenied(f"only a {role} may do this")
@@ -112,7 +123,6 @@ def rpc(method: Callable | None = None, *, public: bool = False, role: str | Non
             RPCS.labels(name, code.name).inc()
             RPC_SECONDS.labels(name, code.name).observe(time.perf_counter() - start)
 
-    wrapper.public = public
     wrapper.role = role
     return wrapper
 
@@ -183,6 +193,7 @@ def create_server(address: str, services: list[Service], max_workers: int = 8):
                          options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
                          interceptors=[RefuseUndecodable()])
     for s in services:
+        s.servicer.public_rpcs = public_methods(s.name)  # read by rpc: the rest need an identity
         s.add(s.servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
+from services.catalogue import RESERVATION
 from services.chassis import app
 from services.chassis.server import Service
 from services.chassis.settings import Settings
@@ -11,7 +12,8 @@ from .service import ReservationService
 
 
 def main() -> None:
-    settings = Settings.from_env("reservation", grpc_port=50051, metrics_port=9101)
+    settings = Settings.from_env(RESERVATION.name, grpc_port=RESERVATION.grpc_port,
+                                 metrics_port=RESERVATION.metrics_port)
     runtime = app.start(settings, adapters.MODELS, adapters.INDEXES)
     service = ReservationService(runtime.uow, settings.reservation_topic)
     app.serve(

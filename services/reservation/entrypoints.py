@@ -21,14 +21,14 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     def __init__(self, service: ReservationService):
         self.service = service
 
-    @rpc(public=True)
+    @rpc
     def ListBooks(self, request, context):
         offset, limit = paging.page(request.page_size, request.page_token)
         rows = self.service.list_books(offset, limit)
         return reservation_pb2.ListBooksResponse(books=[adapters.book_resource(r) for r in rows],
                                                  next_page_token=paging.next_token(offset, limit, len(rows)))
 
-    @rpc(public=True)
+    @rpc
     def GetBook(self, request, context):
         row = self.service.get_book(validate.book_id(request.book_id))
         return reservation_pb2.GetBookResponse(book=adapters.book_resource(row))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
+from services.catalogue import STOCK
 from services.chassis import app
 from services.chassis.server import Service
 from services.chassis.settings import Settings
@@ -11,7 +12,7 @@ from .service import StockService
 
 
 def main() -> None:
-    settings = Settings.from_env("stock", grpc_port=50052, metrics_port=9102)
+    settings = Settings.from_env(STOCK.name, grpc_port=STOCK.grpc_port, metrics_port=STOCK.metrics_port)
     runtime = app.start(settings, adapters.MODELS)
     service = StockService(runtime.uow, settings.stock_topic)
     app.serve(
