@@ -88,6 +88,7 @@ $(ASYNCAPI_SPEC):
 	npm install --silent --no-audit --no-fund --prefix build/npm @asyncapi/specs@$(ASYNCAPI_SPECS_VERSION)
 
 $(DOCS)/.stamp: $(GEN)/.stamp $(OPENAPI_PLUGIN) $(ASYNCAPI_SPEC) tools/openapi.py tools/asyncapi.py tools/envoy_config.py \
+		$(wildcard tools/gateway/*.py) services/catalogue.py \
 		services/chassis/events.py services/chassis/settings.py $(wildcard services/*/adapters.py services/*/entrypoints.py)
 	@rm -rf $(DOCS) && mkdir -p $(DOCS)
 	$(PY) -m tools.openapi --plugin $(OPENAPI_PLUGIN) --out $(DOCS)/openapi.json

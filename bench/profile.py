@@ -18,9 +18,9 @@ from pathlib import Path
 
 from bench.run import Bench, Config
 from bench.stack import ROOT
+from services.catalogue import NAMES as SERVICES
 
 OUT = ROOT / "build" / "profile"
-SERVICES = ("reservation", "stock", "alert")
 
 
 def summarize(path: Path, top: int) -> str:

@@ -49,7 +49,7 @@ class Config:
     users: int = 4000
     books: int = 500
     concurrency: int = 48
-    threads: int = 1          # wrk threads: one keeps up with ~10k req/s and leaves the cores to the system
+    threads: int = 1          # wrk threads: one keeps up, leaving the cores to the system (docs/performance.md)
     echo_s: float = 10
     books_s: float = 10
     probe_s: float = 5

@@ -4,7 +4,8 @@ import os
 import runpy
 import sys
 
-SERVICES = ("reservation", "stock", "alert")
+from services.catalogue import NAMES as SERVICES
+
 name = os.environ.get("SERVICE", "")
 if name not in SERVICES:
     sys.exit(f"SERVICE must be one of {', '.join(SERVICES)}, got {name!r}")

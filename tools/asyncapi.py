@@ -92,7 +92,7 @@ def wiring() -> dict:
     """What the services' code says: per event type its producer, per service its
     settings and the types it subscribes to and ignores."""
     from services.chassis.settings import Settings
-    from tools.devstack import SERVICES
+    from services.catalogue import NAMES as SERVICES
     out = {"producer": {}, "settings": {}, "topics": {}, "subscribes": {}, "ignores": {}}
     for name in SERVICES:
         out["settings"][name] = Settings.from_env(name, 0, 0, env={})

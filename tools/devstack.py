@@ -22,8 +22,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from services import catalogue
+
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("reservation", "stock", "alert")
+SERVICES = catalogue.NAMES
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -62,17 +64,19 @@ def free_port() -> int:
 
 @dataclasses.dataclass
 class Ports:
+    """What the stack listens on. Each service's gRPC (`<name>`) and metrics
+    (`<name>_metrics`) port defaults to its entry in services/catalogue.py."""
     broker: int = 9092
     broker_controller: int = 9093  # the KRaft controller's listener
     envoy: int = 8080
     envoy_admin: int = 9901
     envoy_tls: int = 8443  # HTTPS and gRPC over TLS, when the stack has a tls_dir (make run TLS=1)
-    reservation: int = 50051
-    stock: int = 50052
-    alert: int = 50053
-    reservation_metrics: int = 9101
-    stock_metrics: int = 9102
-    alert_metrics: int = 9103
+    reservation: int = catalogue.RESERVATION.grpc_port
+    stock: int = catalogue.STOCK.grpc_port
+    alert: int = catalogue.ALERT.grpc_port
+    reservation_metrics: int = catalogue.RESERVATION.metrics_port
+    stock_metrics: int = catalogue.STOCK.metrics_port
+    alert_metrics: int = catalogue.ALERT.metrics_port
 
     @classmethod
     def free(cls) -> "Ports":
@@ -245,7 +249,7 @@ class Stack:
         self.procs[name].send_signal(sig)
 
     def start_envoy(self, **render_options) -> None:
-        """`render_options` go to tools.envoy_config.render (limits, TLS, JWKS source ...)."""
+        """`render_options` are tools.envoy_config.Options fields (limits, TLS, JWKS source ...)."""
         from tools import envoy_config
         config = self.workdir / "envoy.yaml"
         p = self.ports
@@ -260,7 +264,7 @@ class Stack:
                        # the API documents, once `make docs` has made them (make run and make test do)
                        docs_dir=docs if all((docs / path.rpartition("/")[2]).is_file()
                                             for path in envoy_config.DOCS_PATHS) else None)
-        envoy_config.render(config, **{**options, **render_options})
+        envoy_config.render(config, envoy_config.Options(**{**options, **render_options}))
         envoy = Path(sys.executable).parent / "envoy"
         self._spawn("envoy", [str(envoy), "-c", str(config), "--use-dynamic-base-id", "--log-level", "warn"])
         self._wait_http("envoy", f"http://127.0.0.1:{p.envoy_admin}/ready")
@@ -604,14 +608,14 @@ def main(argv: list[str] | None = None) -> None:
         p = stack.ports
         from tools.envoy_config import DOCS_PATHS
         docs = ", ".join(f"http://127.0.0.1:{p.envoy}{path}" for path in DOCS_PATHS)
+        services = "\n".join(f"  {name + ' gRPC':<20} 127.0.0.1:{getattr(p, name)}  "
+                             f"metrics http://127.0.0.1:{getattr(p, name + '_metrics')}/metrics" for name in SERVICES)
         tls_line = (f"\n  HTTPS + gRPC/TLS     https://127.0.0.1:{p.envoy_tls}    (trust var/dev-tls/ca.pem: "
                     f"curl --cacert, grpcurl -cacert)") if tls_dir else ""
         print(f"""
 bookrental is up: every service serving, every consumer group holding its partitions.
   REST + gRPC gateway  http://127.0.0.1:{p.envoy}     (Envoy admin http://127.0.0.1:{p.envoy_admin}){tls_line}
-  reservation gRPC     127.0.0.1:{p.reservation}  metrics http://127.0.0.1:{p.reservation_metrics}/metrics
-  stock gRPC           127.0.0.1:{p.stock}  metrics http://127.0.0.1:{p.stock_metrics}/metrics
-  alert gRPC           127.0.0.1:{p.alert}  metrics http://127.0.0.1:{p.alert_metrics}/metrics
+{services}
   broker               127.0.0.1:{p.broker}   (Apache Kafka, one KRaft node; its log in var/kafka/)
   logs                 var/logs/<process>.log
   API docs             {docs}

@@ -24,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from services.catalogue import SERVICES
 from tools import envoy_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +32,6 @@ OUT = ROOT / "k8s" / "base" / "gateway" / "envoy.yaml"
 PROD_OUT = ROOT / "k8s" / "overlays" / "prod" / "envoy.yaml"
 DESCRIPTOR = "/etc/envoy/descriptor/bookrental.pb"
 JWKS = "/etc/envoy/jwks/jwks.json"
-PORTS = {"reservation": 50051, "stock": 50052, "alert": 50053}
 ADMIN_PORT = 9901
 STATS_PORT = 9902
 # The identity provider's JWKS (a placeholder host, like the overlay's registry.example.com):
@@ -75,11 +75,11 @@ ADMIN_CLUSTER = ("  - {\"name\": \"admin\", \"type\": \"STATIC\", \"connect_time
 
 def render(descriptor: str = DESCRIPTOR, jwks: str = JWKS, jwks_uri: str | None = None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
-        text = envoy_config.render(
-            Path(tmp) / "envoy.yaml", listen_address="0.0.0.0", admin_address="127.0.0.1",
+        text = envoy_config.render(Path(tmp) / "envoy.yaml", envoy_config.Options(
+            listen_address="0.0.0.0", admin_address="127.0.0.1",
             admin_port=ADMIN_PORT, trusted_proxy_hops=TRUSTED_PROXY_HOPS,
-            upstreams={name: [(name, port)] for name, port in PORTS.items()},
-            descriptor_path=descriptor, jwks_path=jwks, jwks_uri=jwks_uri)
+            upstreams={s.name: [(s.name, s.grpc_port)] for s in SERVICES},  # each one's headless Service
+            descriptor_path=descriptor, jwks_path=jwks, jwks_uri=jwks_uri))
     listeners = "\nstatic_resources:\n  listeners:\n"
     assert text.count(listeners) == 1 and text.rstrip("\n").rpartition("\n  clusters:\n")[2].count("\n  - ") >= 2, \
         "the template's layout changed: place the stats listener and admin cluster anew"

@@ -34,8 +34,8 @@ SETTINGS = {
     "share.coordinator.state.topic.replication.factor": "1",
     "share.coordinator.state.topic.min.isr": "1",
     # The consumer-offsets topic's partitions are made on the first group join, each a
-    # log with its files: 50 (the default) cost seconds on that first join; 5 groups
-    # per stack need far fewer.
+    # log with its files: Kafka's 50 slowed that first join (docs/performance.md,
+    # "Figures behind choices in the code"); 5 groups per stack need far fewer.
     "offsets.topic.num.partitions": "6",
     # A group's first join waits this long for more members (3 s by default): the
     # services are the only members, and every start would wait it out.

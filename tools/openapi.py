@@ -2,8 +2,8 @@
 installs it with Go) turns the google.api.http rules, messages and comments into paths
 and schemas; this adds what the protos do not say and the gateway does:
 
-- the bearer scheme (Envoy's jwt_authn), with the public RPCs (tools/envoy_config.py
-  PUBLIC_RPCS) needing no token;
+- the bearer scheme (Envoy's jwt_authn), with the public RPCs (those protos/ marks
+  `option (bookrental.api.v1.public) = true`: tools/envoy_config.public_rpcs) needing no token;
 - the errors as Envoy returns them to REST callers, {"code": ..., "message": ...};
 - the docs paths the gateway serves (tools/envoy_config.py DOCS_PATHS);
 - the gateway of `make run` as the server (tools/devstack.py Ports).
@@ -76,7 +76,8 @@ def run_plugin(plugin: Path, proto_root: Path = PROTOS) -> dict:
 def complete(doc: dict) -> dict:
     """gnostic's document with the gateway's facts added (see the module doc)."""
     from tools.devstack import Ports
-    from tools.envoy_config import DOCS_PATHS, PUBLIC_RPCS
+    from tools.envoy_config import DOCS_PATHS, public_rpcs
+    public_names = public_rpcs()
     doc["info"] = {
         "title": "bookrental",
         "version": "v1",
@@ -101,7 +102,7 @@ def complete(doc: dict) -> dict:
     components["responses"] = {code: {"description": why, **error} for code, why in ERRORS.items()}
     for path, methods in doc["paths"].items():
         for verb, op in methods.items():
-            public = op["operationId"].rpartition("_")[2] in PUBLIC_RPCS
+            public = op["operationId"].rpartition("_")[2] in public_names
             if public:
                 op["security"] = []
             codes = [c for c in ERRORS

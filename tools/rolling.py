@@ -78,7 +78,7 @@ def gateway_failures(envoy_log: str, limit: int = 10) -> list[dict]:
     return failed[:limit]
 
 
-def run(workdir: Path, services=("reservation", "stock", "alert"), concurrency: int = 10, kill: bool = False,
+def run(workdir: Path, services=SERVICES, concurrency: int = 10, kill: bool = False,
         env: dict | None = None, log=print, database_urls: dict | None = None) -> dict:
     """Siege runs from before the first restart until 2 s after the last. The services'
     databases: SQLite files in `workdir`, or `database_urls` (service -> URL)."""

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from bookrental.alert.v1 import alert_pb2, alert_pb2_grpc
+from services import catalogue
+from services.catalogue import ALERT
 from services.chassis import app
 from services.chassis.server import Service
 from services.chassis.settings import Settings, Topic
@@ -14,10 +16,10 @@ from .settings import AlertSettings
 
 
 # The topic it uses (docs/architecture.md §4): it consumes the stock outcomes and publishes nothing.
-STOCK_TOPIC = Topic("STOCK_TOPIC", "bookrental.stock.v1")
+STOCK_TOPIC = Topic("STOCK_TOPIC", catalogue.STOCK_TOPIC)
 # Created at start as well, as every service always has: any one service started alone
 # leaves all the flow's topics (and their .dlq twins) in place.
-RESERVATION_TOPIC = Topic("RESERVATION_TOPIC", "bookrental.reservation.v1")
+RESERVATION_TOPIC = Topic("RESERVATION_TOPIC", catalogue.RESERVATION_TOPIC)
 
 
 def unit_of_work(read_only: bool = False) -> SqlUnitOfWork:
@@ -27,7 +29,7 @@ def unit_of_work(read_only: bool = False) -> SqlUnitOfWork:
 
 
 def main() -> None:
-    settings = Settings.from_env("alert", grpc_port=50053, metrics_port=9103)
+    settings = Settings.from_env(ALERT.name, grpc_port=ALERT.grpc_port, metrics_port=ALERT.metrics_port)
     alert_settings = AlertSettings.from_env()
     consumed = STOCK_TOPIC.name()
     runtime = app.start(settings, repository.MODELS, topics=[consumed, RESERVATION_TOPIC.name()])

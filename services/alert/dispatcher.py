@@ -144,8 +144,8 @@ class Dispatcher(Worker):
         self._sent_total.inc(len(outs))
         if self.local:
             # The channel wrote a line per notification as it delivered; one line per
-            # recorded batch says they are on record. A line per delivery as well cost
-            # about a third of the log dispatcher's CPU (bench/alert_cpu.py).
+            # recorded batch says they are on record; a line per delivery as well was a
+            # large share of the log dispatcher's CPU (docs/performance.md, bench/alert_cpu.py).
             log.info("deliveries sent", extra={"channel": self.channel.name, "count": len(outs),
                                                "notification_ids": [o.notification_id for o in outs]})
             return

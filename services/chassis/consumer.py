@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 Handler = Callable[[pb_message.Message, events.Envelope], None]
 
 
+class DeadLetterUnavailable(RuntimeError):
+    """The dead-letter topic did not take a copy: the consumer must not move past the message."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Subscription:
     message_class: type[pb_message.Message]
@@ -128,6 +132,11 @@ class EventConsumer:
                     self._handle_batch(ready)
                     self._store_offsets(consumer, ready)
                     self.on_commit()
+        except DeadLetterUnavailable as exc:
+            # Stopping keeps the offset before the message: restarted, the service tries again.
+            log.error("event consumer stopped: a message's dead-letter copy is not safe; stopping the service",
+                      extra={"error": str(exc)})
+            self.on_fatal()
         except Exception:  # noqa: BLE001 - a dying consumer must be loud
             log.exception("event consumer stopped on an unexpected error; stopping the service")
             self.on_fatal()
@@ -261,10 +270,18 @@ class EventConsumer:
             # handle it, and so where a replay must go.
             ("dlq_consumer_group", str(self.consumer_config.get("group.id", "")).encode()),
         ]
-        self.dlq_producer.produce(f"{msg.topic()}.dlq", key=msg.key(), value=msg.value(), headers=headers)
-        # The offset must not pass the message before the DLQ copy is safe.
-        if self.dlq_producer.flush(30):
-            raise RuntimeError("dead-letter topic unreachable; not skipping the message")
+        dlq_topic = f"{msg.topic()}.dlq"
+        outcome: list = []
+        self.dlq_producer.produce(dlq_topic, key=msg.key(), value=msg.value(), headers=headers,
+                                  on_delivery=lambda err, _msg: outcome.append(err))
+        # The offset must not pass the message before the DLQ copy is safe. flush() alone
+        # cannot say so: a copy the broker refused, or that timed out, leaves the queue too.
+        left = self.dlq_producer.flush(30)
+        if left or not outcome or outcome[0] is not None:
+            raise DeadLetterUnavailable(
+                f"dead-letter topic {dlq_topic} did not take the message "
+                f"({outcome[0] if outcome and outcome[0] is not None else 'no acknowledgement in 30 s'});"
+                " not skipping the message")
         metrics.DEAD_LETTERED.labels(msg.topic()).inc()
         log.error("event dead-lettered", extra={**where, "error": error})
 

@@ -34,7 +34,7 @@ class JsonFormatter(logging.Formatter):
 
 def setup(service: str, level: str = "INFO") -> None:
     # Our lines carry none of these, and gathering them costs time on every line
-    # (the logging HOWTO's "Optimization" section).
+    # (docs/performance.md, "Figures behind choices in the code").
     logging._srcfile = None  # noqa: SLF001 - no caller's file and line lookup
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)

@@ -14,9 +14,12 @@ from concurrent import futures
 from typing import Callable
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from bookrental.api.v1 import options_pb2
 
 from . import errors
 from .db import database, is_transient
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 RPCS = Counter("bookrental_rpc_total", "RPCs handled", ["method", "code"])
 RPC_SECONDS = Histogram("bookrental_rpc_seconds", "RPC latency", ["method", "code"],
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+# Calls begun and not yet answered: what a drain waits for, and what a stuck database holds.
+RPCS_IN_FLIGHT = Gauge("bookrental_rpc_in_flight", "RPCs being handled now", ["method"])
 
 _CODES = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -46,29 +51,39 @@ def identity(context: grpc.ServicerContext) -> Identity:
     return caller
 
 
-def rpc(method: Callable | None = None, *, public: bool = False, role: str | None = None):
+def public_methods(service_name: str) -> frozenset[str]:
+    """The methods of a gRPC service that protos/ marks `option (bookrental.api.v1.public)
+    = true`: callable without a token (the gateway's rules come from the same mark)."""
+    service = descriptor_pool.Default().FindServiceByName(service_name)
+    return frozenset(m.name for m in service.methods if m.GetOptions().Extensions[options_pb2.public])
+
+
+def rpc(method: Callable | None = None, *, role: str | None = None):
     """Wraps a servicer method: domain errors become status codes with their
     message; anything unexpected is logged with its traceback and the caller
     gets INTERNAL without one.
 
-    Fail closed: unless `public=True`, a call without the identity metadata Envoy
-    forwards is refused with UNAUTHENTICATED before the method runs, so a call that
-    reaches a service around the gateway (or through a misrouted path) gets nothing.
+    Fail closed: unless protos/ marks the RPC public (create_server tells the servicer
+    which, as `public_rpcs`), a call without the identity metadata Envoy forwards is
+    refused with UNAUTHENTICATED before the method runs, so a call that reaches a
+    service around the gateway (or through a misrouted path) gets nothing.
     `role` additionally requires that role (PERMISSION_DENIED otherwise).
     The method is called as `method(self, request, context, caller)`: the Identity
     parsed here, or None for a public one (whose metadata is not read).
-    Use as `@rpc`, `@rpc(public=True)` or `@rpc(role=ROLE)`."""
+    Use as `@rpc` or `@rpc(role=ROLE)`."""
     if method is None:
-        return functools.partial(rpc, public=public, role=role)
+        return functools.partial(rpc, role=role)
     name = method.__name__
+    in_flight = RPCS_IN_FLIGHT.labels(name)
 
     @functools.wraps(method)
     def wrapper(self, request, context):
         start = time.perf_counter()
         code = grpc.StatusCode.OK
+        in_flight.inc()
         try:
             caller = None
-            if not public:
+            if name not in getattr(self, "public_rpcs", ()):
                 caller = identity(context)
                 if role and not caller.has_role(role):
                     raise errors.PermissionDenied(f"only a {role} may do this")
@@ -87,10 +102,10 @@ def rpc(method: Callable | None = None, *, public: bool = False, role: str | Non
             log.exception("rpc failed", extra={"method": name})
             context.abort(code, "internal error; the service logged the details")
         finally:
+            in_flight.dec()
             RPCS.labels(name, code.name).inc()
             RPC_SECONDS.labels(name, code.name).observe(time.perf_counter() - start)
 
-    wrapper.public = public
     wrapper.role = role
     return wrapper
 
@@ -189,6 +204,7 @@ def create_server(address: str, services: list[Service], max_workers: int = 8,
                          options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
                          interceptors=[RefuseUndecodable(), AfterEachCall(after_call)])
     for s in services:
+        s.servicer.public_rpcs = public_methods(s.name)  # read by rpc: the rest need an identity
         s.add(s.servicer, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -83,7 +83,7 @@ class Settings:
             kafka_bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             # 2: the development stack runs at most two replicas per service, and the
             # single-process development broker pays per partition on every fetch and
-            # produce (docs/performance.md). Kubernetes sets 6.
+            # produce (docs/performance.md, "Figures behind choices"). Kubernetes sets 6.
             topic_partitions=_int(env, "TOPIC_PARTITIONS", 2, 1, 1000),
             topic_replication_factor=_int(env, "TOPIC_REPLICATION_FACTOR", 1, 1, 10),
             consumer_group=env.get("CONSUMER_GROUP", service),

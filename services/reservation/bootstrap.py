@@ -4,6 +4,8 @@ from __future__ import annotations
 from typing import Callable
 
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
+from services import catalogue
+from services.catalogue import RESERVATION
 from services.chassis import app
 from services.chassis.server import Service
 from services.chassis.settings import Settings, Topic
@@ -14,8 +16,8 @@ from .service import ReservationService
 
 
 # The topics it uses (docs/architecture.md §4): it publishes on the first and consumes the second.
-RESERVATION_TOPIC = Topic("RESERVATION_TOPIC", "bookrental.reservation.v1")
-STOCK_TOPIC = Topic("STOCK_TOPIC", "bookrental.stock.v1")
+RESERVATION_TOPIC = Topic("RESERVATION_TOPIC", catalogue.RESERVATION_TOPIC)
+STOCK_TOPIC = Topic("STOCK_TOPIC", catalogue.STOCK_TOPIC)
 
 
 def publications(topic: str) -> dict[type, Publication]:
@@ -35,7 +37,8 @@ def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Ca
 
 
 def main() -> None:
-    settings = Settings.from_env("reservation", grpc_port=50051, metrics_port=9101)
+    settings = Settings.from_env(RESERVATION.name, grpc_port=RESERVATION.grpc_port,
+                                 metrics_port=RESERVATION.metrics_port)
     published, consumed = RESERVATION_TOPIC.name(), STOCK_TOPIC.name()
     runtime = app.start(settings, repository.MODELS, repository.INDEXES, topics=[consumed, published])
     service = ReservationService(unit_of_work(published, runtime.relay.wake))

@@ -21,14 +21,14 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     def __init__(self, service: ReservationService):
         self.service = service
 
-    @rpc(public=True)
+    @rpc
     def ListBooks(self, request, context, caller):
         offset, limit = paging.page(request.page_size, request.page_token)
         books = views.books(offset, limit)
         return reservation_pb2.ListBooksResponse(books=[wire.book_resource(b) for b in books],
                                                  next_page_token=paging.next_token(offset, limit, len(books)))
 
-    @rpc(public=True)
+    @rpc
     def GetBook(self, request, context, caller):
         book_id = shared_kernel.book_id(request.book_id)
         book = views.book(book_id)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from typing import Callable
 
 from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
+from services import catalogue
+from services.catalogue import STOCK
 from services.chassis import app
 from services.chassis.server import Service
 from services.chassis.settings import Settings, Topic
@@ -14,8 +16,8 @@ from .service import StockService
 
 
 # The topics it uses (docs/architecture.md §4): it publishes on the first and consumes the second.
-STOCK_TOPIC = Topic("STOCK_TOPIC", "bookrental.stock.v1")
-RESERVATION_TOPIC = Topic("RESERVATION_TOPIC", "bookrental.reservation.v1")
+STOCK_TOPIC = Topic("STOCK_TOPIC", catalogue.STOCK_TOPIC)
+RESERVATION_TOPIC = Topic("RESERVATION_TOPIC", catalogue.RESERVATION_TOPIC)
 
 
 def publications(topic: str) -> dict[type, Publication]:
@@ -36,7 +38,7 @@ def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Ca
 
 
 def main() -> None:
-    settings = Settings.from_env("stock", grpc_port=50052, metrics_port=9102)
+    settings = Settings.from_env(STOCK.name, grpc_port=STOCK.grpc_port, metrics_port=STOCK.metrics_port)
     published, consumed = STOCK_TOPIC.name(), RESERVATION_TOPIC.name()
     runtime = app.start(settings, repository.MODELS, topics=[published, consumed])
     service = StockService(unit_of_work(published, runtime.relay.wake))

@@ -18,6 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from playhouse import db_url
 
+from services.catalogue import NAMES as SERVICES
+from tests.integration import flows
 from tools import dlq
 from tools.client import Gateway, eventually, exactly_once
 from tools.token import mint_token
@@ -135,7 +137,7 @@ def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
 
     def notified():
         kinds: dict[str, list[str]] = {rid: [] for rid in final}
-        for notes in pool.map(lambda u: gw.get("/v1/notifications?page_size=100", tokens[u]).json()["notifications"],
+        for notes in pool.map(lambda u: flows.notifications(gw, tokens[u]),
                               tokens):
             for n in notes:
                 kinds.setdefault(n["reservationId"], []).append(n["kind"])
@@ -152,7 +154,7 @@ def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
     assert set(kinds) == set(final)  # no notification for a reservation nobody made
 
     unsent = {}
-    for name in ("reservation", "stock", "alert"):
+    for name in SERVICES:
         db = db_url.connect(stack.database_url(name))
         unsent[name] = db.execute_sql("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
         db.close()

@@ -63,9 +63,9 @@ def test_a_failing_event_is_dead_lettered_alone_and_the_rest_of_its_batch_applie
     batch = [(f"r{i}", events.new_event_id()) for i in range(38)] + [("poison", events.new_event_id())]
     batch.insert(12, batch[5])
     batch.insert(20, batch.pop())  # the poisoned one into the middle
-    for rid, ce_id in batch:
-        topics.produce(stack, topic, "one-key", events_pb2.ReservationRequested(reservation_id=rid).SerializeToString(),
-                       events.headers(ce_id, kind, "test", events.now_iso(), rid))
+    topics.produce_many(stack, [
+        (topic, "one-key", events_pb2.ReservationRequested(reservation_id=rid).SerializeToString(),
+         events.headers(ce_id, kind, "test", events.now_iso(), rid)) for rid, ce_id in batch])
 
     consumer = EventConsumer(kafka.consumer_config(settings), kafka.producer_config(settings), [topic],
                              [Subscription(events_pb2.ReservationRequested, apply)])

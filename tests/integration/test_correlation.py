@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 
+from services.catalogue import NAMES as SERVICES
 from tests.integration import flows, topics
 from tests.integration.backends import ONE_STACK
 from tools.client import eventually
@@ -42,7 +43,7 @@ def test_one_reservations_correlation_id_is_in_the_logs_of_reservation_stock_and
     assert flows.cancel(gateway, customer, rid) == flows.CANCELED
 
     def logged():
-        found = {i: {r["message"] for r in lines_with(stack, i, rid)} for i in ("reservation", "stock", "alert")}
+        found = {i: {r["message"] for r in lines_with(stack, i, rid)} for i in SERVICES}
         missing = [(i, m) for i, m in EXPECTED if m not in found[i]]
         return (not missing and sum(r["message"] == "notification delivered"
                                     for r in lines_with(stack, "alert", rid)) == 2, missing, found)
@@ -51,7 +52,7 @@ def test_one_reservations_correlation_id_is_in_the_logs_of_reservation_stock_and
 
     # Each line naming the reservation names it as its correlation id too, in each service:
     # nothing about this reservation is logged without the id to follow it by.
-    for instance in ("reservation", "stock", "alert"):
+    for instance in SERVICES:
         records = (json.loads(line) for line in stack.log_text(instance).splitlines() if line.startswith("{"))
         about = [r for r in records if r.get("reservation_id") == rid]
         assert about and all(r.get("correlation_id") == rid for r in about), (instance, about)

@@ -7,7 +7,7 @@ Envoy's answers do not depend on the services' database: one stack."""
 from __future__ import annotations
 
 import concurrent.futures
-import inspect
+import dataclasses
 import json
 import signal
 import time
@@ -20,11 +20,11 @@ from tests.integration import flows
 from tests.integration.backends import ONE_STACK
 from tools.client import Gateway, eventually
 from tools.devstack import free_port
-from tools.envoy_config import render
+from tools.envoy_config import Options
 
 pytestmark = ONE_STACK
 
-DEFAULTS = {name: p.default for name, p in inspect.signature(render).parameters.items()}
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(Options)}
 READ_S, WRITE_S = DEFAULTS["read_timeout_s"], DEFAULTS["write_timeout_s"]
 
 

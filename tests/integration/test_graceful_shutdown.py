@@ -19,7 +19,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
-from tools.client import Gateway, eventually
+from tools.client import Gateway, eventually, scrape
 from tools.token import mint_token
 
 from .conftest import BACKENDS, launch
@@ -47,12 +47,13 @@ class WriteLock:
             self.conn = psycopg2.connect(url)
             self.conn.cursor().execute("LOCK TABLE reservation IN EXCLUSIVE MODE")  # reads pass, writes wait
 
-    def writer_waiting(self) -> bool:
+    def writer_waiting(self, metrics_port: int) -> bool:
+        """PostgreSQL names a backend waiting on a lock; SQLite cannot say who waits on
+        its lock, so there: the service has the call in flight and has not answered it
+        (with writes locked out, the lock is all it can be waiting for)."""
         if isinstance(self.conn, sqlite3.Connection):
-            # SQLite cannot say who waits on its lock: the call has had time to reach it
-            # (were it later, it would still land in the drain, and the test still holds).
-            time.sleep(0.3)
-            return True
+            return any(labels["method"] == "CreateReservation" and value >= 1
+                       for labels, value in scrape(metrics_port).get("bookrental_rpc_in_flight", []))
         import psycopg2
         with psycopg2.connect(self.url) as probe, probe.cursor() as cur:
             cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
@@ -108,7 +109,7 @@ def test_sigterm_drains_finishes_in_flight_work_and_exits_clean(stack):
 
     caller = threading.Thread(target=in_flight)
     caller.start()
-    eventually(lock.writer_waiting, timeout=10, interval=0.05, what="the call waiting on the lock")
+    eventually(lambda: lock.writer_waiting(stack.ports.reservation_metrics), timeout=10, interval=0.05, what="the call waiting on the lock")
     proc = stack.procs["reservation"]
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)

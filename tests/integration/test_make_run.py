@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from services.catalogue import NAMES as SERVICES
 from tests.integration.require import require
 from tools.client import eventually
 from tools.devstack import Ports, group_holds_partitions
@@ -33,7 +34,7 @@ def groups_holding_partitions() -> dict[str, bool]:
     """Per service: is its consumer group stable, with every partition of its topics assigned?"""
     from confluent_kafka.admin import AdminClient
     admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{Ports().broker}"})
-    return {name: group_holds_partitions(admin, name) for name in ("reservation", "stock", "alert")}
+    return {name: group_holds_partitions(admin, name) for name in SERVICES}
 
 
 def process_tree(root: int) -> set[int]:

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.integration.budgets import within
+from tests.integration import flows
 from tests.integration.flows import stopped
 from tools.client import Gateway, eventually, exactly_once
 from tools.token import mint_token
@@ -68,7 +69,7 @@ class World:
                           timeout=timeout, interval=0.1, what="every reservation decided")
 
     def notifications(self, user: str) -> list[dict]:
-        return self.gw.get("/v1/notifications?page_size=100", self.tokens[user]).json()["notifications"]
+        return flows.notifications(self.gw, self.tokens[user])
 
     def available(self, book_id: str) -> int:
         return self.gw.get(f"/v1/stocks/{book_id}", self.manager).json()["stock"]["available"]

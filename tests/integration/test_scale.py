@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.integration import flows
 from tools.client import Gateway, eventually, exactly_once
 from tools.token import mint_token
 
@@ -115,7 +116,7 @@ def test_two_alert_replicas_share_the_outcomes(replicated):
         assert gw.post("/v1/reservations", {"bookId": book_id}, token).status == 200
 
     def notes():
-        return gw.get("/v1/notifications?page_size=100", token).json()["notifications"]
+        return flows.notifications(gw, token)
 
     exactly_once(s, lambda: sorted(n["bookId"] for n in notes()), sorted(books), what="one notification per book")
     handled = {name: s.log_text(name).count('"notification recorded"') - before[name] for name in before}

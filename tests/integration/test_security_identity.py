@@ -11,6 +11,7 @@ import pytest
 from bookrental.alert.v1 import alert_pb2, alert_pb2_grpc
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
+from services.catalogue import NAMES as SERVICES
 from tests.integration.fake_upstream import FakeUpstream
 from tools.client import Gateway
 
@@ -88,7 +89,7 @@ def test_a_role_is_checked_at_the_service_not_only_at_the_gateway(stack):
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
-@pytest.mark.parametrize("name", ["reservation", "stock", "alert", "reservation_metrics"])
+@pytest.mark.parametrize("name", [*SERVICES, "reservation_metrics"])
 def test_service_ports_listen_on_loopback_only(stack, name):
     port = getattr(stack.ports, name)
     socket.create_connection(("127.0.0.1", port), 2).close()  # the control: it is listening

@@ -1,9 +1,16 @@
 """The seed's scenario through Envoy's REST API: stock in, reserve, reject, cancel, notify."""
 from __future__ import annotations
 
+import re
+import statistics
 import time
+from pathlib import Path
 
+from tests.integration import budgets
 from tools.client import eventually, exactly_once
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = 5
 
 
 def reservation_status(gateway, token, reservation_id):
@@ -107,16 +114,28 @@ def test_cancel_returns_the_copy_and_notifies(stack, gateway, token, stocked_boo
     assert reservation_status(gateway, carol, rid)["status"] == "RESERVATION_STATUS_CANCELED"
 
 
-def test_an_idle_system_confirms_within_one_second(gateway, token, stocked_book):
-    book_id = stocked_book(5)
-    dave = token("dave-fast")
-    start = time.monotonic()
-    rid = gateway.post("/v1/reservations", {"book_id": book_id}, dave).json()["reservation"]["reservationId"]
-    eventually(lambda: reservation_status(gateway, dave, rid)["status"] == "RESERVATION_STATUS_CONFIRMED",
-               timeout=5, interval=0.01, what="CONFIRMED")
-    elapsed = time.monotonic() - start
-    print(f"request -> CONFIRMED visible: {elapsed * 1000:.0f} ms")
-    assert elapsed < 1.0
+def documented_idle_confirm_p50() -> float:
+    """docs/performance.md's idle latency (tools.latency: request -> CONFIRMED p50), in seconds."""
+    text = (ROOT / "docs" / "performance.md").read_text()
+    found = re.search(r"request → CONFIRMED p50 \d+ → (\d+) ms", text)
+    assert found, "docs/performance.md no longer states the idle request -> CONFIRMED p50"
+    return int(found.group(1)) / 1000
+
+
+def test_an_idle_system_confirms_within_its_documented_latency(gateway, token, stocked_book):
+    """No hop waits out a poll interval: the median of a few reservations made one after
+    another, on a stack nothing else loads, within the documented p50 x BUDGET_FACTOR."""
+    book_id = stocked_book(SAMPLES)
+    took = []
+    for n in range(SAMPLES):
+        customer = token(f"idle-{n}")
+        start = time.monotonic()
+        rid = gateway.post("/v1/reservations", {"book_id": book_id}, customer).json()["reservation"]["reservationId"]
+        eventually(lambda: reservation_status(gateway, customer, rid)["status"] == "RESERVATION_STATUS_CONFIRMED",
+                   timeout=5, interval=0.01, what="CONFIRMED")
+        took.append(time.monotonic() - start)
+    print(f"request -> CONFIRMED visible, ms: {[round(t * 1000) for t in took]}")
+    budgets.within(statistics.median(took), documented_idle_confirm_p50(), "an idle request -> CONFIRMED (median)")
 
 
 def test_a_retry_with_the_same_request_id_returns_the_first_reservation(gateway, token, stocked_book):

@@ -16,14 +16,21 @@ def _bootstrap(stack) -> str:
 
 def produce(stack, topic: str, key: str | bytes, value: bytes, headers) -> tuple[int, int]:
     """Publishes one message, waits for the broker's ack; returns its (partition, offset)."""
+    return produce_many(stack, [(topic, key, value, headers)])[0]
+
+
+def produce_many(stack, messages) -> list[tuple[int, int]]:
+    """Publishes (topic, key, value, headers) messages in order with one producer
+    (starting one per message dominated the tests that inject many), waits for the
+    broker's acks; returns their (partition, offset)s."""
     producer = Producer({"bootstrap.servers": _bootstrap(stack), "enable.idempotence": True})
     delivered = []
-    producer.produce(topic, key=key.encode() if isinstance(key, str) else key, value=value, headers=headers,
-                     on_delivery=lambda err, msg: delivered.append((err, msg)))
-    assert producer.flush(10) == 0, f"message to {topic} not acknowledged"
-    (err, msg), = delivered
-    assert err is None, err
-    return msg.partition(), msg.offset()
+    for topic, key, value, headers in messages:
+        producer.produce(topic, key=key.encode() if isinstance(key, str) else key, value=value, headers=headers,
+                         on_delivery=lambda err, msg: delivered.append((err, msg)))
+    assert producer.flush(10) == 0, "messages not acknowledged"
+    assert len(delivered) == len(messages) and all(err is None for err, _ in delivered), delivered
+    return [(msg.partition(), msg.offset()) for _, msg in delivered]
 
 
 def read_all(stack, topic: str) -> list:

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from services.catalogue import NAMES as SERVICES
+
 pytestmark = pytest.mark.io  # subprocesses, sockets, files or a database: not in make test-unit
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {"reservation": (50051, 9101), "stock": (50052, 9102), "alert": (50053, 9103)}
 DOCKERFILES = [ROOT / "services" / "Dockerfile", ROOT / "envoy" / "Dockerfile"]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from services import catalogue
 from services.alert import bootstrap as alert_bootstrap
 from services.chassis.settings import Settings
 from services.reservation import bootstrap as reservation_bootstrap
@@ -46,7 +47,7 @@ def base_name(name: str) -> str:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_deployments_are_replicated_bounded_probed_and_hardened(overlay):
     deployments = by_kind(overlay, "Deployment")
-    assert set(deployments) == {"reservation", "stock", "alert", "gateway"}
+    assert set(deployments) == {*catalogue.NAMES, "gateway"}
     autoscaled = {h["spec"]["scaleTargetRef"]["name"]: h for h in by_kind(overlay, "HorizontalPodAutoscaler").values()}
     for name, d in deployments.items():
         spec = d["spec"]["template"]["spec"]
@@ -77,7 +78,7 @@ def test_autoscaling_and_disruption_budgets(overlay):
         (metric,) = hpa["spec"]["metrics"]
         assert metric["resource"]["name"] == "cpu" and hpa["spec"]["minReplicas"] >= 2
     pdbs = by_kind(overlay, "PodDisruptionBudget")
-    assert {"reservation", "stock", "alert", "gateway", "kafka"} <= set(pdbs)
+    assert {*catalogue.NAMES, "gateway", "kafka"} <= set(pdbs)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -88,7 +89,7 @@ def test_network_policies_deny_by_default_and_only_envoy_reaches_the_services(ov
     assert "ingress" not in deny and "egress" not in deny
     services = policies["services"]["spec"]
     grpc_sources = [rule["from"] for rule in services["ingress"]
-                    if any(p["port"] in (50051, 50052, 50053) for p in rule["ports"])]
+                    if any(p["port"] in {s.grpc_port for s in catalogue.SERVICES} for p in rule["ports"])]
     assert grpc_sources == [[{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]]
     egress_to = {rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for rule in services["egress"]}
     assert egress_to == {"kafka", "postgres"}
@@ -125,7 +126,8 @@ def test_settings_are_names_the_services_read_with_the_architecture_topics(overl
             Recording.read.add(key)
             return super().get(key, default)
     env = Recording(data, DATABASE_URL="postgresql://u:p@postgres:5432/db")
-    settings = Settings.from_env("stock", 50052, 9102, env=env)  # refuses a bad value
+    stock = catalogue.STOCK
+    settings = Settings.from_env("stock", stock.grpc_port, stock.metrics_port, env=env)  # refuses a bad value
     for wiring in (reservation_bootstrap, stock_bootstrap, alert_bootstrap):  # each names the topics it uses
         for topic in (v for k, v in vars(wiring).items() if k.endswith("_TOPIC")):
             topic.name(env)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services import catalogue
 from services.chassis import db
 from tests.unit.test_k8s import base_name, objects
 from tools import k8s_envoy
@@ -239,7 +240,7 @@ def test_liveness_probes_do_not_queue_behind_the_rpc_threads(overlay):
     objs = objects(overlay)
     assert liveness_in_rpc_pool(objs) == []
     broken = copy.deepcopy(objs)
-    container(of_kind(broken, "Deployment")["alert"])["livenessProbe"] = {"grpc": {"port": 50053}}
+    container(of_kind(broken, "Deployment")["alert"])["livenessProbe"] = {"grpc": {"port": catalogue.ALERT.grpc_port}}
     assert liveness_in_rpc_pool(broken) == ["alert"]
 
 

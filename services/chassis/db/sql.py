@@ -5,7 +5,8 @@ from .connection import database, is_sqlite
 
 # -- hot statements ----------------------------------------------------------------
 # Under load, peewee building SQL text took much of the consumers' time
-# (docs/performance.md). The statements on the hot paths are therefore
+# (docs/performance.md, "Figures behind choices in the code"). The statements on
+# the hot paths are therefore
 # written once, as SQL with `?` placeholders that both SQLite and PostgreSQL accept
 # (ON CONFLICT, RETURNING), and run through these two functions; peewee still
 # creates the schema and serves the colder queries.

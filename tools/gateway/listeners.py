@@ -1,0 +1,73 @@
+"""What the gateway serves besides the RPCs' routes: the HTTPS/gRPC-over-TLS listener
+beside the plain one, and the API documents at /docs/."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .transcoding import INDENT
+
+DOCS_DIR = "build/docs"  # made by `make docs` (tools/openapi.py, tools/asyncapi.py)
+DOCS_PATHS = {  # path -> (title, what it is); the file is the path's last part in DOCS_DIR
+    "/docs/openapi.json": ("OpenAPI 3 document", "The REST surface: paths, bodies, errors, the bearer scheme"),
+    "/docs/asyncapi.json": ("AsyncAPI 3 document", "The Kafka topics: keys, CloudEvents headers, payloads"),
+}
+
+
+def docs(docs_dir: str | os.PathLike | None) -> dict[str, str]:
+    """What serving the documents adds to the template, all of it empty without `docs_dir`
+    (the Kubernetes config has no docs: its rendering stays as it was):
+    - a GET route per document answered by Envoy itself from the file, read when the
+      config loads, with no token needed (jwt_authn off on it) and the transcoder off
+      (it refuses any path that is not an RPC's);
+    - a local-reply mapper that passes those replies through as JSON: a direct response
+      is a local reply, which the gateway otherwise wraps in {"code", "message"};
+    - a direct-response size limit that fits them (Envoy's default is 4 KiB)."""
+    if not docs_dir:
+        return {"docs_routes": "", "docs_reply_mappers": "", "docs_route_limit": ""}
+    files = {path: Path(docs_dir) / path.rpartition("/")[2] for path in DOCS_PATHS}
+    for f in files.values():
+        if not f.is_file():
+            raise ValueError(f"no {f.name} in {docs_dir} (run make docs)")
+    off = {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}
+    routes_ = [{"match": {"path": path, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+                "direct_response": {"status": 200, "body": {"filename": str(f.resolve())}},
+                "typed_per_filter_config": {"envoy.filters.http.jwt_authn": off,
+                                            "envoy.filters.http.grpc_json_transcoder": off}}
+               for path, f in files.items()]
+    mapper = {"filter": {"and_filter": {"filters": [
+                  {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 200,
+                                                                               "runtime_key": "gateway.docs"}}}},
+                  {"header_filter": {"header": {"name": ":path", "string_match": {"prefix": "/docs/"}}}}]}},
+              "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"},
+                                       "content_type": "application/json"}}
+    limit = max(f.stat().st_size for f in files.values())
+    return {"docs_routes": INDENT.join(f"- {json.dumps(r)}" for r in routes_),
+            "docs_reply_mappers": f"\n            - {json.dumps(mapper)}",
+            "docs_route_limit": f"\n            max_direct_response_body_size_bytes: {limit}"}
+
+
+def tls_listener(tls_dir: str | os.PathLike | None, port: int) -> str:
+    if not tls_dir:
+        return ""
+    tls_dir = Path(tls_dir)
+    for f in ("cert.pem", "key.pem"):
+        if not (tls_dir / f).is_file():
+            raise ValueError(f"no {f} in {tls_dir} (run python -m tools.devcert {tls_dir})")
+    listener = {
+        "name": "gateway_tls",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [{
+            "filters": "GATEWAY_FILTERS",
+            "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                "common_tls_context": {
+                    "alpn_protocols": ["h2", "http/1.1"],  # gRPC needs h2; curl may use either
+                    "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+                    "tls_certificates": [{"certificate_chain": {"filename": str((tls_dir / "cert.pem").resolve())},
+                                          "private_key": {"filename": str((tls_dir / "key.pem").resolve())}}]}}},
+        }],
+    }
+    # The same filter chain as the plain listener, by YAML alias.
+    return "  - " + json.dumps(listener).replace('"GATEWAY_FILTERS"', "*gateway_filters")
