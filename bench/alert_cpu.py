@@ -33,7 +33,6 @@ from tools import pgdb
 from tools.devstack import Stack, free_port
 
 
-
 def _events(count: int, users: int):
     for i in range(count):
         envelope = events.Envelope(event_id=str(uuid.uuid4()), event_type="x", source="stock", time="",

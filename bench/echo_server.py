@@ -13,8 +13,9 @@ import threading
 from concurrent import futures
 
 import grpc
-from benchecho.v1 import echo_pb2, echo_pb2_grpc
 from grpc_health.v1 import health, health_pb2_grpc
+
+from benchecho.v1 import echo_pb2, echo_pb2_grpc
 
 
 class Echo(echo_pb2_grpc.EchoServiceServicer):

@@ -18,10 +18,11 @@ from concurrent import futures
 from pathlib import Path
 
 import grpc
-from benchecho.v1 import echo_pb2, echo_pb2_grpc
 
 from bench.stack import cpu_seconds_in
+from benchecho.v1 import echo_pb2, echo_pb2_grpc
 from tools.devstack import free_port
+
 
 class Echo(echo_pb2_grpc.EchoServiceServicer):
     def Echo(self, request, context):
@@ -89,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "bench.grpc_cost", "--serve", model[0], str(port), *model[1:]])
         try:
-            before = []  # the server's CPU once it answers: its start-up is not counted
-            calls = asyncio.run(load(port, a.rate, a.seconds, lambda: before.append(cpu_seconds_in(Path(f"/proc/{server.pid}/stat")))))
-            after = cpu_seconds_in(Path(f"/proc/{server.pid}/stat"))
+            stat = Path(f"/proc/{server.pid}/stat")
+            before: list[float] = []  # the server's CPU once it answers: its start-up is not counted
+            calls = asyncio.run(load(port, a.rate, a.seconds,
+                                     lambda stat=stat, before=before: before.append(cpu_seconds_in(stat))))
+            after = cpu_seconds_in(stat)
             label = f"sync server, {model[1]} threads" if model[0] == "sync" else "grpc.aio server"
             print(f"{label:24s} {calls} calls at {calls / a.seconds:.0f}/s: "
                   f"{(after - before[0]) / calls * 1e6:.0f} us of server CPU per call")

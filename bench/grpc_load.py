@@ -18,6 +18,7 @@ import sys
 import time
 
 import grpc
+
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 
 

@@ -80,7 +80,7 @@ def table_row(result: dict, path: Path) -> str:
     cpu = m.get("rest_cpu_per_1000", {})
     cpu_cell = " · ".join(f"{name} {cpu[name]:.2f}" for name in
                           ("reservation", "stock", "alert", "envoy", "broker", "load") if name in cpu)
-    when = datetime.datetime.fromtimestamp(result["started"], datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    when = datetime.datetime.fromtimestamp(result["started"], datetime.UTC).strftime("%Y-%m-%d %H:%M")
     rel = path.relative_to(ROOT)
     return (f"| {when} | [{result['machine']['git']}](../{rel}) | {result['note'] or '–'} "
             f"| {cfg['reps']}×{cfg['sustain_s']:.0f}s | {_f(m['echo_rps'])} | {_f(m['rest_rps'])} "
@@ -92,7 +92,7 @@ def table_row(result: dict, path: Path) -> str:
 
 def write(result: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    day = datetime.datetime.fromtimestamp(result["started"], datetime.timezone.utc).strftime("%Y-%m-%d")
+    day = datetime.datetime.fromtimestamp(result["started"], datetime.UTC).strftime("%Y-%m-%d")
     base = f"{day}-{result['machine']['git']}"
     path, n = RESULTS / f"{base}.json", 2
     while path.exists():

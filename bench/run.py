@@ -63,7 +63,7 @@ class Config:
     smoke: bool = False
 
     @classmethod
-    def smoke_config(cls) -> "Config":
+    def smoke_config(cls) -> Config:
         return cls(reps=1, users=200, books=20, concurrency=8, echo_s=1, books_s=1, probe_s=0, sustain_s=2,
                    tries=1, e2e_s=2, catchup_n=1000, pileup_s=3, pileup_rate=400, fixed_rate=40, smoke=True)
 
@@ -241,7 +241,7 @@ class Bench:
                 f"{p}_drain_s": r["drain_s"], f"{p}_errors": r["errors"], f"{p}_cpu_per_1000": r["cpu_per_1000"]}
 
     def e2e(self, rate: float) -> dict:
-        since = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None) - datetime.timedelta(seconds=0.2)
+        since = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(seconds=0.2)
         before = self.stack.notifications()
         r = self._reservation_load("rest", self.cfg.e2e_s, rate)
         self._until(lambda: self.stack.notifications() - before >= r["made"], 30, "every notification recorded")
@@ -355,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
         # alert drains it; the further repetitions replay that stock topic into a fresh
         # alert (new consumer group, empty database): the same work, without piling up again.
         try:
-            piled = bench.pile_up(cfg.pileup_rate or statistics.median(r["grpc_rps"] or r["rest_rps"] or 10 for r in reps))
+            piled = bench.pile_up(cfg.pileup_rate
+                                  or statistics.median(r["grpc_rps"] or r["rest_rps"] or 10 for r in reps))
             for i in range(cfg.reps):
                 figures = bench.catch_up(piled) if i == 0 else bench.catch_up(piled, fresh_as=f"alert_replay{i}")
                 print(f"bench:   catch-up {i + 1}/{cfg.reps}: {figures}", flush=True)

@@ -183,7 +183,8 @@ def message_classes(fds) -> dict[str, type]:
     pool = descriptor_pool.DescriptorPool()
     for f in fds.file:
         pool.Add(f)
-    return {f"{f.package}.{m.name}": message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{f.package}.{m.name}"))
+    return {f"{f.package}.{m.name}":
+            message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{f.package}.{m.name}"))
             for f in fds.file for m in f.message_type}
 
 

@@ -91,7 +91,8 @@ def body_problems(expected, got, where: str = "body") -> list[str]:
     if isinstance(expected, list):
         if not isinstance(got, list) or len(got) != len(expected):
             return [f"{where}: {got!r} instead of {expected!r}"]
-        return [p for i, (e, g) in enumerate(zip(expected, got)) for p in body_problems(e, g, f"{where}[{i}]")]
+        return [p for i, (e, g) in enumerate(zip(expected, got, strict=True))
+                for p in body_problems(e, g, f"{where}[{i}]")]
     if isinstance(expected, str) and "..." in expected and isinstance(got, str):
         return [] if _wildcard(expected, got) else [f"{where}: {got!r} does not match {expected!r}"]
     return [] if expected == got and type(expected) is type(got) else [f"{where}: {got!r} instead of {expected!r}"]

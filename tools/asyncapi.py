@@ -91,8 +91,8 @@ def topic_of_file(f) -> tuple[str, str]:
 def wiring() -> dict:
     """What the services' code says: per event type its producer, per service its
     settings and the types it subscribes to and ignores."""
-    from services.chassis.settings import Settings
     from services.catalogue import NAMES as SERVICES
+    from services.chassis.settings import Settings
     out = {"producer": {}, "settings": {}, "topics": {}, "subscribes": {}, "ignores": {}}
     for name in SERVICES:
         out["settings"][name] = Settings.from_env(name, 0, 0, env={})
@@ -243,6 +243,7 @@ def build(fds) -> dict:
 
 def compiled_contracts(out: Path):
     from google.protobuf import descriptor_pb2
+
     from tools.breaking import descriptor_set
     return descriptor_pb2.FileDescriptorSet.FromString(descriptor_set(PROTOS, out).read_bytes())
 

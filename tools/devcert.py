@@ -39,7 +39,7 @@ def ensure_cert(tls_dir: str | os.PathLike, days: int = 365) -> Path:
     if all((tls_dir / f).exists() for f in (CA, CERT, KEY)):
         return tls_dir
     tls_dir.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=days)
 
     ca_key = ec.generate_private_key(ec.SECP256R1())

@@ -79,7 +79,7 @@ class Ports:
     alert_metrics: int = catalogue.ALERT.metrics_port
 
     @classmethod
-    def free(cls) -> "Ports":
+    def free(cls) -> Ports:
         return cls(**{f.name: free_port() for f in dataclasses.fields(cls)})
 
 
@@ -489,8 +489,9 @@ class Stack:
         admin = self.admin()
         for name in dict.fromkeys(service_of(i) for i in (names or self.instances())):
             running = [i for i in self.instances(name) if i in self.procs]
-            self._wait(running[0], lambda: group_holds_partitions(admin, self.consumer_group(name), len(running)),
-                       f"consumer group {self.consumer_group(name)} stable with its partitions", timeout)
+            group, members = self.consumer_group(name), len(running)
+            self._wait(running[0], lambda group=group, members=members: group_holds_partitions(admin, group, members),
+                       f"consumer group {group} stable with its partitions", timeout)
 
     def log_text(self, name: str) -> str:
         """What the process logged since its latest start."""

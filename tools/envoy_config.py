@@ -21,7 +21,8 @@ from pathlib import Path
 from string import Template
 
 from services.catalogue import SERVICES
-from tools.gateway import auth, clusters, listeners, routes as routing, transcoding
+from tools.gateway import auth, clusters, listeners, transcoding
+from tools.gateway import routes as routing
 from tools.gateway.clusters import cluster, parse_upstream
 from tools.gateway.descriptor import Descriptor
 from tools.gateway.listeners import DOCS_DIR, DOCS_PATHS

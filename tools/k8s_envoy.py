@@ -67,7 +67,7 @@ STATS_LISTENER = f"""\
           http_filters:
           - name: envoy.filters.http.router
             typed_config: {{"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}}
-"""
+"""  # noqa: E501 - one flow-style YAML route a line, as the rendered k8s/base/gateway/envoy.yaml has them
 ADMIN_CLUSTER = ("  - {\"name\": \"admin\", \"type\": \"STATIC\", \"connect_timeout\": \"0.25s\", \"load_assignment\": "
                  "{\"cluster_name\": \"admin\", \"endpoints\": [{\"lb_endpoints\": [{\"endpoint\": {\"address\": "
                  f"{{\"socket_address\": {{\"address\": \"127.0.0.1\", \"port_value\": {ADMIN_PORT}}}}}}}}}]}}]}}}}\n")

@@ -62,7 +62,8 @@ def java() -> str:
     home = os.environ.get("JAVA_HOME")
     found = shutil.which("java", path=f"{home}/bin") if home else shutil.which("java")
     if not found:
-        raise BrokerSetupError("Java 17 or newer is needed for the Kafka broker: apt-get install openjdk-17-jre-headless")
+        raise BrokerSetupError("Java 17 or newer is needed for the Kafka broker: "
+                               "apt-get install openjdk-17-jre-headless")
     return found
 
 

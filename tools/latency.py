@@ -36,10 +36,11 @@ def main(n: int = 20) -> None:
             token = mint_token(f"user-{i}", ["customer"], key_dir=str(keys))
             start = time.monotonic()
             rid = gw.post("/v1/reservations", {"book_id": "probe"}, token).json()["reservation"]["reservationId"]
-            eventually(lambda: gw.get(f"/v1/reservations/{rid}", token).json()["reservation"]["status"]
+            eventually(lambda rid=rid, token=token:
+                       gw.get(f"/v1/reservations/{rid}", token).json()["reservation"]["status"]
                        == "RESERVATION_STATUS_CONFIRMED", interval=0.002)
             confirmed.append(time.monotonic() - start)
-            eventually(lambda: gw.get("/v1/notifications", token).json()["notifications"], interval=0.002)
+            eventually(lambda token=token: gw.get("/v1/notifications", token).json()["notifications"], interval=0.002)
             notified.append(time.monotonic() - start)
             time.sleep(0.2)  # idle between requests
 

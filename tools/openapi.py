@@ -100,8 +100,8 @@ def complete(doc: dict) -> dict:
     schemas["Error"] = ERROR_SCHEMA
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     components["responses"] = {code: {"description": why, **error} for code, why in ERRORS.items()}
-    for path, methods in doc["paths"].items():
-        for verb, op in methods.items():
+    for methods in doc["paths"].values():
+        for op in methods.values():
             public = op["operationId"].rpartition("_")[2] in public_names
             if public:
                 op["security"] = []
@@ -116,7 +116,8 @@ def complete(doc: dict) -> dict:
         doc["paths"][path] = {"get": {
             "tags": ["docs"], "operationId": f"docs_{Path(path).stem}", "summary": title, "security": [],
             "description": f"{what}, served by the gateway.",
-            "responses": {"200": {"description": title, "content": {"application/json": {"schema": {"type": "object"}}}}},
+            "responses": {"200": {"description": title,
+                                  "content": {"application/json": {"schema": {"type": "object"}}}}},
         }}
     doc.setdefault("tags", []).append({"name": "docs", "description": "These documents."})
     return doc

@@ -62,7 +62,8 @@ def init(data_dir: Path) -> None:
         raise RuntimeError(f"initdb {data_dir} failed: {(done.stderr or done.stdout).strip()[-500:]}")
 
 
-def command(data_dir: Path, port: int, throwaway: bool = False, max_connections: int = 300) -> tuple[list[str], str | None]:
+def command(data_dir: Path, port: int, throwaway: bool = False,
+            max_connections: int = 300) -> tuple[list[str], str | None]:
     """The server's command line and the user to run it as. `throwaway` (the tests'
     clusters, dropped with their directory) turns fsync off: nothing there must
     survive a power cut, and every commit would wait for the disk.

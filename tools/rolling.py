@@ -97,7 +97,8 @@ def run(workdir: Path, services=SERVICES, concurrency: int = 10, kill: bool = Fa
         gw = Gateway(base)
         siege_token = mint_token("siege", ["customer", "stock_manager"], key_dir=str(key_dir))
         book_id = f"book-{tag}"
-        assert gw.post(f"/v1/stocks/{book_id}:receive", {"quantity": 100000, "title": "Dune"}, siege_token).status == 200
+        received = gw.post(f"/v1/stocks/{book_id}:receive", {"quantity": 100000, "title": "Dune"}, siege_token)
+        assert received.status == 200
         eventually(lambda: gw.get(f"/v1/books/{book_id}").status == 200, what="book listed")
 
         # Beside siege, customers make distinct reservations: each must end CONFIRMED

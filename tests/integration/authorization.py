@@ -66,7 +66,8 @@ class Case:
         tag = uuid.uuid4().hex[:8]
         self.route = route
         self.tokens = {"anonymous": None, "customer": token(f"owner-{tag}"),
-                       "other customer": token(f"other-{tag}"), "stock_manager": token(f"manager-{tag}", "stock_manager")}
+                       "other customer": token(f"other-{tag}"),
+                       "stock_manager": token(f"manager-{tag}", "stock_manager")}
         self.values = {"book_id": book_id, "quantity": 1, "title": "Matrix"}
         fields = [f.name for f in message_class(route.request).DESCRIPTOR.fields]
         if "reservation_id" in fields:

@@ -99,8 +99,8 @@ def alert_stack(workdir, backend: str, infra, env: dict, mail=None, messenger=No
     key_dir = workdir / "keys"
     ensure_keys(key_dir)
     run = uuid.uuid4().hex[:8]
-    env = {**ENV, "STOCK_TOPIC": f"bookrental.stock.v1.a{run}", "RESERVATION_TOPIC": f"bookrental.reservation.v1.a{run}",
-           **env}
+    env = {**ENV, "STOCK_TOPIC": f"bookrental.stock.v1.a{run}",
+           "RESERVATION_TOPIC": f"bookrental.reservation.v1.a{run}", **env}
     urls = pgdb.create(run, ["alert"]) if backend == "postgresql" else {}
     ports = Ports.free()
     ports.broker = infra.broker_port
@@ -329,7 +329,7 @@ def test_a_provider_outage_opens_the_breaker_and_every_message_is_sent_once_afte
                what="every notification SENT after recovery")
     notes = [n for user, _, _ in customers for n in alert.notifications(user)]
     last_sent = max(_time(d["sendTime"]) for n in notes for d in n["deliveries"] if d["channel"] == "messenger")
-    for user, address, phone in customers:
+    for _user, address, phone in customers:
         texts, mails = alert.messenger.to(phone), alert.mail.to(address)
         assert len(texts) == 10 and all(len(r) == 1 for r in texts.values()), texts  # exactly once each
         assert len(mails) == 10 and all(len(r) == 1 for r in mails.values()), mails

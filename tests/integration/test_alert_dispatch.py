@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from bookrental.alert.v1 import alert_pb2
+from bookrental.stock.v1 import events_pb2 as stock_events
 from services.alert import bootstrap, channels, domain, repository, views, wire
 from services.alert.dispatcher import Dispatcher
 from services.alert.service import AlertService
 from services.alert.settings import AlertSettings
 from services.chassis import db
-from bookrental.alert.v1 import alert_pb2
-from bookrental.stock.v1 import events_pb2 as stock_events
 from tools import pgdb
 
 from .conftest import BACKENDS, require_backend
@@ -27,8 +27,9 @@ class Provider:
 
     name = domain.MESSENGER
 
-    def __init__(self, failures=None, error=RuntimeError("provider down")):
-        self.failures, self.error, self.calls, self.sent = failures, error, 0, []
+    def __init__(self, failures=None, error: Exception | None = None):
+        self.failures, self.calls, self.sent = failures, 0, []
+        self.error = error or RuntimeError("provider down")
 
     def send(self, out):
         self.calls += 1
@@ -269,9 +270,9 @@ def test_a_notification_table_from_before_deliveries_is_brought_up_to_date(tmp_p
 
 
 def test_email_keeps_its_connection_for_a_run_and_reconnects_after_the_server_dropped_it(tmp_path):
-    from tests.integration.alert_providers import MailServer
     from services.alert.domain import Outgoing
     from services.alert.settings import SmtpSettings
+    from tests.integration.alert_providers import MailServer
 
     def message(i):
         return Outgoing(f"n-{i}:email", f"n-{i}", "email", "reader@example.com", "ann", f"r-{i}", "b-1",

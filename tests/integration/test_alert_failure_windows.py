@@ -81,8 +81,9 @@ class HoldingProvider:
 def messenger(tmp_path_factory, infra):
     provider = HoldingProvider()
     try:
-        with alert_stack(tmp_path_factory.mktemp("alert-windows"), "sqlite", infra, {"MESSENGER_URL": provider.url, "MESSENGER_SECRET": SECRET,
-                                                     "MESSENGER_TIMEOUT_S": str(TIMEOUT_S)}) as started:
+        with alert_stack(tmp_path_factory.mktemp("alert-windows"), "sqlite", infra,
+                         {"MESSENGER_URL": provider.url, "MESSENGER_SECRET": SECRET,
+                          "MESSENGER_TIMEOUT_S": str(TIMEOUT_S)}) as started:
             started.provider = provider
             yield started
     finally:
@@ -124,7 +125,8 @@ def test_a_message_in_flight_when_alert_is_killed_is_sent_once_more_after_its_le
     waited = receipts[1]["time"] - first["time"]
     # The claim was taken just before the first send, so the repeat comes a little under
     # LEASE_S after it; a repeat before the lease ended would be well under.
-    assert waited >= LEASE_S - 1, f"sent again {waited:.1f} s after the first send, before the {LEASE_S:.0f} s lease ended"
+    assert waited >= LEASE_S - 1, \
+        f"sent again {waited:.1f} s after the first send, before the {LEASE_S:.0f} s lease ended"
     print(f"\nrepeat sent {waited:.1f} s after the first send (lease {LEASE_S:.0f} s); "
           f"alert was back after {ready - first['time']:.1f} s")
     assert {d["channel"]: d["status"] for d in sent[0]["deliveries"]}["messenger"] == "NOTIFICATION_STATUS_SENT"

@@ -88,7 +88,7 @@ def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
     for b in books:
         assert gw.post(f"/v1/stocks/{b}:receive", {"quantity": COPIES, "title": "Dune"}, manager).status == 200
     for b in books:
-        eventually(lambda: gw.get(f"/v1/books/{b}").status == 200, what="books listed")
+        eventually(lambda b=b: gw.get(f"/v1/books/{b}").status == 200, what="books listed")
     tokens = {u: mint_token(u, ["customer"], key_dir=str(stack.key_dir))
               for u in (f"chaos-{i}-{uuid.uuid4().hex[:4]}" for i in range(USERS))}
     seed = random.randrange(1 << 30)

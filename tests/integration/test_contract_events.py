@@ -90,7 +90,7 @@ def newer_type(documented: contracts.Topic) -> str:
 
 @pytest.fixture(scope="module")
 def flow(stack, gateway, token) -> Flow:
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     book_id = f"contracts-{uuid.uuid4().hex[:8]}"
     manager = token(f"manager-{book_id}", "stock_manager")
     alice, bob = f"alice-{book_id}", f"bob-{book_id}"
@@ -143,8 +143,8 @@ def test_the_producer_writes_the_declared_event_with_its_envelope_and_key(stack,
     found = flow.messages.get(event_type, [])
     assert len(found) == len(expect(flow)), \
         f"{len(found)} {event_type} of book {flow.book_id}; seen: { {k: len(v) for k, v in flow.messages.items()} }"
-    now = datetime.datetime.now(datetime.timezone.utc)
-    for msg, fields in zip(found, expect(flow)):
+    now = datetime.datetime.now(datetime.UTC)
+    for msg, fields in zip(found, expect(flow), strict=True):
         assert msg.topic() == topic_of(stack, documented.name)
         event = CURRENT[event_type].FromString(msg.value())
         assert len(unknown_fields.UnknownFieldSet(event)) == 0, f"{event_type} carries fields it does not declare"

@@ -93,7 +93,8 @@ def test_a_database_outage_is_retried_and_nothing_is_dead_lettered(stack, gatewa
         resp = gateway.get(f"/v1/stocks/{book_id}", manager)
         assert resp.status == 503 and resp.json()["code"] == 14, resp
         assert resp.json()["message"] == "database unavailable; retry shortly", resp
-        assert all(flows.status(gateway, c, r) == "RESERVATION_STATUS_REQUESTED" for c, r in zip(customers, rids))
+        assert all(flows.status(gateway, c, r) == "RESERVATION_STATUS_REQUESTED"
+                   for c, r in zip(customers, rids, strict=True))
 
         # 2. Reservation's and alert's away, then stock's back: stock decides, and the
         #    two consumers of its outcomes retry them.
@@ -108,7 +109,7 @@ def test_a_database_outage_is_retried_and_nothing_is_dead_lettered(stack, gatewa
 
     # 3. All back: every outcome applied once, nothing dead-lettered, nobody restarted.
     def outcome():
-        statuses = sorted(flows.status(gateway, c, r) for c, r in zip(customers, rids))
+        statuses = sorted(flows.status(gateway, c, r) for c, r in zip(customers, rids, strict=True))
         return {"statuses": statuses, "available": flows.stock(gateway, manager, book_id)["available"],
                 "book list": flows.book_available(gateway, book_id),
                 "notified": [flows.notification_count(gateway, c) for c in customers]}

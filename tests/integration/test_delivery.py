@@ -64,7 +64,8 @@ def test_undecodable_messages_are_dead_lettered_and_the_partition_moves_on(
     for value, (partition, offset) in sent.items():
         copies = [topics.headers(m) for m in dead if m.value() == value]
         # Exactly one copy from each consuming service, the original bytes and key kept.
-        assert sorted(h["dlq_consumer_group"].decode() for h in copies) == sorted(map(stack.consumer_group, consumers)), copies
+        assert sorted(h["dlq_consumer_group"].decode() for h in copies) == \
+            sorted(map(stack.consumer_group, consumers)), copies
         assert all(m.key() == book_id.encode() for m in dead if m.value() == value)
         for h in copies:
             assert h["dlq_topic"] == topic.encode()

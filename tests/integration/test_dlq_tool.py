@@ -18,7 +18,6 @@ from tests.integration.test_tools import ROOT
 from tools import dlq as tools_dlq
 from tools.client import eventually
 
-
 # The tool talks to the broker only: the database backend makes no difference.
 pytestmark = ONE_STACK
 

@@ -59,7 +59,7 @@ def test_known_fields_in_both_spellings_and_escapes_pass(gateway, token, stocked
     book_id = stocked_book(2)
     assert gateway.post("/v1/reservations", {"bookId": book_id, "request_id": "r-spelling"},
                         token("spelling-1")).status == 200
-    escaped = ('{"book\\u005fid": "%s"}' % book_id).encode()  # "book_id" with an escaped underscore
+    escaped = f'{{"book\\u005fid": "{book_id}"}}'.encode()  # "book_id" with an escaped underscore
     assert gateway.post("/v1/reservations", escaped, token("spelling-2")).status == 200
 
 

@@ -12,7 +12,6 @@ from tests.integration.backends import ONE_STACK
 from tests.integration.fake_upstream import FakeUpstream
 from tools.client import Gateway, eventually
 
-
 # Envoy's behaviour here does not depend on the services' database.
 pytestmark = ONE_STACK
 

@@ -20,7 +20,6 @@ from tests.integration.fake_upstream import FakeUpstream, counts
 from tools.client import Gateway, eventually
 from tools.envoy_config import SAFE_CALL_RETRIES
 
-
 # Envoy's behaviour here does not depend on the services' database.
 pytestmark = ONE_STACK
 
@@ -124,7 +123,8 @@ def test_the_circuit_breaker_refuses_calls_beyond_the_bound_at_once(own_envoy, t
         assert all(t < 1.0 for s, t in results if s == 503), results  # refused at once, not queued
         # Refused by the breaker: over max_requests, or over max_pending_requests while the
         # connection to the upstream is still being set up.
-        overflow = sum(_stats(envoy, f"cluster.reservation.upstream_rq_{kind}_overflow") for kind in ("active", "pending"))
+        overflow = sum(_stats(envoy, f"cluster.reservation.upstream_rq_{kind}_overflow")
+                       for kind in ("active", "pending"))
         assert overflow == statuses[503]
 
 

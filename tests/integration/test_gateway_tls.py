@@ -13,7 +13,6 @@ import pytest
 from tests.integration.backends import ONE_STACK
 from tools.devcert import ensure_cert
 
-
 # Envoy's behaviour here does not depend on the services' database.
 pytestmark = ONE_STACK
 
@@ -39,8 +38,8 @@ def test_curl_over_https_with_the_development_ca(tls_envoy, token):
     assert books.returncode == 0, books.stderr
     body, meta = books.stdout.rsplit("\n", 1)
     assert meta.split()[0] == "200" and "books" in json.loads(body)
-    mine = run("curl", "-sS", "--http1.1", "--cacert", tls_envoy.ca, "-H", f"Authorization: Bearer {token('tls-alice')}",
-               "-w", "\n%{http_code}", f"{base}/v1/reservations")
+    mine = run("curl", "-sS", "--http1.1", "--cacert", tls_envoy.ca,
+               "-H", f"Authorization: Bearer {token('tls-alice')}", "-w", "\n%{http_code}", f"{base}/v1/reservations")
     assert mine.stdout.rsplit("\n", 1)[1] == "200", mine
     # Errors are JSON over TLS too.
     anonymous = run("curl", "-sS", "--cacert", tls_envoy.ca, f"{base}/v1/reservations")
@@ -63,7 +62,8 @@ def test_grpcurl_over_tls_with_the_development_ca(tls_envoy, token):
                 "bookrental.reservation.v1.ReservationService/ListBooks")
     assert books.returncode == 0, books.stderr
     assert "books" in json.loads(books.stdout) or json.loads(books.stdout) == {}
-    mine = run(GRPCURL, "-cacert", tls_envoy.ca, "-protoset", protoset, "-H", f"authorization: Bearer {token('tls-bob')}",
+    mine = run(GRPCURL, "-cacert", tls_envoy.ca, "-protoset", protoset,
+               "-H", f"authorization: Bearer {token('tls-bob')}",
                target, "bookrental.reservation.v1.ReservationService/ListReservations")
     assert mine.returncode == 0, mine.stderr
     anonymous = run(GRPCURL, "-cacert", tls_envoy.ca, "-protoset", protoset, target,

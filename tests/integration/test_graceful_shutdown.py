@@ -87,7 +87,8 @@ def test_sigterm_drains_finishes_in_flight_work_and_exits_clean(stack):
     assert gw.post(f"/v1/stocks/{book_id}:receive", {"quantity": 2, "title": "Dune"}, manager).status == 200
     eventually(lambda: gw.get(f"/v1/books/{book_id}").status == 200, what="book listed")
     # One event consumed before the stop: after the restart it must not come again.
-    first = gw.post("/v1/reservations", {"bookId": book_id}, mint_token("early", ["customer"], key_dir=str(stack.key_dir)))
+    first = gw.post("/v1/reservations", {"bookId": book_id},
+                    mint_token("early", ["customer"], key_dir=str(stack.key_dir)))
     assert first.status == 200
     eventually(lambda: gw.get(f"/v1/stocks/{book_id}", manager).json()["stock"]["available"] == 1, what="first taken")
     eventually(lambda: gw.get(f"/v1/books/{book_id}").json()["book"]["available"] == 1,
@@ -109,7 +110,8 @@ def test_sigterm_drains_finishes_in_flight_work_and_exits_clean(stack):
 
     caller = threading.Thread(target=in_flight)
     caller.start()
-    eventually(lambda: lock.writer_waiting(stack.ports.reservation_metrics), timeout=10, interval=0.05, what="the call waiting on the lock")
+    eventually(lambda: lock.writer_waiting(stack.ports.reservation_metrics), timeout=10, interval=0.05,
+               what="the call waiting on the lock")
     proc = stack.procs["reservation"]
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)

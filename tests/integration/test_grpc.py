@@ -9,7 +9,6 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
-
 from services import catalogue
 from tools.client import eventually
 

@@ -108,7 +108,7 @@ def quiet(alert) -> None:
 
 def test_a_4xx_answer_fails_the_message_at_once_and_does_not_charge_the_breaker(messenger):
     cases = {code: customer_answered(messenger, code) for code in PERMANENT}
-    for code, (user, phone) in cases.items():
+    for code, (user, _phone) in cases.items():
         d = final(messenger, user)
         assert (d["status"], d["attempts"]) == ("NOTIFICATION_STATUS_FAILED", 1), (code, d)
         assert f"HTTP {code}" in d["lastError"], (code, d)

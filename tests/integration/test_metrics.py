@@ -49,10 +49,11 @@ def test_consumer_lag_is_exported_per_partition_and_drains_to_zero(stack, gatewa
         before = stack.group_lag(group, [(topic, p) for p in range(partitions)])
         for book_id in books:
             assert gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 2, "title": "Lag"}, manager).status == 200
-        eventually(lambda: stack.group_lag(group, [(topic, p) for p in range(partitions)]) == before + len(books), timeout=10,
-                   what=f"a backlog of {len(books)} stock events for {group}")
+        eventually(lambda: stack.group_lag(group, [(topic, p) for p in range(partitions)]) == before + len(books),
+                   timeout=10, what=f"a backlog of {len(books)} stock events for {group}")
     for book_id in books:
-        eventually(lambda: gateway.get(f"/v1/books/{book_id}").status == 200, what=f"{book_id} applied after the restart")
+        eventually(lambda book_id=book_id: gateway.get(f"/v1/books/{book_id}").status == 200,
+                   what=f"{book_id} applied after the restart")
 
     def lags():
         samples = scrape(stack.ports.reservation_metrics)
@@ -70,7 +71,7 @@ def test_consumer_lag_is_exported_per_partition_and_drains_to_zero(stack, gatewa
 def test_outbox_backlog_is_zero_once_the_relay_published(stack, stocked_book):
     stocked_book(2)  # stock wrote outbox rows and reservation saw them: they were published
     for port in (stack.ports.stock_metrics, stack.ports.reservation_metrics):
-        eventually(lambda: value(scrape(port), "bookrental_outbox_unsent") == 0, what="empty outbox backlog")
+        eventually(lambda port=port: value(scrape(port), "bookrental_outbox_unsent") == 0, what="empty outbox backlog")
 
 
 def test_a_dead_lettered_message_is_counted(stack, gateway, manager, stocked_book):
@@ -126,7 +127,7 @@ def test_the_relay_breakers_stay_closed_while_events_flow(stack, gateway, manage
     book_id = new_id("breaker")
     assert gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 1, "title": "Breaker"}, manager).status == 200
     eventually(lambda: gateway.get(f"/v1/books/{book_id}").status == 200, what=f"{book_id} in the book list")
-    for port, before in zip(ports, opened):
+    for port, before in zip(ports, opened, strict=True):
         samples = scrape(port)
         assert value(samples, "bookrental_breaker_state", breaker="outbox-publish") == 0
         assert value(samples, "bookrental_breaker_opened_total", breaker="outbox-publish") == before

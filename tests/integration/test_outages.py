@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.integration.budgets import within
 from tests.integration import flows
+from tests.integration.budgets import within
 from tests.integration.flows import stopped
 from tools.client import Gateway, eventually, exactly_once
 from tools.token import mint_token
@@ -76,7 +76,8 @@ class World:
 
     def notified(self, users) -> dict[str, list[str]]:
         """Each user's notification kinds, sorted."""
-        return {u: sorted(n["kind"] for n in notes) for u, notes in zip(users, self.pool.map(self.notifications, users))}
+        return {u: sorted(n["kind"] for n in notes)
+                for u, notes in zip(users, self.pool.map(self.notifications, users), strict=True)}
 
 
 @pytest.fixture(scope="module")
@@ -90,15 +91,15 @@ def test_alert_down_every_outcome_is_notified_once_after_it_returns(stack, world
         pairs = [(world.user("alert-out"), plenty) for _ in range(25)] + \
                 [(world.user("alert-out"), scarce) for _ in range(25)]
         rids = [world.reserve(u, b) for u, b in pairs]
-        decided = world.wait_decided(list(zip([u for u, _ in pairs], rids)))
+        decided = world.wait_decided(list(zip([u for u, _ in pairs], rids, strict=True)))
         assert decided.count(CONFIRMED) == 45 and decided.count(REJECTED) == 5
-        canceled = [(u, rid) for (u, _), rid, st in zip(pairs, rids, decided) if st == CONFIRMED][:10]
+        canceled = [(u, rid) for (u, _), rid, st in zip(pairs, rids, decided, strict=True) if st == CONFIRMED][:10]
         for u, rid in canceled:
             assert world.gw.post(f"/v1/reservations/{rid}:cancel", {}, world.tokens[u]).status == 200
         eventually(lambda: world.available(plenty) + world.available(scarce) == 10, what="canceled copies back")
         restarted = time.monotonic()
     expected = {}
-    for (u, _), rid, st in zip(pairs, rids, decided):
+    for (u, _), rid, st in zip(pairs, rids, decided, strict=True):
         kinds = ["NOTIFICATION_KIND_REJECTED"] if st == REJECTED else ["NOTIFICATION_KIND_CONFIRMED"]
         if (u, rid) in canceled:
             kinds = ["NOTIFICATION_KIND_CANCELED", "NOTIFICATION_KIND_CONFIRMED"]
@@ -107,7 +108,7 @@ def test_alert_down_every_outcome_is_notified_once_after_it_returns(stack, world
 
     def all_notified():
         todo = [u for u in expected if u not in got or len(got[u]) < len(expected[u])]
-        for u, notes in zip(todo, world.pool.map(world.notifications, todo)):
+        for u, notes in zip(todo, world.pool.map(world.notifications, todo), strict=True):
             got[u] = sorted(n["kind"] for n in notes)
         return all(len(got.get(u, [])) >= len(k) for u, k in expected.items())
 
@@ -159,7 +160,7 @@ def test_broker_paused_requests_are_answered_and_nothing_is_lost(stack, world):
     within(slowest, PAUSED_REQUEST_S, "the slowest request while the broker was paused")
     users = [u for u, _ in pairs]
     exactly_once(stack, lambda: world.notified(users),
-                 {u: [f"NOTIFICATION_KIND_{st.rsplit('_', 1)[1]}"] for u, st in zip(users, decided)},
+                 {u: [f"NOTIFICATION_KIND_{st.rsplit('_', 1)[1]}"] for u, st in zip(users, decided, strict=True)},
                  what="each customer notified once")
 
 
@@ -196,7 +197,7 @@ def test_broker_killed_under_load_is_restarted_on_its_log_and_nothing_is_lost(st
     within(recovered - restarted, 6.5, "every reservation decided after the broker was ready")
     users = [u for u, _ in pairs]
     exactly_once(stack, lambda: world.notified(users),
-                 {u: [f"NOTIFICATION_KIND_{st.rsplit('_', 1)[1]}"] for u, st in zip(users, decided)},
+                 {u: [f"NOTIFICATION_KIND_{st.rsplit('_', 1)[1]}"] for u, st in zip(users, decided, strict=True)},
                  what="each customer notified once")
     assert {name: stack.procs[name].pid for name in stack.instances()} == services  # none restarted
 

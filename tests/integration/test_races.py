@@ -80,7 +80,8 @@ def test_cancel_right_after_create_ends_canceled_and_leaves_stock_unchanged(
     marker = token(new_id("marker"))
     flows.settled(gateway, marker, flows.reserve(gateway, marker, book_id), flows.CONFIRMED)
 
-    assert [flows.status(gateway, c, rid) for c, (rid, _) in zip(customers, pairs)] == [flows.CANCELED] * PAIRS
+    assert [flows.status(gateway, c, rid)
+            for c, (rid, _) in zip(customers, pairs, strict=True)] == [flows.CANCELED] * PAIRS
     stock = flows.stock(gateway, manager, book_id)
     assert (stock["available"], stock["totalReceived"]) == (PAIRS - 1, PAIRS)  # only the marker holds a copy
     eventually(lambda: flows.book_available(gateway, book_id) == PAIRS - 1, what="book view at the same count")

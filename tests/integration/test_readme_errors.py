@@ -28,8 +28,14 @@ import pytest
 from tests import readme_errors
 from tests.integration.backends import ONE_STACK
 from tests.integration.fake_upstream import FakeUpstream
-from tests.integration.test_security_tokens import (alg_none, bad_signature, hs256_with_public_key, other_key,
-                                                    tampered_payload, unknown_kid)
+from tests.integration.test_security_tokens import (
+    alg_none,
+    bad_signature,
+    hs256_with_public_key,
+    other_key,
+    tampered_payload,
+    unknown_kid,
+)
 from tools.client import Gateway, Response, eventually
 from tools.devstack import free_port
 from tools.token import mint_token
@@ -133,7 +139,8 @@ def _unknown_kid(w: World):
 @case("expired / nbf in the future")
 def _stale(w: World):
     now = int(time.time())
-    return [[Answer("expired an hour ago", w.bearer(f"Bearer {w.signed(exp=now - 3600, iat=now - 7200, nbf=now - 7200)}"))],
+    return [[Answer("expired an hour ago",
+                    w.bearer(f"Bearer {w.signed(exp=now - 3600, iat=now - 7200, nbf=now - 7200)}"))],
             [Answer("nbf an hour ahead", w.bearer(f"Bearer {w.signed(nbf=now + 3600)}"))]]
 
 
@@ -180,7 +187,8 @@ def _read_other(w: World):
 @case("cancel someone else's reservation")
 def _cancel_other(w: World):
     rid = _reservation_of(w, w.new_id("owner"))
-    return [[Answer("another customer", w.gateway.post(f"/v1/reservations/{rid}:cancel", {}, w.token("readme-mallory"))),
+    return [[Answer("another customer",
+                    w.gateway.post(f"/v1/reservations/{rid}:cancel", {}, w.token("readme-mallory"))),
              Answer("a stock manager", w.gateway.post(f"/v1/reservations/{rid}:cancel", {}, w.manager))]]
 
 
@@ -274,7 +282,8 @@ def _second(w: World):
                           w.manager).status == 200
     customer = w.token(w.new_id("twice"))
     _reservation_of_token(w, customer, "little-prince")
-    return [[Answer("the same customer again", w.gateway.post("/v1/reservations", {"bookId": "little-prince"}, customer))]]
+    return [[Answer("the same customer again",
+                    w.gateway.post("/v1/reservations", {"bookId": "little-prince"}, customer))]]
 
 
 @case("body over 64 KiB")
@@ -348,7 +357,7 @@ def test_the_readme_error_row_is_what_the_gateway_answers(world, key):
     assert len(alternatives) == len(row.bodies), f"{key!r}: {len(row.bodies)} bodies in the README, " \
                                                  f"{len(alternatives)} alternatives here"
     wrong = []
-    for body, answers in zip(row.bodies, alternatives):
+    for body, answers in zip(row.bodies, alternatives, strict=True):
         assert answers, f"{key!r}: an alternative without a call"
         for a in answers:
             expected = readme_errors.substituted(body, a.replace) if a.replace else body

@@ -181,7 +181,7 @@ def test_the_readme_walkthrough_answers_what_its_comments_show(tmp_path, infra):
     except json.JSONDecodeError as exc:
         pytest.fail(f"the block printed something that is not JSON ({exc}):\n{done.stdout}")
     assert len(printed) == len(steps), f"{len(steps)} commands print an answer, got {len(printed)}:\n{done.stdout}"
-    for (command, comment), got in zip(steps, printed):
+    for (command, comment), got in zip(steps, printed, strict=True):
         if comment is not None:
             problem = mismatch(expected(comment), got)
             assert problem is None, f"{command}\n  README: {comment}\n  answer: {json.dumps(got, ensure_ascii=False)}" \

@@ -60,7 +60,7 @@ def test_300_customers_race_for_100_copies(replicated):
         responses = list(racers.map(reserve, users))
     accepted_s = time.monotonic() - began
     assert [r.status for r in responses] == [200] * CUSTOMERS, [r for r in responses if r.status != 200][:3]
-    ids = {u: r.json()["reservation"]["reservationId"] for u, r in zip(users, responses)}
+    ids = {u: r.json()["reservation"]["reservationId"] for u, r in zip(users, responses, strict=True)}
 
     final: dict[str, str] = {}
     pool = ThreadPoolExecutor(8)  # the checks read 300 users' views through Envoy
@@ -68,7 +68,7 @@ def test_300_customers_race_for_100_copies(replicated):
     def all_decided():  # asks again only about the ones still undecided
         todo = [u for u in users if u not in final]
         got = pool.map(lambda u: gw.get(f"/v1/reservations/{ids[u]}", tokens[u]).json()["reservation"]["status"], todo)
-        final.update((u, st) for u, st in zip(todo, got) if st != "RESERVATION_STATUS_REQUESTED")
+        final.update((u, st) for u, st in zip(todo, got, strict=True) if st != "RESERVATION_STATUS_REQUESTED")
         return len(final) == CUSTOMERS
 
     eventually(all_decided, timeout=60, interval=0.2, what="every reservation decided")
@@ -90,7 +90,7 @@ def test_300_customers_race_for_100_copies(replicated):
 
     def notified():
         got = pool.map(lambda u: gw.get("/v1/notifications", tokens[u]).json()["notifications"], users)
-        return {u: sorted(n["kind"] for n in notes) for u, notes in zip(users, got)}
+        return {u: sorted(n["kind"] for n in notes) for u, notes in zip(users, got, strict=True)}
 
     # One each, read again once the system is quiet: a duplicate, even a late one, would
     # show as a second entry.
@@ -112,7 +112,7 @@ def test_two_alert_replicas_share_the_outcomes(replicated):
     user = f"reader-{uuid.uuid4().hex[:6]}"
     token = mint_token(user, ["customer"], key_dir=str(s.key_dir))
     for book_id in books:
-        eventually(lambda: gw.get(f"/v1/books/{book_id}").status == 200, what="book in the list")
+        eventually(lambda book_id=book_id: gw.get(f"/v1/books/{book_id}").status == 200, what="book in the list")
         assert gw.post("/v1/reservations", {"bookId": book_id}, token).status == 200
 
     def notes():

@@ -20,7 +20,6 @@ from tools.client import Gateway, eventually
 from tools.devkeys import ensure_keys, load_private_key, public_jwk
 from tools.token import mint_token
 
-
 # Envoy's behaviour here does not depend on the services' database.
 pytestmark = ONE_STACK
 

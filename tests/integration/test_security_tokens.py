@@ -18,7 +18,6 @@ from tests.integration.backends import ONE_STACK
 from tools.devkeys import ensure_keys, load_private_key, public_jwk
 from tools.token import mint_token
 
-
 # Envoy's behaviour here does not depend on the services' database.
 pytestmark = ONE_STACK
 

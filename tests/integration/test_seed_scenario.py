@@ -73,7 +73,8 @@ def test_a_reservation_is_confirmed_takes_a_copy_and_notifies(stack, gateway, to
     eventually(lambda: notifications(gateway, alice)[0]["status"] == "NOTIFICATION_STATUS_SENT", what="SENT")
 
 
-def test_when_the_last_copy_is_taken_the_next_customer_is_rejected_with_a_reason(stack, gateway, token, stocked_book, manager):
+def test_when_the_last_copy_is_taken_the_next_customer_is_rejected_with_a_reason(stack, gateway, token, stocked_book,
+                                                                                 manager):
     book_id = stocked_book(1, "Demian")
     alice, bob = token("alice-last"), token("bob-last")
     first = gateway.post("/v1/reservations", {"book_id": book_id}, alice).json()["reservation"]
@@ -131,7 +132,8 @@ def test_an_idle_system_confirms_within_its_documented_latency(gateway, token, s
         customer = token(f"idle-{n}")
         start = time.monotonic()
         rid = gateway.post("/v1/reservations", {"book_id": book_id}, customer).json()["reservation"]["reservationId"]
-        eventually(lambda: reservation_status(gateway, customer, rid)["status"] == "RESERVATION_STATUS_CONFIRMED",
+        eventually(lambda customer=customer, rid=rid:
+                   reservation_status(gateway, customer, rid)["status"] == "RESERVATION_STATUS_CONFIRMED",
                    timeout=5, interval=0.01, what="CONFIRMED")
         took.append(time.monotonic() - start)
     print(f"request -> CONFIRMED visible, ms: {[round(t * 1000) for t in took]}")

@@ -73,7 +73,8 @@ def test_a_removed_field_fails_the_check(repo):
 
 
 def test_a_renumbered_field_fails_the_check(repo):
-    edit(repo, RESERVATION, "  string title = 2;\n  int32 available = 3;", "  string title = 9;\n  int32 available = 3;")
+    edit(repo, RESERVATION, "  string title = 2;\n  int32 available = 3;",
+         "  string title = 9;\n  int32 available = 3;")
     commit_on_branch(repo, "renumber title")
     done = run_check(repo)
     assert done.returncode == 1, done
@@ -91,7 +92,8 @@ def test_a_changed_rest_path_fails_the_check(repo):
 
 
 def test_a_changed_body_binding_fails_the_check(repo):
-    edit(repo, RESERVATION, 'post: "/v1/reservations"\n      body: "*"', 'post: "/v1/reservations"\n      body: "book_id"')
+    edit(repo, RESERVATION, 'post: "/v1/reservations"\n      body: "*"',
+         'post: "/v1/reservations"\n      body: "book_id"')
     commit_on_branch(repo, "narrow the body")
     done = run_check(repo)
     assert done.returncode == 1, done

@@ -99,7 +99,8 @@ def test_network_policies_deny_by_default_and_only_envoy_reaches_the_services(ov
 def test_kafka_is_a_three_node_kraft_cluster_with_replicated_topics(overlay):
     kafka = by_kind(overlay, "StatefulSet")["kafka"]
     assert kafka["spec"]["replicas"] == 3 and kafka["spec"]["volumeClaimTemplates"]
-    config = next(o for o in objects(overlay) if o["kind"] == "ConfigMap" and base_name(o["metadata"]["name"]) == "kafka-config")
+    config = next(o for o in objects(overlay)
+                  if o["kind"] == "ConfigMap" and base_name(o["metadata"]["name"]) == "kafka-config")
     props = dict(line.split("=", 1) for line in config["data"]["server.properties"].splitlines()
                  if line and not line.startswith("#"))
     assert props["process.roles"] == "broker,controller"
@@ -182,4 +183,5 @@ def test_the_validators_of_k8s_check_reject_a_bad_manifest(tmp_path):
                            "--framework", "kubernetes", "-f", bad], capture_output=True, text=True, timeout=120)
     failed = {c["check_id"] for c in json.loads(scan.stdout)["results"]["failed_checks"]}
     assert scan.returncode != 0
-    assert {"CKV_K8S_14", "CKV_K8S_22", "CKV_K8S_28", "CKV_K8S_8"} <= failed  # latest tag, writable root, NET_RAW, no probe
+    # latest tag, writable root, NET_RAW, no probe
+    assert {"CKV_K8S_14", "CKV_K8S_22", "CKV_K8S_28", "CKV_K8S_8"} <= failed

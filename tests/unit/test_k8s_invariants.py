@@ -6,6 +6,7 @@ are run too, against stand-ins for the Kafka tools."""
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import re
 import subprocess
@@ -42,7 +43,7 @@ def container(obj, name=None):
 
 def postgres_settings(objs) -> dict[str, str]:
     args = container(of_kind(objs, "StatefulSet")["postgres"], "postgres").get("args", [])
-    return dict(a.split("=", 1) for a, flag in zip(args[1:], args) if flag == "-c")
+    return dict(a.split("=", 1) for flag, a in itertools.pairwise(args) if flag == "-c")
 
 
 def envoy_config(objs) -> dict:
@@ -177,7 +178,8 @@ def test_a_kafka_broker_is_ready_only_in_the_isr_of_all_its_partitions(overlay, 
 def placement_problems(objs) -> list[str]:
     spec = of_kind(objs, "StatefulSet")["kafka"]["spec"]["template"]["spec"]
     problems = []
-    required = spec.get("affinity", {}).get("podAntiAffinity", {}).get("requiredDuringSchedulingIgnoredDuringExecution", [])
+    anti_affinity = spec.get("affinity", {}).get("podAntiAffinity", {})
+    required = anti_affinity.get("requiredDuringSchedulingIgnoredDuringExecution", [])
     if not any(t["topologyKey"] == "kubernetes.io/hostname" for t in required):
         problems.append("two brokers may share a host")
     if not any(c["topologyKey"] == "topology.kubernetes.io/zone" and c["whenUnsatisfiable"] == "DoNotSchedule"
@@ -283,7 +285,7 @@ def test_envoy_admin_is_on_loopback_and_only_ready_and_metrics_reach_it(overlay)
 
 def entrance_problems(objs) -> list[str]:
     hops = envoy_config(objs)["static_resources"]["listeners"]
-    hcm = next(l for l in hops if l["name"] == "gateway")["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm = next(h for h in hops if h["name"] == "gateway")["filter_chains"][0]["filters"][0]["typed_config"]
     trusted = hcm["xff_num_trusted_hops"]
     balancers = [s for s in of_kind(objs, "Service").values() if s["spec"].get("type") == "LoadBalancer"
                  and s["spec"]["selector"] == {"app.kubernetes.io/name": "gateway"}]
@@ -385,8 +387,10 @@ def postgres_problems(objs) -> list[str]:
     limit = memory_bytes(pg["resources"]["limits"]["memory"])
     problems = []
     if "shared_buffers" not in settings or not limit // 8 <= memory_bytes(settings["shared_buffers"]) <= limit * 2 // 5:
-        problems.append(f"shared_buffers {settings.get('shared_buffers', '128MB default')} for a {limit >> 20} MiB limit")
-    if any("initdb" in m["mountPath"] for c in sts["spec"]["template"]["spec"]["containers"] for m in c["volumeMounts"]):
+        problems.append(f"shared_buffers {settings.get('shared_buffers', '128MB default')} "
+                        f"for a {limit >> 20} MiB limit")
+    if any("initdb" in m["mountPath"]
+           for c in sts["spec"]["template"]["spec"]["containers"] for m in c["volumeMounts"]):
         problems.append("roles come from an init script that runs once")
     volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
     keepers = [c for c in sts["spec"]["template"]["spec"]["containers"]
@@ -450,7 +454,8 @@ def test_statefulsets_roll_on_config_changes_and_their_claims_carry_no_labels(ov
     kafka = of_kind(broken, "StatefulSet")["kafka"]
     kafka["spec"]["volumeClaimTemplates"][0]["metadata"]["labels"] = {"app.kubernetes.io/part-of": "bookrental"}
     configmap(broken, "kafka-config")["metadata"]["name"] = "kafka-config"
-    next(v for v in kafka["spec"]["template"]["spec"]["volumes"] if "configMap" in v)["configMap"]["name"] = "kafka-config"
+    volumes = kafka["spec"]["template"]["spec"]["volumes"]
+    next(v for v in volumes if "configMap" in v)["configMap"]["name"] = "kafka-config"
     assert len(statefulset_problems(broken)) == 2
 
 

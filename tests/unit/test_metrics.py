@@ -43,4 +43,5 @@ def test_a_partition_with_nothing_committed_lags_by_what_it_holds():
         "0": {"consumer_lag": -1, "committed_offset": -1001, "hi_offset": 12, "lo_offset": 2},
         "1": {"consumer_lag": -1, "committed_offset": -1001, "hi_offset": -1001, "lo_offset": -1001}}}}}), "g")
     assert REGISTRY.get_sample_value("bookrental_consumer_lag", {"group": "g", "topic": "new", "partition": "0"}) == 10
-    assert REGISTRY.get_sample_value("bookrental_consumer_lag", {"group": "g", "topic": "new", "partition": "1"}) is None
+    assert REGISTRY.get_sample_value("bookrental_consumer_lag",
+                                     {"group": "g", "topic": "new", "partition": "1"}) is None

@@ -53,7 +53,7 @@ class Descriptor:
                                                m.options.Extensions[options_pb2.public], _bindings(m)))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Descriptor":
+    def load(cls, path: str | os.PathLike) -> Descriptor:
         return cls(descriptor_pb2.FileDescriptorSet.FromString(Path(path).read_bytes()))
 
     def _collect(self, prefix: str, msgs) -> None:

@@ -111,5 +111,6 @@ def routes_yaml(routes_: list[dict]) -> str:
 
 def extra_routes(backends: Sequence[tuple[str, int]]) -> str:
     # One flow-style line per item, so the template's indentation is all they need.
-    return INDENT.join(f"- {json.dumps({'match': {'prefix': f'/{s}/'}, 'route': {'cluster': f'extra-{s}', 'timeout': '10s'}})}"
+    return INDENT.join("- " + json.dumps({"match": {"prefix": f"/{s}/"},
+                                          "route": {"cluster": f"extra-{s}", "timeout": "10s"}})
                        for s, _ in backends)
