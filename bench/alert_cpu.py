@@ -84,7 +84,8 @@ def dispatch(service: AlertService, count: int) -> tuple[float, float]:
 
 def run(url: str, args) -> dict:
     database = db.connect(url)
-    db.create_schema(database, repository.MODELS)
+    # create_schema takes a list (invariant) of peewee.Model classes: a Sequence there would accept these
+    db.create_schema(database, repository.MODELS)  # type: ignore[arg-type]
     repository.migrate_schema()
     service = AlertService(bootstrap.unit_of_work)
     # A quarter of the customers chose preferences (log only here: nothing is offered).
@@ -109,7 +110,9 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
     args = parser.parse_args()
     logs.setup("alert", "INFO")
-    logging.getLogger().handlers[0].stream = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the run
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler), handler
+    handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the run
     for backend in args.backend or ("sqlite", "postgresql"):
         if backend == "sqlite":
             with tempfile.TemporaryDirectory() as tmp:

@@ -25,7 +25,9 @@ OUT = ROOT / "build" / "profile"
 
 def summarize(path: Path, top: int) -> str:
     """py-spy's raw format: one 'thread;frame;frame;... count' line per distinct stack."""
-    self_time, inclusive, threads = collections.Counter(), collections.Counter(), collections.Counter()
+    self_time: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    threads: collections.Counter[str] = collections.Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import jwt
@@ -156,6 +157,7 @@ class Bench:
     @staticmethod
     def _load(argv: list[str]) -> dict:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None  # stdout=PIPE
         out = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -288,7 +290,7 @@ class Bench:
                 "catchup_alert_cpu_per_1000": cpu / expected * 1000}
 
     def repetition(self) -> dict:
-        rep = {"loadavg_1m": report.loadavg()[0]}  # other people's work on the same cores
+        rep: dict[str, Any] = {"loadavg_1m": report.loadavg()[0]}  # other people's work on the same cores
 
         def phase(name: str, figures: dict) -> None:
             rep.update(figures)
@@ -308,7 +310,7 @@ class Bench:
 
 def median_of(reps: list[dict]) -> dict:
     """Per figure, the median over repetitions (numbers and per-process dicts)."""
-    out = {}
+    out: dict[str, Any] = {}
     for key, first in reps[0].items():
         values = [r[key] for r in reps if r.get(key) is not None]
         if not values:

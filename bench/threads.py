@@ -21,9 +21,9 @@ from bench.run import Bench, Config
 from bench.stack import cpu_seconds_in
 
 
-def thread_cpu(pid: int) -> collections.Counter:
+def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds so far per thread name of a process (rpc_0..rpc_7 summed as rpc)."""
-    out: collections.Counter = collections.Counter()
+    out: dict[str, float] = collections.defaultdict(float)
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()

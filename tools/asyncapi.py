@@ -27,6 +27,7 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
@@ -62,6 +63,7 @@ _WELL_KNOWN = {".google.protobuf.Timestamp": {"type": "string", "format": "date-
 
 
 def _field_schema(field, enums: dict) -> dict:
+    schema: dict[str, Any]
     if field.type_name in _WELL_KNOWN:
         schema = dict(_WELL_KNOWN[field.type_name])
     elif field.type == 14:  # enum
@@ -93,7 +95,7 @@ def wiring() -> dict:
     settings and the types it subscribes to and ignores."""
     from services.catalogue import NAMES as SERVICES
     from services.chassis.settings import Settings
-    out = {"producer": {}, "settings": {}, "topics": {}, "subscribes": {}, "ignores": {}}
+    out: dict[str, dict[str, Any]] = {"producer": {}, "settings": {}, "topics": {}, "subscribes": {}, "ignores": {}}
     for name in SERVICES:
         out["settings"][name] = Settings.from_env(name, 0, 0, env={})
         bootstrap = importlib.import_module(f"services.{name}.bootstrap")

@@ -103,14 +103,15 @@ def descriptor_set(proto_root: Path, out: Path) -> Path:
 
 def http_rules(descriptor_path: Path) -> dict[str, set[tuple[str, str, str]]]:
     """Full RPC name -> its REST bindings as (verb, path template, body)."""
-    from google.api import annotations_pb2
+    from google.api import annotations_pb2, http_pb2
     from google.protobuf import descriptor_pb2
     fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
     out: dict[str, set[tuple[str, str, str]]] = {}
     for f in fds.file:
         for service in f.service:
             for method in service.method:
-                rule = method.options.Extensions[annotations_pb2.http]
+                # protoc's .pyi types the extension as a plain FieldDescriptor, which Extensions[] refuses
+                rule: http_pb2.HttpRule = method.options.Extensions[annotations_pb2.http]  # type: ignore[index]
                 bindings = set()
                 for b in [rule, *rule.additional_bindings]:
                     verb = b.WhichOneof("pattern")
@@ -151,8 +152,8 @@ def check(repo: Path, base: Base, buf: Path = DEFAULT_BUF) -> list[str]:
     """The breaks of the working tree's protos/ against `base`; [] when none."""
     if not base.ref:
         return []
-    with tempfile.TemporaryDirectory(prefix="breaking-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="breaking-") as tmp_name:
+        tmp = Path(tmp_name)
         old = _export(repo, base.ref, tmp / "base")
         if old is None:
             return []

@@ -38,8 +38,11 @@ def public_jwk(private_key: rsa.RSAPrivateKey) -> dict:
 
 
 def load_private_key(key_dir: str | os.PathLike) -> rsa.RSAPrivateKey:
-    data = (Path(key_dir) / PRIVATE_KEY).read_bytes()
-    return serialization.load_pem_private_key(data, password=None)
+    path = Path(key_dir) / PRIVATE_KEY
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):  # tokens are RS256
+        raise ValueError(f"{path} holds a {type(key).__name__}, not an RSA private key")
+    return key
 
 
 def _write_private(path: Path, key: rsa.RSAPrivateKey) -> None:

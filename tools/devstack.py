@@ -21,8 +21,12 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services import catalogue
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = catalogue.NAMES
@@ -123,7 +127,7 @@ class Stack:
         stack's consumer groups (`stock-<suffix>`), so stacks on one broker never share one."""
         self.workdir = Path(workdir)
         self.broker_running = broker_running
-        self._admin = None
+        self._admin: AdminClient | None = None
         self.group_suffix = group_suffix
         self.tls_dir = tls_dir
         self.logs = self.workdir / "logs"
@@ -199,7 +203,7 @@ class Stack:
                 return False
         self._wait("broker", answers, "metadata answered", timeout)
 
-    def admin(self):
+    def admin(self) -> AdminClient:
         """A Kafka admin client on this stack's broker, made once (it reconnects by itself
         when the broker restarts); librdkafka's own log lines off: the callers poll."""
         if self._admin is None:
@@ -507,8 +511,9 @@ class Stack:
 
             def serving() -> bool:
                 try:
-                    return stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
-                        health_pb2.HealthCheckResponse.SERVING
+                    # types-grpcio-health-checking's HealthStub declares no methods
+                    answer = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)  # type: ignore[attr-defined]
+                    return answer.status == health_pb2.HealthCheckResponse.SERVING
                 except grpc.RpcError:
                     return False
             self._wait(name, serving, "health SERVING", timeout)
@@ -546,7 +551,7 @@ def listener_of(port: int) -> str:
     import psutil
     try:
         pids = [c.pid for c in psutil.net_connections(kind="tcp")
-                if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid]
+                if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid]
         return f"{psutil.Process(pids[0]).name()} (pid {pids[0]})" if pids else ""
     except psutil.Error:
         return ""

@@ -63,17 +63,20 @@ def read(bootstrap: str, topic: str, group: str, from_committed: bool, timeout_s
             msg = consumer.poll(timeout_s)
             if msg is None:
                 raise SystemExit(f"dlq: {topic} stopped answering before its end (partitions {sorted(todo)})")
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
+            error = msg.error()
+            if error:
+                if error.code() == KafkaError._PARTITION_EOF:
                     todo.discard(msg.partition())
                     continue
-                raise KafkaException(msg.error())
-            if msg.partition() not in todo or msg.offset() >= ends[msg.partition()]:
-                todo.discard(msg.partition())  # arrived after reading began
+                raise KafkaException(error)
+            partition, offset = msg.partition(), msg.offset()
+            assert partition is not None and offset is not None  # a message without an error has both
+            if partition not in todo or offset >= ends[partition]:
+                todo.discard(partition)  # arrived after reading began
                 continue
             yield consumer, msg
-            if msg.offset() + 1 >= ends[msg.partition()]:
-                todo.discard(msg.partition())
+            if offset + 1 >= ends[partition]:
+                todo.discard(partition)
     finally:
         consumer.close()
 

@@ -64,6 +64,7 @@ def render(out_path: str | os.PathLike, o: Options) -> str:
     services = transcoding.transcoder_services(o.extra_backends)
     docs = listeners.docs(o.docs_dir)
     served = [s.grpc_service for s in SERVICES] + [name for name, _ in o.extra_backends]
+    port("tls_port", o.tls_port)  # checked with or without TLS, as the other ports
     text = Template(TEMPLATE.read_text()).substitute(
         listen_port=port("listen_port", o.listen_port),
         admin_port=port("admin_port", o.admin_port),
@@ -84,7 +85,7 @@ def render(out_path: str | os.PathLike, o: Options) -> str:
         descriptor_path=yaml_path(o.descriptor_path),
         strict_json_lua=json.dumps(transcoding.strict_json_lua(descriptor)),
         jwks_source=auth.jwks_source(o.jwks_path, o.jwks_uri, o.jwks_cache_s, o.jwks_fetch_timeout_s),
-        tls_listener=listeners.tls_listener(o.tls_dir, port("tls_port", o.tls_port) and o.tls_port),
+        tls_listener=listeners.tls_listener(o.tls_dir, o.tls_port),
         access_log_path=yaml_path(o.access_log_path) if o.access_log_path else '"/dev/stdout"',
     )
     out = Path(out_path)

@@ -7,7 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from google.api import annotations_pb2
+from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor_pb2
 
 # Imported before any parse, so the option is read as itself rather than kept as an unknown field.
@@ -49,8 +49,10 @@ class Descriptor:
             self._collect(f.package, f.message_type)
             for service in f.service:
                 for m in service.method:
+                    # protoc's .pyi types the extension as a plain FieldDescriptor, which Extensions[] refuses
+                    public: bool = m.options.Extensions[options_pb2.public]  # type: ignore[index]
                     self.methods.append(Method(f.package, service.name, m.name, m.input_type.lstrip("."),
-                                               m.options.Extensions[options_pb2.public], _bindings(m)))
+                                               public, _bindings(m)))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Descriptor:
@@ -66,7 +68,8 @@ class Descriptor:
 
 
 def _bindings(method: descriptor_pb2.MethodDescriptorProto) -> tuple[Binding, ...]:
-    http = method.options.Extensions[annotations_pb2.http]
+    # protoc's .pyi types the extension as a plain FieldDescriptor, which Extensions[] refuses
+    http: http_pb2.HttpRule = method.options.Extensions[annotations_pb2.http]  # type: ignore[index]
     out = []
     for b in [http, *http.additional_bindings]:
         verb = b.WhichOneof("pattern")

@@ -73,7 +73,7 @@ def routes(descriptor: Descriptor, o: Options) -> list[dict]:
     Then one catch-all per service (an unknown method gets UNIMPLEMENTED from it)."""
     clusters = {s.grpc_service: s.name for s in SERVICES}
     per_user = {"request_headers": {"header_name": "x-user-id", "descriptor_key": "user"}}
-    per_client = {"remote_address": {}}
+    per_client: dict[str, dict[str, str]] = {"remote_address": {}}
     out = []
     services = dict.fromkeys(m.full_service for m in descriptor.methods if m.full_service in clusters)
     for full in services:  # an extra backend (make bench's echo) has its own route
