@@ -63,12 +63,15 @@ $(BUF):
 
 # buf breaking (and the REST routes, which buf does not compare) against the contracts
 # before this change, read from git: see tools/breaking.py; BREAKING_AGAINST=<ref> overrides.
-lint: $(BUF) $(VENV)/.installed ## buf lint + buf format check of protos/, and no breaking change against main (BREAKING_AGAINST=ref)
+# Then ruff and mypy with pyproject.toml's settings; mypy reads the generated stubs' types.
+lint: $(BUF) $(VENV)/.installed $(GEN)/.stamp ## buf lint + buf format check of protos/, no breaking change against main (BREAKING_AGAINST=ref), ruff and mypy
 	@rm -rf build/protodeps && mkdir -p build/protodeps/google/api
 	@cp $(SITE)/google/api/annotations.proto $(SITE)/google/api/http.proto build/protodeps/google/api/
 	$(BUF) lint
 	$(BUF) format -d --exit-code protos
 	$(PY) -m tools.breaking $(if $(BREAKING_AGAINST),--against '$(BREAKING_AGAINST)')
+	$(VENV)/bin/ruff check tools bench tests
+	$(PY) -m mypy tools bench
 
 # The API documents, generated from protos/ into build/docs (never committed) and served
 # by make run's gateway at /docs/openapi.json and /docs/asyncapi.json. OpenAPI: gnostic's
