@@ -87,7 +87,8 @@ def run(url: str, args) -> dict:
     # create_schema takes a list (invariant) of peewee.Model classes: a Sequence there would accept these
     db.create_schema(database, repository.MODELS)  # type: ignore[arg-type]
     repository.migrate_schema()
-    service = AlertService(bootstrap.unit_of_work)
+    # SqlUnitOfWork takes its repositories by keyword, so it declares no AlertUnitOfWork attributes
+    service = AlertService(bootstrap.unit_of_work)  # type: ignore[arg-type]
     # A quarter of the customers chose preferences (log only here: nothing is offered).
     with service.uow() as uow:
         for u in range(0, args.events // 4, 4):

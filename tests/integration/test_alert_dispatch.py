@@ -115,7 +115,8 @@ _DUE = (
 
 def due_deliveries(channel, now, limit=50):
     """The oldest due deliveries of a channel, not claimed (what the dispatcher would claim next)."""
-    return [domain.Outgoing(*r[:8], r[8] or domain.DEFAULT_LANGUAGE, *r[9:]) for r in db.rows(_DUE, (channel, now, limit))]
+    return [domain.Outgoing(*r[:8], r[8] or domain.DEFAULT_LANGUAGE, *r[9:])
+            for r in db.rows(_DUE, (channel, now, limit))]
 
 
 def messenger(service, n):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime
-from typing import Callable
+from collections.abc import Callable
 
 from services.alert import domain as alert
 from services.chassis.errors import Conflict
@@ -22,7 +22,7 @@ EPOCH = datetime.datetime(2026, 1, 1)
 
 
 class FakeStore:
-    def __init__(self, **repositories: Callable[["FakeStore"], Repository]):
+    def __init__(self, **repositories: Callable[[FakeStore], Repository]):
         self.repositories = repositories
         self.tables: dict[str, dict] = {name: {} for name in repositories}
         self.published: list = []
@@ -31,7 +31,7 @@ class FakeStore:
         self._ticks = 0
         self._concurrent: list[tuple[str, object, object]] = []
 
-    def uow(self, read_only: bool = False) -> "FakeUnitOfWork":
+    def uow(self, read_only: bool = False) -> FakeUnitOfWork:
         return FakeUnitOfWork(self, read_only)
 
     def now(self) -> datetime.datetime:
@@ -56,7 +56,7 @@ class FakeUnitOfWork(UnitOfWork):
         self.store = store
         self.read_only = read_only
 
-    def __enter__(self) -> "FakeUnitOfWork":
+    def __enter__(self) -> FakeUnitOfWork:
         self._before = {name: dict(table) for name, table in self.store.tables.items()}
         self._concurrent_before = len(self.store._concurrent)
         return self

@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from services.chassis.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound, \
-    PermissionDenied
+from services.chassis.errors import (
+    AlreadyExists,
+    Conflict,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from services.chassis.identity import Identity
 from services.reservation import domain
 from services.reservation.domain import Book, Reservation, Status
