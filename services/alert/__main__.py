@@ -1,4 +1,4 @@
-from services.chassis.app import main
 from services.alert.bootstrap import main as build
+from services.chassis.app import main
 
 main(build)

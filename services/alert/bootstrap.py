@@ -14,7 +14,6 @@ from .dispatcher import Dispatcher
 from .service import AlertService
 from .settings import AlertSettings
 
-
 # The topic it uses (docs/architecture.md §4): it consumes the stock outcomes and publishes nothing.
 STOCK_TOPIC = Topic("STOCK_TOPIC", catalogue.STOCK_TOPIC)
 # Created at start as well, as every service always has: any one service started alone

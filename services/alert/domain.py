@@ -19,13 +19,13 @@ LANGUAGES = ("ko", "en")
 DEFAULT_LANGUAGE = "ko"
 
 
-class Kind(str, enum.Enum):
+class Kind(str, enum.Enum):  # noqa: UP042 -- StrEnum's str() and format() differ
     CONFIRMED = "CONFIRMED"
     REJECTED = "REJECTED"
     CANCELED = "CANCELED"
 
 
-class DeliveryStatus(str, enum.Enum):
+class DeliveryStatus(str, enum.Enum):  # noqa: UP042 -- StrEnum's str() and format() differ
     PENDING = "PENDING"
     SENT = "SENT"
     FAILED = "FAILED"

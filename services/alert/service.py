@@ -4,7 +4,7 @@ customer's preferences. Delivering notifications is the dispatchers' work
 (dispatcher.py)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from . import domain
 from .ports import AlertUnitOfWork

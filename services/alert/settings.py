@@ -68,7 +68,7 @@ class AlertSettings:
         return tuple(c for c, on in ((domain.EMAIL, self.smtp), (domain.MESSENGER, self.messenger)) if on)
 
     @classmethod
-    def from_env(cls, env=None) -> "AlertSettings":
+    def from_env(cls, env=None) -> AlertSettings:
         env = os.environ if env is None else env
         smtp = None
         if env.get("SMTP_HOST"):

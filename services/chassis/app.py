@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from . import db, kafka, logs, metrics, outbox, server
 from .consumer import EventConsumer, Subscription

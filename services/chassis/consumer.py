@@ -13,14 +13,13 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from google.protobuf import message as pb_message
 
-from . import events, metrics
-from . import db
+from . import db, events, metrics
 from .db import database, is_transient
 from .threads import name_native_thread
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import pybreaker
 from prometheus_client import REGISTRY, Counter, Gauge

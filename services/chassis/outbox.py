@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 _RECORDED = db.columns(OutboxMessage, without=("id", "sent_at"))  # the values record() gives, in this order
 _INSERT = f"INSERT INTO outbox ({_RECORDED}) VALUES ({db.placeholders(len(_RECORDED.split(', ')))})"
-_UNSENT = f"SELECT {db.columns(OutboxMessage, without=('sent_at',))} FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?"
+_UNSENT = (f"SELECT {db.columns(OutboxMessage, without=('sent_at',))} "
+           "FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?")
 
 
 def record(topic: str, key: str, message: pb_message.Message, correlation_id: str = "") -> str:
@@ -50,7 +51,8 @@ class OutboxRelay(Worker):
         self.batch_size = batch_size
         # Broker trouble opens the breaker: the relay stops hammering it and the
         # rows wait safely in the outbox until a trial publish succeeds.
-        self.breaker = metrics.watch_breaker(pybreaker.CircuitBreaker(fail_max=3, reset_timeout=2, name="outbox-publish"))
+        self.breaker = metrics.watch_breaker(
+            pybreaker.CircuitBreaker(fail_max=3, reset_timeout=2, name="outbox-publish"))
         super().__init__("outbox-relay", self._round, poll_interval_s,
                          on_error=self._on_error, on_exit=lambda: self.producer.flush(5))
 

@@ -10,8 +10,8 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
-from typing import Callable
 
 import grpc
 from google.protobuf import descriptor_pool

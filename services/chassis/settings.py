@@ -65,7 +65,7 @@ class Settings:
         return f"{self.grpc_host}:{self.grpc_port}"
 
     @classmethod
-    def from_env(cls, service: str, grpc_port: int, metrics_port: int, env=None) -> "Settings":
+    def from_env(cls, service: str, grpc_port: int, metrics_port: int, env=None) -> Settings:
         env = os.environ if env is None else env
         level = env.get("LOG_LEVEL", "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):

@@ -9,12 +9,12 @@ from google.protobuf import timestamp_pb2
 
 def utcnow() -> datetime.datetime:
     """Naive UTC, stored the same way on SQLite and PostgreSQL."""
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
 def timestamp(value: datetime.datetime | None) -> timestamp_pb2.Timestamp:
     """A stored naive-UTC time as a protobuf Timestamp."""
     ts = timestamp_pb2.Timestamp()
     if value is not None:
-        ts.FromDatetime(value.replace(tzinfo=datetime.timezone.utc) if value.tzinfo is None else value)
+        ts.FromDatetime(value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value)
     return ts

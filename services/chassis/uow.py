@@ -11,7 +11,8 @@ its key and its correlation id."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from google.protobuf import message as pb_message
 
@@ -52,7 +53,7 @@ class UnitOfWork:
         self.__dict__.update(repositories)
         self._repositories = list(repositories.values())
 
-    def __enter__(self) -> "UnitOfWork":
+    def __enter__(self) -> UnitOfWork:
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -79,7 +80,7 @@ class SqlUnitOfWork(UnitOfWork):
         self._read_only = read_only
         self._tx = None
 
-    def __enter__(self) -> "SqlUnitOfWork":
+    def __enter__(self) -> SqlUnitOfWork:
         # Inside the consumer's batch transaction a use case joins it rather than open
         # a savepoint (two statements per event): a failure rolls the batch back and
         # the consumer applies its events one by one.

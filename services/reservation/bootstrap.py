@@ -1,7 +1,7 @@
 """Wiring of the reservation service: the one place its parts are put together."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 from services import catalogue
@@ -13,7 +13,6 @@ from services.chassis.uow import Publication, SqlUnitOfWork
 
 from . import domain, entrypoints, repository, wire
 from .service import ReservationService
-
 
 # The topics it uses (docs/architecture.md §4): it publishes on the first and consumes the second.
 RESERVATION_TOPIC = Topic("RESERVATION_TOPIC", catalogue.RESERVATION_TOPIC)

@@ -18,7 +18,7 @@ MAX_REQUEST_ID = 64
 MAX_RESERVATION_ID = 64
 
 
-class Status(str, enum.Enum):
+class Status(str, enum.Enum):  # noqa: UP042 -- StrEnum's str() and format() differ
     REQUESTED = "REQUESTED"
     CONFIRMED = "CONFIRMED"
     REJECTED = "REJECTED"
@@ -55,7 +55,7 @@ class Reservation:
     events: list = dataclasses.field(default_factory=list, compare=False, repr=False)
 
     @classmethod
-    def request(cls, reservation_id: str, user_id: str, book_id: str, request_id: str = "") -> "Reservation":
+    def request(cls, reservation_id: str, user_id: str, book_id: str, request_id: str = "") -> Reservation:
         shared_kernel.book_id(book_id)
         validate.text(request_id, "request_id", MAX_REQUEST_ID)
         reservation = cls(reservation_id, user_id, book_id, Status.REQUESTED, request_id=request_id)

@@ -7,8 +7,8 @@ from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 from bookrental.stock.v1 import events_pb2 as stock_events
 from services import shared_kernel
 from services.chassis import paging
-from services.chassis.errors import NotFound
 from services.chassis.consumer import Subscription
+from services.chassis.errors import NotFound
 from services.chassis.server import rpc
 
 from . import domain, views, wire

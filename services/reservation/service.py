@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from services.chassis.errors import AlreadyExists, Conflict, NotFound, PermissionDenied
 from services.chassis.identity import Identity

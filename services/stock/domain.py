@@ -60,7 +60,7 @@ class StockReleased:
     stock_version: int
 
 
-class HoldStatus(str, enum.Enum):
+class HoldStatus(str, enum.Enum):  # noqa: UP042 -- StrEnum's str() and format() differ
     RESERVED = "RESERVED"  # a copy is set aside
     REJECTED = "REJECTED"  # none was left
     RELEASED = "RELEASED"  # set aside, then given back on cancel

@@ -1,7 +1,7 @@
 """Stock use cases: each is one unit of work (state + outbox in one transaction)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from services import shared_kernel
 from services.chassis.errors import Conflict, NotFound
