@@ -84,8 +84,7 @@ def dispatch(service: AlertService, count: int) -> tuple[float, float]:
 
 def run(url: str, args) -> dict:
     database = db.connect(url)
-    # create_schema takes a list (invariant) of peewee.Model classes: a Sequence there would accept these
-    db.create_schema(database, repository.MODELS)  # type: ignore[arg-type]
+    db.create_schema(database, repository.MODELS)
     repository.migrate_schema()
     # SqlUnitOfWork takes its repositories by keyword, so it declares no AlertUnitOfWork attributes
     service = AlertService(bootstrap.unit_of_work)  # type: ignore[arg-type]

@@ -4,12 +4,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+import peewee
 
 from . import db, kafka, logs, metrics, outbox, server
 from .consumer import EventConsumer, Subscription
 from .outbox import OutboxRelay
 from .settings import Settings, SettingsError
+from .worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +25,8 @@ class Runtime:
     relay: OutboxRelay  # its wake() is what a unit of work calls after a commit that wrote events
 
 
-def start(settings: Settings, models: list, indexes: list[str] = (), topics: list[str] = ()) -> Runtime:
+def start(settings: Settings, models: Sequence[type[peewee.Model]], indexes: Sequence[str] = (),
+          topics: Sequence[str] = ()) -> Runtime:
     """`topics`: those the service uses; each is created (with its .dlq twin) if missing."""
     logs.setup(settings.service, settings.log_level)
     database = db.connect(settings.database_url)
@@ -34,7 +38,7 @@ def start(settings: Settings, models: list, indexes: list[str] = (), topics: lis
 
 def serve(runtime: Runtime, services: list[server.Service], consume: list[str],
           subscriptions: list[Subscription], ignore: tuple[str, ...] = (),
-          background: list = (), on_commit: Callable[[], None] = lambda: None) -> None:
+          background: Sequence[Worker] = (), on_commit: Callable[[], None] = lambda: None) -> None:
     """Serves until SIGTERM. `background` workers (start()/stop()) run beside
     the consumer; `on_commit` is called after each committed consumer batch."""
     settings = runtime.settings
@@ -44,7 +48,7 @@ def serve(runtime: Runtime, services: list[server.Service], consume: list[str],
         on_commit()
 
     stopping = threading.Event()
-    failed = []
+    failed: list[bool] = []
 
     def on_fatal() -> None:
         failed.append(True)

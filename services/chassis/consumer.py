@@ -14,8 +14,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
-from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from google.protobuf import message as pb_message
 
@@ -26,6 +27,7 @@ from .threads import name_native_thread
 log = logging.getLogger(__name__)
 
 Handler = Callable[[pb_message.Message, events.Envelope], None]
+Config = dict[str, Any]  # librdkafka's settings (kafka.py)
 
 
 class DeadLetterUnavailable(RuntimeError):
@@ -38,12 +40,16 @@ class Subscription:
     handler: Handler
 
 
+# What _prepare hands on: the message, its subscription, the decoded event and its envelope.
+Prepared = tuple[Message, Subscription, pb_message.Message, events.Envelope]
+
+
 class EventConsumer:
     MAX_ATTEMPTS = 5  # for non-transient handler errors, before dead-lettering
 
-    def __init__(self, consumer_config: dict, producer_config: dict, topics: list[str],
+    def __init__(self, consumer_config: Config, producer_config: Config, topics: list[str],
                  subscriptions: list[Subscription], on_commit: Callable[[], None] = lambda: None,
-                 ignore: tuple[str, ...] = (), on_fatal: Callable[[], None] = lambda: None):
+                 ignore: tuple[str, ...] = (), on_fatal: Callable[[], None] = lambda: None) -> None:
         self.consumer_config = consumer_config
         self.dlq_producer = Producer(producer_config)
         self.topics = topics
@@ -73,7 +79,7 @@ class EventConsumer:
         consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         return consumer
 
-    def _join_stalled(self, consumer) -> bool:
+    def _join_stalled(self, consumer: Consumer) -> bool:
         """librdkafka can stall in a group join that never completes when the coordinator
         reloads the group under it (seen after a broker paused past its session was
         fenced: one consumer's JoinGroup was lost and it waited for the answer while its
@@ -122,9 +128,10 @@ class EventConsumer:
                 batch = [first] + consumer.consume(num_messages=199, timeout=0) if first is not None else []
                 ready = []
                 for msg in batch:
-                    if msg.error():
-                        if msg.error().code() != KafkaError._PARTITION_EOF:
-                            log.warning("consumer error", extra={"error": str(msg.error())})
+                    error = msg.error()
+                    if error:
+                        if error.code() != KafkaError._PARTITION_EOF:
+                            log.warning("consumer error", extra={"error": str(error)})
                         continue
                     ready.append(msg)
                 if ready:
@@ -144,7 +151,7 @@ class EventConsumer:
             self.dlq_producer.flush(5)
 
     @staticmethod
-    def _store_offsets(consumer, handled: list) -> None:
+    def _store_offsets(consumer: Consumer, handled: list[Message]) -> None:
         """Handled means committed in the database: the offsets may be committed now.
         librdkafka commits stored offsets every second, on revoke and on close, where a
         synchronous commit per batch waited a broker round trip each time; what a
@@ -157,7 +164,7 @@ class EventConsumer:
             log.info("offsets not stored; the partition moved", extra={"error": str(exc)})
 
     @staticmethod
-    def _commit(consumer) -> None:
+    def _commit(consumer: Consumer) -> None:
         try:
             consumer.commit(asynchronous=False)
         except KafkaException as exc:
@@ -167,15 +174,15 @@ class EventConsumer:
             # again and the inbox turns them into no-ops.
             log.warning("offset commit failed; events will be redelivered", extra={"error": str(exc)})
 
-    def _on_revoke(self, consumer, partitions) -> None:
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Before a partition moves to another replica: what was handled here is not
         # handed to it again (the inbox would drop it; this saves it the work).
         self._commit(consumer)
 
-    def _on_assign(self, _consumer, partitions) -> None:
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions assigned", extra={"partitions": [f"{p.topic}[{p.partition}]" for p in partitions]})
 
-    def _handle_batch(self, msgs: list) -> None:
+    def _handle_batch(self, msgs: list[Message]) -> None:
         """The whole poll batch in ONE transaction: one BEGIN/COMMIT and one inbox
         statement instead of one each per event (catch-up reads batches of ~200).
         If anything in it fails, the batch is rolled back and its events are applied
@@ -201,14 +208,15 @@ class EventConsumer:
         for msg, sub, event, envelope in ready:
             self._handle(msg, sub, event, envelope)
 
-    def _prepare(self, msg):
+    def _prepare(self, msg: Message) -> Prepared | None:
         """(msg, subscription, event, envelope) for an event to apply; None for one that
         is dead-lettered (undecodable) or skipped (a type this service does not handle)."""
         where = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()}
         try:
-            envelope = events.read_envelope(msg.headers())
+            envelope = events.read_envelope(_headers(msg))
         except events.UndecodableEvent as exc:
-            return self._dead_letter(msg, str(exc), where)
+            self._dead_letter(msg, str(exc), where)
+            return None
         sub = self.handlers.get(envelope.event_type)
         if sub is None:
             if envelope.event_type not in self.ignore:
@@ -218,7 +226,8 @@ class EventConsumer:
         try:
             event = events.decode(sub.message_class, msg.value())
         except events.UndecodableEvent as exc:
-            return self._dead_letter(msg, str(exc), {**where, "correlation_id": envelope.correlation_id})
+            self._dead_letter(msg, str(exc), {**where, "correlation_id": envelope.correlation_id})
+            return None
         return msg, sub, event, envelope
 
     @staticmethod
@@ -231,7 +240,7 @@ class EventConsumer:
             f"INSERT INTO inbox ({_INBOX_COLUMNS}) VALUES {db.values(3, len(envelopes))}"
             " ON CONFLICT DO NOTHING RETURNING event_id", params)}
 
-    def _handle(self, msg, sub: Subscription, event, envelope: events.Envelope) -> None:
+    def _handle(self, msg: Message, sub: Subscription, event: pb_message.Message, envelope: events.Envelope) -> None:
         where = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
                  "correlation_id": envelope.correlation_id}
         attempt = 0
@@ -252,17 +261,18 @@ class EventConsumer:
                     return self._dead_letter(msg, f"{type(exc).__name__}: {exc}", where)
                 time.sleep(0.05 * attempt)
 
-    def _apply(self, sub: Subscription, event, envelope: events.Envelope) -> None:
+    def _apply(self, sub: Subscription, event: pb_message.Message, envelope: events.Envelope) -> None:
         with database.atomic():
             if not self._claim([envelope]):
                 return _log_duplicate(envelope)
             sub.handler(event, envelope)
 
-    def _dead_letter(self, msg, error: str, where: dict) -> None:
+    def _dead_letter(self, msg: Message, error: str, where: dict[str, Any]) -> None:
         """Returns None (so `return self._dead_letter(...)` reads as "skip this one")."""
-        headers = list(msg.headers() or []) + [
+        headers: list[tuple[str, str | bytes | None]] = [
+            *_headers(msg),
             ("dlq_error", error.encode()[:1000]),
-            ("dlq_topic", msg.topic().encode()),
+            ("dlq_topic", _position(msg)[0].encode()),
             ("dlq_partition", str(msg.partition()).encode()),
             ("dlq_offset", str(msg.offset()).encode()),
             # Several groups may read one topic: the group says which service could not
@@ -270,7 +280,7 @@ class EventConsumer:
             ("dlq_consumer_group", str(self.consumer_config.get("group.id", "")).encode()),
         ]
         dlq_topic = f"{msg.topic()}.dlq"
-        outcome: list = []
+        outcome: list[KafkaError | None] = []
         self.dlq_producer.produce(dlq_topic, key=msg.key(), value=msg.value(), headers=headers,
                                   on_delivery=lambda err, _msg: outcome.append(err))
         # The offset must not pass the message before the DLQ copy is safe. flush() alone
@@ -293,9 +303,22 @@ def _log_duplicate(envelope: events.Envelope) -> None:
                                                "correlation_id": envelope.correlation_id})
 
 
-def _next_offsets(msgs: list) -> list[TopicPartition]:
+def _next_offsets(msgs: list[Message]) -> list[TopicPartition]:
     """Per partition, the offset after the last message handled."""
     last: dict[tuple[str, int], int] = {}
     for msg in msgs:
-        last[(msg.topic(), msg.partition())] = msg.offset() + 1
+        topic, partition, offset = _position(msg)
+        last[(topic, partition)] = offset + 1
     return [TopicPartition(topic, partition, offset) for (topic, partition), offset in last.items()]
+
+
+def _position(msg: Message) -> tuple[str, int, int]:
+    """A consumed message's topic, partition and offset, which poll() and consume() always set
+    (the stubs type them Optional, as for the messages produce() reports on)."""
+    return msg.topic(), msg.partition(), msg.offset()  # type: ignore[return-value]
+
+
+def _headers(msg: Message) -> list[tuple[str, bytes | None]]:
+    """A consumed message's headers, [] when it has none: librdkafka gives (key, bytes) pairs
+    (the stubs' type also allows the dict and the str values produce() takes)."""
+    return msg.headers() or []  # type: ignore[return-value]

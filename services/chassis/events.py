@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import uuid
+from collections.abc import Sequence
 
 from google.protobuf import message as pb_message
 
@@ -45,7 +46,7 @@ def headers(event_id: str, event_type: str, source: str, time: str, correlation_
     ]
 
 
-def read_envelope(raw_headers) -> Envelope:
+def read_envelope(raw_headers: Sequence[tuple[str, bytes | None]] | None) -> Envelope:
     try:
         h = {k: (v or b"").decode() for k, v in (raw_headers or [])}
     except UnicodeDecodeError as exc:

@@ -12,7 +12,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 
-def _client_config(settings: Settings) -> dict:
+def _client_config(settings: Settings) -> dict[str, str | int | bool]:
     return {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "client.id": settings.service,
@@ -23,7 +23,7 @@ def _client_config(settings: Settings) -> dict:
     }
 
 
-def producer_config(settings: Settings) -> dict:
+def producer_config(settings: Settings) -> dict[str, str | int | bool]:
     return {
         **_client_config(settings),
         # Idempotent producer: no duplicates or reordering from the client's own retries.
@@ -35,7 +35,7 @@ def producer_config(settings: Settings) -> dict:
     }
 
 
-def consumer_config(settings: Settings) -> dict:
+def consumer_config(settings: Settings) -> dict[str, str | int | bool]:
     debug = {"debug": settings.kafka_debug} if settings.kafka_debug else {}
     return {
         **debug,

@@ -7,13 +7,17 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pybreaker
 from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger(__name__)
+
+# on_change(breaker, old_state, new_state), as pybreaker's listeners are told
+BreakerChange = Callable[[pybreaker.CircuitBreaker, pybreaker.CircuitBreakerState | None,
+                          pybreaker.CircuitBreakerState], None]
 
 CONSUMER_LAG = Gauge("bookrental_consumer_lag", "Messages between the committed offset and the high watermark",
                      ["group", "topic", "partition"])
@@ -59,7 +63,7 @@ class BreakerMetrics(pybreaker.CircuitBreakerListener):
     it is given: the one helper behind the relay's breaker and alert's channel breakers.
     `on_change(breaker, old_state, new_state)` runs after each change."""
 
-    def __init__(self, state: Gauge, opened: Counter, on_change: Callable = lambda cb, old, new: None):
+    def __init__(self, state: Gauge, opened: Counter, on_change: BreakerChange = lambda cb, old, new: None) -> None:
         self.state, self.opened, self.on_change = state, opened, on_change
 
     def watch(self, breaker: pybreaker.CircuitBreaker) -> pybreaker.CircuitBreaker:
@@ -69,7 +73,8 @@ class BreakerMetrics(pybreaker.CircuitBreakerListener):
         breaker.add_listener(self)
         return breaker
 
-    def state_change(self, cb, old_state, new_state) -> None:
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: pybreaker.CircuitBreakerState | None,
+                     new_state: pybreaker.CircuitBreakerState) -> None:
         self.state.labels(cb.name).set(BREAKER_STATES[new_state.name])
         if new_state.name == pybreaker.STATE_OPEN:
             self.opened.labels(cb.name).inc()
@@ -86,10 +91,10 @@ class _OutboxBacklog:
     the relay would freeze the number exactly when it matters: while the
     breaker is open the relay does not run."""
 
-    def __init__(self, count):
+    def __init__(self, count: Callable[[], int]) -> None:
         self.count = count
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("bookrental_outbox_unsent", "Outbox rows not yet published")
         try:
             family.add_metric([], self.count())
@@ -99,6 +104,6 @@ class _OutboxBacklog:
         yield family
 
 
-def watch_outbox(count) -> None:
+def watch_outbox(count: Callable[[], int]) -> None:
     """`count()` returns the number of unsent outbox rows."""
     REGISTRY.register(_OutboxBacklog(count))

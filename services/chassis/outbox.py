@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pybreaker
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 from google.protobuf import message as pb_message
 
 from . import db, events, metrics
@@ -44,8 +46,8 @@ class PublishError(Exception):
 
 
 class OutboxRelay(Worker):
-    def __init__(self, settings: Settings, producer_config: dict, batch_size: int = 500,
-                 poll_interval_s: float = 0.5):
+    def __init__(self, settings: Settings, producer_config: dict[str, Any], batch_size: int = 500,
+                 poll_interval_s: float = 0.5) -> None:
         self.settings = settings
         self.producer = Producer(producer_config)
         self.batch_size = batch_size
@@ -80,8 +82,8 @@ class OutboxRelay(Worker):
         acked: list[int] = []
         failures: list[str] = []
 
-        def on_delivery(row_id):
-            def callback(err, _msg):
+        def on_delivery(row_id: int) -> Callable[[KafkaError | None, Message], None]:
+            def callback(err: KafkaError | None, _msg: Message) -> None:
                 if err is None:
                     acked.append(row_id)
                 else:
@@ -93,7 +95,8 @@ class OutboxRelay(Worker):
                 topic,
                 key=key.encode(),
                 value=bytes(payload),
-                headers=events.headers(event_id, event_type, self.settings.service,
+                # list is invariant: the stub's list[tuple[str, str | bytes | None]] refuses list[tuple[str, bytes]]
+                headers=events.headers(event_id, event_type, self.settings.service,  # type: ignore[arg-type]
                                        occur_time, correlation_id),
                 on_delivery=on_delivery(row_id),
             )

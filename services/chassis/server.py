@@ -12,6 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
+from types import FrameType
+from typing import Any, Protocol, overload
 
 import grpc
 from google.protobuf import descriptor_pool
@@ -24,6 +26,7 @@ from bookrental.api.v1 import options_pb2
 from . import errors
 from .db import database, is_transient
 from .identity import Identity, from_metadata
+from .settings import Settings
 from .threads import name_native_thread
 
 log = logging.getLogger(__name__)
@@ -45,7 +48,8 @@ _CODES = {
 
 
 def identity(context: grpc.ServicerContext) -> Identity:
-    caller = from_metadata(dict(context.invocation_metadata()))
+    # Values are str for every key but the -bin ones (bytes), which identity does not read.
+    caller = from_metadata(dict(context.invocation_metadata()))  # type: ignore[arg-type]
     if caller is None:
         raise errors.Unauthenticated("a signed-in user is required")
     return caller
@@ -55,10 +59,21 @@ def public_methods(service_name: str) -> frozenset[str]:
     """The methods of a gRPC service that protos/ marks `option (bookrental.api.v1.public)
     = true`: callable without a token (the gateway's rules come from the same mark)."""
     service = descriptor_pool.Default().FindServiceByName(service_name)
-    return frozenset(m.name for m in service.methods if m.GetOptions().Extensions[options_pb2.public])
+    # protoc's .pyi types an extension as a plain FieldDescriptor, not the _ExtensionFieldDescriptor Extensions takes
+    return frozenset(m.name for m in service.methods
+                     if m.GetOptions().Extensions[options_pb2.public])  # type: ignore[index]
 
 
-def rpc(method: Callable | None = None, *, role: str | None = None):
+# A servicer method as written, `method(self, request, context, caller)`, and as gRPC
+# calls it once wrapped, `method(self, request, context)`: each takes its own messages.
+RpcMethod = Callable[..., Any]
+
+
+@overload
+def rpc(method: RpcMethod, *, role: str | None = None) -> RpcMethod: ...
+@overload
+def rpc(method: None = None, *, role: str | None = None) -> Callable[[RpcMethod], RpcMethod]: ...
+def rpc(method: RpcMethod | None = None, *, role: str | None = None) -> RpcMethod | Callable[[RpcMethod], RpcMethod]:
     """Wraps a servicer method: domain errors become status codes with their
     message; anything unexpected is logged with its traceback and the caller
     gets INTERNAL without one.
@@ -77,7 +92,7 @@ def rpc(method: Callable | None = None, *, role: str | None = None):
     in_flight = RPCS_IN_FLIGHT.labels(name)
 
     @functools.wraps(method)
-    def wrapper(self, request, context):
+    def wrapper(self: Servicer, request: Any, context: grpc.ServicerContext) -> Any:
         start = time.perf_counter()
         code = grpc.StatusCode.OK
         in_flight.inc()
@@ -106,8 +121,14 @@ def rpc(method: Callable | None = None, *, role: str | None = None):
             RPCS.labels(name, code.name).inc()
             RPC_SECONDS.labels(name, code.name).observe(time.perf_counter() - start)
 
-    wrapper.role = role
+    wrapper.role = role  # type: ignore[attr-defined]  # a function's own attribute, which mypy does not model
     return wrapper
+
+
+class Servicer(Protocol):
+    """What create_server needs of a servicer: it sets `public_rpcs`, which rpc reads."""
+
+    public_rpcs: frozenset[str]
 
 
 @dataclasses.dataclass
@@ -115,12 +136,12 @@ class Service:
     """One gRPC service to serve: its full name, servicer and generated add_* function."""
 
     name: str
-    servicer: object
-    add: Callable
+    servicer: Servicer
+    add: Callable[[Any, grpc.Server], None]  # the generated add_*Servicer_to_server
 
 
 class _Undecodable:
-    def __init__(self, error: str):
+    def __init__(self, error: str) -> None:
         self.error = error
 
 
@@ -129,10 +150,13 @@ class RefuseUndecodable(grpc.ServerInterceptor):
     transcoder makes from a GET path holding %ff) is the caller's mistake: INVALID_ARGUMENT,
     instead of the INTERNAL grpc answers when a deserializer raises."""
 
-    def __init__(self):
-        self._wrapped = {}  # method -> handler: grpc asks on every call; the answer never changes
+    def __init__(self) -> None:
+        # method -> handler: grpc asks on every call; the answer never changes
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
-    def intercept_service(self, continuation, details):
+    def intercept_service(
+            self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+            details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
         wrapped = self._wrapped.get(details.method)
         if wrapped is None:
             wrapped = self._wrap(continuation(details), details.method)
@@ -141,19 +165,20 @@ class RefuseUndecodable(grpc.ServerInterceptor):
         return wrapped
 
     @staticmethod
-    def _wrap(handler, full_method: str):
+    def _wrap(handler: grpc.RpcMethodHandler[Any, Any] | None,
+              full_method: str) -> grpc.RpcMethodHandler[Any, Any] | None:
         if handler is None or handler.request_streaming or handler.response_streaming \
-                or handler.request_deserializer is None:
+                or handler.request_deserializer is None or handler.unary_unary is None:
             return handler
         deserialize, method = handler.request_deserializer, handler.unary_unary
 
-        def safe_deserialize(data):
+        def safe_deserialize(data: bytes) -> Any:
             try:
                 return deserialize(data)
             except Exception as exc:  # protobuf's DecodeError and friends
                 return _Undecodable(str(exc))
 
-        def behaviour(request, context):
+        def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
             if isinstance(request, _Undecodable):
                 RPCS.labels(full_method.rsplit("/", 1)[-1], grpc.StatusCode.INVALID_ARGUMENT.name).inc()
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
@@ -168,11 +193,14 @@ class AfterEachCall(grpc.ServerInterceptor):
     """Runs `after` when each unary call ends, however it ended: the service gives
     back what a call borrowed (its database connection, to the pool)."""
 
-    def __init__(self, after: Callable[[], None]):
+    def __init__(self, after: Callable[[], None]) -> None:
         self.after = after
-        self._wrapped = {}  # method -> handler, as RefuseUndecodable keeps them
+        # method -> handler, as RefuseUndecodable keeps them
+        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
-    def intercept_service(self, continuation, details):
+    def intercept_service(
+            self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+            details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
         wrapped = self._wrapped.get(details.method)
         if wrapped is None:
             handler = continuation(details)
@@ -180,13 +208,14 @@ class AfterEachCall(grpc.ServerInterceptor):
                 return handler
             method, after = handler.unary_unary, self.after
 
-            def behaviour(request, context):
+            def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
                 try:
                     return method(request, context)
                 finally:
                     after()
 
-            wrapped = self._wrapped[details.method] = handler._replace(unary_unary=behaviour)
+            # grpc's handlers are namedtuples; the stubs declare an abstract class without _replace
+            wrapped = self._wrapped[details.method] = handler._replace(unary_unary=behaviour)  # type: ignore[attr-defined]
         return wrapped
 
 
@@ -196,7 +225,7 @@ MAX_REQUEST_BYTES = 64 * 1024
 
 
 def create_server(address: str, services: list[Service], max_workers: int = 8,
-                  after_call: Callable[[], None] = lambda: None):
+                  after_call: Callable[[], None] = lambda: None) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Returns (server, bound port, health servicer); binds port 0 for tests.
     `after_call` runs when each call ends."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc",
@@ -218,7 +247,7 @@ def create_server(address: str, services: list[Service], max_workers: int = 8,
     return server, port, health_servicer
 
 
-def serve(settings, services: list[Service], start_background: Callable[[], None],
+def serve(settings: Settings, services: list[Service], start_background: Callable[[], None],
           stop_background: Callable[[], None], stopping: threading.Event | None = None,
           after_call: Callable[[], None] = lambda: None) -> None:
     """Runs until SIGTERM/SIGINT (or `stopping` is set by a failing worker):
@@ -235,7 +264,7 @@ def serve(settings, services: list[Service], start_background: Callable[[], None
 
     stopping = stopping or threading.Event()
 
-    def on_signal(signum, _frame):
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", extra={"signal": signal.Signals(signum).name})
         stopping.set()
 

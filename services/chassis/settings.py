@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+_N = TypeVar("_N", int, float)
 
 
 class SettingsError(ValueError):
     pass
 
 
-def number(env, name: str, default, lo, hi, kind=int):
+def number(env: Mapping[str, str], name: str, default: _N, lo: _N, hi: _N,
+           kind: Callable[[str], _N] = int) -> _N:
     """env[name] as `kind` within lo..hi, or `default` when unset; SettingsError otherwise.
     Shared with the services' own settings (alert)."""
     raw = env.get(name)
@@ -24,7 +29,7 @@ def number(env, name: str, default, lo, hi, kind=int):
     return value
 
 
-def _int(env, name: str, default: int, lo: int = 0, hi: int = 65535) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, lo: int = 0, hi: int = 65535) -> int:
     return number(env, name, default, lo, hi)
 
 
@@ -36,7 +41,7 @@ class Topic:
     variable: str
     default: str
 
-    def name(self, env=None) -> str:
+    def name(self, env: Mapping[str, str] | None = None) -> str:
         return (os.environ if env is None else env).get(self.variable, self.default)
 
 
@@ -65,7 +70,8 @@ class Settings:
         return f"{self.grpc_host}:{self.grpc_port}"
 
     @classmethod
-    def from_env(cls, service: str, grpc_port: int, metrics_port: int, env=None) -> Settings:
+    def from_env(cls, service: str, grpc_port: int, metrics_port: int,
+                 env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         level = env.get("LOG_LEVEL", "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):

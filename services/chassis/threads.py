@@ -6,8 +6,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
+from collections.abc import Callable
+from typing import Any
 
 _PR_SET_NAME = 15
+_prctl: Callable[..., Any] | None
 try:
     _prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
 except (OSError, AttributeError):  # not Linux: names stay Python-only

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
+import peewee
 from google.protobuf import message as pb_message
 
 from . import outbox
 from .db import database
+
+_A = TypeVar("_A")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +44,7 @@ class Repository:
     def __init__(self) -> None:
         self.seen: list[Any] = []
 
-    def _seen(self, aggregate):
+    def _seen(self, aggregate: _A) -> _A:
         if aggregate is not None and not any(a is aggregate for a in self.seen):
             self.seen.append(aggregate)
         return aggregate
@@ -49,15 +53,16 @@ class Repository:
 class UnitOfWork:
     """The port: `with uow() as uow:` is one transaction; its repositories are its attributes."""
 
-    def __init__(self, **repositories: Repository):
+    def __init__(self, **repositories: Repository) -> None:
         self.__dict__.update(repositories)
         self._repositories = list(repositories.values())
 
-    def __enter__(self) -> UnitOfWork:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type, exc, tb):
-        return False
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        return None  # an exception goes on
 
     def collect_new_events(self) -> Iterator[Any]:
         """The events the seen aggregates raised, each once, in the order they were raised."""
@@ -78,9 +83,9 @@ class SqlUnitOfWork(UnitOfWork):
         self._publications = publications
         self._on_commit = on_commit
         self._read_only = read_only
-        self._tx = None
+        self._tx: peewee._atomic | None = None
 
-    def __enter__(self) -> SqlUnitOfWork:
+    def __enter__(self) -> Self:
         # Inside the consumer's batch transaction a use case joins it rather than open
         # a savepoint (two statements per event): a failure rolls the batch back and
         # the consumer applies its events one by one.
@@ -89,7 +94,8 @@ class SqlUnitOfWork(UnitOfWork):
             self._tx.__enter__()
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         wrote = False
         if exc_type is None:
             try:
@@ -99,11 +105,11 @@ class SqlUnitOfWork(UnitOfWork):
                     self._tx.__exit__(type(error), error, error.__traceback__)
                 raise
         if self._tx is None:
-            return False  # the enclosing transaction commits, and wakes the relay after
-        suppressed = self._tx.__exit__(exc_type, exc, tb)
+            return None  # the enclosing transaction commits, and wakes the relay after
+        self._tx.__exit__(exc_type, exc, tb)  # commits or rolls back; peewee's never suppresses (returns None)
         if exc_type is None and wrote:
             self._on_commit()
-        return suppressed
+        return None
 
     def _write_events(self) -> bool:
         wrote = False

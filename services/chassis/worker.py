@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 class Worker:
     def __init__(self, name: str, step: Callable[[], int], poll_interval_s: float = 0.5,
                  on_error: Callable[[Exception], None] = lambda exc: None,
-                 on_exit: Callable[[], None] = lambda: None):
+                 on_exit: Callable[[], object] = lambda: None) -> None:
         self.name = name
         self.step = step  # returns how many items it handled
         self.poll_interval_s = poll_interval_s

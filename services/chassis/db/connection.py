@@ -5,12 +5,23 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import peewee
 from playhouse import db_url
 from playhouse.pool import PooledDatabase
 
 database = peewee.DatabaseProxy()
+
+
+class Cursor(Protocol):
+    """The DB-API 2.0 cursor a driver returns (sqlite3 or psycopg2), as far as we read it."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
 
 
 class SqliteDatabase(peewee.SqliteDatabase):
@@ -21,12 +32,12 @@ class SqliteDatabase(peewee.SqliteDatabase):
     holder commits; other processes
     (replicas on the same file) still wait through busy_timeout."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._writer = threading.Lock()
         self._holder = threading.local()
 
-    def begin(self, lock_type=None):
+    def begin(self, lock_type: str | None = None) -> None:
         self._writer.acquire()
         self._holder.held = True
         try:
@@ -35,22 +46,25 @@ class SqliteDatabase(peewee.SqliteDatabase):
             self._release()
             raise
 
-    def commit(self):
+    def commit(self) -> None:
         super().commit()  # if this fails, peewee rolls back, which releases
         self._release()
 
-    def rollback(self):
+    def rollback(self) -> None:
         try:
             super().rollback()
         finally:
             self._release()
 
-    def execute_sql(self, sql, params=None):
+    def execute_sql(self, sql: str, params: Sequence[Any] | None = None) -> Cursor:
         # A write outside a transaction (autocommit) queues on the same lock.
+        cursor: Cursor
         if self.in_transaction() or sql.lstrip()[:6].upper() in ("SELECT", "PRAGMA"):
-            return super().execute_sql(sql, params)
+            cursor = super().execute_sql(sql, params)  # type: ignore[no-untyped-call]  # types-peewee: unannotated
+            return cursor
         with self._writer:
-            return super().execute_sql(sql, params)
+            cursor = super().execute_sql(sql, params)  # type: ignore[no-untyped-call]  # types-peewee: unannotated
+            return cursor
 
     def _release(self) -> None:
         if getattr(self._holder, "held", False):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 
 import peewee
 
@@ -44,7 +45,7 @@ class ProcessedEvent(BaseModel):
         table_name = "inbox"
 
 
-def create_schema(db: peewee.Database, models: list[type[peewee.Model]], indexes: list[str] = ()) -> None:
+def create_schema(db: peewee.Database, models: Sequence[type[peewee.Model]], indexes: Sequence[str] = ()) -> None:
     """Idempotent: tables and indexes are created if missing.
 
     On PostgreSQL a replica starts while its peers write. CREATE INDEX takes a SHARE

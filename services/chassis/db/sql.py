@@ -1,7 +1,10 @@
 """Hand-written SQL, and where SQLite and PostgreSQL differ for it (placeholders, row locks)."""
 from __future__ import annotations
 
-from .connection import database, is_sqlite
+from collections.abc import Sequence
+from typing import Any
+
+from .connection import Cursor, database, is_sqlite
 
 # -- hot statements ----------------------------------------------------------------
 # Under load, peewee building SQL text took much of the consumers' time
@@ -15,7 +18,7 @@ _converted: dict[str, str] = {}
 
 
 def _sql(sql: str) -> str:
-    param = database.obj.param
+    param: str = database.obj.param
     if param == "?":
         return sql
     found = _converted.get(sql)
@@ -24,12 +27,13 @@ def _sql(sql: str) -> str:
     return found
 
 
-def execute(sql: str, params: tuple | list = ()):
+def execute(sql: str, params: Sequence[Any] = ()) -> Cursor:
     """Runs one statement on the calling thread's connection; returns the cursor."""
-    return database.obj.execute_sql(_sql(sql), params)
+    cursor: Cursor = database.obj.execute_sql(_sql(sql), params)
+    return cursor
 
 
-def rows(sql: str, params: tuple | list = ()) -> list[tuple]:
+def rows(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     return execute(sql, params).fetchall()
 
 
