@@ -5,6 +5,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import peewee
 
@@ -37,7 +38,7 @@ def start(settings: Settings, models: Sequence[type[peewee.Model]], indexes: Seq
 
 
 def serve(runtime: Runtime, services: list[server.Service], consume: list[str],
-          subscriptions: list[Subscription], ignore: tuple[str, ...] = (),
+          subscriptions: list[Subscription[Any]], ignore: tuple[str, ...] = (),
           background: Sequence[Worker] = (), on_commit: Callable[[], None] = lambda: None) -> None:
     """Serves until SIGTERM. `background` workers (start()/stop()) run beside
     the consumer; `on_commit` is called after each committed consumer batch."""

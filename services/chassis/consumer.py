@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -27,6 +27,7 @@ from .threads import name_native_thread
 log = logging.getLogger(__name__)
 
 Handler = Callable[[pb_message.Message, events.Envelope], None]
+_M = TypeVar("_M", bound=pb_message.Message)
 Config = dict[str, Any]  # librdkafka's settings (kafka.py)
 
 
@@ -35,20 +36,22 @@ class DeadLetterUnavailable(RuntimeError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Subscription:
-    message_class: type[pb_message.Message]
-    handler: Handler
+class Subscription(Generic[_M]):
+    """Events of one message class, and the handler they are given to (decoded as that class)."""
+
+    message_class: type[_M]
+    handler: Callable[[_M, events.Envelope], None]
 
 
 # What _prepare hands on: the message, its subscription, the decoded event and its envelope.
-Prepared = tuple[Message, Subscription, pb_message.Message, events.Envelope]
+Prepared = tuple[Message, Subscription[Any], pb_message.Message, events.Envelope]
 
 
 class EventConsumer:
     MAX_ATTEMPTS = 5  # for non-transient handler errors, before dead-lettering
 
     def __init__(self, consumer_config: Config, producer_config: Config, topics: list[str],
-                 subscriptions: list[Subscription], on_commit: Callable[[], None] = lambda: None,
+                 subscriptions: list[Subscription[Any]], on_commit: Callable[[], None] = lambda: None,
                  ignore: tuple[str, ...] = (), on_fatal: Callable[[], None] = lambda: None) -> None:
         self.consumer_config = consumer_config
         self.dlq_producer = Producer(producer_config)
@@ -240,7 +243,8 @@ class EventConsumer:
             f"INSERT INTO inbox ({_INBOX_COLUMNS}) VALUES {db.values(3, len(envelopes))}"
             " ON CONFLICT DO NOTHING RETURNING event_id", params)}
 
-    def _handle(self, msg: Message, sub: Subscription, event: pb_message.Message, envelope: events.Envelope) -> None:
+    def _handle(self, msg: Message, sub: Subscription[Any], event: pb_message.Message,
+                envelope: events.Envelope) -> None:
         where = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
                  "correlation_id": envelope.correlation_id}
         attempt = 0
@@ -261,7 +265,7 @@ class EventConsumer:
                     return self._dead_letter(msg, f"{type(exc).__name__}: {exc}", where)
                 time.sleep(0.05 * attempt)
 
-    def _apply(self, sub: Subscription, event: pb_message.Message, envelope: events.Envelope) -> None:
+    def _apply(self, sub: Subscription[Any], event: pb_message.Message, envelope: events.Envelope) -> None:
         with database.atomic():
             if not self._claim([envelope]):
                 return _log_duplicate(envelope)

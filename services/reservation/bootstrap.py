@@ -26,11 +26,18 @@ def publications(topic: str) -> dict[type, Publication]:
             for event_type in (domain.ReservationRequested, domain.ReservationCanceled)}
 
 
-def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Callable[..., SqlUnitOfWork]:
+class ReservationSqlUnitOfWork(SqlUnitOfWork):
+    """The repositories unit_of_work gives it, declared for the type checker (ports.ReservationUnitOfWork)."""
+
+    reservations: repository.ReservationRepository
+    books: repository.BookRepository
+
+
+def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Callable[..., ReservationSqlUnitOfWork]:
     table = publications(topic)
 
-    def uow(read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(table, on_commit, read_only=read_only,
+    def uow(read_only: bool = False) -> ReservationSqlUnitOfWork:
+        return ReservationSqlUnitOfWork(table, on_commit, read_only=read_only,
                              reservations=repository.ReservationRepository(), books=repository.BookRepository())
     return uow
 

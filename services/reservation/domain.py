@@ -42,6 +42,10 @@ class ReservationCanceled:
     book_id: str
 
 
+# What a Reservation raises, for the outbox (bootstrap's publications).
+Event = ReservationRequested | ReservationCanceled
+
+
 @dataclasses.dataclass
 class Reservation:
     reservation_id: str
@@ -52,7 +56,7 @@ class Reservation:
     request_id: str = ""
     create_time: datetime.datetime | None = dataclasses.field(default=None, compare=False)  # set by storage
     update_time: datetime.datetime | None = dataclasses.field(default=None, compare=False)
-    events: list = dataclasses.field(default_factory=list, compare=False, repr=False)
+    events: list[Event] = dataclasses.field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def request(cls, reservation_id: str, user_id: str, book_id: str, request_id: str = "") -> Reservation:

@@ -3,6 +3,7 @@ repositories it owns. repository.py implements them on the database; the unit
 tests fake them."""
 from __future__ import annotations
 
+from types import TracebackType
 from typing import Protocol
 
 from . import domain
@@ -35,9 +36,14 @@ class Books(Protocol):
 
 
 class ReservationUnitOfWork(Protocol):
-    reservations: Reservations
-    books: Books
+    # Read-only here, so that an implementation may hold a subtype (its own repository).
+    @property
+    def reservations(self) -> Reservations: ...
+
+    @property
+    def books(self) -> Books: ...
 
     def __enter__(self) -> ReservationUnitOfWork: ...
 
-    def __exit__(self, exc_type, exc, tb) -> bool | None: ...
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool | None: ...

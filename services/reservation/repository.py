@@ -2,6 +2,9 @@
 schema) and the repositories of the ports (ports.py), written as SQL."""
 from __future__ import annotations
 
+import datetime
+from collections.abc import Callable
+
 import peewee
 
 from services.chassis import db
@@ -55,10 +58,14 @@ _COLUMNS = db.columns(ReservationRow)
 # `status IN (?, ?)` the check below scanned every reservation the customer ever made.
 _ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in domain.ACTIVE)
 
+# A time column as the driver returns it: SQLite the stored text, PostgreSQL a datetime.
+StoredTime = str | datetime.datetime | None
 
-def _to_domain(reservation_id, user_id, book_id, status, reason, request_id, create_time,
-               update_time) -> domain.Reservation:
-    as_time = ReservationRow.create_time.python_value  # SQLite returns the stored text
+
+def _to_domain(reservation_id: str, user_id: str, book_id: str, status: str, reason: str, request_id: str,
+               create_time: StoredTime, update_time: StoredTime) -> domain.Reservation:
+    # SQLite returns the stored text
+    as_time: Callable[[StoredTime], datetime.datetime | None] = ReservationRow.create_time.python_value
     return domain.Reservation(reservation_id, user_id, book_id, domain.Status(status), reason, request_id,
                               as_time(create_time), as_time(update_time))
 

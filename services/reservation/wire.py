@@ -28,13 +28,14 @@ def book_resource(book: BookView) -> reservation_pb2.Book:
 
 
 # Domain event -> the protobuf message published for it.
-MESSAGES = {
+Message = events_pb2.ReservationRequested | events_pb2.ReservationCanceled
+MESSAGES: dict[type[domain.Event], type[Message]] = {
     domain.ReservationRequested: events_pb2.ReservationRequested,
     domain.ReservationCanceled: events_pb2.ReservationCanceled,
 }
 
 
-def event_message(event) -> events_pb2.ReservationRequested | events_pb2.ReservationCanceled:
+def event_message(event: domain.Event) -> Message:
     message = MESSAGES[type(event)](**vars(event))
     message.occur_time.GetCurrentTime()
     return message

@@ -22,16 +22,24 @@ RESERVATION_TOPIC = Topic("RESERVATION_TOPIC", catalogue.RESERVATION_TOPIC)
 def publications(topic: str) -> dict[type, Publication]:
     """How each domain event leaves the service: keyed by book (one book's events stay
     in order); an outcome for a reservation carries its id as the correlation id."""
-    outcome = {event_type: Publication(topic, wire.event_message, key="book_id", correlation_id="reservation_id")
-               for event_type in (domain.StockReserved, domain.StockRejected, domain.StockReleased)}
+    outcome: dict[type, Publication] = {
+        event_type: Publication(topic, wire.event_message, key="book_id", correlation_id="reservation_id")
+        for event_type in (domain.StockReserved, domain.StockRejected, domain.StockReleased)}
     return {domain.StockReceived: Publication(topic, wire.event_message, key="book_id"), **outcome}
 
 
-def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Callable[..., SqlUnitOfWork]:
+class StockSqlUnitOfWork(SqlUnitOfWork):
+    """The repositories unit_of_work gives it, declared for the type checker (ports.StockUnitOfWork)."""
+
+    stocks: repository.StockRepository
+    holds: repository.HoldRepository
+
+
+def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Callable[..., StockSqlUnitOfWork]:
     table = publications(topic)
 
-    def uow(read_only: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(table, on_commit, read_only=read_only,
+    def uow(read_only: bool = False) -> StockSqlUnitOfWork:
+        return StockSqlUnitOfWork(table, on_commit, read_only=read_only,
                              stocks=repository.StockRepository(), holds=repository.HoldRepository())
     return uow
 

@@ -75,6 +75,10 @@ class Hold:
     status: HoldStatus
 
 
+# What a Stock raises, for the outbox (bootstrap's publications).
+Event = StockReceived | StockReserved | StockRejected | StockReleased
+
+
 @dataclasses.dataclass
 class Stock:
     book_id: str
@@ -83,7 +87,7 @@ class Stock:
     total_received: int = 0
     stock_version: int = 0
     update_time: datetime.datetime | None = dataclasses.field(default=None, compare=False)  # set by storage
-    events: list = dataclasses.field(default_factory=list, compare=False, repr=False)
+    events: list[Event] = dataclasses.field(default_factory=list, compare=False, repr=False)
 
     @property
     def in_stock(self) -> bool:

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+import grpc
 
 from bookrental.reservation.v1 import events_pb2 as reservation_events
 from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
 from services import shared_kernel
-from services.chassis import paging
+from services.chassis import events, paging
 from services.chassis.consumer import Subscription
+from services.chassis.identity import Identity
 from services.chassis.server import rpc
 
 from . import wire
@@ -17,23 +21,28 @@ log = logging.getLogger(__name__)
 
 
 class StockServicer(stock_pb2_grpc.StockServiceServicer):
-    def __init__(self, service: StockService):
+    public_rpcs: frozenset[str]  # set by create_server, read by rpc
+
+    def __init__(self, service: StockService) -> None:
         self.service = service
 
     @rpc(role=shared_kernel.STOCK_MANAGER)
-    def ReceiveStock(self, request, context, caller):
+    def ReceiveStock(self, request: stock_pb2.ReceiveStockRequest, context: grpc.ServicerContext,
+                     caller: Identity) -> stock_pb2.ReceiveStockResponse:
         stock = self.service.receive_stock(request.book_id, request.quantity, request.title)
         log.info("stock received", extra={"book_id": stock.book_id, "quantity": request.quantity,
                                           "available": stock.available})
         return stock_pb2.ReceiveStockResponse(stock=wire.stock_resource(stock))
 
     @rpc(role=shared_kernel.STOCK_MANAGER)
-    def GetStock(self, request, context, caller):
+    def GetStock(self, request: stock_pb2.GetStockRequest, context: grpc.ServicerContext,
+                 caller: Identity) -> stock_pb2.GetStockResponse:
         stock = self.service.get_stock(request.book_id)
         return stock_pb2.GetStockResponse(stock=wire.stock_resource(stock))
 
     @rpc(role=shared_kernel.STOCK_MANAGER)
-    def ListStocks(self, request, context, caller):
+    def ListStocks(self, request: stock_pb2.ListStocksRequest, context: grpc.ServicerContext,
+                   caller: Identity) -> stock_pb2.ListStocksResponse:
         offset, limit = paging.page(request.page_size, request.page_token)
         stocks = self.service.list_stocks(offset, limit)
         return stock_pb2.ListStocksResponse(
@@ -41,13 +50,13 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
             next_page_token=paging.next_token(offset, limit, len(stocks)))
 
 
-def subscriptions(service: StockService) -> list[Subscription]:
-    def on_requested(event, envelope):
+def subscriptions(service: StockService) -> list[Subscription[Any]]:
+    def on_requested(event: reservation_events.ReservationRequested, envelope: events.Envelope) -> None:
         hold = service.reserve_copy(event.reservation_id, event.user_id, event.book_id)
         log.info("reservation decided", extra={"reservation_id": event.reservation_id, "book_id": event.book_id,
                                                "hold": hold.status.value, "correlation_id": envelope.correlation_id})
 
-    def on_canceled(event, envelope):
+    def on_canceled(event: reservation_events.ReservationCanceled, envelope: events.Envelope) -> None:
         hold = service.release_copy(event.reservation_id, event.user_id, event.book_id)
         log.info("reservation canceled", extra={"reservation_id": event.reservation_id, "book_id": event.book_id,
                                                 "hold": hold.status.value, "correlation_id": envelope.correlation_id})

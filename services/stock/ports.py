@@ -3,6 +3,7 @@ repositories it owns. repository.py implements them on the database; the unit
 tests fake them."""
 from __future__ import annotations
 
+from types import TracebackType
 from typing import Protocol
 
 from . import domain
@@ -31,9 +32,14 @@ class Holds(Protocol):
 
 
 class StockUnitOfWork(Protocol):
-    stocks: Stocks
-    holds: Holds
+    # Read-only here, so that an implementation may hold a subtype (its own repository).
+    @property
+    def stocks(self) -> Stocks: ...
+
+    @property
+    def holds(self) -> Holds: ...
 
     def __enter__(self) -> StockUnitOfWork: ...
 
-    def __exit__(self, exc_type, exc, tb) -> bool | None: ...
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool | None: ...

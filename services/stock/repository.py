@@ -2,6 +2,8 @@
 the repositories of the ports (ports.py), written as SQL."""
 from __future__ import annotations
 
+import datetime
+
 import peewee
 
 from services.chassis import db
@@ -101,6 +103,7 @@ class HoldRepository(Repository):
                    (hold.reservation_id, hold.book_id, hold.user_id, hold.status.value))
 
 
-def _to_domain(book_id, title, available, total_received, stock_version, update_time) -> domain.Stock:
+def _to_domain(book_id: str, title: str, available: int, total_received: int, stock_version: int,
+               update_time: str | datetime.datetime | None) -> domain.Stock:
     return domain.Stock(book_id, title, available, total_received, stock_version,
                         StockRow.update_time.python_value(update_time))

@@ -14,7 +14,8 @@ def stock_resource(stock: domain.Stock) -> stock_pb2.Stock:
 
 
 # Domain event -> the protobuf message published for it.
-MESSAGES = {
+Message = events_pb2.StockReceived | events_pb2.StockReserved | events_pb2.StockRejected | events_pb2.StockReleased
+MESSAGES: dict[type[domain.Event], type[Message]] = {
     domain.StockReceived: events_pb2.StockReceived,
     domain.StockReserved: events_pb2.StockReserved,
     domain.StockRejected: events_pb2.StockRejected,
@@ -22,7 +23,7 @@ MESSAGES = {
 }
 
 
-def event_message(event):
+def event_message(event: domain.Event) -> Message:
     message = MESSAGES[type(event)](**vars(event))
     message.occur_time.GetCurrentTime()
     return message
