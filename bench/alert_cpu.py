@@ -86,8 +86,7 @@ def run(url: str, args) -> dict:
     database = db.connect(url)
     db.create_schema(database, repository.MODELS)
     repository.migrate_schema()
-    # SqlUnitOfWork takes its repositories by keyword, so it declares no AlertUnitOfWork attributes
-    service = AlertService(bootstrap.unit_of_work)  # type: ignore[arg-type]
+    service = AlertService(bootstrap.unit_of_work)
     # A quarter of the customers chose preferences (log only here: nothing is offered).
     with service.uow() as uow:
         for u in range(0, args.events // 4, 4):

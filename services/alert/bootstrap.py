@@ -21,10 +21,17 @@ STOCK_TOPIC = Topic("STOCK_TOPIC", catalogue.STOCK_TOPIC)
 RESERVATION_TOPIC = Topic("RESERVATION_TOPIC", catalogue.RESERVATION_TOPIC)
 
 
-def unit_of_work(read_only: bool = False) -> SqlUnitOfWork:
+class AlertSqlUnitOfWork(SqlUnitOfWork):
+    """The repositories unit_of_work gives it, declared for the type checker (ports.AlertUnitOfWork)."""
+
+    notifications: repository.NotificationRepository
+    preferences: repository.PreferencesRepository
+
+
+def unit_of_work(read_only: bool = False) -> AlertSqlUnitOfWork:
     """Alert publishes no events: its unit of work has no publications."""
-    return SqlUnitOfWork({}, read_only=read_only, notifications=repository.NotificationRepository(),
-                         preferences=repository.PreferencesRepository())
+    return AlertSqlUnitOfWork({}, read_only=read_only, notifications=repository.NotificationRepository(),
+                              preferences=repository.PreferencesRepository())
 
 
 def main() -> None:
@@ -58,7 +65,7 @@ def main() -> None:
     )
 
 
-def _timeout(channel, s: AlertSettings) -> float:
+def _timeout(channel: channels.Channel, s: AlertSettings) -> float:
     if channel.name == "email" and s.smtp:
         return s.smtp.timeout_s
     if channel.name == "messenger" and s.messenger:

@@ -15,7 +15,8 @@ import smtplib
 import ssl
 import urllib.error
 import urllib.request
-from typing import Protocol
+from email.message import Message
+from typing import IO, Protocol
 
 import pybreaker
 from prometheus_client import Counter, Gauge, Histogram
@@ -150,7 +151,8 @@ class EmailChannel:
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # The signed body goes to the one URL the operator set, never where a reply points.
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
+                         headers: Message, newurl: str) -> urllib.request.Request | None:
         return None
 
 
@@ -191,7 +193,8 @@ class MessengerChannel:
         pass
 
 
-def _log_change(cb, old_state, new_state) -> None:
+def _log_change(cb: pybreaker.CircuitBreaker, old_state: pybreaker.CircuitBreakerState | None,
+                new_state: pybreaker.CircuitBreakerState) -> None:
     log.warning("breaker state changed", extra={"channel": cb.name, "from": old_state.name if old_state else None,
                                                 "to": new_state.name})
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import TypeVarTuple
 
 import pybreaker
 
@@ -12,6 +14,8 @@ from services.chassis.worker import Worker
 
 from . import channels, domain
 from .repository import DeliveryRepository
+
+_Ts = TypeVarTuple("_Ts")
 
 # The logger its lines have always carried (they were logged from service.py).
 log = logging.getLogger("services.alert.service")
@@ -160,7 +164,7 @@ class Dispatcher(Worker):
             "channel": self.channel.name, "notification_id": out.notification_id,
             "reservation_id": out.reservation_id, "attempts": out.attempts + 1, "error": error})
 
-    def _persist(self, write, *args) -> None:
+    def _persist(self, write: Callable[[*_Ts], None], *args: *_Ts) -> None:
         """Records an outcome, retrying while the database is away: after a provider
         accepted a message, losing this write would mean sending it again."""
         backoff = 0.1

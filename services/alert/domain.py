@@ -8,6 +8,8 @@ import enum
 import random
 import re
 import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any, TypedDict
 
 from services.chassis.errors import InvalidArgument
 
@@ -61,7 +63,16 @@ class Preferences:
 UPDATABLE = ("email", "phone", "channels", "language")
 
 
-def updated_preferences(current: Preferences, changes: dict, mask: list[str],
+class PreferenceChanges(TypedDict, total=False):
+    """The fields of UPDATABLE as an update gives them."""
+
+    email: str
+    phone: str
+    channels: Sequence[str]
+    language: str
+
+
+def updated_preferences(current: Preferences, changes: PreferenceChanges, mask: list[str],
                         offered: tuple[str, ...]) -> Preferences:
     """Applies `changes` to `current`: the fields in `mask`, or without one each
     field given a non-empty value (AIP-134). Raises InvalidArgument naming the field."""
@@ -69,7 +80,7 @@ def updated_preferences(current: Preferences, changes: dict, mask: list[str],
         if field not in UPDATABLE:
             raise InvalidArgument(f"update_mask: unknown field {field!r}; use {', '.join(UPDATABLE)}")
     fields = mask or [f for f in UPDATABLE if changes.get(f)]
-    values = {f: changes.get(f) for f in fields}
+    values: dict[str, Any] = {f: changes.get(f) for f in fields}  # Preferences' fields, checked below
     if "email" in values:
         values["email"] = email(values["email"] or "")
     if "phone" in values:
@@ -108,7 +119,7 @@ def language(value: str) -> str:
     return value
 
 
-def channels(values, offered: tuple[str, ...]) -> tuple[str, ...]:
+def channels(values: Iterable[str], offered: tuple[str, ...]) -> tuple[str, ...]:
     out = []
     for value in values:
         if value == LOG:
@@ -217,7 +228,7 @@ class Outgoing:
 
 
 
-def overall_status(statuses) -> DeliveryStatus:
+def overall_status(statuses: Iterable[DeliveryStatus]) -> DeliveryStatus:
     """A notification is SENT when every channel delivered, FAILED once any gave
     up and none is still trying, PENDING otherwise."""
     statuses = set(statuses)
@@ -243,5 +254,6 @@ class RetryPolicy:
         """Exponential backoff with jitter: the ceiling doubles per failed attempt
         (base, 2*base, 4*base ... up to max) and the wait is drawn from its upper
         half, so retries of many deliveries spread out instead of arriving together."""
-        ceiling = min(self.max_delay_s, self.base_delay_s * 2 ** max(attempts - 1, 0))
-        return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+        ceiling: float = min(self.max_delay_s, self.base_delay_s * 2 ** max(attempts - 1, 0))
+        jitter: float = (rng or random).uniform(0, ceiling / 2)
+        return ceiling / 2 + jitter

@@ -4,6 +4,7 @@ tests fake them."""
 from __future__ import annotations
 
 import datetime
+from types import TracebackType
 from typing import Protocol
 
 from . import domain
@@ -23,9 +24,14 @@ class CustomerPreferences(Protocol):
 
 
 class AlertUnitOfWork(Protocol):
-    notifications: Notifications
-    preferences: CustomerPreferences
+    # Read-only here, so that an implementation may hold a subtype (its own repository).
+    @property
+    def notifications(self) -> Notifications: ...
+
+    @property
+    def preferences(self) -> CustomerPreferences: ...
 
     def __enter__(self) -> AlertUnitOfWork: ...
 
-    def __exit__(self, exc_type, exc, tb) -> bool | None: ...
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool | None: ...

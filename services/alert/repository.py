@@ -3,6 +3,7 @@ the repositories of the ports (ports.py) and the dispatcher's deliveries, writte
 as SQL. Channels live in channels.py, the read models in views.py."""
 from __future__ import annotations
 
+import datetime
 import time
 
 import peewee
@@ -135,7 +136,7 @@ class NotificationRepository(Repository):
         if not added:
             return  # its deliveries were written with it
         now = time.time()
-        params = []
+        params: list[str | int | float] = []
         for channel, destination in n.deliveries:
             params += (f"{n.notification_id}:{channel}", n.notification_id, channel, destination, _PENDING, 0, "", now)
         db.execute(_ADD_DELIVERIES.format(db.values(8, len(n.deliveries))), params)
@@ -198,6 +199,7 @@ class DeliveryRepository:
             by_status: dict[domain.DeliveryStatus, list[str]] = {}
             for notification_id, s in overall.items():
                 by_status.setdefault(s, []).append(notification_id)
+            params: list[object]
             for s, ids in by_status.items():
                 changes, params = "status = ?, attempts = attempts + 1", [s.value]
                 if error:
@@ -215,7 +217,7 @@ class DeliveryRepository:
 
 
 class PreferencesRepository(Repository):
-    def get(self, user_id: str) -> tuple[domain.Preferences, object]:
+    def get(self, user_id: str) -> tuple[domain.Preferences, datetime.datetime | None]:
         """The customer's preferences (defaults if never set) and when they last changed."""
         found = db.rows(_PREFERENCES, (user_id,))
         if not found:
@@ -225,7 +227,7 @@ class PreferencesRepository(Repository):
         return (domain.Preferences(email, phone, tuple(c for c in channels.split(",") if c), language),
                 PreferencesRow.update_time.python_value(update_time))
 
-    def put(self, user_id: str, p: domain.Preferences):
+    def put(self, user_id: str, p: domain.Preferences) -> datetime.datetime:
         now = utcnow()
         values = {"email": p.email, "phone": p.phone, "channels": ",".join(p.channels), "language": p.language,
                   "update_time": now}

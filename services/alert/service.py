@@ -4,18 +4,36 @@ customer's preferences. Delivering notifications is the dispatchers' work
 (dispatcher.py)."""
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
+from typing import Protocol
 
 from . import domain
 from .ports import AlertUnitOfWork
 
 
+class StockOutcome(Protocol):
+    """A stock outcome as record_outcome reads it (StockReserved, StockRejected, StockReleased)."""
+
+    @property
+    def reservation_id(self) -> str: ...
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def book_id(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+
 class AlertService:
-    def __init__(self, uow: Callable[..., AlertUnitOfWork], offered: tuple[str, ...] = ()):
+    def __init__(self, uow: Callable[..., AlertUnitOfWork], offered: tuple[str, ...] = ()) -> None:
         self.uow = uow  # uow() for a change, uow(read_only=True) for a read
         self.offered = offered  # optional channels the operator configured
 
-    def record_outcome(self, event_id: str, kind: domain.Kind, event) -> domain.Notification:
+    def record_outcome(self, event_id: str, kind: domain.Kind, event: StockOutcome) -> domain.Notification:
         """`event` is the stock outcome: its reservation_id, user_id, book_id, title and (on a rejection) reason."""
         with self.uow() as uow:
             prefs, _ = uow.preferences.get(event.user_id)
@@ -24,11 +42,12 @@ class AlertService:
             uow.notifications.add(n)
         return n
 
-    def get_preferences(self, user_id: str):
+    def get_preferences(self, user_id: str) -> tuple[domain.Preferences, datetime.datetime | None]:
         with self.uow(read_only=True) as uow:
             return uow.preferences.get(user_id)
 
-    def update_preferences(self, user_id: str, changes: dict, mask: list[str]):
+    def update_preferences(self, user_id: str, changes: domain.PreferenceChanges,
+                           mask: list[str]) -> tuple[domain.Preferences, datetime.datetime]:
         with self.uow() as uow:
             current, _ = uow.preferences.get(user_id)
             updated = domain.updated_preferences(current, changes, mask, self.offered)

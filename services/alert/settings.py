@@ -6,6 +6,8 @@ import dataclasses
 import email.utils
 import os
 import urllib.parse
+from collections.abc import Callable, Mapping
+from typing import overload
 
 from services.chassis.errors import InvalidArgument
 from services.chassis.settings import SettingsError, number
@@ -13,11 +15,17 @@ from services.chassis.settings import SettingsError, number
 from . import domain
 
 
-def _number(env, name: str, default, lo, hi, kind=float):
+@overload
+def _number(env: Mapping[str, str], name: str, default: int, lo: int, hi: int, kind: Callable[[str], int]) -> int: ...
+@overload
+def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: float,
+            kind: Callable[[str], float] = float) -> float: ...
+def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: float,
+            kind: Callable[[str], float] = float) -> float:
     return number(env, name, default, lo, hi, kind)
 
 
-def _bool(env, name: str, default: bool) -> bool:
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
         return default
@@ -68,7 +76,7 @@ class AlertSettings:
         return tuple(c for c, on in ((domain.EMAIL, self.smtp), (domain.MESSENGER, self.messenger)) if on)
 
     @classmethod
-    def from_env(cls, env=None) -> AlertSettings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> AlertSettings:
         env = os.environ if env is None else env
         smtp = None
         if env.get("SMTP_HOST"):

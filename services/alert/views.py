@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from typing import Any
+
+import peewee
 
 from .repository import DeliveryRow, NotificationRow
 
@@ -36,7 +39,7 @@ class NotificationView:
     language: str
 
 
-def _fields(row, view) -> dict:
+def _fields(row: peewee.Model, view: type[NotificationView] | type[DeliveryView]) -> dict[str, Any]:
     return {f.name: getattr(row, f.name) for f in dataclasses.fields(view)}
 
 

@@ -1,6 +1,8 @@
 """The alert service on the wire: its resources as protobuf."""
 from __future__ import annotations
 
+import datetime
+
 from bookrental.alert.v1 import alert_pb2
 from services.chassis.times import timestamp
 
@@ -36,7 +38,7 @@ def notification_resource(n: NotificationView, deliveries: list[DeliveryView]) -
         deliveries=[delivery_resource(d) for d in deliveries])
 
 
-def preferences_resource(p: domain.Preferences, update_time) -> alert_pb2.Preferences:
+def preferences_resource(p: domain.Preferences, update_time: datetime.datetime | None) -> alert_pb2.Preferences:
     out = alert_pb2.Preferences(email=p.email, phone=p.phone, channels=list(p.channels), language=p.language)
     if update_time is not None:
         out.update_time.CopyFrom(timestamp(update_time))

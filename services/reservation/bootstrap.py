@@ -38,7 +38,8 @@ def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Ca
 
     def uow(read_only: bool = False) -> ReservationSqlUnitOfWork:
         return ReservationSqlUnitOfWork(table, on_commit, read_only=read_only,
-                             reservations=repository.ReservationRepository(), books=repository.BookRepository())
+                                        reservations=repository.ReservationRepository(),
+                                        books=repository.BookRepository())
     return uow
 
 

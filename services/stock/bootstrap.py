@@ -40,7 +40,7 @@ def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Ca
 
     def uow(read_only: bool = False) -> StockSqlUnitOfWork:
         return StockSqlUnitOfWork(table, on_commit, read_only=read_only,
-                             stocks=repository.StockRepository(), holds=repository.HoldRepository())
+                                  stocks=repository.StockRepository(), holds=repository.HoldRepository())
     return uow
 
 
