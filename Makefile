@@ -70,8 +70,8 @@ lint: $(BUF) $(VENV)/.installed $(GEN)/.stamp ## buf lint + buf format check of 
 	$(BUF) lint
 	$(BUF) format -d --exit-code protos
 	$(PY) -m tools.breaking $(if $(BREAKING_AGAINST),--against '$(BREAKING_AGAINST)')
-	$(VENV)/bin/ruff check tools bench tests
-	$(PY) -m mypy tools bench
+	$(VENV)/bin/ruff check tools bench tests services
+	$(PY) -m mypy tools bench services
 
 # The API documents, generated from protos/ into build/docs (never committed) and served
 # by make run's gateway at /docs/openapi.json and /docs/asyncapi.json. OpenAPI: gnostic's
