@@ -13,7 +13,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup broker proto lint keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling contracts-snapshot docs
+.PHONY: help setup broker proto lint format keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling contracts-snapshot docs
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -64,14 +64,19 @@ $(BUF):
 # buf breaking (and the REST routes, which buf does not compare) against the contracts
 # before this change, read from git: see tools/breaking.py; BREAKING_AGAINST=<ref> overrides.
 # Then ruff and mypy with pyproject.toml's settings; mypy reads the generated stubs' types.
-lint: $(BUF) $(VENV)/.installed $(GEN)/.stamp ## buf lint + buf format check of protos/, no breaking change against main (BREAKING_AGAINST=ref), ruff and mypy
+lint: $(BUF) $(VENV)/.installed $(GEN)/.stamp ## buf lint + buf format check of protos/, no breaking change against main (BREAKING_AGAINST=ref), ruff (lint, format) and mypy
 	@rm -rf build/protodeps && mkdir -p build/protodeps/google/api
 	@cp $(SITE)/google/api/annotations.proto $(SITE)/google/api/http.proto build/protodeps/google/api/
 	$(BUF) lint
 	$(BUF) format -d --exit-code protos
 	$(PY) -m tools.breaking $(if $(BREAKING_AGAINST),--against '$(BREAKING_AGAINST)')
 	$(VENV)/bin/ruff check tools bench tests services
+	$(VENV)/bin/ruff format --check .
 	$(PY) -m mypy tools bench services
+
+format: $(VENV)/.installed ## ruff format the Python code and apply ruff's safe fixes (what make lint checks)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix tools bench tests services
 
 # The API documents, generated from protos/ into build/docs (never committed) and served
 # by make run's gateway at /docs/openapi.json and /docs/asyncapi.json. OpenAPI: gnostic's
