@@ -13,6 +13,7 @@ dispatch (the log channel delivering and recording). cpu is this process's own
 through the services' JSON formatter to /dev/null: formatting them is part of the
 cost, writing them to a terminal is not.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,10 +36,15 @@ from tools.devstack import Stack, free_port
 
 def _events(count: int, users: int):
     for i in range(count):
-        envelope = events.Envelope(event_id=str(uuid.uuid4()), event_type="x", source="stock", time="",
-                                   correlation_id=f"r-{i}")
-        yield envelope, stock_events.StockReserved(reservation_id=f"r-{i}", user_id=f"u{i % users}",
-                                                   book_id=f"b-{i % 50}", title="The Little Prince")
+        envelope = events.Envelope(
+            event_id=str(uuid.uuid4()), event_type="x", source="stock", time="", correlation_id=f"r-{i}"
+        )
+        yield (
+            envelope,
+            stock_events.StockReserved(
+                reservation_id=f"r-{i}", user_id=f"u{i % users}", book_id=f"b-{i % 50}", title="The Little Prince"
+            ),
+        )
 
 
 def record(service: AlertService, count: int, batch: int, with_handler: bool) -> tuple[float, float]:
@@ -50,7 +56,7 @@ def record(service: AlertService, count: int, batch: int, with_handler: bool) ->
     wall, cpu = time.perf_counter(), time.process_time()
     for i in range(0, count, batch):
         with db.database.atomic():
-            for envelope, event in todo[i:i + batch]:
+            for envelope, event in todo[i : i + batch]:
                 if with_handler:
                     handle(event, envelope)
                 else:
@@ -69,8 +75,13 @@ def dispatch(service: AlertService, count: int) -> tuple[float, float]:
             service.record_outcome(envelope.event_id, domain.Kind.CONFIRMED, event)
     settings = AlertSettings.from_env({})
     deliveries = repository.DeliveryRepository()
-    d = Dispatcher(deliveries, channels.LogChannel(), channels.breaker_for(f"bench-{uuid.uuid4().hex[:6]}", settings),
-                   settings.retry, lease_s=6.0)
+    d = Dispatcher(
+        deliveries,
+        channels.LogChannel(),
+        channels.breaker_for(f"bench-{uuid.uuid4().hex[:6]}", settings),
+        settings.retry,
+        lease_s=6.0,
+    )
     due = deliveries.pending_count(domain.LOG)  # with those the recording runs left
     wall, cpu = time.perf_counter(), time.process_time()
     delivered = 0

@@ -4,6 +4,7 @@ Its rate through Envoy is the limit our real RPCs are compared with.
 
     python -m bench.echo_server PORT
 """
+
 from __future__ import annotations
 
 import os

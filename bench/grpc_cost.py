@@ -7,6 +7,7 @@ save before rewriting anything for it.
     make bench-grpc-cost                     # 1,500 calls/s for 8 s, each server model
     python -m bench.grpc_cost --rate 1000 --seconds 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,6 +49,7 @@ def serve_aio(port: int) -> None:
         server.add_insecure_port(f"127.0.0.1:{port}")
         await server.start()
         await server.wait_for_termination()
+
     asyncio.run(main())
 
 
@@ -71,13 +73,15 @@ async def load(port: int, rate: float, seconds: float, on_ready, callers: int = 
                     return
                 await stub.Echo(echo_pb2.EchoRequest(text="hello"), timeout=10)
                 done += 1
+
         await asyncio.gather(*(caller() for _ in range(callers)))
         return done
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.grpc_cost", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.grpc_cost", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--rate", type=float, default=1500)
     p.add_argument("--seconds", type=float, default=8)
     p.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)  # the server child: sync N | aio
@@ -92,12 +96,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             stat = Path(f"/proc/{server.pid}/stat")
             before: list[float] = []  # the server's CPU once it answers: its start-up is not counted
-            calls = asyncio.run(load(port, a.rate, a.seconds,
-                                     lambda stat=stat, before=before: before.append(cpu_seconds_in(stat))))
+            calls = asyncio.run(
+                load(port, a.rate, a.seconds, lambda stat=stat, before=before: before.append(cpu_seconds_in(stat)))
+            )
             after = cpu_seconds_in(stat)
             label = f"sync server, {model[1]} threads" if model[0] == "sync" else "grpc.aio server"
-            print(f"{label:24s} {calls} calls at {calls / a.seconds:.0f}/s: "
-                  f"{(after - before[0]) / calls * 1e6:.0f} us of server CPU per call")
+            print(
+                f"{label:24s} {calls} calls at {calls / a.seconds:.0f}/s: "
+                f"{(after - before[0]) / calls * 1e6:.0f} us of server CPU per call"
+            )
         finally:
             server.terminate()
             server.wait()

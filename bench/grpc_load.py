@@ -10,6 +10,7 @@ channel, N concurrent callers); its CPU is reported like wrk's.
 Prints one line `BENCH {...}` with requests, errors and latency percentiles.
 Request k goes to the same (user, book) as in bench/load.lua.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -53,8 +54,10 @@ async def run(cfg: dict) -> dict:
                 t = time.perf_counter()
                 try:
                     await stub.CreateReservation(
-                        reservation_pb2.CreateReservationRequest(book_id=f"{prefix}{b}"), timeout=10,
-                        metadata=(("x-user-id", f"user-{u}"), ("x-user-roles", "customer")))
+                        reservation_pb2.CreateReservationRequest(book_id=f"{prefix}{b}"),
+                        timeout=10,
+                        metadata=(("x-user-id", f"user-{u}"), ("x-user-roles", "customer")),
+                    )
                     latencies.append(time.perf_counter() - t)
                 except grpc.aio.AioRpcError as exc:
                     errors[exc.code().name] = errors.get(exc.code().name, 0) + 1
@@ -65,9 +68,17 @@ async def run(cfg: dict) -> dict:
 
     def pct(p: float) -> int:
         return int(latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1e6) if latencies else 0
-    return {"requests": len(latencies) + sum(errors.values()), "duration_us": int(elapsed * 1e6),
-            "errors_status": sum(errors.values()), "error_codes": errors,
-            "p50_us": pct(50), "p90_us": pct(90), "p99_us": pct(99), "max_us": pct(100)}
+
+    return {
+        "requests": len(latencies) + sum(errors.values()),
+        "duration_us": int(elapsed * 1e6),
+        "errors_status": sum(errors.values()),
+        "error_codes": errors,
+        "p50_us": pct(50),
+        "p90_us": pct(90),
+        "p99_us": pct(99),
+        "max_us": pct(100),
+    }
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ inclusive) and the share of samples per thread.
 
     make bench-profile [PROFILE_ARGS='--rate 100 --seconds 20']
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,13 +47,21 @@ def summarize(path: Path, top: int) -> str:
     def table(counter, title):
         rows = [f"  {title}"] + [f"    {n / total:6.1%}  {frame[:150]}" for frame, n in counter.most_common(top)]
         return "\n".join(rows)
-    return "\n".join([f"  {total} samples on CPU", table(threads, "by thread"), table(self_time, "self"),
-                      table(inclusive, "inclusive")])
+
+    return "\n".join(
+        [
+            f"  {total} samples on CPU",
+            table(threads, "by thread"),
+            table(self_time, "self"),
+            table(inclusive, "inclusive"),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.profile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--rate", type=float, default=100, help="reservations per second through Envoy REST")
     p.add_argument("--seconds", type=int, default=20)
     p.add_argument("--top", type=int, default=25)
@@ -67,18 +76,39 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(Config(reps=1), workdir)
     try:
         bench.start()
-        spies = {name: subprocess.Popen(
-            [py_spy, "record", "--pid", str(bench.stack.procs[name].pid), "--duration", str(a.seconds),
-             "--rate", "100", "--format", "raw", "--nonblocking", "--threads", "--output", str(OUT / f"{name}.txt")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT) for name in SERVICES}
+        spies = {
+            name: subprocess.Popen(
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(bench.stack.procs[name].pid),
+                    "--duration",
+                    str(a.seconds),
+                    "--rate",
+                    "100",
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "--threads",
+                    "--output",
+                    str(OUT / f"{name}.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
+            for name in SERVICES
+        }
         cpu0 = bench.stack.cpu_seconds()
         r = bench._reservation_load("rest", a.seconds, a.rate)
         cpu1 = bench.stack.cpu_seconds()
         for spy in spies.values():
             spy.wait(60)
-        print(f"load: {r['rate']:.0f} reservations/s for {a.seconds} s, kept up: {r['kept_up']}, "
-              f"drain {r['drain_s']} s; CPU s per 1,000: "
-              + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_per_1000"].items()))
+        print(
+            f"load: {r['rate']:.0f} reservations/s for {a.seconds} s, kept up: {r['kept_up']}, "
+            f"drain {r['drain_s']} s; CPU s per 1,000: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_per_1000"].items())
+        )
         print("CPU s during the load: " + ", ".join(f"{k} {cpu1[k] - cpu0.get(k, 0):.1f}" for k in cpu1))
         for name in SERVICES:
             print(f"\n== {name} ({OUT / f'{name}.txt'})\n{summarize(OUT / f'{name}.txt', a.top)}")

@@ -1,5 +1,6 @@
 """Where `make bench` writes: bench/results/<date>-<sha>.json (everything) and
 one row per run in docs/performance.md (history kept: a newer run adds a row)."""
+
 from __future__ import annotations
 
 import datetime
@@ -38,10 +39,17 @@ def git_sha() -> str:
 
 
 def machine_info() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-               if line.startswith("MemTotal"))
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem = next(
+        line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
     import confluent_kafka
 
     def version(dist: str) -> str:
@@ -49,13 +57,21 @@ def machine_info() -> dict:
             return importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             return "?"
+
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(int(mem) / 2 ** 20, 1),
-        "kernel": platform.release(), "loadavg_start": loadavg(), "git": git_sha(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "mem_gib": round(int(mem) / 2**20, 1),
+        "kernel": platform.release(),
+        "loadavg_start": loadavg(),
+        "git": git_sha(),
         "versions": {
             "python": sys.version.split()[0],
-            "grpcio": version("grpcio"), "protobuf": version("protobuf"), "peewee": version("peewee"),
-            "confluent-kafka": version("confluent-kafka"), "librdkafka": confluent_kafka.libversion()[0],
+            "grpcio": version("grpcio"),
+            "protobuf": version("protobuf"),
+            "peewee": version("peewee"),
+            "confluent-kafka": version("confluent-kafka"),
+            "librdkafka": confluent_kafka.libversion()[0],
             "envoy": _run([str(Path(sys.executable).parent / "envoy"), "--version"]).split("version:")[-1].strip(),
             "broker": f"Apache Kafka {kafka.version()} (KRaft, one node)",
             "wrk": _run(["wrk", "-v"]).splitlines()[0] if _run(["wrk", "-v"]) else "?",
@@ -69,25 +85,32 @@ def _f(x, digits: int = 0) -> str:
 
 def one_line(m: dict) -> str:
     m = {**m, "catchup_eps": m.get("catchup_eps")}
-    return (f"echo {_f(m['echo_rps'])}/s, REST {_f(m['rest_rps'])}/s ({_f(m['rest_ratio'] * 100, 1)}% of echo), "
-            f"gRPC {_f(m['grpc_rps'])}/s, e2e confirm p50/p99 {_f(m['e2e_confirm_p50_ms'], 1)}/"
-            f"{_f(m['e2e_confirm_p99_ms'], 1)} ms, books {_f(m['books_rps'])}/s"
-            + (f", catch-up {_f(m['catchup_eps'])} ev/s" if m['catchup_eps'] else ""))
+    return (
+        f"echo {_f(m['echo_rps'])}/s, REST {_f(m['rest_rps'])}/s ({_f(m['rest_ratio'] * 100, 1)}% of echo), "
+        f"gRPC {_f(m['grpc_rps'])}/s, e2e confirm p50/p99 {_f(m['e2e_confirm_p50_ms'], 1)}/"
+        f"{_f(m['e2e_confirm_p99_ms'], 1)} ms, books {_f(m['books_rps'])}/s"
+        + (f", catch-up {_f(m['catchup_eps'])} ev/s" if m["catchup_eps"] else "")
+    )
 
 
 def table_row(result: dict, path: Path) -> str:
     m, cfg = result["median"], result["config"]
     cpu = m.get("rest_cpu_per_1000", {})
-    cpu_cell = " · ".join(f"{name} {cpu[name]:.2f}" for name in
-                          ("reservation", "stock", "alert", "envoy", "broker", "load") if name in cpu)
+    cpu_cell = " · ".join(
+        f"{name} {cpu[name]:.2f}"
+        for name in ("reservation", "stock", "alert", "envoy", "broker", "load")
+        if name in cpu
+    )
     when = datetime.datetime.fromtimestamp(result["started"], datetime.UTC).strftime("%Y-%m-%d %H:%M")
     rel = path.relative_to(ROOT)
-    return (f"| {when} | [{result['machine']['git']}](../{rel}) | {result['note'] or '–'} "
-            f"| {cfg['reps']}×{cfg['sustain_s']:.0f}s | {_f(m['echo_rps'])} | {_f(m['rest_rps'])} "
-            f"| {_f(m['rest_ratio'] * 100, 1)}% | {_f(m['grpc_rps'])} | {_f(m['rest_grpc_ratio'], 2)} "
-            f"| {_f(m['e2e_confirm_p50_ms'], 1)} / {_f(m['e2e_confirm_p95_ms'], 1)} / {_f(m['e2e_confirm_p99_ms'], 1)} "
-            f"| {_f(m['e2e_notify_p50_ms'], 1)} / {_f(m['e2e_notify_p99_ms'], 1)} | {_f(m['books_rps'])} "
-            f"| {_f(m.get('catchup_eps'))} | {cpu_cell} |")
+    return (
+        f"| {when} | [{result['machine']['git']}](../{rel}) | {result['note'] or '–'} "
+        f"| {cfg['reps']}×{cfg['sustain_s']:.0f}s | {_f(m['echo_rps'])} | {_f(m['rest_rps'])} "
+        f"| {_f(m['rest_ratio'] * 100, 1)}% | {_f(m['grpc_rps'])} | {_f(m['rest_grpc_ratio'], 2)} "
+        f"| {_f(m['e2e_confirm_p50_ms'], 1)} / {_f(m['e2e_confirm_p95_ms'], 1)} / {_f(m['e2e_confirm_p99_ms'], 1)} "
+        f"| {_f(m['e2e_notify_p50_ms'], 1)} / {_f(m['e2e_notify_p99_ms'], 1)} | {_f(m['books_rps'])} "
+        f"| {_f(m.get('catchup_eps'))} | {cpu_cell} |"
+    )
 
 
 def write(result: dict) -> Path:

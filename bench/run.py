@@ -14,6 +14,7 @@ a shared, noisy machine. Phases of each repetition:
     python -m bench [--reps 3] [--sustain 30] [--note TEXT]   # writes bench/results/ and a row in docs/performance.md
     python -m bench --smoke                                   # ~30 s: checks it runs, writes nothing
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,23 +51,38 @@ class Config:
     users: int = 4000
     books: int = 500
     concurrency: int = 48
-    threads: int = 1          # wrk threads: one keeps up, leaving the cores to the system (docs/performance.md)
+    threads: int = 1  # wrk threads: one keeps up, leaving the cores to the system (docs/performance.md)
     echo_s: float = 10
     books_s: float = 10
     probe_s: float = 5
     sustain_s: float = 30
-    tries: int = 5            # sustained runs at most per path and repetition
+    tries: int = 5  # sustained runs at most per path and repetition
     e2e_s: float = 20
     catchup_n: int = 20000
-    pileup_s: float = 150     # bounds the pile-up: it runs at the pipeline's own pace
-    pileup_rate: float = 0    # 0: the measured gRPC rate; smoke sets one so the pile-up spans several batches
-    fixed_rate: float = 0     # smoke: skip the probe and use this rate
+    pileup_s: float = 150  # bounds the pile-up: it runs at the pipeline's own pace
+    pileup_rate: float = 0  # 0: the measured gRPC rate; smoke sets one so the pile-up spans several batches
+    fixed_rate: float = 0  # smoke: skip the probe and use this rate
     smoke: bool = False
 
     @classmethod
     def smoke_config(cls) -> Config:
-        return cls(reps=1, users=200, books=20, concurrency=8, echo_s=1, books_s=1, probe_s=0, sustain_s=2,
-                   tries=1, e2e_s=2, catchup_n=1000, pileup_s=3, pileup_rate=400, fixed_rate=40, smoke=True)
+        return cls(
+            reps=1,
+            users=200,
+            books=20,
+            concurrency=8,
+            echo_s=1,
+            books_s=1,
+            probe_s=0,
+            sustain_s=2,
+            tries=1,
+            e2e_s=2,
+            catchup_n=1000,
+            pileup_s=3,
+            pileup_rate=400,
+            fixed_rate=40,
+            smoke=True,
+        )
 
 
 class Bench:
@@ -90,9 +106,17 @@ class Bench:
         kid, now = public_jwk(key)["kid"], int(time.time())
 
         def token(user: str) -> str:
-            claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": user, "roles": "customer",
-                      "iat": now, "nbf": now, "exp": now + 6 * 3600}
+            claims = {
+                "iss": ISSUER,
+                "aud": AUDIENCE,
+                "sub": user,
+                "roles": "customer",
+                "iat": now,
+                "nbf": now,
+                "exp": now + 6 * 3600,
+            }
             return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
+
         lines = [f'"{token(f"user-{u}")}",' for u in range(cfg.users)]
         self.tokens.write_text("return {\n" + "\n".join(lines) + "\n}\n")
         self.receive_stock()
@@ -101,16 +125,27 @@ class Bench:
         """Every book gets more copies than the run can reserve, straight to the
         stock service over gRPC; then waits until the book list shows them all."""
         from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
+
         md = (("x-user-id", "bench-manager"), ("x-user-roles", "stock_manager"))
         with grpc.insecure_channel(f"127.0.0.1:{self.stack.ports.stock}") as channel:
             stub = stock_pb2_grpc.StockServiceStub(channel)
-            calls = [stub.ReceiveStock.future(stock_pb2.ReceiveStockRequest(
-                book_id=f"{BOOK_PREFIX}{b}", quantity=100000, title=f"Bench book {b}"), metadata=md, timeout=30)
-                for b in range(self.cfg.books)]
+            calls = [
+                stub.ReceiveStock.future(
+                    stock_pb2.ReceiveStockRequest(
+                        book_id=f"{BOOK_PREFIX}{b}", quantity=100000, title=f"Bench book {b}"
+                    ),
+                    metadata=md,
+                    timeout=30,
+                )
+                for b in range(self.cfg.books)
+            ]
             for call in calls:
                 call.result()
-        self._until(lambda: self.stack.count("reservation", "SELECT count(*) FROM book") == self.cfg.books,
-                    60, "book list shows every bench book")
+        self._until(
+            lambda: self.stack.count("reservation", "SELECT count(*) FROM book") == self.cfg.books,
+            60,
+            "book list shows every bench book",
+        )
 
     @staticmethod
     def _until(probe, timeout: float, what: str, interval: float = 0.05) -> float:
@@ -137,21 +172,40 @@ class Bench:
             count = count or int((rate or 4000) * duration * 1.05) + cfg.concurrency
             offset = self._take(count)
         else:  # echo and reads change nothing: bounded by duration only
-            count, offset = 10 ** 9, 0
+            count, offset = 10**9, 0
         script = self.workdir / f"{mode}.lua"
-        params = (f'MODE = "{mode}"\nOFFSET = {offset}\nCOUNT = {count}\nRATE = {rate}\nTHREADS = {cfg.threads}\n'
-                  f'BOOKS = {cfg.books}\nBOOK_PREFIX = "{BOOK_PREFIX}"\nTOKENS = "{self.tokens}"\n')
+        params = (
+            f'MODE = "{mode}"\nOFFSET = {offset}\nCOUNT = {count}\nRATE = {rate}\nTHREADS = {cfg.threads}\n'
+            f'BOOKS = {cfg.books}\nBOOK_PREFIX = "{BOOK_PREFIX}"\nTOKENS = "{self.tokens}"\n'
+        )
         script.write_text(params + (HERE / "load.lua").read_text())
-        argv = ["wrk", f"-t{cfg.threads}", f"-c{cfg.concurrency}", f"-d{max(1, round(duration))}s",
-                "--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{self.stack.ports.envoy}"]
+        argv = [
+            "wrk",
+            f"-t{cfg.threads}",
+            f"-c{cfg.concurrency}",
+            f"-d{max(1, round(duration))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{self.stack.ports.envoy}",
+        ]
         return self._load(argv)
 
     def grpc_load(self, duration: float, rate: float = 0, count: int = 0) -> dict:
         cfg = self.cfg
         count = count or int((rate or 4000) * duration * 1.05) + cfg.concurrency
-        spec = {"target": f"127.0.0.1:{self.stack.ports.reservation}", "offset": self._take(count),
-                "count": count, "rate": rate, "concurrency": cfg.concurrency, "duration": duration,
-                "users": cfg.users, "books": cfg.books, "book_prefix": BOOK_PREFIX}
+        spec = {
+            "target": f"127.0.0.1:{self.stack.ports.reservation}",
+            "offset": self._take(count),
+            "count": count,
+            "rate": rate,
+            "concurrency": cfg.concurrency,
+            "duration": duration,
+            "users": cfg.users,
+            "books": cfg.books,
+            "book_prefix": BOOK_PREFIX,
+        }
         return self._load([sys.executable, "-m", "bench.grpc_load", json.dumps(spec)])
 
     @staticmethod
@@ -174,13 +228,21 @@ class Bench:
 
     def echo(self) -> dict:
         r = self.wrk("echo", self.cfg.echo_s)
-        return {"echo_rps": r["rate"], "echo_p50_ms": r["p50_us"] / 1000, "echo_p99_ms": r["p99_us"] / 1000,
-                "echo_errors": r["errors"]}
+        return {
+            "echo_rps": r["rate"],
+            "echo_p50_ms": r["p50_us"] / 1000,
+            "echo_p99_ms": r["p99_us"] / 1000,
+            "echo_errors": r["errors"],
+        }
 
     def books(self) -> dict:
         r = self.wrk("books", self.cfg.books_s)
-        return {"books_rps": r["rate"], "books_p50_ms": r["p50_us"] / 1000, "books_p99_ms": r["p99_us"] / 1000,
-                "books_errors": r["errors"]}
+        return {
+            "books_rps": r["rate"],
+            "books_p50_ms": r["p50_us"] / 1000,
+            "books_p99_ms": r["p99_us"] / 1000,
+            "books_errors": r["errors"],
+        }
 
     def _drained(self, timeout: float) -> float | None:
         """Monotonic time at which no reservation is REQUESTED any more, or None."""
@@ -202,8 +264,12 @@ class Bench:
         if done is None:  # let it finish anyway, so the next phase starts clean
             done = self._drained(120)
         made = self.stack.reservations() - before_rows
-        r.update(made=made, kept_up=done is not None and done - stopped <= KEEP_UP_S,
-                 drain_s=(done - stopped) if done else None, pipeline_rate=made / (done - start) if done else 0)
+        r.update(
+            made=made,
+            kept_up=done is not None and done - stopped <= KEEP_UP_S,
+            drain_s=(done - stopped) if done else None,
+            pipeline_rate=made / (done - start) if done else 0,
+        )
         r["cpu_per_1000"] = {name: (cpu1[name] - cpu0.get(name, 0)) / made * 1000 for name in cpu1} if made else {}
         r["cpu_per_1000"]["load"] = r["cpu_s"] / made * 1000 if made else 0
         return r
@@ -224,8 +290,16 @@ class Bench:
         for _ in range(cfg.tries):
             r = self._reservation_load(path, cfg.sustain_s, rate)
             ok = r["kept_up"] and r["errors"] <= 0.001 * r["requests"]
-            tried.append({"target": round(rate, 1), "achieved": round(r["rate"], 1), "kept_up": r["kept_up"],
-                          "drain_s": r["drain_s"], "errors": r["errors"], "ok": ok})
+            tried.append(
+                {
+                    "target": round(rate, 1),
+                    "achieved": round(r["rate"], 1),
+                    "kept_up": r["kept_up"],
+                    "drain_s": r["drain_s"],
+                    "errors": r["errors"],
+                    "ok": ok,
+                }
+            )
             if ok and (best is None or r["rate"] > best["rate"]):
                 best = r
             if ok and (failed or cfg.fixed_rate or len(tried) > 1):
@@ -238,9 +312,16 @@ class Bench:
                 failed = True
                 rate = min(rate, r["rate"], r["pipeline_rate"]) * 0.85
         p, r = path, best or r
-        return {f"{p}_rps": r["rate"] if best else 0.0, f"{p}_kept_up": best is not None, f"{p}_tried": tried,
-                f"{p}_p50_ms": r["p50_us"] / 1000, f"{p}_p99_ms": r["p99_us"] / 1000,
-                f"{p}_drain_s": r["drain_s"], f"{p}_errors": r["errors"], f"{p}_cpu_per_1000": r["cpu_per_1000"]}
+        return {
+            f"{p}_rps": r["rate"] if best else 0.0,
+            f"{p}_kept_up": best is not None,
+            f"{p}_tried": tried,
+            f"{p}_p50_ms": r["p50_us"] / 1000,
+            f"{p}_p99_ms": r["p99_us"] / 1000,
+            f"{p}_drain_s": r["drain_s"],
+            f"{p}_errors": r["errors"],
+            f"{p}_cpu_per_1000": r["cpu_per_1000"],
+        }
 
     def e2e(self, rate: float) -> dict:
         since = datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - datetime.timedelta(seconds=0.2)
@@ -252,6 +333,7 @@ class Bench:
         def pct(xs, p):
             xs = sorted(xs)
             return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] * 1000 if xs else None
+
         out = {"e2e_rate": r["rate"], "e2e_n": len(confirm), "e2e_request_p50_ms": r["p50_us"] / 1000}
         for name, xs in (("confirm", confirm), ("notify", notify)):
             for p in (50, 95, 99):
@@ -285,18 +367,24 @@ class Bench:
         stack.stop_process("alert")
         if first_count >= expected:  # alert applies up to 200 per transaction: nothing left to time
             raise RuntimeError(f"all {expected} outcomes landed at once; pile up more (--catchup) to time them")
-        return {"catchup_events": expected, "catchup_eps": (expected - first_count) / max(done - first, 1e-3),
-                "catchup_total_s": done - started, "catchup_start_s": first - started,
-                "catchup_alert_cpu_per_1000": cpu / expected * 1000}
+        return {
+            "catchup_events": expected,
+            "catchup_eps": (expected - first_count) / max(done - first, 1e-3),
+            "catchup_total_s": done - started,
+            "catchup_start_s": first - started,
+            "catchup_alert_cpu_per_1000": cpu / expected * 1000,
+        }
 
     def repetition(self) -> dict:
         rep: dict[str, Any] = {"loadavg_1m": report.loadavg()[0]}  # other people's work on the same cores
 
         def phase(name: str, figures: dict) -> None:
             rep.update(figures)
-            shown = {k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()
-                     if not isinstance(v, dict)}
+            shown = {
+                k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items() if not isinstance(v, dict)
+            }
             print(f"bench:   {name}: {shown}", flush=True)
+
         phase("echo", self.echo())
         phase("books", self.books())
         phase("rest", self.sustained("rest"))
@@ -325,8 +413,9 @@ def median_of(reps: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--smoke", action="store_true", help="tiny durations; checks it runs, writes nothing")
     p.add_argument("--reps", type=int, help="repetitions (default 3); figures are their medians")
     p.add_argument("--sustain", type=float, help="seconds of sustained reservation load (default 30)")
@@ -357,8 +446,9 @@ def main(argv: list[str] | None = None) -> int:
         # alert drains it; the further repetitions replay that stock topic into a fresh
         # alert (new consumer group, empty database): the same work, without piling up again.
         try:
-            piled = bench.pile_up(cfg.pileup_rate
-                                  or statistics.median(r["grpc_rps"] or r["rest_rps"] or 10 for r in reps))
+            piled = bench.pile_up(
+                cfg.pileup_rate or statistics.median(r["grpc_rps"] or r["rest_rps"] or 10 for r in reps)
+            )
             for i in range(cfg.reps):
                 figures = bench.catch_up(piled) if i == 0 else bench.catch_up(piled, fresh_as=f"alert_replay{i}")
                 print(f"bench:   catch-up {i + 1}/{cfg.reps}: {figures}", flush=True)
@@ -371,10 +461,16 @@ def main(argv: list[str] | None = None) -> int:
         bench.stack.stop()
         if not a.keep and not a.smoke:
             shutil.rmtree(workdir, ignore_errors=True)
-    result = {"note": a.note, "command": "make bench" + (f" BENCH_ARGS='{' '.join(argv or sys.argv[1:])}'"
-                                                      if (argv or sys.argv[1:]) else ""),
-              "config": dataclasses.asdict(cfg), "machine": info, "started": started,
-              "duration_s": time.time() - started, "median": median_of(reps), "repetitions": reps}
+    result = {
+        "note": a.note,
+        "command": "make bench" + (f" BENCH_ARGS='{' '.join(argv or sys.argv[1:])}'" if (argv or sys.argv[1:]) else ""),
+        "config": dataclasses.asdict(cfg),
+        "machine": info,
+        "started": started,
+        "duration_s": time.time() - started,
+        "median": median_of(reps),
+        "repetitions": reps,
+    }
     result["machine"]["loadavg_end"] = report.loadavg()
     print(json.dumps(result["median"], indent=1, default=str), flush=True)
     if cfg.smoke:

@@ -1,6 +1,7 @@
 """The stack under test: tools.devstack.Stack plus the bench's echo service,
 routed through the same Envoy (JWT on, transcoded) as ours. Also what the
 bench reads from it: each process's CPU time and the services' own databases."""
+
 from __future__ import annotations
 
 import datetime
@@ -37,8 +38,9 @@ class BenchStack(Stack):
 
     def start_envoy(self, **render_options) -> None:
         # Exactly the config `make run` renders (access log included), plus the echo backend.
-        super().start_envoy(descriptor_path=str(DESCRIPTOR), extra_backends=[(ECHO_SERVICE, self.echo_port)],
-                            **render_options)
+        super().start_envoy(
+            descriptor_path=str(DESCRIPTOR), extra_backends=[(ECHO_SERVICE, self.echo_port)], **render_options
+        )
 
     def stop(self) -> None:
         super().stop()  # stops "echo" too, with whatever else is left
@@ -115,11 +117,17 @@ class BenchStack(Stack):
         All three are naive-UTC times from the same clock."""
         stamp = since.strftime("%Y-%m-%d %H:%M:%S")
         with self.db("reservation") as conn:
-            rows = conn.execute("SELECT reservation_id, create_time, update_time FROM reservation "
-                                "WHERE status = 'CONFIRMED' AND create_time >= ?", (stamp,)).fetchall()
+            rows = conn.execute(
+                "SELECT reservation_id, create_time, update_time FROM reservation "
+                "WHERE status = 'CONFIRMED' AND create_time >= ?",
+                (stamp,),
+            ).fetchall()
         with self.db("alert") as conn:
-            notified = dict(conn.execute("SELECT reservation_id, create_time FROM notification "
-                                         "WHERE create_time >= ?", (stamp,)).fetchall())
+            notified = dict(
+                conn.execute(
+                    "SELECT reservation_id, create_time FROM notification WHERE create_time >= ?", (stamp,)
+                ).fetchall()
+            )
         parse = datetime.datetime.fromisoformat
         confirm, notify = [], []
         for rid, created, updated in rows:

@@ -9,6 +9,7 @@ librdkafka's, the broker's). The services name their threads (chassis/threads.py
 `--preload` first loads the same topics at 1,300/s for that many seconds without
 measuring: it shows what a fuller partition costs the broker.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ def thread_cpu(pid: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.threads", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m bench.threads", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--rate", type=float, default=500, help="reservations per second (REST, paced)")
     p.add_argument("--seconds", type=float, default=15)
     p.add_argument("--preload", type=float, default=0, help="seconds at 1,300/s on the same topics first")
@@ -55,10 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         r = bench.e2e(a.rate)
         after = {name: thread_cpu(pid) for name, pid in pids.items()}
         made = r["e2e_n"]
-        print(f"{made} reservations at {r['e2e_rate']:.0f}/s; request p50 {r['e2e_request_p50_ms']:.1f} ms; "
-              f"confirm p50/p95/p99 {r['e2e_confirm_p50_ms']:.0f}/{r['e2e_confirm_p95_ms']:.0f}/"
-              f"{r['e2e_confirm_p99_ms']:.0f} ms; notified p50/p99 {r['e2e_notify_p50_ms']:.0f}/"
-              f"{r['e2e_notify_p99_ms']:.0f} ms")
+        print(
+            f"{made} reservations at {r['e2e_rate']:.0f}/s; request p50 {r['e2e_request_p50_ms']:.1f} ms; "
+            f"confirm p50/p95/p99 {r['e2e_confirm_p50_ms']:.0f}/{r['e2e_confirm_p95_ms']:.0f}/"
+            f"{r['e2e_confirm_p99_ms']:.0f} ms; notified p50/p99 {r['e2e_notify_p50_ms']:.0f}/"
+            f"{r['e2e_notify_p99_ms']:.0f} ms"
+        )
         print("CPU microseconds per reservation, per process and thread:")
         for name in pids:
             per = {t: (after[name][t] - before[name].get(t, 0)) / made * 1e6 for t in after[name]}

@@ -1,5 +1,6 @@
 """`python -m services`: runs the service named by $SERVICE (reservation, stock or
 alert), so one image recipe (services/Dockerfile) serves all three."""
+
 import os
 import runpy
 import sys

@@ -4,6 +4,7 @@ default ports and the topics each one owns and consumes (docs/architecture.md §
 Plain data, no domain and no imports from the project: each service's bootstrap reads
 its own ports here; tools/ (devstack, the Envoy renderers), bench/ and the tests read
 the whole list. A new service is a new entry in SERVICES."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,12 +23,18 @@ class ServiceInfo:
     consumes: tuple[str, ...] = ()  # topics it reads, in its consumer group
 
 
-RESERVATION = ServiceInfo("reservation", "bookrental.reservation.v1.ReservationService", 50051, 9101,
-                          owns=(RESERVATION_TOPIC,), consumes=(STOCK_TOPIC,))
-STOCK = ServiceInfo("stock", "bookrental.stock.v1.StockService", 50052, 9102,
-                    owns=(STOCK_TOPIC,), consumes=(RESERVATION_TOPIC,))
-ALERT = ServiceInfo("alert", "bookrental.alert.v1.AlertService", 50053, 9103,
-                    consumes=(STOCK_TOPIC,))
+RESERVATION = ServiceInfo(
+    "reservation",
+    "bookrental.reservation.v1.ReservationService",
+    50051,
+    9101,
+    owns=(RESERVATION_TOPIC,),
+    consumes=(STOCK_TOPIC,),
+)
+STOCK = ServiceInfo(
+    "stock", "bookrental.stock.v1.StockService", 50052, 9102, owns=(STOCK_TOPIC,), consumes=(RESERVATION_TOPIC,)
+)
+ALERT = ServiceInfo("alert", "bookrental.alert.v1.AlertService", 50053, 9103, consumes=(STOCK_TOPIC,))
 
 SERVICES = (RESERVATION, STOCK, ALERT)  # in this order wherever a list is written out
 NAMES = tuple(s.name for s in SERVICES)

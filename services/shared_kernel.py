@@ -1,6 +1,7 @@
 """The shared kernel: the few domain facts more than one service holds, written
 once. Role names (the token's `roles` claim, docs/architecture.md §6) and the rule
 for a book's id, which the stock and the reservation services both check."""
+
 from __future__ import annotations
 
 import re

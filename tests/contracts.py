@@ -9,6 +9,7 @@
 
 Each `*_problems` function returns sentences naming what is missing, so a test can
 fail with them and a unit test can show them on a deliberately broken input."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,14 +35,15 @@ def load(path: Path | str = DESCRIPTOR_SET) -> descriptor_pb2.FileDescriptorSet:
 
 # -- RPCs and routes ---------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class Route:
-    rpc: str          # "bookrental.stock.v1.StockService/ReceiveStock"
-    verb: str         # "POST"
-    template: str     # "/v1/stocks/{book_id}:receive"
-    body: str         # "*" or ""
-    request: str      # full name of the request message
-    response: str     # full name of the response message
+    rpc: str  # "bookrental.stock.v1.StockService/ReceiveStock"
+    verb: str  # "POST"
+    template: str  # "/v1/stocks/{book_id}:receive"
+    body: str  # "*" or ""
+    request: str  # full name of the request message
+    response: str  # full name of the response message
 
     @property
     def method(self) -> str:
@@ -77,8 +79,16 @@ def routes(fds) -> list[Route]:
                 verb = b.WhichOneof("pattern")
                 if verb in (None, "custom"):
                     continue
-                out.append(Route(f"{f.package}.{service.name}/{m.name}", verb.upper(), getattr(b, verb), b.body,
-                                 m.input_type.lstrip("."), m.output_type.lstrip(".")))
+                out.append(
+                    Route(
+                        f"{f.package}.{service.name}/{m.name}",
+                        verb.upper(),
+                        getattr(b, verb),
+                        b.body,
+                        m.input_type.lstrip("."),
+                        m.output_type.lstrip("."),
+                    )
+                )
     return out
 
 
@@ -89,8 +99,10 @@ def authorization_matrix(text: str | None = None) -> dict[str, dict]:
     for line in text.splitlines():
         m = re.match(r"\|\s*`(\w+)`\s*\|\s*`([^`]*)`\s*\|([^|]*)\|([^|]*)\|([^|]*)\|([^|]*)\|", line)
         if m and m.group(1)[0].isupper():
-            matrix[m.group(1)] = {"rest": m.group(2),
-                                  "expect": tuple(int(re.search(r"\d{3}", c).group()) for c in m.groups()[2:])}
+            matrix[m.group(1)] = {
+                "rest": m.group(2),
+                "expect": tuple(int(re.search(r"\d{3}", c).group()) for c in m.groups()[2:]),
+            }
     return matrix
 
 
@@ -120,19 +132,24 @@ def route_problems(fds, matrix: dict[str, dict]) -> list[str]:
 
 # -- events ------------------------------------------------------------------------------
 
+
 def event_types(fds) -> list[str]:
     """Full names of the messages in protos/*/events.proto."""
-    return [f"{f.package}.{m.name}" for f in fds.file
-            if f.package.startswith("bookrental.") and f.name.endswith("/events.proto") for m in f.message_type]
+    return [
+        f"{f.package}.{m.name}"
+        for f in fds.file
+        if f.package.startswith("bookrental.") and f.name.endswith("/events.proto")
+        for m in f.message_type
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
 class Topic:
-    name: str                 # "bookrental.stock.v1"
-    producer: str             # ce_source: the producing service
+    name: str  # "bookrental.stock.v1"
+    producer: str  # ce_source: the producing service
     consumers: tuple[str, ...]
-    key: str                  # the field of the event the message is keyed by
-    types: tuple[str, ...]    # full names of the event messages
+    key: str  # the field of the event the message is keyed by
+    types: tuple[str, ...]  # full names of the event messages
 
 
 def table_cells(line: str) -> list[str]:
@@ -151,7 +168,7 @@ def event_topics(text: str | None = None) -> dict[str, Topic]:
         name = cells[0].strip("`")
         types, package = [], None
         for t in re.findall(r"`([\w.]+)`", cells[4]):
-            if t.startswith("."):        # ".StockReserved": the package of the one before
+            if t.startswith("."):  # ".StockReserved": the package of the one before
                 t = package + t
             package = t.rpartition(".")[0]
             types.append(t)
@@ -165,17 +182,26 @@ def event_topics(text: str | None = None) -> dict[str, Topic]:
 def event_problems(fds, documented: dict[str, Topic], tested: set[str]) -> list[str]:
     """An event type without a producer test, or not on the architecture page (and the reverse)."""
     declared = event_types(fds)
-    problems = [f"event type {t} has no producer test: add it to PRODUCED in "
-                f"tests/integration/test_contract_events.py" for t in declared if t not in tested]
-    problems += [f"event type {t} is not in docs/architecture.md §4 (its topic, producer and key)"
-                 for t in declared if t not in documented]
-    problems += [f"docs/architecture.md §4 lists {t}, which no events.proto declares"
-                 for t in sorted(set(documented) - set(declared))]
+    problems = [
+        f"event type {t} has no producer test: add it to PRODUCED in tests/integration/test_contract_events.py"
+        for t in declared
+        if t not in tested
+    ]
+    problems += [
+        f"event type {t} is not in docs/architecture.md §4 (its topic, producer and key)"
+        for t in declared
+        if t not in documented
+    ]
+    problems += [
+        f"docs/architecture.md §4 lists {t}, which no events.proto declares"
+        for t in sorted(set(documented) - set(declared))
+    ]
     problems += [f"PRODUCED has a test for {t}, which no events.proto declares" for t in sorted(tested - set(declared))]
     return problems
 
 
 # -- decoding with a given descriptor set (an older one, for compatibility) ---------------
+
 
 def message_classes(fds) -> dict[str, type]:
     """Full name -> message class, built from this descriptor set alone (its own pool,
@@ -183,9 +209,11 @@ def message_classes(fds) -> dict[str, type]:
     pool = descriptor_pool.DescriptorPool()
     for f in fds.file:
         pool.Add(f)
-    return {f"{f.package}.{m.name}":
-            message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{f.package}.{m.name}"))
-            for f in fds.file for m in f.message_type}
+    return {
+        f"{f.package}.{m.name}": message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{f.package}.{m.name}"))
+        for f in fds.file
+        for m in f.message_type
+    }
 
 
 def sample(cls, depth: int = 0):
@@ -240,17 +268,22 @@ def compat_problems(older_fds, current_fds) -> list[str]:
         written = sample(current[name])
         wrote = json_format.MessageToDict(written, preserving_proto_field_name=True)
         try:
-            read = json_format.MessageToDict(older[name].FromString(written.SerializeToString()),
-                                             preserving_proto_field_name=True)
+            read = json_format.MessageToDict(
+                older[name].FromString(written.SerializeToString()), preserving_proto_field_name=True
+            )
         except Exception as exc:  # noqa: BLE001 - said as the problem
             problems.append(f"{name}: an older consumer cannot decode it: {exc}")
             continue
         for f in older[name].DESCRIPTOR.fields:
             if f.name not in read:
-                problems.append(f"{name}.{f.name} (field {f.number}): an older consumer reads no value; "
-                                f"the current producer writes {wrote.get(f.name, 'none')!r} "
-                                f"{'under another number or type' if f.name in wrote else '(the field is gone)'}")
+                problems.append(
+                    f"{name}.{f.name} (field {f.number}): an older consumer reads no value; "
+                    f"the current producer writes {wrote.get(f.name, 'none')!r} "
+                    f"{'under another number or type' if f.name in wrote else '(the field is gone)'}"
+                )
             elif read[f.name] != wrote.get(f.name):
-                problems.append(f"{name}.{f.name} (field {f.number}): an older consumer reads {read[f.name]!r}, "
-                                f"the current producer wrote {wrote.get(f.name)!r}")
+                problems.append(
+                    f"{name}.{f.name} (field {f.number}): an older consumer reads {read[f.name]!r}, "
+                    f"the current producer wrote {wrote.get(f.name)!r}"
+                )
     return problems

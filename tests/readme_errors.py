@@ -10,6 +10,7 @@ alternative (`A` / `B`); a `...` inside a string stands for any text. A backquot
 
 `problems` and `body_problems` return sentences naming what is wrong, so a test can
 fail with them and a unit test can show them on a deliberately broken README."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,7 +46,7 @@ def error_table(text: str | None = None) -> dict[str, ErrorRow]:
     except StopIteration:
         raise ValueError(f"README.md has no error table (a line {HEADER!r})") from None
     rows: dict[str, ErrorRow] = {}
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         cells = table_cells(line)
@@ -59,8 +60,9 @@ def error_table(text: str | None = None) -> dict[str, ErrorRow]:
                 try:
                     bodies.append(json.loads(span))
                 except json.JSONDecodeError as exc:
-                    raise ValueError(f"README error table, row {row_key(situation)!r}: the body {span!r} "
-                                     f"is not JSON ({exc})") from None
+                    raise ValueError(
+                        f"README error table, row {row_key(situation)!r}: the body {span!r} is not JSON ({exc})"
+                    ) from None
         headers = tuple(tuple(s.split(": ", 1)) for s in spans if re.fullmatch(r"[a-z][a-z0-9-]*: \S.*", s))
         if not bodies:
             raise ValueError(f"README error table, row {row_key(situation)!r}: no JSON body")
@@ -91,8 +93,9 @@ def body_problems(expected, got, where: str = "body") -> list[str]:
     if isinstance(expected, list):
         if not isinstance(got, list) or len(got) != len(expected):
             return [f"{where}: {got!r} instead of {expected!r}"]
-        return [p for i, (e, g) in enumerate(zip(expected, got, strict=True))
-                for p in body_problems(e, g, f"{where}[{i}]")]
+        return [
+            p for i, (e, g) in enumerate(zip(expected, got, strict=True)) for p in body_problems(e, g, f"{where}[{i}]")
+        ]
     if isinstance(expected, str) and "..." in expected and isinstance(got, str):
         return [] if _wildcard(expected, got) else [f"{where}: {got!r} does not match {expected!r}"]
     return [] if expected == got and type(expected) is type(got) else [f"{where}: {got!r} instead of {expected!r}"]
@@ -112,8 +115,14 @@ def substituted(body: dict, replacements: dict[str, str]) -> dict:
 def problems(rows: dict[str, ErrorRow], cases) -> list[str]:
     """A row without a case and a case without a row (`cases`: the row keys the test covers)."""
     cases = list(cases)
-    out = [f"the README error table's row {k!r} has no case in tests/integration/test_readme_errors.py"
-           for k in rows if k not in cases]
-    out += [f"tests/integration/test_readme_errors.py has a case {k!r} that no README error table row has"
-            for k in cases if k not in rows]
+    out = [
+        f"the README error table's row {k!r} has no case in tests/integration/test_readme_errors.py"
+        for k in rows
+        if k not in cases
+    ]
+    out += [
+        f"tests/integration/test_readme_errors.py has a case {k!r} that no README error table row has"
+        for k in cases
+        if k not in rows
+    ]
     return out

@@ -17,6 +17,7 @@ from protobuf to AsyncAPI is kept up, so this is ours):
 The result is validated against the AsyncAPI 3.0.0 JSON Schema (@asyncapi/specs, which
 `make docs` installs) when --spec is given.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,13 +52,21 @@ def _comments(f, detached: bool = False) -> dict[tuple, str]:
 
 
 _SCALARS = {  # FieldDescriptorProto.Type -> JSON Schema of the field's values
-    1: {"type": "number", "format": "double"}, 2: {"type": "number", "format": "float"},
-    3: {"type": "integer", "format": "int64"}, 4: {"type": "integer", "format": "uint64"},
-    5: {"type": "integer", "format": "int32"}, 6: {"type": "integer", "format": "fixed64"},
-    7: {"type": "integer", "format": "fixed32"}, 8: {"type": "boolean"}, 9: {"type": "string"},
-    12: {"type": "string", "format": "byte"}, 13: {"type": "integer", "format": "uint32"},
-    15: {"type": "integer", "format": "sfixed32"}, 16: {"type": "integer", "format": "sfixed64"},
-    17: {"type": "integer", "format": "sint32"}, 18: {"type": "integer", "format": "sint64"},
+    1: {"type": "number", "format": "double"},
+    2: {"type": "number", "format": "float"},
+    3: {"type": "integer", "format": "int64"},
+    4: {"type": "integer", "format": "uint64"},
+    5: {"type": "integer", "format": "int32"},
+    6: {"type": "integer", "format": "fixed64"},
+    7: {"type": "integer", "format": "fixed32"},
+    8: {"type": "boolean"},
+    9: {"type": "string"},
+    12: {"type": "string", "format": "byte"},
+    13: {"type": "integer", "format": "uint32"},
+    15: {"type": "integer", "format": "sfixed32"},
+    16: {"type": "integer", "format": "sfixed64"},
+    17: {"type": "integer", "format": "sint32"},
+    18: {"type": "integer", "format": "sint64"},
 }
 _WELL_KNOWN = {".google.protobuf.Timestamp": {"type": "string", "format": "date-time"}}
 
@@ -95,6 +104,7 @@ def wiring() -> dict:
     settings and the types it subscribes to and ignores."""
     from services.catalogue import NAMES as SERVICES
     from services.chassis.settings import Settings
+
     out: dict[str, dict[str, Any]] = {"producer": {}, "settings": {}, "topics": {}, "subscribes": {}, "ignores": {}}
     for name in SERVICES:
         out["settings"][name] = Settings.from_env(name, 0, 0, env={})
@@ -113,6 +123,7 @@ def wiring() -> dict:
 def envelope() -> list[tuple[str, str | None]]:
     """(header, the events.headers() argument it carries, or None for a constant), in order."""
     from services.chassis import events
+
     params = list(inspect.signature(events.headers).parameters)
     first = events.headers(*[f"<{p}>" for p in params])
     out = []
@@ -124,16 +135,22 @@ def envelope() -> list[tuple[str, str | None]]:
 
 def _headers_schema(full_name: str, producer: str, fields: set[str]) -> dict:
     from services.chassis import events
+
     constants = dict(events.headers(*["x"] * len(inspect.signature(events.headers).parameters)))
     described = {
-        "event_id": {"type": "string", "format": "uuid",
-                     "description": "A new UUID per event: consumers deduplicate on it (their inbox)."},
+        "event_id": {
+            "type": "string",
+            "format": "uuid",
+            "description": "A new UUID per event: consumers deduplicate on it (their inbox).",
+        },
         "event_type": {"type": "string", "const": full_name, "description": "The protobuf message's full name."},
         "source": {"type": "string", "const": producer, "description": "The producing service."},
         "time": {"type": "string", "format": "date-time", "description": "When the event occurred."},
-        "correlation_id": ({"type": "string", "description": "The event's reservation_id."}
-                           if "reservation_id" in fields else
-                           {"type": "string", "const": "", "description": "Empty: the event has no reservation."}),
+        "correlation_id": (
+            {"type": "string", "description": "The event's reservation_id."}
+            if "reservation_id" in fields
+            else {"type": "string", "const": "", "description": "Empty: the event has no reservation."}
+        ),
     }
     props = {}
     for header, argument in envelope():
@@ -142,14 +159,21 @@ def _headers_schema(full_name: str, producer: str, fields: set[str]) -> dict:
         elif argument in described:
             props[header] = described[argument]
         else:
-            raise ModelError(f"services/chassis/events.py writes header {header} from {argument!r}, "
-                             f"which tools/asyncapi.py does not describe")
-    return {"type": "object", "required": list(props), "properties": props,
-            "description": "CloudEvents 1.0, Kafka protocol binding, binary content mode (Kafka headers)."}
+            raise ModelError(
+                f"services/chassis/events.py writes header {header} from {argument!r}, "
+                f"which tools/asyncapi.py does not describe"
+            )
+    return {
+        "type": "object",
+        "required": list(props),
+        "properties": props,
+        "description": "CloudEvents 1.0, Kafka protocol binding, binary content mode (Kafka headers).",
+    }
 
 
 def build(fds) -> dict:
     from tools.devstack import Ports
+
     w = wiring()
     enums = {}
     for f in fds.file:
@@ -162,15 +186,19 @@ def build(fds) -> dict:
         names = [f"{f.package}.{m.name}" for m in f.message_type]
         producers = {w["producer"].get(n) for n in names}
         if len(producers) != 1 or None in producers:
-            raise ModelError(f"{f.name}: each event needs one producing service (wire MESSAGES), found "
-                             + ", ".join(f"{n}: {w['producer'].get(n) or 'none'}" for n in names))
+            raise ModelError(
+                f"{f.name}: each event needs one producing service (wire MESSAGES), found "
+                + ", ".join(f"{n}: {w['producer'].get(n) or 'none'}" for n in names)
+            )
         producer = producers.pop()
         settings = w["settings"][producer]
         setting = f"{producer}_topic"
         declared = w["topics"][producer].get(setting)
         if declared is None or declared.default != topic:
-            raise ModelError(f"{f.name} says topic {topic}, but {producer} publishes on "
-                             f"{setting.upper()} (default {declared.default if declared else None!r})")
+            raise ModelError(
+                f"{f.name} says topic {topic}, but {producer} publishes on "
+                f"{setting.upper()} (default {declared.default if declared else None!r})"
+            )
         channel_messages = {}
         for i, m in enumerate(f.message_type):
             full = f"{f.package}.{m.name}"
@@ -180,37 +208,61 @@ def build(fds) -> dict:
             schemas[full] = {
                 "type": "object",
                 "description": comments.get((4, i), ""),
-                "properties": {fd.name: {
-                    **_field_schema(fd, enums),
-                    "description": " ".join(filter(None, [comments.get((4, i, 2, j), ""),
-                                                          f"(protobuf field {fd.number})"]))}
-                    for j, fd in enumerate(m.field)},
+                "properties": {
+                    fd.name: {
+                        **_field_schema(fd, enums),
+                        "description": " ".join(
+                            filter(None, [comments.get((4, i, 2, j), ""), f"(protobuf field {fd.number})"])
+                        ),
+                    }
+                    for j, fd in enumerate(m.field)
+                },
             }
             messages[full] = {
-                "name": full, "title": m.name, "summary": comments.get((4, i), ""),
+                "name": full,
+                "title": m.name,
+                "summary": comments.get((4, i), ""),
                 "contentType": "application/protobuf",
                 "headers": _headers_schema(full, producer, fields),
                 "payload": {"$ref": f"#/components/schemas/{full}"},
-                "correlationId": {"location": "$message.header#/correlation_id",
-                                  "description": "Ties the events of one reservation together."},
-                "bindings": {"kafka": {"bindingVersion": KAFKA_BINDING, "key": {
-                    "type": "string", "description": f"The event's {key}: everything about one {key} stays "
-                                                     f"in order in one partition."}}},
+                "correlationId": {
+                    "location": "$message.header#/correlation_id",
+                    "description": "Ties the events of one reservation together.",
+                },
+                "bindings": {
+                    "kafka": {
+                        "bindingVersion": KAFKA_BINDING,
+                        "key": {
+                            "type": "string",
+                            "description": f"The event's {key}: everything about one {key} stays "
+                            f"in order in one partition.",
+                        },
+                    }
+                },
             }
             channel_messages[m.name] = {"$ref": f"#/components/messages/{full}"}
         channels[topic] = {
             "address": topic,
             "title": topic,
-            "description": (f"Events of {producer}, keyed by {key}. The value is the protobuf encoding of the "
-                            f"message ce_type names. {setting.upper()} renames the topic; a consumer that gives up "
-                            f"on a message copies it to {topic}.dlq."),
+            "description": (
+                f"Events of {producer}, keyed by {key}. The value is the protobuf encoding of the "
+                f"message ce_type names. {setting.upper()} renames the topic; a consumer that gives up "
+                f"on a message copies it to {topic}.dlq."
+            ),
             "messages": channel_messages,
-            "bindings": {"kafka": {"bindingVersion": KAFKA_BINDING, "partitions": settings.topic_partitions,
-                                   "replicas": settings.topic_replication_factor}},
+            "bindings": {
+                "kafka": {
+                    "bindingVersion": KAFKA_BINDING,
+                    "partitions": settings.topic_partitions,
+                    "replicas": settings.topic_replication_factor,
+                }
+            },
         }
         ref = {"$ref": f"#/channels/{topic}"}
         operations[f"{producer}-publishes-{topic}"] = {
-            "action": "send", "channel": ref, "title": f"{producer} publishes",
+            "action": "send",
+            "channel": ref,
+            "title": f"{producer} publishes",
             "summary": f"The {producer} service's outbox relay publishes these events after their transaction commits.",
             "messages": [{"$ref": f"#/channels/{topic}/messages/{m.name}"} for m in f.message_type],
         }
@@ -221,22 +273,35 @@ def build(fds) -> dict:
                 continue
             group = w["settings"][consumer].consumer_group
             operations[f"{consumer}-consumes-{topic}"] = {
-                "action": "receive", "channel": ref, "title": f"{consumer} consumes",
-                "summary": (f"Consumer group {group}. Handles {', '.join(handled)}"
-                            + (f"; reads and skips {', '.join(ignored)}" if ignored else "")
-                            + "; skips a type it does not know."),
+                "action": "receive",
+                "channel": ref,
+                "title": f"{consumer} consumes",
+                "summary": (
+                    f"Consumer group {group}. Handles {', '.join(handled)}"
+                    + (f"; reads and skips {', '.join(ignored)}" if ignored else "")
+                    + "; skips a type it does not know."
+                ),
                 "messages": [{"$ref": f"#/channels/{topic}/messages/{n}"} for n in handled],
-                "bindings": {"kafka": {"bindingVersion": KAFKA_BINDING,
-                                       "groupId": {"type": "string", "enum": [group]}}},
+                "bindings": {
+                    "kafka": {"bindingVersion": KAFKA_BINDING, "groupId": {"type": "string", "enum": [group]}}
+                },
             }
     return {
         "asyncapi": "3.0.0",
-        "info": {"title": "bookrental events", "version": "v1",
-                 "description": "The events the bookrental services exchange through Kafka, generated from "
-                                "protos/*/events.proto and the services' wiring (tools/asyncapi.py)."},
+        "info": {
+            "title": "bookrental events",
+            "version": "v1",
+            "description": "The events the bookrental services exchange through Kafka, generated from "
+            "protos/*/events.proto and the services' wiring (tools/asyncapi.py).",
+        },
         "defaultContentType": "application/protobuf",
-        "servers": {"development": {"host": f"127.0.0.1:{Ports().broker}", "protocol": "kafka",
-                                    "description": "make run's broker (Apache Kafka, one KRaft node)"}},
+        "servers": {
+            "development": {
+                "host": f"127.0.0.1:{Ports().broker}",
+                "protocol": "kafka",
+                "description": "make run's broker (Apache Kafka, one KRaft node)",
+            }
+        },
         "channels": channels,
         "operations": operations,
         "components": {"messages": messages, "schemas": schemas},
@@ -247,18 +312,21 @@ def compiled_contracts(out: Path):
     from google.protobuf import descriptor_pb2
 
     from tools.breaking import descriptor_set
+
     return descriptor_pb2.FileDescriptorSet.FromString(descriptor_set(PROTOS, out).read_bytes())
 
 
 def validate(doc: dict, spec: Path) -> None:
     """Against the AsyncAPI 3.0.0 JSON Schema; raises jsonschema's ValidationError."""
     import jsonschema
+
     schema = json.loads(spec.read_text())
     jsonschema.validators.validator_for(schema)(schema).validate(doc)
 
 
 def main(argv: list[str] | None = None) -> int:
     from tools.breaking import CheckError
+
     p = argparse.ArgumentParser(prog="python -m tools.asyncapi", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="where to write the JSON document")
     p.add_argument("--spec", type=Path, default=None, help="the AsyncAPI 3.0.0 JSON Schema to validate with")
@@ -271,16 +339,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if a.spec:
         import jsonschema
+
         try:
             validate(doc, a.spec)
         except jsonschema.ValidationError as exc:
-            print(f"asyncapi: the generated document is not valid AsyncAPI 3.0.0: {exc.message} "
-                  f"at {'/'.join(map(str, exc.absolute_path))}", file=sys.stderr)
+            print(
+                f"asyncapi: the generated document is not valid AsyncAPI 3.0.0: {exc.message} "
+                f"at {'/'.join(map(str, exc.absolute_path))}",
+                file=sys.stderr,
+            )
             return 1
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    print(f"{a.out}: {len(doc['channels'])} channels, {len(doc['components']['messages'])} messages, "
-          f"{len(doc['operations'])} operations")
+    print(
+        f"{a.out}: {len(doc['channels'])} channels, {len(doc['components']['messages'])} messages, "
+        f"{len(doc['operations'])} operations"
+    )
     return 0
 
 

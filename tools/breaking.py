@@ -13,6 +13,7 @@ The base, read from git (no registry):
 
 Exit status 0: nothing broke; 1: something did (each break on a line); 2: could not check.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,7 @@ def choose_base(repo: Path, against: str | None = None, main: str = "main") -> B
 
 def _export(repo: Path, ref: str, into: Path) -> Path | None:
     """protos/ as committed at `ref`, written under `into`; None if it had none."""
-    done = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", ref, "--", PROTOS],
-                          capture_output=True)
+    done = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", ref, "--", PROTOS], capture_output=True)
     if done.returncode != 0:
         return None  # the path did not exist at that commit
     with tarfile.open(fileobj=io.BytesIO(done.stdout)) as tar:
@@ -93,9 +93,21 @@ def descriptor_set(proto_root: Path, out: Path) -> Path:
     if not files:
         raise CheckError(f"no .proto files under {proto_root}")
     site = sysconfig.get_paths()["purelib"]  # google/api/*.proto (googleapis-common-protos)
-    done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{proto_root}", f"-I{site}",
-                           "--include_imports", "--include_source_info", f"--descriptor_set_out={out}", *files],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{proto_root}",
+            f"-I{site}",
+            "--include_imports",
+            "--include_source_info",
+            f"--descriptor_set_out={out}",
+            *files,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise CheckError(f"the protos under {proto_root} do not compile:\n{done.stderr.strip()}")
     return out
@@ -105,6 +117,7 @@ def http_rules(descriptor_path: Path) -> dict[str, set[tuple[str, str, str]]]:
     """Full RPC name -> its REST bindings as (verb, path template, body)."""
     from google.api import annotations_pb2, http_pb2
     from google.protobuf import descriptor_pb2
+
     fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_path.read_bytes())
     out: dict[str, set[tuple[str, str, str]]] = {}
     for f in fds.file:
@@ -133,16 +146,22 @@ def http_breaks(base: Path, current: Path) -> list[str]:
             continue
         for verb, path, body in sorted(bindings - now[rpc]):
             instead = ", ".join(f"{v} {p}" + (f" (body {b!r})" if b else "") for v, p, b in sorted(now[rpc])) or "none"
-            breaks.append(f"{rpc}: REST route {verb} {path}" + (f" (body {body!r})" if body else "")
-                          + f" was removed or changed; it now has: {instead}")
+            breaks.append(
+                f"{rpc}: REST route {verb} {path}"
+                + (f" (body {body!r})" if body else "")
+                + f" was removed or changed; it now has: {instead}"
+            )
     return breaks
 
 
 def buf_breaks(buf: Path, config: Path, base: Path, current: Path) -> list[str]:
     if not buf.is_file():
         raise CheckError(f"no buf at {buf} (make lint installs it)")
-    done = subprocess.run([str(buf), "breaking", str(current), "--against", str(base), "--config", str(config),
-                           "--exclude-imports"], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(buf), "breaking", str(current), "--against", str(base), "--config", str(config), "--exclude-imports"],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode not in (0, 100):  # 100: breaking changes found
         raise CheckError(f"buf breaking failed: {done.stderr.strip() or done.stdout.strip()}")
     return [line for line in done.stdout.splitlines() if line.strip()]

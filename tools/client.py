@@ -1,5 +1,6 @@
 """A small REST client for the gateway, a poll-with-deadline helper and a
 /metrics reader, used by the integration tests and the tools."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ def eventually(probe, timeout: float = 15.0, interval: float = 0.05, what: str =
 
 
 def exactly_once(stack, observe, expected, timeout: float = 60.0, what: str = "outcomes", interval: float = 0.2):
-    """"Once" checked when nothing more can arrive: waits until `observe()` equals
+    """ "Once" checked when nothing more can arrive: waits until `observe()` equals
     `expected`, then until the stack is quiet (no consumer lag, no unsent outbox row, no
     pending delivery: Stack.wait_quiet), then observes again. A late duplicate, which
     the first sight alone would let pass, shows as a difference. Returns the backlog
@@ -36,6 +37,7 @@ def exactly_once(stack, observe, expected, timeout: float = 60.0, what: str = "o
 def scrape(port: int) -> dict[str, list]:
     """{sample name: [(labels, value), ...]} from a service's /metrics endpoint."""
     from prometheus_client.parser import text_string_to_metric_families
+
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
     samples: dict[str, list] = {}

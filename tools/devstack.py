@@ -7,6 +7,7 @@ their own topics, consumer groups and data, on one broker per test session.
 
 It starts nothing if a port it would listen on is taken (another `make run`, mostly).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -70,6 +71,7 @@ def free_port() -> int:
 class Ports:
     """What the stack listens on. Each service's gRPC (`<name>`) and metrics
     (`<name>_metrics`) port defaults to its entry in services/catalogue.py."""
+
     broker: int = 9092
     broker_controller: int = 9093  # the KRaft controller's listener
     envoy: int = 8080
@@ -103,6 +105,7 @@ def group_holds_partitions(admin, group: str, members: int | None = None) -> boo
     partition of its topics assigned, as the broker reports it? False while the broker
     does not answer."""
     from confluent_kafka import ConsumerGroupState
+
     try:
         described = admin.describe_consumer_groups([group], request_timeout=2)[group].result()
         if described.state != ConsumerGroupState.STABLE or members not in (None, len(described.members)):
@@ -118,10 +121,18 @@ class Stack:
     """Processes are named by instance: `stock` is a service's first replica,
     `stock-2` its second; replicas share the service's database and consumer group."""
 
-    def __init__(self, workdir: Path, ports: Ports | None = None, env: dict | None = None,
-                 database_urls: dict | None = None, key_dir: Path | None = None,
-                 replicas: dict[str, int] | None = None, tls_dir: Path | None = None,
-                 broker_running: bool = False, group_suffix: str = ""):
+    def __init__(
+        self,
+        workdir: Path,
+        ports: Ports | None = None,
+        env: dict | None = None,
+        database_urls: dict | None = None,
+        key_dir: Path | None = None,
+        replicas: dict[str, int] | None = None,
+        tls_dir: Path | None = None,
+        broker_running: bool = False,
+        group_suffix: str = "",
+    ):
         """`broker_running`: a broker already listens on ports.broker (the test session's
         shared one): start() neither starts nor stops it. `group_suffix` names this
         stack's consumer groups (`stock-<suffix>`), so stacks on one broker never share one."""
@@ -156,9 +167,17 @@ class Stack:
     def _spawn(self, name: str, argv: list[str], env: dict | None = None, user: str | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")
         self._log_starts[name] = log.tell()  # a restart appends: read only this run's lines
-        proc = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=_die_with_parent, user=user)
+        proc = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+            user=user,
+        )
         log.close()
         self.procs[name] = proc
         return proc
@@ -187,6 +206,7 @@ class Stack:
         """One Kafka node with its log under the workdir: started again on the same
         directory (after a crash too), it keeps its topics, data and committed offsets."""
         from tools import kafka
+
         config = kafka.prepare(self.broker_log_dir, self.ports.broker, self.ports.broker_controller)
         self._spawn("broker", kafka.command(config))
         if wait:
@@ -201,6 +221,7 @@ class Stack:
                 return bool(self.admin().list_topics(timeout=1).brokers)
             except Exception:  # noqa: BLE001 - not ready yet, whatever the client says
                 return False
+
         self._wait("broker", answers, "metadata answered", timeout)
 
     def admin(self) -> AdminClient:
@@ -208,6 +229,7 @@ class Stack:
         when the broker restarts); librdkafka's own log lines off: the callers poll."""
         if self._admin is None:
             from confluent_kafka.admin import AdminClient
+
             self._admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.ports.broker}", "log_level": 0})
         return self._admin
 
@@ -215,6 +237,7 @@ class Stack:
         """The project's own PostgreSQL (tools.pgserver) as the process "postgres", its
         cluster made once in `data_dir`; returns its admin URL when it accepts connections."""
         from tools import pgserver
+
         pgserver.init(data_dir)
         argv, user = pgserver.command(data_dir, port, throwaway)
         self._spawn("postgres", argv, user=user)
@@ -222,11 +245,13 @@ class Stack:
 
         def accepts() -> bool:
             import psycopg2
+
             try:
                 psycopg2.connect(url, connect_timeout=1).close()
                 return True
             except psycopg2.OperationalError:
                 return False
+
         self._wait("postgres", accepts, f"connections on {port}", 60)
         return url
 
@@ -235,6 +260,7 @@ class Stack:
         own is started here (start_postgres) and PG_ADMIN_URL set to it. Raises with
         why if that server does not answer; returns whether it started one."""
         from tools import pgdb
+
         started = not os.environ.get("PG_ADMIN_URL")
         if started:
             os.environ["PG_ADMIN_URL"] = self.start_postgres(data_dir, port, throwaway)
@@ -243,8 +269,7 @@ class Stack:
         return started
 
     def start_service(self, instance: str, wait: bool = True) -> None:
-        self._spawn(instance, [sys.executable, "-m", f"services.{service_of(instance)}"],
-                    self.service_env(instance))
+        self._spawn(instance, [sys.executable, "-m", f"services.{service_of(instance)}"], self.service_env(instance))
         if wait:
             self.wait_serving(instance)
 
@@ -255,19 +280,24 @@ class Stack:
     def start_envoy(self, **render_options) -> None:
         """`render_options` are tools.envoy_config.Options fields (limits, TLS, JWKS source ...)."""
         from tools import envoy_config
+
         config = self.workdir / "envoy.yaml"
         p = self.ports
         docs = ROOT / envoy_config.DOCS_DIR
         if self.tls_dir:
             render_options = {"tls_dir": self.tls_dir, **render_options}
-        options = dict(listen_port=p.envoy, admin_port=p.envoy_admin, tls_port=p.envoy_tls,
-                       upstreams={n: [("127.0.0.1", self.grpc_ports[i]) for i in self.instances(n)]
-                                  for n in SERVICES},
-                       descriptor_path=str(ROOT / "build" / "bookrental.pb"),
-                       jwks_path=str(self.key_dir / "jwks.json"),
-                       # the API documents, once `make docs` has made them (make run and make test do)
-                       docs_dir=docs if all((docs / path.rpartition("/")[2]).is_file()
-                                            for path in envoy_config.DOCS_PATHS) else None)
+        options = dict(
+            listen_port=p.envoy,
+            admin_port=p.envoy_admin,
+            tls_port=p.envoy_tls,
+            upstreams={n: [("127.0.0.1", self.grpc_ports[i]) for i in self.instances(n)] for n in SERVICES},
+            descriptor_path=str(ROOT / "build" / "bookrental.pb"),
+            jwks_path=str(self.key_dir / "jwks.json"),
+            # the API documents, once `make docs` has made them (make run and make test do)
+            docs_dir=docs
+            if all((docs / path.rpartition("/")[2]).is_file() for path in envoy_config.DOCS_PATHS)
+            else None,
+        )
         envoy_config.render(config, envoy_config.Options(**{**options, **render_options}))
         envoy = Path(sys.executable).parent / "envoy"
         self._spawn("envoy", [str(envoy), "-c", str(config), "--use-dynamic-base-id", "--log-level", "warn"])
@@ -345,6 +375,7 @@ class Stack:
         def healthy() -> bool:
             with urllib.request.urlopen(url, timeout=1) as resp:
                 return host in resp.read().decode()
+
         self._wait("envoy", healthy, f"{instance} healthy in Envoy", timeout)
 
     def _close_admin(self) -> None:
@@ -369,8 +400,12 @@ class Stack:
         "healthy" in /clusters is the main thread's view, and the workers were seen
         routing only to the other replica for half a second after it."""
         before = self.envoy_requests(instance)
-        self._wait("envoy", lambda: self.envoy_requests(instance) > before + 2,
-                   f"Envoy routing requests to {instance}", timeout)
+        self._wait(
+            "envoy",
+            lambda: self.envoy_requests(instance) > before + 2,
+            f"Envoy routing requests to {instance}",
+            timeout,
+        )
 
     def stop(self) -> None:
         # Gateway first (no new requests), broker last (services flush to it on the way out).
@@ -410,6 +445,7 @@ class Stack:
                 return True
             except OSError:
                 return False
+
         self._wait(name, listening, f"listening on {port}", timeout)
 
     def _wait_http(self, name: str, url: str) -> None:
@@ -419,6 +455,7 @@ class Stack:
                     return resp.status == 200
             except OSError:
                 return False
+
         self._wait(name, ready, f"200 from {url}")
 
     def backlog(self) -> dict[str, int]:
@@ -428,6 +465,7 @@ class Stack:
         outbox rows and pending deliveries as its /metrics counts them at scrape time.
         All zero: the system is quiet."""
         from tools.client import scrape
+
         admin = self.admin()
         waiting: dict[str, int] = {}
         for name in SERVICES:
@@ -442,8 +480,10 @@ class Stack:
             if instance not in self.procs:
                 continue
             samples = scrape(port)
-            for metric, what in (("bookrental_outbox_unsent", "outbox unsent"),
-                                 ("bookrental_alert_pending_deliveries", "pending deliveries")):
+            for metric, what in (
+                ("bookrental_outbox_unsent", "outbox unsent"),
+                ("bookrental_alert_pending_deliveries", "pending deliveries"),
+            ):
                 if metric in samples:
                     waiting[f"{instance} {what}"] = int(sum(v for _, v in samples[metric]))
         return waiting
@@ -454,10 +494,14 @@ class Stack:
         committed nothing). Read from the broker, so known while the group is stopped."""
         from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
         from confluent_kafka.admin import OffsetSpec
+
         every = [TopicPartition(t, p) for t, p in partitions]
         admin = self.admin()
-        committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, every)],
-                                                     request_timeout=5)[group].result().topic_partitions
+        committed = (
+            admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, every)], request_timeout=5)[group]
+            .result()
+            .topic_partitions
+        )
         at = {(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed}
         ends = admin.list_offsets({tp: OffsetSpec.latest() for tp in every}, request_timeout=5)
         return sum(ends[tp].result().offset - at.get((tp.topic, tp.partition), 0) for tp in every)
@@ -466,6 +510,7 @@ class Stack:
         """Waits until backlog() is all zero; returns it. A backlog that will not drain
         fails with what is still waiting."""
         from confluent_kafka import KafkaException
+
         end = time.monotonic() + timeout
         last: dict[str, int] | str = {}
         while time.monotonic() < end:
@@ -494,8 +539,12 @@ class Stack:
         for name in dict.fromkeys(service_of(i) for i in (names or self.instances())):
             running = [i for i in self.instances(name) if i in self.procs]
             group, members = self.consumer_group(name), len(running)
-            self._wait(running[0], lambda group=group, members=members: group_holds_partitions(admin, group, members),
-                       f"consumer group {group} stable with its partitions", timeout)
+            self._wait(
+                running[0],
+                lambda group=group, members=members: group_holds_partitions(admin, group, members),
+                f"consumer group {group} stable with its partitions",
+                timeout,
+            )
 
     def log_text(self, name: str) -> str:
         """What the process logged since its latest start."""
@@ -506,6 +555,7 @@ class Stack:
     def wait_serving(self, name: str, timeout: float = 60) -> None:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
+
         with grpc.insecure_channel(f"127.0.0.1:{self.grpc_ports[name]}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
 
@@ -516,7 +566,9 @@ class Stack:
                     return answer.status == health_pb2.HealthCheckResponse.SERVING
                 except grpc.RpcError:
                     return False
+
             self._wait(name, serving, "health SERVING", timeout)
+
 
 PG_PORT = 5433  # beside a PostgreSQL the machine may run on 5432
 
@@ -549,9 +601,13 @@ def listener_of(port: int) -> str:
     """Who listens on `port`, as "envoy (pid 123)"; "" when the system does not say
     (another user's process, or no listener)."""
     import psutil
+
     try:
-        pids = [c.pid for c in psutil.net_connections(kind="tcp")
-                if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid]
+        pids = [
+            c.pid
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid
+        ]
         return f"{psutil.Process(pids[0]).name()} (pid {pids[0]})" if pids else ""
     except psutil.Error:
         return ""
@@ -565,14 +621,17 @@ def refuse_if_taken(ports: list[int]) -> None:
         return
     holder = listener_of(busy[0])
     others = f", and {', '.join(map(str, busy[1:]))} too" if busy[1:] else ""
-    raise SystemExit(f"port {busy[0]} is in use{' by ' + holder if holder else ''}{others}: "
-                     f"is another make run up? (stop it with Ctrl-C in its terminal)")
+    raise SystemExit(
+        f"port {busy[0]} is in use{' by ' + holder if holder else ''}{others}: "
+        f"is another make run up? (stop it with Ctrl-C in its terminal)"
+    )
 
 
 def use_postgres(stack: Stack) -> None:
     """Points the services at PostgreSQL databases bookrental_<service>, made once on the
     server PG_ADMIN_URL names or on the project's own, started under var/postgres."""
     from tools import pgdb
+
     if stack.ensure_postgres(stack.workdir / "postgres", PG_PORT):
         print(f"started PostgreSQL on 127.0.0.1:{PG_PORT} (data in var/postgres/)", flush=True)
     stack.database_urls.update(pgdb.ensure({n: f"bookrental_{n}" for n in SERVICES}))
@@ -580,18 +639,24 @@ def use_postgres(stack: Stack) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     import argparse
+
     parser = argparse.ArgumentParser(prog="python -m tools.devstack", description="Start the whole system.")
-    parser.add_argument("--tls", action="store_true",
-                        help="also serve HTTPS and gRPC over TLS on 8443 (certificate in var/dev-tls/)")
-    parser.add_argument("--postgres", action="store_true",
-                        help=f"the services on PostgreSQL: the server PG_ADMIN_URL names, else the project's own "
-                             f"on 127.0.0.1:{PG_PORT} with its data in var/postgres/")
+    parser.add_argument(
+        "--tls", action="store_true", help="also serve HTTPS and gRPC over TLS on 8443 (certificate in var/dev-tls/)"
+    )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help=f"the services on PostgreSQL: the server PG_ADMIN_URL names, else the project's own "
+        f"on 127.0.0.1:{PG_PORT} with its data in var/postgres/",
+    )
     args = parser.parse_args(argv)
     ports = Ports()
     refuse_if_taken(ports_to_bind(ports, args.tls, args.postgres))
     tls_dir = None
     if args.tls:
         from tools.devcert import ensure_cert
+
         tls_dir = ensure_cert(ROOT / "var" / "dev-tls")
     stack = Stack(ROOT / "var", ports=ports, tls_dir=tls_dir)
     stopping = []
@@ -607,18 +672,34 @@ def main(argv: list[str] | None = None) -> None:
         if args.postgres:
             use_postgres(stack)
         # Per-service database override, e.g. STOCK_DATABASE_URL=postgresql://USER@HOST:PORT/DATABASE
-        stack.database_urls.update({n: os.environ[f"{n.upper()}_DATABASE_URL"] for n in SERVICES
-                                    if os.environ.get(f"{n.upper()}_DATABASE_URL")})
+        stack.database_urls.update(
+            {
+                n: os.environ[f"{n.upper()}_DATABASE_URL"]
+                for n in SERVICES
+                if os.environ.get(f"{n.upper()}_DATABASE_URL")
+            }
+        )
         print("starting Kafka, services and Envoy (logs in var/logs/) ...", flush=True)
         stack.start()
         p = stack.ports
         from tools.envoy_config import DOCS_PATHS
+
         docs = ", ".join(f"http://127.0.0.1:{p.envoy}{path}" for path in DOCS_PATHS)
-        services = "\n".join(f"  {name + ' gRPC':<20} 127.0.0.1:{getattr(p, name)}  "
-                             f"metrics http://127.0.0.1:{getattr(p, name + '_metrics')}/metrics" for name in SERVICES)
-        tls_line = (f"\n  HTTPS + gRPC/TLS     https://127.0.0.1:{p.envoy_tls}    (trust var/dev-tls/ca.pem: "
-                    f"curl --cacert, grpcurl -cacert)") if tls_dir else ""
-        print(f"""
+        services = "\n".join(
+            f"  {name + ' gRPC':<20} 127.0.0.1:{getattr(p, name)}  "
+            f"metrics http://127.0.0.1:{getattr(p, name + '_metrics')}/metrics"
+            for name in SERVICES
+        )
+        tls_line = (
+            (
+                f"\n  HTTPS + gRPC/TLS     https://127.0.0.1:{p.envoy_tls}    (trust var/dev-tls/ca.pem: "
+                f"curl --cacert, grpcurl -cacert)"
+            )
+            if tls_dir
+            else ""
+        )
+        print(
+            f"""
 bookrental is up: every service serving, every consumer group holding its partitions.
   REST + gRPC gateway  http://127.0.0.1:{p.envoy}     (Envoy admin http://127.0.0.1:{p.envoy_admin}){tls_line}
 {services}
@@ -631,7 +712,9 @@ Try it (another terminal):
   TOKEN=$(make -s token USER=alice ROLE=customer)
   curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:{p.envoy}/v1/reservations
 
-Ctrl-C stops everything.""", flush=True)
+Ctrl-C stops everything.""",
+            flush=True,
+        )
         while True:
             for name, proc in list(stack.procs.items()):
                 if proc.poll() is not None and name not in stack.supervised():

@@ -17,6 +17,7 @@ is applied once; one that still cannot be handled goes back to the DLQ (as a new
 message, which waits for the next run: a run copies what the DLQ held when it began).
 Replay after the fix is deployed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,16 @@ def read(bootstrap: str, topic: str, group: str, from_committed: bool, timeout_s
     partitions itself (no group join). Messages that arrive meanwhile are left for the
     next run: a replayed message that fails again comes back to this very topic, and
     chasing the end would replay it again and again."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest", "enable.partition.eof": True, "fetch.wait.max.ms": 10})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,
+        }
+    )
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
         if metadata is None or metadata.error is not None:
@@ -103,14 +112,26 @@ def list_dlq(bootstrap: str, topic: str, out=sys.stdout) -> int:
         h = dict(_headers(msg))
         state = "replayed" if msg.offset() < replayed.get(msg.partition(), 0) else "pending"
         pending += state == "pending"
-        print(json.dumps({
-            "partition": msg.partition(), "offset": msg.offset(), "key": _text(msg.key()),
-            "ce_id": _text(h.get("ce_id")), "ce_type": _text(h.get("ce_type")),
-            "correlation_id": _text(h.get("correlation_id")),
-            "from": f"{_text(h.get('dlq_topic'))}[{_text(h.get('dlq_partition'))}]@{_text(h.get('dlq_offset'))}",
-            "group": _text(h.get("dlq_consumer_group")), "error": _text(h.get("dlq_error")),
-            "bytes": len(msg.value() or b""), "state": state,
-        }, ensure_ascii=False), file=out)
+        print(
+            json.dumps(
+                {
+                    "partition": msg.partition(),
+                    "offset": msg.offset(),
+                    "key": _text(msg.key()),
+                    "ce_id": _text(h.get("ce_id")),
+                    "ce_type": _text(h.get("ce_type")),
+                    "correlation_id": _text(h.get("correlation_id")),
+                    "from": f"{_text(h.get('dlq_topic'))}[{_text(h.get('dlq_partition'))}]"
+                    f"@{_text(h.get('dlq_offset'))}",
+                    "group": _text(h.get("dlq_consumer_group")),
+                    "error": _text(h.get("dlq_error")),
+                    "bytes": len(msg.value() or b""),
+                    "state": state,
+                },
+                ensure_ascii=False,
+            ),
+            file=out,
+        )
         count += 1
     print(f"{count} message(s) in {topic}.dlq, {pending} pending replay", file=sys.stderr)
     return count
@@ -125,16 +146,18 @@ def replay(bootstrap: str, topic: str, ce_ids: set[str] | None = None, out=sys.s
         ce_id = _text(h.get("ce_id"))
         if ce_ids is None or ce_id in ce_ids:
             target = _text(h.get("dlq_topic")) or topic
-            producer.produce(target, key=msg.key(), value=msg.value(),
-                             headers=[(k, v) for k, v in headers if k not in DLQ_HEADERS])
+            producer.produce(
+                target, key=msg.key(), value=msg.value(), headers=[(k, v) for k, v in headers if k not in DLQ_HEADERS]
+            )
             if producer.flush(30):
                 raise SystemExit(f"dlq: {target} did not acknowledge; nothing committed past offset {msg.offset()}")
             print(json.dumps({"replayed": ce_id, "to": target, "key": _text(msg.key())}), file=out)
             replayed += 1
         if ce_ids is None:  # a targeted replay leaves the group where it was
             # Only after the copy is acked does the replay group move past the message.
-            consumer.commit(offsets=[TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1)],
-                            asynchronous=False)
+            consumer.commit(
+                offsets=[TopicPartition(msg.topic(), msg.partition(), msg.offset() + 1)], asynchronous=False
+            )
     print(f"{replayed} message(s) replayed from {topic}.dlq", file=sys.stderr)
     return replayed
 
@@ -144,8 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("command", choices=("list", "replay"))
     p.add_argument("topic", help="the topic whose .dlq to read, e.g. bookrental.reservation.v1")
     p.add_argument("--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
-    p.add_argument("--ce-id", action="append",
-                   help="replay only this event (repeatable); the replay group's position does not move")
+    p.add_argument(
+        "--ce-id",
+        action="append",
+        help="replay only this event (repeatable); the replay group's position does not move",
+    )
     a = p.parse_args(argv)
     if a.topic.endswith(".dlq"):
         p.error("give the topic itself; the tool reads <topic>.dlq")

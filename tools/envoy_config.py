@@ -30,8 +30,20 @@ from tools.gateway.options import Options, address, port, yaml_path
 from tools.gateway.routes import SAFE_CALL_RETRIES
 from tools.gateway.transcoding import IDEMPOTENCY_FIELD, IDEMPOTENT_HEADER
 
-__all__ = ["DOCS_DIR", "DOCS_PATHS", "IDEMPOTENCY_FIELD", "IDEMPOTENT_HEADER", "Options", "SAFE_CALL_RETRIES",
-           "cluster", "http_bindings", "parse_upstream", "public_rpcs", "render", "routes"]
+__all__ = [
+    "DOCS_DIR",
+    "DOCS_PATHS",
+    "IDEMPOTENCY_FIELD",
+    "IDEMPOTENT_HEADER",
+    "Options",
+    "SAFE_CALL_RETRIES",
+    "cluster",
+    "http_bindings",
+    "parse_upstream",
+    "public_rpcs",
+    "render",
+    "routes",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "envoy" / "envoy.template.yaml"
@@ -75,7 +87,8 @@ def render(out_path: str | os.PathLike, o: Options) -> str:
         + clusters.extra_clusters(o.extra_backends, o.health_interval_s)
         + (auth.jwks_cluster(o.jwks_uri, o.jwks_ca_path) if o.jwks_uri else ""),
         extra_routes=transcoding.INDENT.join(
-            r for r in (docs.pop("docs_routes"), routing.extra_routes(o.extra_backends)) if r),
+            r for r in (docs.pop("docs_routes"), routing.extra_routes(o.extra_backends)) if r
+        ),
         **services,
         **docs,
         routes=routing.routes_yaml(routing.routes(descriptor, o)),
@@ -101,14 +114,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--admin-port", type=int, default=Options.admin_port)
     for s in SERVICES:
         p.add_argument(f"--{s.name}-port", type=int, default=s.grpc_port)
-    p.add_argument("--upstream", action="append", default=[], metavar="SERVICE=HOST:PORT[,HOST:PORT]",
-                   help="a service's replicas (repeatable); overrides its --*-port")
+    p.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="SERVICE=HOST:PORT[,HOST:PORT]",
+        help="a service's replicas (repeatable); overrides its --*-port",
+    )
     p.add_argument("--descriptor", default=DEFAULT_DESCRIPTOR, help=f"descriptor set (default {DEFAULT_DESCRIPTOR})")
     p.add_argument("--jwks", default=DEFAULT_JWKS, help=f"JWKS file (default {DEFAULT_JWKS})")
     p.add_argument("--access-log", default=None, help="access log file (default stdout)")
     p.add_argument("--jwks-uri", default=None, help="fetch the JWKS from this URL (production) instead of --jwks")
-    p.add_argument("--jwks-cache-s", type=int, default=Options.jwks_cache_s,
-                   help=f"how long a fetched JWKS is kept (default {Options.jwks_cache_s})")
+    p.add_argument(
+        "--jwks-cache-s",
+        type=int,
+        default=Options.jwks_cache_s,
+        help=f"how long a fetched JWKS is kept (default {Options.jwks_cache_s})",
+    )
     p.add_argument("--tls-dir", default=None, help="cert.pem + key.pem: also serve HTTPS/gRPC-TLS on --tls-port")
     p.add_argument("--tls-port", type=int, default=Options.tls_port)
     a = p.parse_args(argv)
@@ -124,19 +146,22 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"envoy_config: {exc}", file=sys.stderr)
         return 2
-    render(a.out, Options(
-        listen_port=a.listen_port,
-        admin_port=a.admin_port,
-        ports={s.name: getattr(a, f"{s.name}_port") for s in SERVICES},
-        upstreams=upstreams,
-        descriptor_path=a.descriptor,
-        jwks_path=a.jwks,
-        access_log_path=a.access_log,
-        jwks_uri=a.jwks_uri,
-        jwks_cache_s=a.jwks_cache_s,
-        tls_dir=a.tls_dir,
-        tls_port=a.tls_port,
-    ))
+    render(
+        a.out,
+        Options(
+            listen_port=a.listen_port,
+            admin_port=a.admin_port,
+            ports={s.name: getattr(a, f"{s.name}_port") for s in SERVICES},
+            upstreams=upstreams,
+            descriptor_path=a.descriptor,
+            jwks_path=a.jwks,
+            access_log_path=a.access_log,
+            jwks_uri=a.jwks_uri,
+            jwks_cache_s=a.jwks_cache_s,
+            tls_dir=a.tls_dir,
+            tls_port=a.tls_port,
+        ),
+    )
     print(a.out)
     return 0
 

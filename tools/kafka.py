@@ -7,6 +7,7 @@ the node through this module for `make run`, the tests and the benchmark.
 
 The settings below are those of a one-node development cluster; each says why.
 """
+
 from __future__ import annotations
 
 import base64
@@ -62,8 +63,9 @@ def java() -> str:
     home = os.environ.get("JAVA_HOME")
     found = shutil.which("java", path=f"{home}/bin") if home else shutil.which("java")
     if not found:
-        raise BrokerSetupError("Java 17 or newer is needed for the Kafka broker: "
-                               "apt-get install openjdk-17-jre-headless")
+        raise BrokerSetupError(
+            "Java 17 or newer is needed for the Kafka broker: apt-get install openjdk-17-jre-headless"
+        )
     return found
 
 
@@ -91,8 +93,18 @@ def config_text(log_dir: Path, port: int, controller_port: int) -> str:
 
 
 def _jvm(main: str, *args: str) -> list[str]:
-    return [java(), *HEAP.split(), "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={LOG4J}", "-cp", classpath(), main, *args]
+    return [
+        java(),
+        *HEAP.split(),
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={LOG4J}",
+        "-cp",
+        classpath(),
+        main,
+        *args,
+    ]
 
 
 def prepare(log_dir: Path, port: int, controller_port: int, cluster_id: str | None = None) -> Path:
@@ -107,9 +119,18 @@ def prepare(log_dir: Path, port: int, controller_port: int, cluster_id: str | No
         cluster_id = cluster_id or base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         # "--cluster-id=<id>" in one argument: one id in 64 starts with "-", which the
         # tool's parser reads as an option when it stands alone.
-        done = subprocess.run(_jvm("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                                   "--config", str(config), "--ignore-formatted"),
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            _jvm(
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={cluster_id}",
+                "--config",
+                str(config),
+                "--ignore-formatted",
+            ),
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             raise BrokerSetupError(f"formatting {log_dir} failed: {(done.stderr or done.stdout).strip()[-500:]}")
     return config
@@ -122,6 +143,7 @@ def command(config: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     import argparse
+
     parser = argparse.ArgumentParser(prog="python -m tools.kafka", description="Run one Kafka node.")
     parser.add_argument("--log-dir", type=Path, default=ROOT / "var" / "kafka")
     parser.add_argument("--port", type=int, default=9092)

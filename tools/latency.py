@@ -6,6 +6,7 @@ long each took to become CONFIRMED and to show up as a notification.
 
 Not a benchmark (no load): it checks the promise that an idle system confirms
 within a second of the request."""
+
 from __future__ import annotations
 
 import statistics
@@ -28,17 +29,24 @@ def main(n: int = 20) -> None:
     try:
         stack.start()
         gw = Gateway(f"http://127.0.0.1:{stack.ports.envoy}")
-        gw.post("/v1/stocks/probe:receive", {"quantity": n, "title": "Probe"},
-                mint_token("kim", ["stock_manager"], key_dir=str(keys)))
+        gw.post(
+            "/v1/stocks/probe:receive",
+            {"quantity": n, "title": "Probe"},
+            mint_token("kim", ["stock_manager"], key_dir=str(keys)),
+        )
         eventually(lambda: gw.get("/v1/books/probe").status == 200)
         confirmed, notified = [], []
         for i in range(n):
             token = mint_token(f"user-{i}", ["customer"], key_dir=str(keys))
             start = time.monotonic()
             rid = gw.post("/v1/reservations", {"book_id": "probe"}, token).json()["reservation"]["reservationId"]
-            eventually(lambda rid=rid, token=token:
-                       gw.get(f"/v1/reservations/{rid}", token).json()["reservation"]["status"]
-                       == "RESERVATION_STATUS_CONFIRMED", interval=0.002)
+            eventually(
+                lambda rid=rid, token=token: (
+                    gw.get(f"/v1/reservations/{rid}", token).json()["reservation"]["status"]
+                    == "RESERVATION_STATUS_CONFIRMED"
+                ),
+                interval=0.002,
+            )
             confirmed.append(time.monotonic() - start)
             eventually(lambda token=token: gw.get("/v1/notifications", token).json()["notifications"], interval=0.002)
             notified.append(time.monotonic() - start)
@@ -46,6 +54,7 @@ def main(n: int = 20) -> None:
 
         def summary(xs):
             return f"p50 {statistics.median(xs) * 1000:.0f} ms, max {max(xs) * 1000:.0f} ms (n={len(xs)})"
+
         print(f"request -> CONFIRMED visible:      {summary(confirmed)}")
         print(f"request -> notification listed:    {summary(notified)}")
     finally:

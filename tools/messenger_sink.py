@@ -4,6 +4,7 @@ signature, and prints each message. Loopback only.
 
     python -m tools.messenger_sink --port 8099 --secret dev-messenger-secret
 """
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@ service, made on the server PG_ADMIN_URL names (read at each call).
     the same server. The test session and `make run PG=1` set it to the embedded
     server they start (tools.pgserver) unless you set it to a server of yours.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,6 +18,7 @@ def admin_url() -> str:
 
 def _admin():
     import psycopg2
+
     if not admin_url():
         raise RuntimeError("PG_ADMIN_URL is not set")
     conn = psycopg2.connect(admin_url(), connect_timeout=3)

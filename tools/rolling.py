@@ -7,6 +7,7 @@ Prints siege's own report, then checks that no event was lost.
     make rolling                                     # = python -m tools.rolling --kill, as in docs/operations.md
     python -m tools.rolling --service reservation    # one service only
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,21 +45,45 @@ def _siege(workdir: Path, base: str, token: str, book_id: str, concurrency: int)
     # write is CreateReservation with a request_id, which Envoy may retry when a replica
     # dies mid-request; a non-idempotent write (ReceiveStock) in flight on a replica
     # killed by SIGKILL can fail, and a client decides itself whether to repeat it.
-    urls.write_text("\n".join([
-        f"{base}/v1/books",
-        f"{base}/v1/books/{book_id}",
-        f"{base}/v1/stocks/{book_id}",
-        f"{base}/v1/reservations",
-        f"{base}/v1/notifications",
-        f'{base}/v1/reservations POST {{"bookId": "{book_id}", "requestId": "siege-1"}}',
-    ]) + "\n")
+    urls.write_text(
+        "\n".join(
+            [
+                f"{base}/v1/books",
+                f"{base}/v1/books/{book_id}",
+                f"{base}/v1/stocks/{book_id}",
+                f"{base}/v1/reservations",
+                f"{base}/v1/notifications",
+                f'{base}/v1/reservations POST {{"bookId": "{book_id}", "requestId": "siege-1"}}',
+            ]
+        )
+        + "\n"
+    )
     rc = workdir / "siegerc"
     rc.write_text(SIEGERC)
     return subprocess.Popen(
         # Runs until SIGINT (an hour at most), then prints its report.
-        ["siege", "-R", str(rc), "-f", str(urls), "-c", str(concurrency), "-t", "1H", "-d", "0.1",
-         "-j", "-T", "application/json", "-H", f"Authorization: Bearer {token}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            "siege",
+            "-R",
+            str(rc),
+            "-f",
+            str(urls),
+            "-c",
+            str(concurrency),
+            "-t",
+            "1H",
+            "-d",
+            "0.1",
+            "-j",
+            "-T",
+            "application/json",
+            "-H",
+            f"Authorization: Bearer {token}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def gateway_failures(envoy_log: str, limit: int = 10) -> list[dict]:
@@ -73,21 +98,33 @@ def gateway_failures(envoy_log: str, limit: int = 10) -> list[dict]:
         except ValueError:
             continue
         if isinstance(record.get("status"), int) and record["status"] >= 500:
-            failed.append({k: record.get(k) for k in
-                           ("time", "method", "path", "status", "flags", "details", "upstream_host", "attempts")})
+            failed.append(
+                {
+                    k: record.get(k)
+                    for k in ("time", "method", "path", "status", "flags", "details", "upstream_host", "attempts")
+                }
+            )
     return failed[:limit]
 
 
-def run(workdir: Path, services=SERVICES, concurrency: int = 10, kill: bool = False,
-        env: dict | None = None, log=print, database_urls: dict | None = None) -> dict:
+def run(
+    workdir: Path,
+    services=SERVICES,
+    concurrency: int = 10,
+    kill: bool = False,
+    env: dict | None = None,
+    log=print,
+    database_urls: dict | None = None,
+) -> dict:
     """Siege runs from before the first restart until 2 s after the last. The services'
     databases: SQLite files in `workdir`, or `database_urls` (service -> URL)."""
     workdir = Path(workdir)
     key_dir = workdir / "keys"
     ensure_keys(key_dir)
     tag = uuid.uuid4().hex[:8]
-    stack = Stack(workdir, Ports.free(), env, database_urls=database_urls, key_dir=key_dir,
-                  replicas={n: 2 for n in SERVICES})
+    stack = Stack(
+        workdir, Ports.free(), env, database_urls=database_urls, key_dir=key_dir, replicas={n: 2 for n in SERVICES}
+    )
     report: dict = {"restarts": {}}
     stopping, load_done = threading.Event(), threading.Event()
     threads: list[threading.Thread] = []
@@ -160,18 +197,28 @@ def run(workdir: Path, services=SERVICES, concurrency: int = 10, kill: bool = Fa
         load_done.set()
         threads[0].join()
         report["siege_text"] = err.strip()
-        report["siege"] = json.loads(out[out.index("{"):])
+        report["siege"] = json.loads(out[out.index("{") :])
         report["customers"] = {"made": len(made), "failed": failures[:5], "failed_count": len(failures)}
         report["gateway_failures"] = gateway_failures(stack.log_text("envoy"))
 
         def outcomes():
-            return [(gw.get(f"/v1/reservations/{rid}", tok).json()["reservation"]["status"],
-                     [n["kind"] for n in gw.get("/v1/notifications", tok).json()["notifications"]])
-                    for _, tok, rid in made]
+            return [
+                (
+                    gw.get(f"/v1/reservations/{rid}", tok).json()["reservation"]["status"],
+                    [n["kind"] for n in gw.get("/v1/notifications", tok).json()["notifications"]],
+                )
+                for _, tok, rid in made
+            ]
 
         # Checked again once the system is quiet, so a late duplicate notification fails.
-        exactly_once(stack, outcomes, [("RESERVATION_STATUS_CONFIRMED", ["NOTIFICATION_KIND_CONFIRMED"])] * len(made),
-                     timeout=60, interval=0.5, what="every reservation CONFIRMED and notified once")
+        exactly_once(
+            stack,
+            outcomes,
+            [("RESERVATION_STATUS_CONFIRMED", ["NOTIFICATION_KIND_CONFIRMED"])] * len(made),
+            timeout=60,
+            interval=0.5,
+            what="every reservation CONFIRMED and notified once",
+        )
         report["customers"]["confirmed_and_notified_once"] = len(made)
         return report
     finally:
@@ -186,8 +233,9 @@ def run(workdir: Path, services=SERVICES, concurrency: int = 10, kill: bool = Fa
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.rolling", description=__doc__.split("\n\n")[0])
-    p.add_argument("--service", action="append", choices=SERVICES,
-                   help="roll only these (repeatable; default all three, in turn)")
+    p.add_argument(
+        "--service", action="append", choices=SERVICES, help="roll only these (repeatable; default all three, in turn)"
+    )
     p.add_argument("--concurrency", type=int, default=10)
     p.add_argument("--kill", action="store_true", help="also SIGKILL a replica; the supervisor restarts it")
     a = p.parse_args(argv)

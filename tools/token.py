@@ -78,8 +78,7 @@ def parse_ttl(raw: str) -> int:
     if not raw:
         return DEFAULT_TTL
     if not (raw.isascii() and raw.isdigit()) or not MIN_TTL <= int(raw) <= MAX_TTL:
-        raise TokenError(f"--ttl must be a whole number of seconds from {MIN_TTL} to {MAX_TTL} "
-                         f"(got {raw!r})")
+        raise TokenError(f"--ttl must be a whole number of seconds from {MIN_TTL} to {MAX_TTL} (got {raw!r})")
     return int(raw)
 
 
@@ -87,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.token", description="Print a development JWT.")
     parser.add_argument("--user", default="", help="the subject (sub), e.g. alice")
     parser.add_argument("--role", default="", help=f"one of {', '.join(ROLES)}")
-    parser.add_argument("--ttl", default="", help=f"lifetime in seconds, {MIN_TTL} to {MAX_TTL} "
-                                                  f"(default {DEFAULT_TTL})")
+    parser.add_argument(
+        "--ttl", default="", help=f"lifetime in seconds, {MIN_TTL} to {MAX_TTL} (default {DEFAULT_TTL})"
+    )
     parser.add_argument("--key-dir", default=DEFAULT_KEY_DIR, help=f"default {DEFAULT_KEY_DIR}")
     args = parser.parse_args(argv)
     try:

@@ -1,4 +1,5 @@
 """Wiring of the alert service: the one place its parts are put together."""
+
 from __future__ import annotations
 
 from bookrental.alert.v1 import alert_pb2, alert_pb2_grpc
@@ -30,8 +31,12 @@ class AlertSqlUnitOfWork(SqlUnitOfWork):
 
 def unit_of_work(read_only: bool = False) -> AlertSqlUnitOfWork:
     """Alert publishes no events: its unit of work has no publications."""
-    return AlertSqlUnitOfWork({}, read_only=read_only, notifications=repository.NotificationRepository(),
-                              preferences=repository.PreferencesRepository())
+    return AlertSqlUnitOfWork(
+        {},
+        read_only=read_only,
+        notifications=repository.NotificationRepository(),
+        preferences=repository.PreferencesRepository(),
+    )
 
 
 def main() -> None:
@@ -42,12 +47,18 @@ def main() -> None:
     repository.migrate_schema()
     service = AlertService(unit_of_work, alert_settings.offered)
     dispatchers = [
-        Dispatcher(repository.DeliveryRepository(), channel, channels.breaker_for(channel.name, alert_settings),
-                   alert_settings.retry, alert_settings.dispatch_poll_s,
-                   # A claimed delivery is free again after this, should its dispatcher die
-                   # mid-call; longer than a call can take (an SMTP session is several replies).
-                   lease_s=6 * _timeout(channel, alert_settings))
-        for channel in channels.configured(alert_settings)]
+        Dispatcher(
+            repository.DeliveryRepository(),
+            channel,
+            channels.breaker_for(channel.name, alert_settings),
+            alert_settings.retry,
+            alert_settings.dispatch_poll_s,
+            # A claimed delivery is free again after this, should its dispatcher die
+            # mid-call; longer than a call can take (an SMTP session is several replies).
+            lease_s=6 * _timeout(channel, alert_settings),
+        )
+        for channel in channels.configured(alert_settings)
+    ]
 
     def wake_dispatchers() -> None:
         for d in dispatchers:
@@ -55,8 +66,13 @@ def main() -> None:
 
     app.serve(
         runtime,
-        [Service(alert_pb2.DESCRIPTOR.services_by_name["AlertService"].full_name,
-                 entrypoints.AlertServicer(service), alert_pb2_grpc.add_AlertServiceServicer_to_server)],
+        [
+            Service(
+                alert_pb2.DESCRIPTOR.services_by_name["AlertService"].full_name,
+                entrypoints.AlertServicer(service),
+                alert_pb2_grpc.add_AlertServiceServicer_to_server,
+            )
+        ],
         consume=[consumed],
         subscriptions=entrypoints.subscriptions(service),
         ignore=entrypoints.IGNORED,

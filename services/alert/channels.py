@@ -4,6 +4,7 @@ each guarded by its own circuit breaker, plus the delivery metrics.
 A channel raises on failure; PermanentDeliveryError means the provider refused
 this one message for good (a bad address): retrying cannot help and the
 provider is healthy, so it neither retries nor counts against the breaker."""
+
 from __future__ import annotations
 
 import email.message
@@ -29,16 +30,23 @@ from .settings import AlertSettings, MessengerSettings, SmtpSettings
 
 log = logging.getLogger("bookrental.alert.delivery")
 
-DELIVERIES = Counter("bookrental_alert_deliveries_total",
-                     "Delivery attempts by channel and result (sent; retry: failed, tried again later; "
-                     "failed: given up)", ["channel", "result"])
-DELIVERY_SECONDS = Histogram("bookrental_alert_delivery_seconds", "Time one provider call took", ["channel"],
-                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-BREAKER_STATE = Gauge("bookrental_alert_breaker_state", "Circuit breaker per channel: 0 closed, 1 half-open, 2 open",
-                      ["channel"])
+DELIVERIES = Counter(
+    "bookrental_alert_deliveries_total",
+    "Delivery attempts by channel and result (sent; retry: failed, tried again later; failed: given up)",
+    ["channel", "result"],
+)
+DELIVERY_SECONDS = Histogram(
+    "bookrental_alert_delivery_seconds",
+    "Time one provider call took",
+    ["channel"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+BREAKER_STATE = Gauge(
+    "bookrental_alert_breaker_state", "Circuit breaker per channel: 0 closed, 1 half-open, 2 open", ["channel"]
+)
 BREAKER_OPENED = Counter("bookrental_alert_breaker_opened_total", "Times a channel's breaker opened", ["channel"])
-PENDING = Gauge("bookrental_alert_pending_deliveries", "Deliveries not yet SENT or FAILED (the backlog)",
-                ["channel"])
+PENDING = Gauge("bookrental_alert_pending_deliveries", "Deliveries not yet SENT or FAILED (the backlog)", ["channel"])
+
 
 class PermanentDeliveryError(Exception):
     pass
@@ -63,10 +71,18 @@ class LogChannel:
     local = True
 
     def send(self, out: Outgoing) -> None:
-        log.info("notification delivered", extra={
-            "channel": self.name, "notification_id": out.notification_id, "user_id": out.user_id,
-            "reservation_id": out.reservation_id, "kind": out.kind, "text": out.text,
-            "correlation_id": out.reservation_id})
+        log.info(
+            "notification delivered",
+            extra={
+                "channel": self.name,
+                "notification_id": out.notification_id,
+                "user_id": out.user_id,
+                "reservation_id": out.reservation_id,
+                "kind": out.kind,
+                "text": out.text,
+                "correlation_id": out.reservation_id,
+            },
+        )
 
     def close(self) -> None:
         pass
@@ -151,8 +167,9 @@ class EmailChannel:
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # The signed body goes to the one URL the operator set, never where a reply points.
-    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
-                         headers: Message, newurl: str) -> urllib.request.Request | None:
+    def redirect_request(
+        self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str, headers: Message, newurl: str
+    ) -> urllib.request.Request | None:
         return None
 
 
@@ -172,14 +189,30 @@ class MessengerChannel:
         return "sha256=" + hmac.new(self.settings.secret, body, hashlib.sha256).hexdigest()
 
     def send(self, out: Outgoing) -> None:
-        body = json.dumps({
-            "delivery_id": out.delivery_id, "notification_id": out.notification_id, "to": out.destination,
-            "language": out.language, "kind": out.kind, "reservation_id": out.reservation_id,
-            "book_id": out.book_id, "text": out.text}, ensure_ascii=False).encode()
-        req = urllib.request.Request(self.settings.url, data=body, method="POST", headers={
-            "Content-Type": "application/json; charset=utf-8", self.SIGNATURE_HEADER: self.sign(body),
-            # The same key on a resend, for providers that drop repeats.
-            "Idempotency-Key": out.delivery_id})
+        body = json.dumps(
+            {
+                "delivery_id": out.delivery_id,
+                "notification_id": out.notification_id,
+                "to": out.destination,
+                "language": out.language,
+                "kind": out.kind,
+                "reservation_id": out.reservation_id,
+                "book_id": out.book_id,
+                "text": out.text,
+            },
+            ensure_ascii=False,
+        ).encode()
+        req = urllib.request.Request(
+            self.settings.url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                self.SIGNATURE_HEADER: self.sign(body),
+                # The same key on a resend, for providers that drop repeats.
+                "Idempotency-Key": out.delivery_id,
+            },
+        )
         try:
             # The timeout bounds connecting and each wait for the provider's reply.
             with self.opener.open(req, timeout=self.settings.timeout_s) as resp:
@@ -193,10 +226,15 @@ class MessengerChannel:
         pass
 
 
-def _log_change(cb: pybreaker.CircuitBreaker, old_state: pybreaker.CircuitBreakerState | None,
-                new_state: pybreaker.CircuitBreakerState) -> None:
-    log.warning("breaker state changed", extra={"channel": cb.name, "from": old_state.name if old_state else None,
-                                                "to": new_state.name})
+def _log_change(
+    cb: pybreaker.CircuitBreaker,
+    old_state: pybreaker.CircuitBreakerState | None,
+    new_state: pybreaker.CircuitBreakerState,
+) -> None:
+    log.warning(
+        "breaker state changed",
+        extra={"channel": cb.name, "from": old_state.name if old_state else None, "to": new_state.name},
+    )
 
 
 _BREAKERS = metrics.BreakerMetrics(BREAKER_STATE, BREAKER_OPENED, on_change=_log_change)
@@ -205,10 +243,15 @@ _BREAKERS = metrics.BreakerMetrics(BREAKER_STATE, BREAKER_OPENED, on_change=_log
 def breaker_for(name: str, settings: AlertSettings) -> pybreaker.CircuitBreaker:
     # throw_new_error_on_trip=False: the failing call raises its own error, so
     # CircuitBreakerError always means "not attempted".
-    return _BREAKERS.watch(pybreaker.CircuitBreaker(fail_max=settings.breaker_fail_max,
-                                                    reset_timeout=settings.breaker_reset_timeout_s,
-                                                    exclude=[PermanentDeliveryError], name=name,
-                                                    throw_new_error_on_trip=False))
+    return _BREAKERS.watch(
+        pybreaker.CircuitBreaker(
+            fail_max=settings.breaker_fail_max,
+            reset_timeout=settings.breaker_reset_timeout_s,
+            exclude=[PermanentDeliveryError],
+            name=name,
+            throw_new_error_on_trip=False,
+        )
+    )
 
 
 def configured(settings: AlertSettings) -> list[Channel]:

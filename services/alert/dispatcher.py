@@ -1,5 +1,6 @@
 """The alert dispatchers: one per channel, each delivering that channel's due
 deliveries with retries behind the channel's circuit breaker."""
+
 from __future__ import annotations
 
 import logging
@@ -38,11 +39,16 @@ class Dispatcher(Worker):
 
     LOCAL_BATCH = 200
 
-    def __init__(self, repo: DeliveryRepository, channel: channels.Channel,
-                 breaker: pybreaker.CircuitBreaker, retry: domain.RetryPolicy, poll_interval_s: float = 1.0,
-                 lease_s: float = 60.0):
-        super().__init__(f"alert-dispatcher-{channel.name}", self.deliver_due, poll_interval_s,
-                         on_error=self._on_error)
+    def __init__(
+        self,
+        repo: DeliveryRepository,
+        channel: channels.Channel,
+        breaker: pybreaker.CircuitBreaker,
+        retry: domain.RetryPolicy,
+        poll_interval_s: float = 1.0,
+        lease_s: float = 60.0,
+    ):
+        super().__init__(f"alert-dispatcher-{channel.name}", self.deliver_due, poll_interval_s, on_error=self._on_error)
         self.repo = repo
         self.channel = channel
         self.breaker = breaker
@@ -129,13 +135,19 @@ class Dispatcher(Worker):
                 self._failed(out, error)
             else:
                 delay = self.retry.delay_after(attempts)
-                self._persist(self.repo.record_attempt, out, domain.DeliveryStatus.PENDING, error,
-                              time.time() + delay)
+                self._persist(self.repo.record_attempt, out, domain.DeliveryStatus.PENDING, error, time.time() + delay)
                 channels.DELIVERIES.labels(self.channel.name, "retry").inc()
-                log.warning("delivery failed; will retry", extra={
-                    "channel": self.channel.name, "notification_id": out.notification_id,
-                    "reservation_id": out.reservation_id, "attempts": attempts, "retry_in_s": round(delay, 3),
-                    "error": error})
+                log.warning(
+                    "delivery failed; will retry",
+                    extra={
+                        "channel": self.channel.name,
+                        "notification_id": out.notification_id,
+                        "reservation_id": out.reservation_id,
+                        "attempts": attempts,
+                        "retry_in_s": round(delay, 3),
+                        "error": error,
+                    },
+                )
         else:
             if self.local:
                 sent.append(out)  # recorded with the rest of its batch (_deliver)
@@ -150,19 +162,39 @@ class Dispatcher(Worker):
             # The channel wrote a line per notification as it delivered; one line per
             # recorded batch says they are on record; a line per delivery as well was a
             # large share of the log dispatcher's CPU (docs/performance.md, bench/alert_cpu.py).
-            log.info("deliveries sent", extra={"channel": self.channel.name, "count": len(outs),
-                                               "notification_ids": [o.notification_id for o in outs]})
+            log.info(
+                "deliveries sent",
+                extra={
+                    "channel": self.channel.name,
+                    "count": len(outs),
+                    "notification_ids": [o.notification_id for o in outs],
+                },
+            )
             return
         for out in outs:
-            log.info("delivery sent", extra={"channel": self.channel.name, "notification_id": out.notification_id,
-                                             "reservation_id": out.reservation_id, "attempts": out.attempts + 1})
+            log.info(
+                "delivery sent",
+                extra={
+                    "channel": self.channel.name,
+                    "notification_id": out.notification_id,
+                    "reservation_id": out.reservation_id,
+                    "attempts": out.attempts + 1,
+                },
+            )
 
     def _failed(self, out: domain.Outgoing, error: str) -> None:
         self._persist(self.repo.record_attempt, out, domain.DeliveryStatus.FAILED, error)
         channels.DELIVERIES.labels(self.channel.name, "failed").inc()
-        log.error("delivery failed for good", extra={
-            "channel": self.channel.name, "notification_id": out.notification_id,
-            "reservation_id": out.reservation_id, "attempts": out.attempts + 1, "error": error})
+        log.error(
+            "delivery failed for good",
+            extra={
+                "channel": self.channel.name,
+                "notification_id": out.notification_id,
+                "reservation_id": out.reservation_id,
+                "attempts": out.attempts + 1,
+                "error": error,
+            },
+        )
 
     def _persist(self, write: Callable[[*_Ts], None], *args: *_Ts) -> None:
         """Records an outcome, retrying while the database is away: after a provider

@@ -1,6 +1,7 @@
 """Alert rules, pure: which stock outcome becomes which notification, in which
 words and language, through which channels; what a valid preference is; how
 long to wait before the next delivery attempt."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,10 @@ class DeliveryStatus(str, enum.Enum):  # noqa: UP042 -- StrEnum's str() and form
 
 # RFC 5321/5322-shaped, not every corner of the grammar: a dot-atom local part
 # and a domain of LDH labels with a dot, as mail providers accept.
-_EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
-                    r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
+_EMAIL = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
 _E164 = re.compile(r"\+[1-9][0-9]{7,14}")
 
 
@@ -72,8 +75,9 @@ class PreferenceChanges(TypedDict, total=False):
     language: str
 
 
-def updated_preferences(current: Preferences, changes: PreferenceChanges, mask: list[str],
-                        offered: tuple[str, ...]) -> Preferences:
+def updated_preferences(
+    current: Preferences, changes: PreferenceChanges, mask: list[str], offered: tuple[str, ...]
+) -> Preferences:
     """Applies `changes` to `current`: the fields in `mask`, or without one each
     field given a non-empty value (AIP-134). Raises InvalidArgument naming the field."""
     for field in mask:
@@ -107,8 +111,9 @@ def email(value: str) -> str:
 def phone(value: str) -> str:
     value = value.strip()
     if value and not _E164.fullmatch(value):
-        raise InvalidArgument(f"phone: {value[:40]!r} is not an E.164 number like +821012345678 "
-                              "('+', country code, number; digits only)")
+        raise InvalidArgument(
+            f"phone: {value[:40]!r} is not an E.164 number like +821012345678 ('+', country code, number; digits only)"
+        )
     return value
 
 
@@ -136,19 +141,24 @@ def channels(values: Iterable[str], offered: tuple[str, ...]) -> tuple[str, ...]
 # -- messages --------------------------------------------------------------------
 
 _TEMPLATES = {
-    ("en", Kind.CONFIRMED): ("Reservation confirmed: {title}",
-                             "Your reservation of {book} is confirmed. Reservation {rid}."),
-    ("en", Kind.REJECTED): ("Reservation not confirmed: {title}",
-                            "Sorry, your reservation of {book} could not be confirmed{why}. Reservation {rid}."),
-    ("en", Kind.CANCELED): ("Reservation canceled: {title}",
-                            "Your reservation of {book} is canceled and the copy went back to stock. "
-                            "Reservation {rid}."),
-    ("ko", Kind.CONFIRMED): ("예약 확정: {title}",
-                             "{book} 예약이 확정되었습니다. 예약 번호 {rid}."),
-    ("ko", Kind.REJECTED): ("예약 불가: {title}",
-                            "죄송합니다. {book} 예약을 확정하지 못했습니다{why}. 예약 번호 {rid}."),
-    ("ko", Kind.CANCELED): ("예약 취소: {title}",
-                            "{book} 예약이 취소되어 책이 재고로 돌아갔습니다. 예약 번호 {rid}."),
+    ("en", Kind.CONFIRMED): (
+        "Reservation confirmed: {title}",
+        "Your reservation of {book} is confirmed. Reservation {rid}.",
+    ),
+    ("en", Kind.REJECTED): (
+        "Reservation not confirmed: {title}",
+        "Sorry, your reservation of {book} could not be confirmed{why}. Reservation {rid}.",
+    ),
+    ("en", Kind.CANCELED): (
+        "Reservation canceled: {title}",
+        "Your reservation of {book} is canceled and the copy went back to stock. Reservation {rid}.",
+    ),
+    ("ko", Kind.CONFIRMED): ("예약 확정: {title}", "{book} 예약이 확정되었습니다. 예약 번호 {rid}."),
+    ("ko", Kind.REJECTED): (
+        "예약 불가: {title}",
+        "죄송합니다. {book} 예약을 확정하지 못했습니다{why}. 예약 번호 {rid}.",
+    ),
+    ("ko", Kind.CANCELED): ("예약 취소: {title}", "{book} 예약이 취소되어 책이 재고로 돌아갔습니다. 예약 번호 {rid}."),
 }
 
 
@@ -158,21 +168,26 @@ def _book(title: str, book_id: str, lang: str) -> str:
     return f"\u300c{title}\u300d({book_id})" if lang == "ko" else f"\u201c{title}\u201d ({book_id})"
 
 
-def compose(kind: Kind, reservation_id: str, book_id: str, title: str, reason: str = "",
-            lang: str = DEFAULT_LANGUAGE) -> str:
+def compose(
+    kind: Kind, reservation_id: str, book_id: str, title: str, reason: str = "", lang: str = DEFAULT_LANGUAGE
+) -> str:
     return subject_and_body(kind, reservation_id, book_id, title, reason, lang)[1]
 
 
-def subject_and_body(kind: Kind, reservation_id: str, book_id: str, title: str, reason: str = "",
-                     lang: str = DEFAULT_LANGUAGE) -> tuple[str, str]:
+def subject_and_body(
+    kind: Kind, reservation_id: str, book_id: str, title: str, reason: str = "", lang: str = DEFAULT_LANGUAGE
+) -> tuple[str, str]:
     subject, body = _TEMPLATES[(lang, kind)]
     why = f": {reason}" if reason else ""
     # A subject is one line (an email header): a title's line breaks become spaces.
-    return (" ".join(subject.format(title=title or book_id).split()),
-            body.format(book=_book(title, book_id, lang), rid=reservation_id, why=why))
+    return (
+        " ".join(subject.format(title=title or book_id).split()),
+        body.format(book=_book(title, book_id, lang), rid=reservation_id, why=why),
+    )
 
 
 # -- notifications -----------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class Notification:
@@ -192,15 +207,32 @@ class Notification:
         return ",".join(c for c, _ in self.deliveries)
 
 
-def notification_for(event_id: str, kind: Kind, reservation_id: str, user_id: str, book_id: str,
-                     title: str, reason: str = "", preferences: Preferences = Preferences(),
-                     offered: tuple[str, ...] = ()) -> Notification:
+def notification_for(
+    event_id: str,
+    kind: Kind,
+    reservation_id: str,
+    user_id: str,
+    book_id: str,
+    title: str,
+    reason: str = "",
+    preferences: Preferences = Preferences(),
+    offered: tuple[str, ...] = (),
+) -> Notification:
     """One notification per outcome event: its id derives from the event's id,
     so a redelivered event can never make a second one."""
     lang = preferences.language
     subject, body = subject_and_body(kind, reservation_id, book_id, title, reason, lang)
-    return Notification(str(uuid.uuid5(_NAMESPACE, event_id)), reservation_id, user_id, book_id, kind,
-                        subject, body, lang, preferences.delivery_channels(offered))
+    return Notification(
+        str(uuid.uuid5(_NAMESPACE, event_id)),
+        reservation_id,
+        user_id,
+        book_id,
+        kind,
+        subject,
+        body,
+        lang,
+        preferences.delivery_channels(offered),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,7 +259,6 @@ class Outgoing:
         return self.notification_channels == self.channel
 
 
-
 def overall_status(statuses: Iterable[DeliveryStatus]) -> DeliveryStatus:
     """A notification is SENT when every channel delivered, FAILED once any gave
     up and none is still trying, PENDING otherwise."""
@@ -240,6 +271,7 @@ def overall_status(statuses: Iterable[DeliveryStatus]) -> DeliveryStatus:
 
 
 # -- retries -------------------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class RetryPolicy:

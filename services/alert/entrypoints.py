@@ -1,4 +1,5 @@
 """Inbound adapters: the gRPC AlertService and the stock-outcome consumer."""
+
 from __future__ import annotations
 
 import logging
@@ -29,29 +30,39 @@ class AlertServicer(alert_pb2_grpc.AlertServiceServicer):
         self.service = service
 
     @rpc
-    def ListNotifications(self, request: alert_pb2.ListNotificationsRequest, context: grpc.ServicerContext,
-                          caller: Identity) -> alert_pb2.ListNotificationsResponse:
+    def ListNotifications(
+        self, request: alert_pb2.ListNotificationsRequest, context: grpc.ServicerContext, caller: Identity
+    ) -> alert_pb2.ListNotificationsResponse:
         offset, limit = paging.page(request.page_size, request.page_token)
         rows = views.notifications(caller.user_id, offset, limit)
         return alert_pb2.ListNotificationsResponse(
             notifications=[wire.notification_resource(r, deliveries) for r, deliveries in rows],
-            next_page_token=paging.next_token(offset, limit, len(rows)))
+            next_page_token=paging.next_token(offset, limit, len(rows)),
+        )
 
     @rpc
-    def GetPreferences(self, request: alert_pb2.GetPreferencesRequest, context: grpc.ServicerContext,
-                       caller: Identity) -> alert_pb2.GetPreferencesResponse:
+    def GetPreferences(
+        self, request: alert_pb2.GetPreferencesRequest, context: grpc.ServicerContext, caller: Identity
+    ) -> alert_pb2.GetPreferencesResponse:
         prefs, update_time = self.service.get_preferences(caller.user_id)
         return alert_pb2.GetPreferencesResponse(preferences=wire.preferences_resource(prefs, update_time))
 
     @rpc
-    def UpdatePreferences(self, request: alert_pb2.UpdatePreferencesRequest, context: grpc.ServicerContext,
-                          caller: Identity) -> alert_pb2.UpdatePreferencesResponse:
+    def UpdatePreferences(
+        self, request: alert_pb2.UpdatePreferencesRequest, context: grpc.ServicerContext, caller: Identity
+    ) -> alert_pb2.UpdatePreferencesResponse:
         p = request.preferences
-        changes: domain.PreferenceChanges = {"email": p.email, "phone": p.phone, "channels": list(p.channels),
-                                             "language": p.language}
+        changes: domain.PreferenceChanges = {
+            "email": p.email,
+            "phone": p.phone,
+            "channels": list(p.channels),
+            "language": p.language,
+        }
         prefs, update_time = self.service.update_preferences(caller.user_id, changes, list(request.update_mask.paths))
-        log.info("preferences updated", extra={"user_id": caller.user_id, "channels": list(prefs.channels),
-                                               "language": prefs.language})
+        log.info(
+            "preferences updated",
+            extra={"user_id": caller.user_id, "channels": list(prefs.channels), "language": prefs.language},
+        )
         return alert_pb2.UpdatePreferencesResponse(preferences=wire.preferences_resource(prefs, update_time))
 
 
@@ -59,9 +70,16 @@ def subscriptions(service: AlertService) -> list[Subscription[Any]]:
     def outcome(kind: domain.Kind) -> Callable[[StockOutcome, events.Envelope], None]:
         def handle(event: StockOutcome, envelope: events.Envelope) -> None:
             n = service.record_outcome(envelope.event_id, kind, event)
-            log.info("notification recorded", extra={"notification_id": n.notification_id, "kind": kind.value,
-                                                      "reservation_id": event.reservation_id,
-                                                      "correlation_id": envelope.correlation_id})
+            log.info(
+                "notification recorded",
+                extra={
+                    "notification_id": n.notification_id,
+                    "kind": kind.value,
+                    "reservation_id": event.reservation_id,
+                    "correlation_id": envelope.correlation_id,
+                },
+            )
+
         return handle
 
     return [

@@ -1,6 +1,7 @@
 """The ports the alert use cases work through: the unit of work and the
 repositories it owns. repository.py implements them on the database; the unit
 tests fake them."""
+
 from __future__ import annotations
 
 import datetime
@@ -33,5 +34,6 @@ class AlertUnitOfWork(Protocol):
 
     def __enter__(self) -> AlertUnitOfWork: ...
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> bool | None: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None: ...

@@ -1,6 +1,7 @@
 """Alert persistence: the tables (peewee models, which also create the schema),
 the repositories of the ports (ports.py) and the dispatcher's deliveries, written
 as SQL. Channels live in channels.py, the read models in views.py."""
+
 from __future__ import annotations
 
 import datetime
@@ -81,18 +82,27 @@ def migrate_schema() -> None:
     with database.connection_context():
         have = {c.name for c in database.get_columns(NotificationRow._meta.table_name)}
         migrator = migrate.SchemaMigrator.from_database(database.obj)
-        ops = [migrator.add_column(NotificationRow._meta.table_name, name, getattr(NotificationRow, name))
-               for name in ("subject", "language") if name not in have]
+        ops = [
+            migrator.add_column(NotificationRow._meta.table_name, name, getattr(NotificationRow, name))
+            for name in ("subject", "language")
+            if name not in have
+        ]
         if ops:
             migrate.migrate(*ops)
-        orphans = (NotificationRow.select(NotificationRow.notification_id)
-                   .where((NotificationRow.status == domain.DeliveryStatus.PENDING.value)
-                          & ~peewee.fn.EXISTS(DeliveryRow.select().where(
-                              DeliveryRow.notification_id == NotificationRow.notification_id))))
+        orphans = NotificationRow.select(NotificationRow.notification_id).where(
+            (NotificationRow.status == domain.DeliveryStatus.PENDING.value)
+            & ~peewee.fn.EXISTS(
+                DeliveryRow.select().where(DeliveryRow.notification_id == NotificationRow.notification_id)
+            )
+        )
         for row in orphans:
-            DeliveryRow.insert(delivery_id=f"{row.notification_id}:{domain.LOG}", notification_id=row.notification_id,
-                               channel=domain.LOG, status=domain.DeliveryStatus.PENDING.value,
-                               next_attempt_at=time.time()).on_conflict_ignore().execute()
+            DeliveryRow.insert(
+                delivery_id=f"{row.notification_id}:{domain.LOG}",
+                notification_id=row.notification_id,
+                channel=domain.LOG,
+                status=domain.DeliveryStatus.PENDING.value,
+                next_attempt_at=time.time(),
+            ).on_conflict_ignore().execute()
 
 
 # -- hot statements ------------------------------------------------------------------
@@ -105,9 +115,12 @@ _PENDING = domain.DeliveryStatus.PENDING.value
 _ADD_NOTIFICATION = (
     "INSERT INTO notification (notification_id, reservation_id, user_id, book_id, kind, message, subject, language,"
     " channel, status, attempts, last_error, create_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?)"
-    " ON CONFLICT DO NOTHING")
-_ADD_DELIVERIES = ("INSERT INTO delivery (delivery_id, notification_id, channel, destination, status, attempts,"
-                   " last_error, next_attempt_at) VALUES {} ON CONFLICT DO NOTHING")
+    " ON CONFLICT DO NOTHING"
+)
+_ADD_DELIVERIES = (
+    "INSERT INTO delivery (delivery_id, notification_id, channel, destination, status, attempts,"
+    " last_error, next_attempt_at) VALUES {} ON CONFLICT DO NOTHING"
+)
 # The oldest due deliveries, leased in one statement. PostgreSQL: SKIP LOCKED lets two
 # replicas claim disjoint batches without waiting on each other, and the outer
 # conditions are checked again on the row as it is when the UPDATE gets to it.
@@ -116,11 +129,16 @@ _CLAIM = (
     "UPDATE delivery SET next_attempt_at = ? WHERE delivery_id IN ("
     "SELECT delivery_id FROM delivery WHERE channel = ? AND status = 'PENDING' AND next_attempt_at <= ?"
     " ORDER BY next_attempt_at LIMIT ?{lock}) AND status = 'PENDING' AND next_attempt_at <= ?"
-    " RETURNING delivery_id, notification_id, channel, destination, attempts")
-_CLAIMED_NOTIFICATIONS = ("SELECT notification_id, user_id, reservation_id, book_id, kind, language, subject,"
-                          " message, channel FROM notification WHERE notification_id IN ({})")
-_RECORD_DELIVERIES = ("UPDATE delivery SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
-                      " send_time = ? WHERE delivery_id IN ({})")
+    " RETURNING delivery_id, notification_id, channel, destination, attempts"
+)
+_CLAIMED_NOTIFICATIONS = (
+    "SELECT notification_id, user_id, reservation_id, book_id, kind, language, subject,"
+    " message, channel FROM notification WHERE notification_id IN ({})"
+)
+_RECORD_DELIVERIES = (
+    "UPDATE delivery SET status = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
+    " send_time = ? WHERE delivery_id IN ({})"
+)
 _DELIVERY_STATUSES = "SELECT notification_id, status FROM delivery WHERE notification_id IN ({})"
 _LOCK_NOTIFICATIONS = "SELECT 1 FROM notification WHERE notification_id IN ({}) ORDER BY notification_id FOR UPDATE"
 _RELEASE = "UPDATE delivery SET next_attempt_at = ? WHERE delivery_id IN ({})"
@@ -130,9 +148,22 @@ _PREFERENCES = "SELECT email, phone, channels, language, update_time FROM prefer
 class NotificationRepository(Repository):
     def add(self, n: domain.Notification) -> None:
         """The notification and one delivery per channel; a repeat changes nothing."""
-        added = db.execute(_ADD_NOTIFICATION, (
-            n.notification_id, n.reservation_id, n.user_id, n.book_id, n.kind.value, n.message, n.subject,
-            n.language, n.channel, n.status.value, utcnow())).rowcount
+        added = db.execute(
+            _ADD_NOTIFICATION,
+            (
+                n.notification_id,
+                n.reservation_id,
+                n.user_id,
+                n.book_id,
+                n.kind.value,
+                n.message,
+                n.subject,
+                n.language,
+                n.channel,
+                n.status.value,
+                utcnow(),
+            ),
+        ).rowcount
         if not added:
             return  # its deliveries were written with it
         now = time.time()
@@ -159,31 +190,50 @@ class DeliveryRepository:
         notifications = {r[0]: r[1:] for r in db.rows(_CLAIMED_NOTIFICATIONS.format(db.placeholders(len(ids))), ids)}
         out = []
         for delivery_id, notification_id, channel_, destination, attempts in claimed:
-            user_id, reservation_id, book_id, kind, language, subject, message, channels_ = \
-                notifications[notification_id]
-            out.append(domain.Outgoing(delivery_id, notification_id, channel_, destination, user_id, reservation_id,
-                                       book_id, kind, language or domain.DEFAULT_LANGUAGE, subject, message,
-                                       attempts, channels_))
+            user_id, reservation_id, book_id, kind, language, subject, message, channels_ = notifications[
+                notification_id
+            ]
+            out.append(
+                domain.Outgoing(
+                    delivery_id,
+                    notification_id,
+                    channel_,
+                    destination,
+                    user_id,
+                    reservation_id,
+                    book_id,
+                    kind,
+                    language or domain.DEFAULT_LANGUAGE,
+                    subject,
+                    message,
+                    attempts,
+                    channels_,
+                )
+            )
         return out
 
     def release(self, delivery_ids: list[str], at: float) -> None:
         """Gives claimed deliveries back, due at `at`, without spending an attempt."""
         db.execute(_RELEASE.format(db.placeholders(len(delivery_ids))), [at, *delivery_ids])
 
-    def record_attempt(self, out: domain.Outgoing, status: domain.DeliveryStatus, error: str = "",
-                       next_attempt_at: float = 0.0) -> None:
+    def record_attempt(
+        self, out: domain.Outgoing, status: domain.DeliveryStatus, error: str = "", next_attempt_at: float = 0.0
+    ) -> None:
         """One attempt's outcome on the delivery and on its notification, in one transaction."""
         self.record_attempts([out], status, error, next_attempt_at)
 
-    def record_attempts(self, outs: list[domain.Outgoing], status: domain.DeliveryStatus, error: str = "",
-                        next_attempt_at: float = 0.0) -> None:
+    def record_attempts(
+        self, outs: list[domain.Outgoing], status: domain.DeliveryStatus, error: str = "", next_attempt_at: float = 0.0
+    ) -> None:
         """The same outcome of one channel's attempts, on the deliveries and their
         notifications, in one transaction."""
         sent = utcnow() if status is domain.DeliveryStatus.SENT else None
         delivery_ids = [o.delivery_id for o in outs]
         with database.atomic():
-            db.execute(_RECORD_DELIVERIES.format(db.placeholders(len(outs))),
-                       [status.value, error[:1000], next_attempt_at, sent, *delivery_ids])
+            db.execute(
+                _RECORD_DELIVERIES.format(db.placeholders(len(outs))),
+                [status.value, error[:1000], next_attempt_at, sent, *delivery_ids],
+            )
             overall = {o.notification_id: status for o in outs if o.only_channel}
             others = [o.notification_id for o in outs if not o.only_channel]
             if others:
@@ -208,12 +258,17 @@ class DeliveryRepository:
                 if s is domain.DeliveryStatus.SENT:
                     changes += ", sent_time = ?"
                     params.append(sent)
-                db.execute(f"UPDATE notification SET {changes} WHERE notification_id IN ({db.placeholders(len(ids))})",
-                           params + ids)
+                db.execute(
+                    f"UPDATE notification SET {changes} WHERE notification_id IN ({db.placeholders(len(ids))})",
+                    params + ids,
+                )
 
     def pending_count(self, channel: str) -> int:
-        return (DeliveryRow.select().where((DeliveryRow.channel == channel)
-                                           & (DeliveryRow.status == domain.DeliveryStatus.PENDING.value)).count())
+        return (
+            DeliveryRow.select()
+            .where((DeliveryRow.channel == channel) & (DeliveryRow.status == domain.DeliveryStatus.PENDING.value))
+            .count()
+        )
 
 
 class PreferencesRepository(Repository):
@@ -224,13 +279,23 @@ class PreferencesRepository(Repository):
             return domain.Preferences(), None
         email, phone, channels, language, update_time = found[0]
         # SQLite hands back the stored text; the field turns it into a datetime as peewee would.
-        return (domain.Preferences(email, phone, tuple(c for c in channels.split(",") if c), language),
-                PreferencesRow.update_time.python_value(update_time))
+        return (
+            domain.Preferences(email, phone, tuple(c for c in channels.split(",") if c), language),
+            PreferencesRow.update_time.python_value(update_time),
+        )
 
     def put(self, user_id: str, p: domain.Preferences) -> datetime.datetime:
         now = utcnow()
-        values = {"email": p.email, "phone": p.phone, "channels": ",".join(p.channels), "language": p.language,
-                  "update_time": now}
-        (PreferencesRow.insert(user_id=user_id, **values)
-         .on_conflict(conflict_target=[PreferencesRow.user_id], update=values).execute())
+        values = {
+            "email": p.email,
+            "phone": p.phone,
+            "channels": ",".join(p.channels),
+            "language": p.language,
+            "update_time": now,
+        }
+        (
+            PreferencesRow.insert(user_id=user_id, **values)
+            .on_conflict(conflict_target=[PreferencesRow.user_id], update=values)
+            .execute()
+        )
         return now

@@ -2,6 +2,7 @@
 consumer's transaction: it never waits for a provider), and read or change a
 customer's preferences. Delivering notifications is the dispatchers' work
 (dispatcher.py)."""
+
 from __future__ import annotations
 
 import datetime
@@ -37,8 +38,17 @@ class AlertService:
         """`event` is the stock outcome: its reservation_id, user_id, book_id, title and (on a rejection) reason."""
         with self.uow() as uow:
             prefs, _ = uow.preferences.get(event.user_id)
-            n = domain.notification_for(event_id, kind, event.reservation_id, event.user_id, event.book_id,
-                                        event.title, getattr(event, "reason", ""), prefs, self.offered)
+            n = domain.notification_for(
+                event_id,
+                kind,
+                event.reservation_id,
+                event.user_id,
+                event.book_id,
+                event.title,
+                getattr(event, "reason", ""),
+                prefs,
+                self.offered,
+            )
             uow.notifications.add(n)
         return n
 
@@ -46,8 +56,9 @@ class AlertService:
         with self.uow(read_only=True) as uow:
             return uow.preferences.get(user_id)
 
-    def update_preferences(self, user_id: str, changes: domain.PreferenceChanges,
-                           mask: list[str]) -> tuple[domain.Preferences, datetime.datetime]:
+    def update_preferences(
+        self, user_id: str, changes: domain.PreferenceChanges, mask: list[str]
+    ) -> tuple[domain.Preferences, datetime.datetime]:
         with self.uow() as uow:
             current, _ = uow.preferences.get(user_id)
             updated = domain.updated_preferences(current, changes, mask, self.offered)

@@ -1,5 +1,6 @@
 """The alert service's own settings (channels, breakers, retries), read from
 environment variables and checked once at start, beside the chassis Settings."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,10 +19,12 @@ from . import domain
 @overload
 def _number(env: Mapping[str, str], name: str, default: int, lo: int, hi: int, kind: Callable[[str], int]) -> int: ...
 @overload
-def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: float,
-            kind: Callable[[str], float] = float) -> float: ...
-def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: float,
-            kind: Callable[[str], float] = float) -> float:
+def _number(
+    env: Mapping[str, str], name: str, default: float, lo: float, hi: float, kind: Callable[[str], float] = float
+) -> float: ...
+def _number(
+    env: Mapping[str, str], name: str, default: float, lo: float, hi: float, kind: Callable[[str], float] = float
+) -> float:
     return number(env, name, default, lo, hi, kind)
 
 
@@ -89,10 +92,15 @@ class AlertSettings:
             if ca_file and not os.path.isfile(ca_file):
                 raise SettingsError(f"SMTP_CA_FILE={ca_file!r} is not a file")
             smtp = SmtpSettings(
-                host=env["SMTP_HOST"], port=_number(env, "SMTP_PORT", 587, 1, 65535, int),
-                starttls=_bool(env, "SMTP_STARTTLS", True), username=env.get("SMTP_USERNAME", ""),
-                password=env.get("SMTP_PASSWORD", ""), sender=sender,
-                timeout_s=_number(env, "SMTP_TIMEOUT_S", 10.0, 0.1, 300), ca_file=ca_file)
+                host=env["SMTP_HOST"],
+                port=_number(env, "SMTP_PORT", 587, 1, 65535, int),
+                starttls=_bool(env, "SMTP_STARTTLS", True),
+                username=env.get("SMTP_USERNAME", ""),
+                password=env.get("SMTP_PASSWORD", ""),
+                sender=sender,
+                timeout_s=_number(env, "SMTP_TIMEOUT_S", 10.0, 0.1, 300),
+                ca_file=ca_file,
+            )
         messenger = None
         if env.get("MESSENGER_URL"):
             url = env["MESSENGER_URL"]
@@ -100,17 +108,21 @@ class AlertSettings:
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise SettingsError(f"MESSENGER_URL={url!r} is not an http(s) URL")
             if not env.get("MESSENGER_SECRET"):
-                raise SettingsError("MESSENGER_SECRET (the HMAC key shared with the provider) is required "
-                                    "with MESSENGER_URL")
-            messenger = MessengerSettings(url, env["MESSENGER_SECRET"].encode(),
-                                          _number(env, "MESSENGER_TIMEOUT_S", 5.0, 0.1, 300))
+                raise SettingsError(
+                    "MESSENGER_SECRET (the HMAC key shared with the provider) is required with MESSENGER_URL"
+                )
+            messenger = MessengerSettings(
+                url, env["MESSENGER_SECRET"].encode(), _number(env, "MESSENGER_TIMEOUT_S", 5.0, 0.1, 300)
+            )
         return cls(
-            smtp=smtp, messenger=messenger,
+            smtp=smtp,
+            messenger=messenger,
             breaker_fail_max=_number(env, "BREAKER_FAIL_MAX", 5, 1, 1000, int),
             breaker_reset_timeout_s=_number(env, "BREAKER_RESET_TIMEOUT_S", 30.0, 0.1, 3600),
             retry=domain.RetryPolicy(
                 max_attempts=_number(env, "DELIVERY_MAX_ATTEMPTS", 8, 1, 100, int),
                 base_delay_s=_number(env, "DELIVERY_BACKOFF_S", 1.0, 0.01, 3600),
-                max_delay_s=_number(env, "DELIVERY_BACKOFF_MAX_S", 300.0, 0.01, 86400)),
+                max_delay_s=_number(env, "DELIVERY_BACKOFF_MAX_S", 300.0, 0.01, 86400),
+            ),
             dispatch_poll_s=_number(env, "DISPATCH_POLL_S", 1.0, 0.01, 60),
         )

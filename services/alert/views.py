@@ -1,5 +1,6 @@
 """Read models of the alert service (CQRS): a customer's notifications with their
 deliveries, read straight from their tables into plain frozen values."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,12 +46,19 @@ def _fields(row: peewee.Model, view: type[NotificationView] | type[DeliveryView]
 
 def notifications(user_id: str, offset: int, limit: int) -> list[tuple[NotificationView, list[DeliveryView]]]:
     """The customer's notifications, newest first, each with its deliveries."""
-    rows = list(NotificationRow.select().where(NotificationRow.user_id == user_id)
-                .order_by(NotificationRow.create_time.desc(), NotificationRow.notification_id)
-                .offset(offset).limit(limit))
+    rows = list(
+        NotificationRow.select()
+        .where(NotificationRow.user_id == user_id)
+        .order_by(NotificationRow.create_time.desc(), NotificationRow.notification_id)
+        .offset(offset)
+        .limit(limit)
+    )
     deliveries: dict[str, list[DeliveryView]] = {r.notification_id: [] for r in rows}
     if rows:
-        for d in (DeliveryRow.select().where(DeliveryRow.notification_id.in_(list(deliveries)))
-                  .order_by(DeliveryRow.delivery_id)):
+        for d in (
+            DeliveryRow.select()
+            .where(DeliveryRow.notification_id.in_(list(deliveries)))
+            .order_by(DeliveryRow.delivery_id)
+        ):
             deliveries[d.notification_id].append(DeliveryView(**_fields(d, DeliveryView)))
     return [(NotificationView(**_fields(r, NotificationView)), deliveries[r.notification_id]) for r in rows]

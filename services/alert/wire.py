@@ -1,4 +1,5 @@
 """The alert service on the wire: its resources as protobuf."""
+
 from __future__ import annotations
 
 import datetime
@@ -22,8 +23,9 @@ _STATUS = {
 
 
 def delivery_resource(d: DeliveryView) -> alert_pb2.Delivery:
-    out = alert_pb2.Delivery(channel=d.channel, status=_STATUS[domain.DeliveryStatus(d.status)],
-                             attempts=d.attempts, last_error=d.last_error)
+    out = alert_pb2.Delivery(
+        channel=d.channel, status=_STATUS[domain.DeliveryStatus(d.status)], attempts=d.attempts, last_error=d.last_error
+    )
     if d.send_time is not None:
         out.send_time.CopyFrom(timestamp(d.send_time))
     return out
@@ -31,11 +33,19 @@ def delivery_resource(d: DeliveryView) -> alert_pb2.Delivery:
 
 def notification_resource(n: NotificationView, deliveries: list[DeliveryView]) -> alert_pb2.Notification:
     return alert_pb2.Notification(
-        notification_id=n.notification_id, reservation_id=n.reservation_id, book_id=n.book_id,
-        kind=_KIND[domain.Kind(n.kind)], message=n.message, channel=n.channel,
-        status=_STATUS[domain.DeliveryStatus(n.status)], create_time=timestamp(n.create_time),
-        attempts=n.attempts, last_error=n.last_error, language=n.language,
-        deliveries=[delivery_resource(d) for d in deliveries])
+        notification_id=n.notification_id,
+        reservation_id=n.reservation_id,
+        book_id=n.book_id,
+        kind=_KIND[domain.Kind(n.kind)],
+        message=n.message,
+        channel=n.channel,
+        status=_STATUS[domain.DeliveryStatus(n.status)],
+        create_time=timestamp(n.create_time),
+        attempts=n.attempts,
+        last_error=n.last_error,
+        language=n.language,
+        deliveries=[delivery_resource(d) for d in deliveries],
+    )
 
 
 def preferences_resource(p: domain.Preferences, update_time: datetime.datetime | None) -> alert_pb2.Preferences:

@@ -1,4 +1,5 @@
 """Composition helper: what every service does at start and stop, once."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,9 @@ class Runtime:
     relay: OutboxRelay  # its wake() is what a unit of work calls after a commit that wrote events
 
 
-def start(settings: Settings, models: Sequence[type[peewee.Model]], indexes: Sequence[str] = (),
-          topics: Sequence[str] = ()) -> Runtime:
+def start(
+    settings: Settings, models: Sequence[type[peewee.Model]], indexes: Sequence[str] = (), topics: Sequence[str] = ()
+) -> Runtime:
     """`topics`: those the service uses; each is created (with its .dlq twin) if missing."""
     logs.setup(settings.service, settings.log_level)
     database = db.connect(settings.database_url)
@@ -37,9 +39,15 @@ def start(settings: Settings, models: Sequence[type[peewee.Model]], indexes: Seq
     return Runtime(settings, OutboxRelay(settings, kafka.producer_config(settings)))
 
 
-def serve(runtime: Runtime, services: list[server.Service], consume: list[str],
-          subscriptions: list[Subscription[Any]], ignore: tuple[str, ...] = (),
-          background: Sequence[Worker] = (), on_commit: Callable[[], None] = lambda: None) -> None:
+def serve(
+    runtime: Runtime,
+    services: list[server.Service],
+    consume: list[str],
+    subscriptions: list[Subscription[Any]],
+    ignore: tuple[str, ...] = (),
+    background: Sequence[Worker] = (),
+    on_commit: Callable[[], None] = lambda: None,
+) -> None:
     """Serves until SIGTERM. `background` workers (start()/stop()) run beside
     the consumer; `on_commit` is called after each committed consumer batch."""
     settings = runtime.settings
@@ -55,8 +63,15 @@ def serve(runtime: Runtime, services: list[server.Service], consume: list[str],
         failed.append(True)
         stopping.set()
 
-    consumer = EventConsumer(kafka.consumer_config(settings), kafka.producer_config(settings),
-                             consume, subscriptions, on_commit=after_batch, ignore=ignore, on_fatal=on_fatal)
+    consumer = EventConsumer(
+        kafka.consumer_config(settings),
+        kafka.producer_config(settings),
+        consume,
+        subscriptions,
+        on_commit=after_batch,
+        ignore=ignore,
+        on_fatal=on_fatal,
+    )
 
     def start_background() -> None:
         runtime.relay.start()

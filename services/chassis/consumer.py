@@ -7,6 +7,7 @@ effect and inbox row in ONE transaction, Kafka offset committed after.
   `<topic>.dlq` with the error in a header, and the partition moves on;
 - database away: retried with backoff until it returns (nothing is skipped).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,9 +51,16 @@ Prepared = tuple[Message, Subscription[Any], pb_message.Message, events.Envelope
 class EventConsumer:
     MAX_ATTEMPTS = 5  # for non-transient handler errors, before dead-lettering
 
-    def __init__(self, consumer_config: Config, producer_config: Config, topics: list[str],
-                 subscriptions: list[Subscription[Any]], on_commit: Callable[[], None] = lambda: None,
-                 ignore: tuple[str, ...] = (), on_fatal: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        consumer_config: Config,
+        producer_config: Config,
+        topics: list[str],
+        subscriptions: list[Subscription[Any]],
+        on_commit: Callable[[], None] = lambda: None,
+        ignore: tuple[str, ...] = (),
+        on_fatal: Callable[[], None] = lambda: None,
+    ) -> None:
         self.consumer_config = consumer_config
         self.dlq_producer = Producer(producer_config)
         self.topics = topics
@@ -77,8 +85,9 @@ class EventConsumer:
     def _subscribe(self) -> Consumer:
         group = self.consumer_config["group.id"]
         self._steady_at = time.monotonic()
-        consumer = Consumer({**self.consumer_config,
-                             "stats_cb": lambda stats: metrics.record_consumer_stats(stats, group)})
+        consumer = Consumer(
+            {**self.consumer_config, "stats_cb": lambda stats: metrics.record_consumer_stats(stats, group)}
+        )
         consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         return consumer
 
@@ -103,11 +112,14 @@ class EventConsumer:
             described = self._admin().describe_consumer_groups([group], request_timeout=5)[group].result()
         except KafkaException:
             return False  # the broker is away: wait for it, then judge again
-        if described.state == ConsumerGroupState.STABLE and \
-                consumer.memberid() in {m.member_id for m in described.members}:
+        if described.state == ConsumerGroupState.STABLE and consumer.memberid() in {
+            m.member_id for m in described.members
+        }:
             return False
-        log.warning("consumer group join stalled; starting a new consumer",
-                    extra={"group_state": str(described.state), "members": len(described.members)})
+        log.warning(
+            "consumer group join stalled; starting a new consumer",
+            extra={"group_state": str(described.state), "members": len(described.members)},
+        )
         return True
 
     def _admin(self) -> AdminClient:
@@ -143,8 +155,10 @@ class EventConsumer:
                     self.on_commit()
         except DeadLetterUnavailable as exc:
             # Stopping keeps the offset before the message: restarted, the service tries again.
-            log.error("event consumer stopped: a message's dead-letter copy is not safe; stopping the service",
-                      extra={"error": str(exc)})
+            log.error(
+                "event consumer stopped: a message's dead-letter copy is not safe; stopping the service",
+                extra={"error": str(exc)},
+            )
             self.on_fatal()
         except Exception:  # noqa: BLE001 - a dying consumer must be loud
             log.exception("event consumer stopped on an unexpected error; stopping the service")
@@ -206,8 +220,10 @@ class EventConsumer:
         except Exception as exc:  # noqa: BLE001 - each event is tried alone below
             if is_transient(exc):
                 database.close()  # a broken connection is reopened by the next try
-            log.info("batch rolled back; applying its events one at a time",
-                     extra={"events": len(ready), "error": f"{type(exc).__name__}: {exc}"})
+            log.info(
+                "batch rolled back; applying its events one at a time",
+                extra={"events": len(ready), "error": f"{type(exc).__name__}: {exc}"},
+            )
         for msg, sub, event, envelope in ready:
             self._handle(msg, sub, event, envelope)
 
@@ -223,8 +239,10 @@ class EventConsumer:
         sub = self.handlers.get(envelope.event_type)
         if sub is None:
             if envelope.event_type not in self.ignore:
-                log.info("skipping event of unknown type", extra={**where, "ce_type": envelope.event_type,
-                                                                  "correlation_id": envelope.correlation_id})
+                log.info(
+                    "skipping event of unknown type",
+                    extra={**where, "ce_type": envelope.event_type, "correlation_id": envelope.correlation_id},
+                )
             return None
         try:
             event = events.decode(sub.message_class, msg.value())
@@ -239,14 +257,24 @@ class EventConsumer:
         (one statement: a duplicate inserts nothing, and a failing handler rolls
         the claim back with its work)."""
         params = [v for e in envelopes for v in (e.event_id, e.event_type, time.time())]
-        return {event_id for (event_id,) in db.rows(
-            f"INSERT INTO inbox ({_INBOX_COLUMNS}) VALUES {db.values(3, len(envelopes))}"
-            " ON CONFLICT DO NOTHING RETURNING event_id", params)}
+        return {
+            event_id
+            for (event_id,) in db.rows(
+                f"INSERT INTO inbox ({_INBOX_COLUMNS}) VALUES {db.values(3, len(envelopes))}"
+                " ON CONFLICT DO NOTHING RETURNING event_id",
+                params,
+            )
+        }
 
-    def _handle(self, msg: Message, sub: Subscription[Any], event: pb_message.Message,
-                envelope: events.Envelope) -> None:
-        where = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
-                 "correlation_id": envelope.correlation_id}
+    def _handle(
+        self, msg: Message, sub: Subscription[Any], event: pb_message.Message, envelope: events.Envelope
+    ) -> None:
+        where = {
+            "topic": msg.topic(),
+            "partition": msg.partition(),
+            "offset": msg.offset(),
+            "correlation_id": envelope.correlation_id,
+        }
         attempt = 0
         while True:
             attempt += 1
@@ -285,8 +313,13 @@ class EventConsumer:
         ]
         dlq_topic = f"{msg.topic()}.dlq"
         outcome: list[KafkaError | None] = []
-        self.dlq_producer.produce(dlq_topic, key=msg.key(), value=msg.value(), headers=headers,
-                                  on_delivery=lambda err, _msg: outcome.append(err))
+        self.dlq_producer.produce(
+            dlq_topic,
+            key=msg.key(),
+            value=msg.value(),
+            headers=headers,
+            on_delivery=lambda err, _msg: outcome.append(err),
+        )
         # The offset must not pass the message before the DLQ copy is safe. flush() alone
         # cannot say so: a copy the broker refused, or that timed out, leaves the queue too.
         left = self.dlq_producer.flush(30)
@@ -294,7 +327,8 @@ class EventConsumer:
             raise DeadLetterUnavailable(
                 f"dead-letter topic {dlq_topic} did not take the message "
                 f"({outcome[0] if outcome and outcome[0] is not None else 'no acknowledgement in 30 s'});"
-                " not skipping the message")
+                " not skipping the message"
+            )
         metrics.DEAD_LETTERED.labels(msg.topic()).inc()
         log.error("event dead-lettered", extra={**where, "error": error})
 
@@ -303,8 +337,10 @@ _INBOX_COLUMNS = db.columns(db.ProcessedEvent)  # event_id, event_type, processe
 
 
 def _log_duplicate(envelope: events.Envelope) -> None:
-    log.info("duplicate event ignored", extra={"ce_id": envelope.event_id, "ce_type": envelope.event_type,
-                                               "correlation_id": envelope.correlation_id})
+    log.info(
+        "duplicate event ignored",
+        extra={"ce_id": envelope.event_id, "ce_type": envelope.event_type, "correlation_id": envelope.correlation_id},
+    )
 
 
 def _next_offsets(msgs: list[Message]) -> list[TopicPartition]:

@@ -1,6 +1,7 @@
 """CloudEvents Kafka binding, binary mode: the protobuf message is the value,
 the envelope is in headers (ce_specversion, ce_id, ce_source, ce_type, ce_time,
 content-type, correlation_id)."""
+
 from __future__ import annotations
 
 import dataclasses

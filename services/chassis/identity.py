@@ -1,5 +1,6 @@
 """Who is calling: the identity Envoy's jwt_authn verified and forwarded as metadata
 (`x-user-id`, `x-user-roles`), parsed once per call. Pure: no gRPC, no domain."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Kafka client settings and topic creation, in one place."""
+
 from __future__ import annotations
 
 import logging
@@ -67,8 +68,10 @@ def ensure_topics(settings: Settings, topics: list[str], deadline_s: float = 30)
     end = time.monotonic() + deadline_s
     while True:
         pending = []
-        futures = admin.create_topics([NewTopic(t, settings.topic_partitions, settings.topic_replication_factor)
-                                       for t in wanted], request_timeout=10)
+        futures = admin.create_topics(
+            [NewTopic(t, settings.topic_partitions, settings.topic_replication_factor) for t in wanted],
+            request_timeout=10,
+        )
         for topic, future in futures.items():
             try:
                 future.result()

@@ -2,6 +2,7 @@
 server.py: consumer lag per partition, outbox backlog, dead-lettered
 messages and circuit-breaker state. Names are the contract of the alert
 rules and the dashboard in k8s/monitoring/ (a test checks they exist)."""
+
 from __future__ import annotations
 
 import json
@@ -16,11 +17,15 @@ from prometheus_client.core import GaugeMetricFamily
 log = logging.getLogger(__name__)
 
 # on_change(breaker, old_state, new_state), as pybreaker's listeners are told
-BreakerChange = Callable[[pybreaker.CircuitBreaker, pybreaker.CircuitBreakerState | None,
-                          pybreaker.CircuitBreakerState], None]
+BreakerChange = Callable[
+    [pybreaker.CircuitBreaker, pybreaker.CircuitBreakerState | None, pybreaker.CircuitBreakerState], None
+]
 
-CONSUMER_LAG = Gauge("bookrental_consumer_lag", "Messages between the committed offset and the high watermark",
-                     ["group", "topic", "partition"])
+CONSUMER_LAG = Gauge(
+    "bookrental_consumer_lag",
+    "Messages between the committed offset and the high watermark",
+    ["group", "topic", "partition"],
+)
 DEAD_LETTERED = Counter("bookrental_dead_lettered_total", "Messages copied to <topic>.dlq", ["topic"])
 BREAKER_OPENED = Counter("bookrental_breaker_opened_total", "Times a circuit breaker opened", ["breaker"])
 
@@ -73,8 +78,12 @@ class BreakerMetrics(pybreaker.CircuitBreakerListener):
         breaker.add_listener(self)
         return breaker
 
-    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: pybreaker.CircuitBreakerState | None,
-                     new_state: pybreaker.CircuitBreakerState) -> None:
+    def state_change(
+        self,
+        cb: pybreaker.CircuitBreaker,
+        old_state: pybreaker.CircuitBreakerState | None,
+        new_state: pybreaker.CircuitBreakerState,
+    ) -> None:
         self.state.labels(cb.name).set(BREAKER_STATES[new_state.name])
         if new_state.name == pybreaker.STATE_OPEN:
             self.opened.labels(cb.name).inc()

@@ -1,6 +1,7 @@
 """Transactional outbox: `record()` adds an event to the caller's open
 transaction; `OutboxRelay` publishes unsent rows in id order with an
 idempotent producer and marks them sent only after the broker acked them."""
+
 from __future__ import annotations
 
 import logging
@@ -22,16 +23,26 @@ log = logging.getLogger(__name__)
 
 _RECORDED = db.columns(OutboxMessage, without=("id", "sent_at"))  # the values record() gives, in this order
 _INSERT = f"INSERT INTO outbox ({_RECORDED}) VALUES ({db.placeholders(len(_RECORDED.split(', ')))})"
-_UNSENT = (f"SELECT {db.columns(OutboxMessage, without=('sent_at',))} "
-           "FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?")
+_UNSENT = (
+    f"SELECT {db.columns(OutboxMessage, without=('sent_at',))} FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?"
+)
 
 
 def record(topic: str, key: str, message: pb_message.Message, correlation_id: str = "") -> str:
     """Writes the event in the current transaction; returns its ce_id."""
     event_id = events.new_event_id()
-    db.execute(_INSERT,
-               (event_id, topic, key, message.DESCRIPTOR.full_name, correlation_id,
-                message.SerializeToString(), events.now_iso()))
+    db.execute(
+        _INSERT,
+        (
+            event_id,
+            topic,
+            key,
+            message.DESCRIPTOR.full_name,
+            correlation_id,
+            message.SerializeToString(),
+            events.now_iso(),
+        ),
+    )
     return event_id
 
 
@@ -46,17 +57,24 @@ class PublishError(Exception):
 
 
 class OutboxRelay(Worker):
-    def __init__(self, settings: Settings, producer_config: dict[str, Any], batch_size: int = 500,
-                 poll_interval_s: float = 0.5) -> None:
+    def __init__(
+        self, settings: Settings, producer_config: dict[str, Any], batch_size: int = 500, poll_interval_s: float = 0.5
+    ) -> None:
         self.settings = settings
         self.producer = Producer(producer_config)
         self.batch_size = batch_size
         # Broker trouble opens the breaker: the relay stops hammering it and the
         # rows wait safely in the outbox until a trial publish succeeds.
         self.breaker = metrics.watch_breaker(
-            pybreaker.CircuitBreaker(fail_max=3, reset_timeout=2, name="outbox-publish"))
-        super().__init__("outbox-relay", self._round, poll_interval_s,
-                         on_error=self._on_error, on_exit=lambda: self.producer.flush(5))
+            pybreaker.CircuitBreaker(fail_max=3, reset_timeout=2, name="outbox-publish")
+        )
+        super().__init__(
+            "outbox-relay",
+            self._round,
+            poll_interval_s,
+            on_error=self._on_error,
+            on_exit=lambda: self.producer.flush(5),
+        )
 
     def _round(self) -> int:
         # Woken by a commit, wait a moment for the commits right behind it: one round
@@ -88,6 +106,7 @@ class OutboxRelay(Worker):
                     acked.append(row_id)
                 else:
                     failures.append(str(err))
+
             return callback
 
         for row_id, event_id, topic, key, event_type, correlation_id, payload, occur_time in rows:
@@ -96,15 +115,21 @@ class OutboxRelay(Worker):
                 key=key.encode(),
                 value=bytes(payload),
                 # list is invariant: the stub's list[tuple[str, str | bytes | None]] refuses list[tuple[str, bytes]]
-                headers=events.headers(event_id, event_type, self.settings.service,  # type: ignore[arg-type]
-                                       occur_time, correlation_id),
+                headers=events.headers(
+                    event_id,
+                    event_type,
+                    self.settings.service,  # type: ignore[arg-type]
+                    occur_time,
+                    correlation_id,
+                ),
                 on_delivery=on_delivery(row_id),
             )
             self.producer.poll(0)
         left = self.producer.flush(20)
         if acked:
-            db.execute(f"UPDATE outbox SET sent_at = ? WHERE id IN ({db.placeholders(len(acked))})",
-                       [time.time(), *acked])
+            db.execute(
+                f"UPDATE outbox SET sent_at = ? WHERE id IN ({db.placeholders(len(acked))})", [time.time(), *acked]
+            )
         if failures or left:
             raise PublishError(f"{len(acked)} of {len(rows)} acked; {left} unresolved; errors: {failures[:3]}")
         log.debug("published outbox rows", extra={"count": len(acked)})

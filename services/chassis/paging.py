@@ -1,4 +1,5 @@
 """AIP-158 paging with an opaque page_token (an offset, base64-encoded)."""
+
 from __future__ import annotations
 
 import base64
@@ -7,8 +8,8 @@ from .errors import InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100  # a larger page_size is lowered to this (AIP-158)
-MAX_PAGE_TOKEN = 64   # ours are ~12 characters; anything longer is not ours
-MAX_OFFSET = 10**9    # a forged huge offset would overflow the database's integers
+MAX_PAGE_TOKEN = 64  # ours are ~12 characters; anything longer is not ours
+MAX_OFFSET = 10**9  # a forged huge offset would overflow the database's integers
 
 
 def page(page_size: int, page_token: str) -> tuple[int, int]:

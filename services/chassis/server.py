@@ -2,6 +2,7 @@
 error mapping from domain errors to status codes, identity from the metadata
 Envoy forwards (parsed once and handed to the method), metrics, a hook run after
 every call, and a graceful stop on SIGTERM/SIGINT."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,8 +33,12 @@ from .threads import name_native_thread
 log = logging.getLogger(__name__)
 
 RPCS = Counter("bookrental_rpc_total", "RPCs handled", ["method", "code"])
-RPC_SECONDS = Histogram("bookrental_rpc_seconds", "RPC latency", ["method", "code"],
-                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+RPC_SECONDS = Histogram(
+    "bookrental_rpc_seconds",
+    "RPC latency",
+    ["method", "code"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 # Calls begun and not yet answered: what a drain waits for, and what a stuck database holds.
 RPCS_IN_FLIGHT = Gauge("bookrental_rpc_in_flight", "RPCs being handled now", ["method"])
 
@@ -60,8 +65,7 @@ def public_methods(service_name: str) -> frozenset[str]:
     = true`: callable without a token (the gateway's rules come from the same mark)."""
     service = descriptor_pool.Default().FindServiceByName(service_name)
     # protoc's .pyi types an extension as a plain FieldDescriptor, not the _ExtensionFieldDescriptor Extensions takes
-    return frozenset(m.name for m in service.methods
-                     if m.GetOptions().Extensions[options_pb2.public])  # type: ignore[index]
+    return frozenset(m.name for m in service.methods if m.GetOptions().Extensions[options_pb2.public])  # type: ignore[index]
 
 
 # A servicer method as written, `method(self, request, context, caller)`, and as gRPC
@@ -155,8 +159,10 @@ class RefuseUndecodable(grpc.ServerInterceptor):
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def intercept_service(
-            self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-            details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         wrapped = self._wrapped.get(details.method)
         if wrapped is None:
             wrapped = self._wrap(continuation(details), details.method)
@@ -165,10 +171,16 @@ class RefuseUndecodable(grpc.ServerInterceptor):
         return wrapped
 
     @staticmethod
-    def _wrap(handler: grpc.RpcMethodHandler[Any, Any] | None,
-              full_method: str) -> grpc.RpcMethodHandler[Any, Any] | None:
-        if handler is None or handler.request_streaming or handler.response_streaming \
-                or handler.request_deserializer is None or handler.unary_unary is None:
+    def _wrap(
+        handler: grpc.RpcMethodHandler[Any, Any] | None, full_method: str
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        if (
+            handler is None
+            or handler.request_streaming
+            or handler.response_streaming
+            or handler.request_deserializer is None
+            or handler.unary_unary is None
+        ):
             return handler
         deserialize, method = handler.request_deserializer, handler.unary_unary
 
@@ -181,12 +193,14 @@ class RefuseUndecodable(grpc.ServerInterceptor):
         def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
             if isinstance(request, _Undecodable):
                 RPCS.labels(full_method.rsplit("/", 1)[-1], grpc.StatusCode.INVALID_ARGUMENT.name).inc()
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              "the request is not a valid message (text must be UTF-8)")
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "the request is not a valid message (text must be UTF-8)"
+                )
             return method(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=safe_deserialize,
-                                                   response_serializer=handler.response_serializer)
+        return grpc.unary_unary_rpc_method_handler(
+            behaviour, request_deserializer=safe_deserialize, response_serializer=handler.response_serializer
+        )
 
 
 class AfterEachCall(grpc.ServerInterceptor):
@@ -199,8 +213,10 @@ class AfterEachCall(grpc.ServerInterceptor):
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def intercept_service(
-            self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-            details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         wrapped = self._wrapped.get(details.method)
         if wrapped is None:
             handler = continuation(details)
@@ -224,14 +240,16 @@ class AfterEachCall(grpc.ServerInterceptor):
 MAX_REQUEST_BYTES = 64 * 1024
 
 
-def create_server(address: str, services: list[Service], max_workers: int = 8,
-                  after_call: Callable[[], None] = lambda: None) -> tuple[grpc.Server, int, health.HealthServicer]:
+def create_server(
+    address: str, services: list[Service], max_workers: int = 8, after_call: Callable[[], None] = lambda: None
+) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Returns (server, bound port, health servicer); binds port 0 for tests.
     `after_call` runs when each call ends."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc",
-                                                    initializer=name_native_thread),
-                         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
-                         interceptors=[RefuseUndecodable(), AfterEachCall(after_call)])
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc", initializer=name_native_thread),
+        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
+        interceptors=[RefuseUndecodable(), AfterEachCall(after_call)],
+    )
     for s in services:
         s.servicer.public_rpcs = public_methods(s.name)  # read by rpc: the rest need an identity
         s.add(s.servicer, server)
@@ -240,22 +258,27 @@ def create_server(address: str, services: list[Service], max_workers: int = 8,
     for name in [s.name for s in services] + [""]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection(
-        [s.name for s in services] + [health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        [s.name for s in services] + [health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
     port = server.add_insecure_port(address)
     if port == 0:
         raise RuntimeError(f"cannot bind {address}")
     return server, port, health_servicer
 
 
-def serve(settings: Settings, services: list[Service], start_background: Callable[[], None],
-          stop_background: Callable[[], None], stopping: threading.Event | None = None,
-          after_call: Callable[[], None] = lambda: None) -> None:
+def serve(
+    settings: Settings,
+    services: list[Service],
+    start_background: Callable[[], None],
+    stop_background: Callable[[], None],
+    stopping: threading.Event | None = None,
+    after_call: Callable[[], None] = lambda: None,
+) -> None:
     """Runs until SIGTERM/SIGINT (or `stopping` is set by a failing worker):
     NOT_SERVING while starting and draining. `after_call` runs when each call ends."""
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.grpc_host)
-    server, port, health_servicer = create_server(settings.grpc_address, services, settings.rpc_threads,
-                                                  after_call)
+    server, port, health_servicer = create_server(settings.grpc_address, services, settings.rpc_threads, after_call)
     server.start()
     start_background()
     for name in [s.name for s in services] + [""]:

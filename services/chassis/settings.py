@@ -1,4 +1,5 @@
 """Settings come from environment variables, read and checked once at start."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,8 +14,7 @@ class SettingsError(ValueError):
     pass
 
 
-def number(env: Mapping[str, str], name: str, default: _N, lo: _N, hi: _N,
-           kind: Callable[[str], _N] = int) -> _N:
+def number(env: Mapping[str, str], name: str, default: _N, lo: _N, hi: _N, kind: Callable[[str], _N] = int) -> _N:
     """env[name] as `kind` within lo..hi, or `default` when unset; SettingsError otherwise.
     Shared with the services' own settings (alert)."""
     raw = env.get(name)
@@ -70,8 +70,9 @@ class Settings:
         return f"{self.grpc_host}:{self.grpc_port}"
 
     @classmethod
-    def from_env(cls, service: str, grpc_port: int, metrics_port: int,
-                 env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(
+        cls, service: str, grpc_port: int, metrics_port: int, env: Mapping[str, str] | None = None
+    ) -> Settings:
         env = os.environ if env is None else env
         level = env.get("LOG_LEVEL", "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):

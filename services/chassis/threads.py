@@ -1,6 +1,7 @@
 """Native thread names: Python 3.11 keeps a thread's name to itself, so `top -H`,
 `ps -L` and per-thread CPU in /proc showed every one of ours as "python". The
 kernel's name (15 bytes) is set from the Python one when the thread starts."""
+
 from __future__ import annotations
 
 import ctypes

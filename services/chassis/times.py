@@ -1,5 +1,6 @@
 """Times as the services store them (naive UTC, the same on SQLite and PostgreSQL)
 and as they send them (protobuf Timestamp)."""
+
 from __future__ import annotations
 
 import datetime

@@ -8,6 +8,7 @@ collects the new events of every aggregate its repositories have seen and writes
 them to the outbox through the service's publication table, which the service's
 wiring declares: per event type, its topic, its wire message and the fields that are
 its key and its correlation id."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -60,8 +61,9 @@ class UnitOfWork:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         return None  # an exception goes on
 
     def collect_new_events(self) -> Iterator[Any]:
@@ -77,8 +79,14 @@ class SqlUnitOfWork(UnitOfWork):
     """The unit of work on the service's database, its events through the outbox.
     `read_only`: for reads, which need no transaction (on SQLite no writer lock)."""
 
-    def __init__(self, publications: dict[type, Publication], on_commit: Callable[[], None] = lambda: None,
-                 *, read_only: bool = False, **repositories: Repository):
+    def __init__(
+        self,
+        publications: dict[type, Publication],
+        on_commit: Callable[[], None] = lambda: None,
+        *,
+        read_only: bool = False,
+        **repositories: Repository,
+    ):
         super().__init__(**repositories)
         self._publications = publications
         self._on_commit = on_commit
@@ -94,8 +102,9 @@ class SqlUnitOfWork(UnitOfWork):
             self._tx.__enter__()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         wrote = False
         if exc_type is None:
             try:
@@ -117,7 +126,11 @@ class SqlUnitOfWork(UnitOfWork):
             if self._read_only:
                 raise RuntimeError(f"a read-only unit of work cannot publish {type(event).__name__}")
             publication = self._publications[type(event)]
-            outbox.record(publication.topic, getattr(event, publication.key), publication.message(event),
-                          publication.correlation(event))
+            outbox.record(
+                publication.topic,
+                getattr(event, publication.key),
+                publication.message(event),
+                publication.correlation(event),
+            )
             wrote = True
         return wrote

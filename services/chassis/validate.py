@@ -1,5 +1,6 @@
 """Input rules shared by the services (docs/architecture.md §3); the rules of
 particular ids live in the domains and the shared kernel."""
+
 from __future__ import annotations
 
 import re

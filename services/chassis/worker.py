@@ -1,6 +1,7 @@
 """A background loop shared by the outbox relay and the alert dispatcher:
 runs a step until stopped, waits (or is woken) when there was nothing to do,
 backs off on errors, and on stop drains what is left before it exits."""
+
 from __future__ import annotations
 
 import logging
@@ -13,9 +14,14 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, name: str, step: Callable[[], int], poll_interval_s: float = 0.5,
-                 on_error: Callable[[Exception], None] = lambda exc: None,
-                 on_exit: Callable[[], object] = lambda: None) -> None:
+    def __init__(
+        self,
+        name: str,
+        step: Callable[[], int],
+        poll_interval_s: float = 0.5,
+        on_error: Callable[[Exception], None] = lambda exc: None,
+        on_exit: Callable[[], object] = lambda: None,
+    ) -> None:
         self.name = name
         self.step = step  # returns how many items it handled
         self.poll_interval_s = poll_interval_s

@@ -4,6 +4,7 @@ A reservation asks for exactly one copy of one book. It is REQUESTED at once;
 stock decides (CONFIRMED or REJECTED); the customer may cancel while it is
 REQUESTED or CONFIRMED. A canceled reservation stays canceled whatever stock
 decides afterwards."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Inbound adapters: the gRPC ReservationService and the stock-event consumer."""
+
 from __future__ import annotations
 
 import logging
@@ -28,16 +29,19 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         self.service = service
 
     @rpc
-    def ListBooks(self, request: reservation_pb2.ListBooksRequest, context: grpc.ServicerContext,
-                  caller: Identity | None) -> reservation_pb2.ListBooksResponse:
+    def ListBooks(
+        self, request: reservation_pb2.ListBooksRequest, context: grpc.ServicerContext, caller: Identity | None
+    ) -> reservation_pb2.ListBooksResponse:
         offset, limit = paging.page(request.page_size, request.page_token)
         books = views.books(offset, limit)
-        return reservation_pb2.ListBooksResponse(books=[wire.book_resource(b) for b in books],
-                                                 next_page_token=paging.next_token(offset, limit, len(books)))
+        return reservation_pb2.ListBooksResponse(
+            books=[wire.book_resource(b) for b in books], next_page_token=paging.next_token(offset, limit, len(books))
+        )
 
     @rpc
-    def GetBook(self, request: reservation_pb2.GetBookRequest, context: grpc.ServicerContext,
-                caller: Identity | None) -> reservation_pb2.GetBookResponse:
+    def GetBook(
+        self, request: reservation_pb2.GetBookRequest, context: grpc.ServicerContext, caller: Identity | None
+    ) -> reservation_pb2.GetBookResponse:
         book_id = shared_kernel.book_id(request.book_id)
         book = views.book(book_id)
         if book is None:
@@ -45,34 +49,48 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         return reservation_pb2.GetBookResponse(book=wire.book_resource(book))
 
     @rpc(role=shared_kernel.CUSTOMER)
-    def CreateReservation(self, request: reservation_pb2.CreateReservationRequest, context: grpc.ServicerContext,
-                          caller: Identity) -> reservation_pb2.CreateReservationResponse:
+    def CreateReservation(
+        self, request: reservation_pb2.CreateReservationRequest, context: grpc.ServicerContext, caller: Identity
+    ) -> reservation_pb2.CreateReservationResponse:
         r = self.service.create_reservation(caller, request.book_id, request.request_id)
-        log.info("reservation requested", extra={"reservation_id": r.reservation_id, "book_id": r.book_id,
-                                                 "user_id": caller.user_id, "correlation_id": r.reservation_id})
+        log.info(
+            "reservation requested",
+            extra={
+                "reservation_id": r.reservation_id,
+                "book_id": r.book_id,
+                "user_id": caller.user_id,
+                "correlation_id": r.reservation_id,
+            },
+        )
         return reservation_pb2.CreateReservationResponse(reservation=wire.reservation_resource(r))
 
     @rpc
-    def GetReservation(self, request: reservation_pb2.GetReservationRequest, context: grpc.ServicerContext,
-                       caller: Identity) -> reservation_pb2.GetReservationResponse:
+    def GetReservation(
+        self, request: reservation_pb2.GetReservationRequest, context: grpc.ServicerContext, caller: Identity
+    ) -> reservation_pb2.GetReservationResponse:
         r = self.service.get_reservation(caller, domain.reservation_id(request.reservation_id))
         return reservation_pb2.GetReservationResponse(reservation=wire.reservation_resource(r))
 
     @rpc
-    def ListReservations(self, request: reservation_pb2.ListReservationsRequest, context: grpc.ServicerContext,
-                         caller: Identity) -> reservation_pb2.ListReservationsResponse:
+    def ListReservations(
+        self, request: reservation_pb2.ListReservationsRequest, context: grpc.ServicerContext, caller: Identity
+    ) -> reservation_pb2.ListReservationsResponse:
         offset, limit = paging.page(request.page_size, request.page_token)
         found = self.service.list_reservations(caller, offset, limit)
         return reservation_pb2.ListReservationsResponse(
             reservations=[wire.reservation_resource(r) for r in found],
-            next_page_token=paging.next_token(offset, limit, len(found)))
+            next_page_token=paging.next_token(offset, limit, len(found)),
+        )
 
     @rpc
-    def CancelReservation(self, request: reservation_pb2.CancelReservationRequest, context: grpc.ServicerContext,
-                          caller: Identity) -> reservation_pb2.CancelReservationResponse:
+    def CancelReservation(
+        self, request: reservation_pb2.CancelReservationRequest, context: grpc.ServicerContext, caller: Identity
+    ) -> reservation_pb2.CancelReservationResponse:
         r = self.service.cancel_reservation(caller, domain.reservation_id(request.reservation_id))
-        log.info("reservation canceled", extra={"reservation_id": r.reservation_id, "book_id": r.book_id,
-                                                "correlation_id": r.reservation_id})
+        log.info(
+            "reservation canceled",
+            extra={"reservation_id": r.reservation_id, "book_id": r.book_id, "correlation_id": r.reservation_id},
+        )
         return reservation_pb2.CancelReservationResponse(reservation=wire.reservation_resource(r))
 
 
@@ -83,16 +101,27 @@ def subscriptions(service: ReservationService) -> list[Subscription[Any]]:
     def on_reserved(event: stock_events.StockReserved, envelope: events.Envelope) -> None:
         service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
         r = service.confirm(event.reservation_id)
-        log.info("stock reserved", extra={"reservation_id": event.reservation_id,
-                                          "status": r.status.value if r else None,
-                                          "correlation_id": envelope.correlation_id})
+        log.info(
+            "stock reserved",
+            extra={
+                "reservation_id": event.reservation_id,
+                "status": r.status.value if r else None,
+                "correlation_id": envelope.correlation_id,
+            },
+        )
 
     def on_rejected(event: stock_events.StockRejected, envelope: events.Envelope) -> None:
         service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
         r = service.reject(event.reservation_id, event.reason)
-        log.info("stock rejected", extra={"reservation_id": event.reservation_id, "reason": event.reason,
-                                          "status": r.status.value if r else None,
-                                          "correlation_id": envelope.correlation_id})
+        log.info(
+            "stock rejected",
+            extra={
+                "reservation_id": event.reservation_id,
+                "reason": event.reason,
+                "status": r.status.value if r else None,
+                "correlation_id": envelope.correlation_id,
+            },
+        )
 
     def on_released(event: stock_events.StockReleased, _envelope: events.Envelope) -> None:
         service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)

@@ -1,6 +1,7 @@
 """The ports the reservation use cases work through: the unit of work and the
 repositories it owns. repository.py implements them on the database; the unit
 tests fake them."""
+
 from __future__ import annotations
 
 from types import TracebackType
@@ -45,5 +46,6 @@ class ReservationUnitOfWork(Protocol):
 
     def __enter__(self) -> ReservationUnitOfWork: ...
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> bool | None: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None: ...

@@ -1,5 +1,6 @@
 """Reservation persistence: the tables (peewee models, which also create the
 schema) and the repositories of the ports (ports.py), written as SQL."""
+
 from __future__ import annotations
 
 import datetime
@@ -62,12 +63,28 @@ _ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in domain.ACTIVE)
 StoredTime = str | datetime.datetime | None
 
 
-def _to_domain(reservation_id: str, user_id: str, book_id: str, status: str, reason: str, request_id: str,
-               create_time: StoredTime, update_time: StoredTime) -> domain.Reservation:
+def _to_domain(
+    reservation_id: str,
+    user_id: str,
+    book_id: str,
+    status: str,
+    reason: str,
+    request_id: str,
+    create_time: StoredTime,
+    update_time: StoredTime,
+) -> domain.Reservation:
     # SQLite returns the stored text
     as_time: Callable[[StoredTime], datetime.datetime | None] = ReservationRow.create_time.python_value
-    return domain.Reservation(reservation_id, user_id, book_id, domain.Status(status), reason, request_id,
-                              as_time(create_time), as_time(update_time))
+    return domain.Reservation(
+        reservation_id,
+        user_id,
+        book_id,
+        domain.Status(status),
+        reason,
+        request_id,
+        as_time(create_time),
+        as_time(update_time),
+    )
 
 
 class ReservationRepository(Repository):
@@ -77,41 +94,63 @@ class ReservationRepository(Repository):
     def get(self, reservation_id: str, for_update: bool = False) -> domain.Reservation | None:
         """`for_update` before a change of status: a customer's cancel and stock's
         decision may arrive at once, and neither may overwrite the other unseen."""
-        found = db.rows(f"SELECT {_COLUMNS} FROM reservation WHERE reservation_id = ?"
-                        + (db.for_update() if for_update else ""), (reservation_id,))
+        found = db.rows(
+            f"SELECT {_COLUMNS} FROM reservation WHERE reservation_id = ?" + (db.for_update() if for_update else ""),
+            (reservation_id,),
+        )
         return self._seen(_to_domain(*found[0])) if found else None
 
     def by_request_id(self, user_id: str, request_id: str) -> domain.Reservation | None:
-        found = db.rows(f"SELECT {_COLUMNS} FROM reservation WHERE user_id = ? AND request_id = ?"
-                        " AND request_id <> ''", (user_id, request_id))  # the partial index's WHERE
+        found = db.rows(
+            f"SELECT {_COLUMNS} FROM reservation WHERE user_id = ? AND request_id = ? AND request_id <> ''",
+            (user_id, request_id),
+        )  # the partial index's WHERE
         return self._seen(_to_domain(*found[0])) if found else None
 
     def active(self, user_id: str, book_id: str) -> domain.Reservation | None:
-        found = db.rows(f"SELECT {_COLUMNS} FROM reservation WHERE user_id = ? AND book_id = ?"
-                        f" AND status IN ({_ACTIVE_SQL})", (user_id, book_id))
+        found = db.rows(
+            f"SELECT {_COLUMNS} FROM reservation WHERE user_id = ? AND book_id = ? AND status IN ({_ACTIVE_SQL})",
+            (user_id, book_id),
+        )
         return self._seen(_to_domain(*found[0])) if found else None
 
     def add(self, r: domain.Reservation) -> None:
         r.create_time = r.update_time = utcnow()
         try:
-            db.execute(f"INSERT INTO reservation ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (r.reservation_id, r.user_id, r.book_id, r.status.value, r.reason, r.request_id,
-                        r.create_time, r.update_time))
+            db.execute(
+                f"INSERT INTO reservation ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    r.reservation_id,
+                    r.user_id,
+                    r.book_id,
+                    r.status.value,
+                    r.reason,
+                    r.request_id,
+                    r.create_time,
+                    r.update_time,
+                ),
+            )
         except peewee.IntegrityError as exc:
             raise Conflict(str(exc)) from exc
         self._seen(r)
 
     def save(self, r: domain.Reservation) -> None:
         r.update_time = utcnow()
-        db.execute("UPDATE reservation SET status = ?, reason = ?, update_time = ? WHERE reservation_id = ?",
-                   (r.status.value, r.reason, r.update_time, r.reservation_id))
+        db.execute(
+            "UPDATE reservation SET status = ?, reason = ?, update_time = ? WHERE reservation_id = ?",
+            (r.status.value, r.reason, r.update_time, r.reservation_id),
+        )
         self._seen(r)
 
     def list(self, user_id: str | None, offset: int, limit: int) -> list[domain.Reservation]:
         where, params = ("WHERE user_id = ? ", (user_id,)) if user_id is not None else ("", ())
-        return [_to_domain(*row) for row in db.rows(
-            f"SELECT {_COLUMNS} FROM reservation {where}ORDER BY create_time DESC, reservation_id"
-            " LIMIT ? OFFSET ?", (*params, limit, offset))]
+        return [
+            _to_domain(*row)
+            for row in db.rows(
+                f"SELECT {_COLUMNS} FROM reservation {where}ORDER BY create_time DESC, reservation_id LIMIT ? OFFSET ?",
+                (*params, limit, offset),
+            )
+        ]
 
 
 _BOOK_COLUMNS = db.columns(BookRow)
@@ -125,9 +164,11 @@ class BookRepository(Repository):
         return self._seen(domain.Book(book_id, *found[0])) if found else None
 
     def save(self, book: domain.Book) -> None:
-        db.execute(f"INSERT INTO book ({_BOOK_COLUMNS}) VALUES (?, ?, ?, ?, ?) ON CONFLICT (book_id)"
-                   " DO UPDATE SET title = excluded.title,"
-                   " available = excluded.available, stock_version = excluded.stock_version,"
-                   " update_time = excluded.update_time",
-                   (book.book_id, book.title, book.available, book.stock_version, utcnow()))
+        db.execute(
+            f"INSERT INTO book ({_BOOK_COLUMNS}) VALUES (?, ?, ?, ?, ?) ON CONFLICT (book_id)"
+            " DO UPDATE SET title = excluded.title,"
+            " available = excluded.available, stock_version = excluded.stock_version,"
+            " update_time = excluded.update_time",
+            (book.book_id, book.title, book.available, book.stock_version, utcnow()),
+        )
         self._seen(book)

@@ -1,4 +1,5 @@
 """Reservation use cases: each is one unit of work (state + outbox in one transaction)."""
+
 from __future__ import annotations
 
 import uuid

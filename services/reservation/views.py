@@ -1,5 +1,6 @@
 """Read models of the reservation service (CQRS): the book list as customers see
 it, read straight from its table into plain frozen values."""
+
 from __future__ import annotations
 
 import dataclasses

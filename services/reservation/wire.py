@@ -1,5 +1,6 @@
 """The reservation service on the wire: its resources as protobuf, and its domain
 events as the messages published for them (same field names)."""
+
 from __future__ import annotations
 
 from bookrental.reservation.v1 import events_pb2, reservation_pb2
@@ -18,13 +19,20 @@ _STATUS = {
 
 def reservation_resource(r: domain.Reservation) -> reservation_pb2.Reservation:
     return reservation_pb2.Reservation(
-        reservation_id=r.reservation_id, user_id=r.user_id, book_id=r.book_id, status=_STATUS[r.status],
-        reason=r.reason, create_time=timestamp(r.create_time), update_time=timestamp(r.update_time))
+        reservation_id=r.reservation_id,
+        user_id=r.user_id,
+        book_id=r.book_id,
+        status=_STATUS[r.status],
+        reason=r.reason,
+        create_time=timestamp(r.create_time),
+        update_time=timestamp(r.update_time),
+    )
 
 
 def book_resource(book: BookView) -> reservation_pb2.Book:
-    return reservation_pb2.Book(book_id=book.book_id, title=book.title, available=book.available,
-                                update_time=timestamp(book.update_time))
+    return reservation_pb2.Book(
+        book_id=book.book_id, title=book.title, available=book.available, update_time=timestamp(book.update_time)
+    )
 
 
 # Domain event -> the protobuf message published for it.

@@ -1,4 +1,5 @@
 """Wiring of the stock service: the one place its parts are put together."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -24,7 +25,8 @@ def publications(topic: str) -> dict[type, Publication]:
     in order); an outcome for a reservation carries its id as the correlation id."""
     outcome: dict[type, Publication] = {
         event_type: Publication(topic, wire.event_message, key="book_id", correlation_id="reservation_id")
-        for event_type in (domain.StockReserved, domain.StockRejected, domain.StockReleased)}
+        for event_type in (domain.StockReserved, domain.StockRejected, domain.StockReleased)
+    }
     return {domain.StockReceived: Publication(topic, wire.event_message, key="book_id"), **outcome}
 
 
@@ -39,8 +41,14 @@ def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Ca
     table = publications(topic)
 
     def uow(read_only: bool = False) -> StockSqlUnitOfWork:
-        return StockSqlUnitOfWork(table, on_commit, read_only=read_only,
-                                  stocks=repository.StockRepository(), holds=repository.HoldRepository())
+        return StockSqlUnitOfWork(
+            table,
+            on_commit,
+            read_only=read_only,
+            stocks=repository.StockRepository(),
+            holds=repository.HoldRepository(),
+        )
+
     return uow
 
 
@@ -51,8 +59,13 @@ def main() -> None:
     service = StockService(unit_of_work(published, runtime.relay.wake))
     app.serve(
         runtime,
-        [Service(stock_pb2.DESCRIPTOR.services_by_name["StockService"].full_name,
-                 entrypoints.StockServicer(service), stock_pb2_grpc.add_StockServiceServicer_to_server)],
+        [
+            Service(
+                stock_pb2.DESCRIPTOR.services_by_name["StockService"].full_name,
+                entrypoints.StockServicer(service),
+                stock_pb2_grpc.add_StockServiceServicer_to_server,
+            )
+        ],
         consume=[consumed],
         subscriptions=entrypoints.subscriptions(service),
     )

@@ -3,6 +3,7 @@
 A Stock is one book's copies. Reservations reach it as holds: a hold records
 what stock decided for one reservation, so a copy is released only for a
 reservation it had reserved, and a repeated request changes nothing."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -106,8 +107,9 @@ class Stock:
         self.available += quantity
         self.total_received += quantity
         self.stock_version += 1
-        self.events.append(StockReceived(self.book_id, self.title, quantity, self.available,
-                                         self.total_received, self.stock_version))
+        self.events.append(
+            StockReceived(self.book_id, self.title, quantity, self.available, self.total_received, self.stock_version)
+        )
 
     def reserve(self, reservation_id: str, user_id: str, hold: Hold | None) -> Hold:
         """Sets a copy aside if one is left; a reservation already decided is left as it is."""
@@ -116,12 +118,14 @@ class Stock:
         if self.available > 0:
             self.available -= 1
             self.stock_version += 1
-            self.events.append(StockReserved(reservation_id, user_id, self.book_id, self.title,
-                                             self.available, self.stock_version))
+            self.events.append(
+                StockReserved(reservation_id, user_id, self.book_id, self.title, self.available, self.stock_version)
+            )
             return Hold(reservation_id, self.book_id, user_id, HoldStatus.RESERVED)
         reason = OUT_OF_STOCK if self.in_stock else NOT_IN_STOCK
-        self.events.append(StockRejected(reservation_id, user_id, self.book_id, self.title,
-                                         self.available, self.stock_version, reason))
+        self.events.append(
+            StockRejected(reservation_id, user_id, self.book_id, self.title, self.available, self.stock_version, reason)
+        )
         return Hold(reservation_id, self.book_id, user_id, HoldStatus.REJECTED)
 
     def release(self, reservation_id: str, user_id: str, hold: Hold | None) -> Hold:
@@ -132,6 +136,7 @@ class Stock:
             return hold
         self.available += 1
         self.stock_version += 1
-        self.events.append(StockReleased(reservation_id, user_id, self.book_id, self.title,
-                                         self.available, self.stock_version))
+        self.events.append(
+            StockReleased(reservation_id, user_id, self.book_id, self.title, self.available, self.stock_version)
+        )
         return dataclasses.replace(hold, status=HoldStatus.RELEASED)

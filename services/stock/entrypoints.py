@@ -1,4 +1,5 @@
 """Inbound adapters: the gRPC StockService and the reservation-event consumer."""
+
 from __future__ import annotations
 
 import logging
@@ -27,39 +28,59 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
         self.service = service
 
     @rpc(role=shared_kernel.STOCK_MANAGER)
-    def ReceiveStock(self, request: stock_pb2.ReceiveStockRequest, context: grpc.ServicerContext,
-                     caller: Identity) -> stock_pb2.ReceiveStockResponse:
+    def ReceiveStock(
+        self, request: stock_pb2.ReceiveStockRequest, context: grpc.ServicerContext, caller: Identity
+    ) -> stock_pb2.ReceiveStockResponse:
         stock = self.service.receive_stock(request.book_id, request.quantity, request.title)
-        log.info("stock received", extra={"book_id": stock.book_id, "quantity": request.quantity,
-                                          "available": stock.available})
+        log.info(
+            "stock received",
+            extra={"book_id": stock.book_id, "quantity": request.quantity, "available": stock.available},
+        )
         return stock_pb2.ReceiveStockResponse(stock=wire.stock_resource(stock))
 
     @rpc(role=shared_kernel.STOCK_MANAGER)
-    def GetStock(self, request: stock_pb2.GetStockRequest, context: grpc.ServicerContext,
-                 caller: Identity) -> stock_pb2.GetStockResponse:
+    def GetStock(
+        self, request: stock_pb2.GetStockRequest, context: grpc.ServicerContext, caller: Identity
+    ) -> stock_pb2.GetStockResponse:
         stock = self.service.get_stock(request.book_id)
         return stock_pb2.GetStockResponse(stock=wire.stock_resource(stock))
 
     @rpc(role=shared_kernel.STOCK_MANAGER)
-    def ListStocks(self, request: stock_pb2.ListStocksRequest, context: grpc.ServicerContext,
-                   caller: Identity) -> stock_pb2.ListStocksResponse:
+    def ListStocks(
+        self, request: stock_pb2.ListStocksRequest, context: grpc.ServicerContext, caller: Identity
+    ) -> stock_pb2.ListStocksResponse:
         offset, limit = paging.page(request.page_size, request.page_token)
         stocks = self.service.list_stocks(offset, limit)
         return stock_pb2.ListStocksResponse(
             stocks=[wire.stock_resource(s) for s in stocks],
-            next_page_token=paging.next_token(offset, limit, len(stocks)))
+            next_page_token=paging.next_token(offset, limit, len(stocks)),
+        )
 
 
 def subscriptions(service: StockService) -> list[Subscription[Any]]:
     def on_requested(event: reservation_events.ReservationRequested, envelope: events.Envelope) -> None:
         hold = service.reserve_copy(event.reservation_id, event.user_id, event.book_id)
-        log.info("reservation decided", extra={"reservation_id": event.reservation_id, "book_id": event.book_id,
-                                               "hold": hold.status.value, "correlation_id": envelope.correlation_id})
+        log.info(
+            "reservation decided",
+            extra={
+                "reservation_id": event.reservation_id,
+                "book_id": event.book_id,
+                "hold": hold.status.value,
+                "correlation_id": envelope.correlation_id,
+            },
+        )
 
     def on_canceled(event: reservation_events.ReservationCanceled, envelope: events.Envelope) -> None:
         hold = service.release_copy(event.reservation_id, event.user_id, event.book_id)
-        log.info("reservation canceled", extra={"reservation_id": event.reservation_id, "book_id": event.book_id,
-                                                "hold": hold.status.value, "correlation_id": envelope.correlation_id})
+        log.info(
+            "reservation canceled",
+            extra={
+                "reservation_id": event.reservation_id,
+                "book_id": event.book_id,
+                "hold": hold.status.value,
+                "correlation_id": envelope.correlation_id,
+            },
+        )
 
     return [
         Subscription(reservation_events.ReservationRequested, on_requested),

@@ -1,6 +1,7 @@
 """The ports the stock use cases work through: the unit of work and the
 repositories it owns. repository.py implements them on the database; the unit
 tests fake them."""
+
 from __future__ import annotations
 
 from types import TracebackType
@@ -41,5 +42,6 @@ class StockUnitOfWork(Protocol):
 
     def __enter__(self) -> StockUnitOfWork: ...
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> bool | None: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None: ...

@@ -1,5 +1,6 @@
 """Stock persistence: the tables (peewee models, which also create the schema) and
 the repositories of the ports (ports.py), written as SQL."""
+
 from __future__ import annotations
 
 import datetime
@@ -51,8 +52,9 @@ class StockRepository(Repository):
     _COLUMNS = db.columns(StockRow)
 
     def get(self, book_id: str, for_update: bool = False) -> domain.Stock | None:
-        found = db.rows(f"SELECT {self._COLUMNS} FROM stock WHERE book_id = ?"
-                        + (db.for_update() if for_update else ""), (book_id,))
+        found = db.rows(
+            f"SELECT {self._COLUMNS} FROM stock WHERE book_id = ?" + (db.for_update() if for_update else ""), (book_id,)
+        )
         return self._seen(_to_domain(*found[0])) if found else None
 
     def never_received(self, book_id: str) -> domain.Stock:
@@ -65,24 +67,35 @@ class StockRepository(Repository):
         loser gets Conflict and retries against the row the winner made."""
         stock.update_time = utcnow()
         try:
-            db.execute(f"INSERT INTO stock ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                       (stock.book_id, stock.title, stock.available, stock.total_received, stock.stock_version,
-                        stock.update_time))
+            db.execute(
+                f"INSERT INTO stock ({self._COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    stock.book_id,
+                    stock.title,
+                    stock.available,
+                    stock.total_received,
+                    stock.stock_version,
+                    stock.update_time,
+                ),
+            )
         except peewee.IntegrityError as exc:
             raise Conflict(str(exc)) from exc
         self._seen(stock)
 
     def save(self, stock: domain.Stock) -> None:
         stock.update_time = utcnow()
-        db.execute("UPDATE stock SET title = ?, available = ?, total_received = ?, stock_version = ?,"
-                   " update_time = ? WHERE book_id = ?",
-                   (stock.title, stock.available, stock.total_received, stock.stock_version, stock.update_time,
-                    stock.book_id))
+        db.execute(
+            "UPDATE stock SET title = ?, available = ?, total_received = ?, stock_version = ?,"
+            " update_time = ? WHERE book_id = ?",
+            (stock.title, stock.available, stock.total_received, stock.stock_version, stock.update_time, stock.book_id),
+        )
         self._seen(stock)
 
     def list(self, offset: int, limit: int) -> list[domain.Stock]:
-        return [_to_domain(*r) for r in db.rows(f"SELECT {self._COLUMNS} FROM stock ORDER BY book_id"
-                                                " LIMIT ? OFFSET ?", (limit, offset))]
+        return [
+            _to_domain(*r)
+            for r in db.rows(f"SELECT {self._COLUMNS} FROM stock ORDER BY book_id LIMIT ? OFFSET ?", (limit, offset))
+        ]
 
 
 _HOLD_COLUMNS = db.columns(HoldRow)
@@ -90,20 +103,28 @@ _HOLD_COLUMNS = db.columns(HoldRow)
 
 class HoldRepository(Repository):
     def get(self, reservation_id: str) -> domain.Hold | None:
-        found = db.rows(f"SELECT {_HOLD_COLUMNS} FROM hold WHERE reservation_id = ?",
-                        (reservation_id,))
+        found = db.rows(f"SELECT {_HOLD_COLUMNS} FROM hold WHERE reservation_id = ?", (reservation_id,))
         if not found:
             return None
         reservation_id, book_id, user_id, status = found[0]
         return domain.Hold(reservation_id, book_id, user_id, domain.HoldStatus(status))
 
     def save(self, hold: domain.Hold) -> None:
-        db.execute(f"INSERT INTO hold ({_HOLD_COLUMNS}) VALUES (?, ?, ?, ?)"
-                   " ON CONFLICT (reservation_id) DO UPDATE SET status = excluded.status",
-                   (hold.reservation_id, hold.book_id, hold.user_id, hold.status.value))
+        db.execute(
+            f"INSERT INTO hold ({_HOLD_COLUMNS}) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (reservation_id) DO UPDATE SET status = excluded.status",
+            (hold.reservation_id, hold.book_id, hold.user_id, hold.status.value),
+        )
 
 
-def _to_domain(book_id: str, title: str, available: int, total_received: int, stock_version: int,
-               update_time: str | datetime.datetime | None) -> domain.Stock:
-    return domain.Stock(book_id, title, available, total_received, stock_version,
-                        StockRow.update_time.python_value(update_time))
+def _to_domain(
+    book_id: str,
+    title: str,
+    available: int,
+    total_received: int,
+    stock_version: int,
+    update_time: str | datetime.datetime | None,
+) -> domain.Stock:
+    return domain.Stock(
+        book_id, title, available, total_received, stock_version, StockRow.update_time.python_value(update_time)
+    )

@@ -1,4 +1,5 @@
 """Stock use cases: each is one unit of work (state + outbox in one transaction)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

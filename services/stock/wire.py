@@ -1,5 +1,6 @@
 """The stock service on the wire: its resource as protobuf, and its domain events
 as the messages published on the stock topic (same field names)."""
+
 from __future__ import annotations
 
 from bookrental.stock.v1 import events_pb2, stock_pb2
@@ -9,8 +10,13 @@ from . import domain
 
 
 def stock_resource(stock: domain.Stock) -> stock_pb2.Stock:
-    return stock_pb2.Stock(book_id=stock.book_id, title=stock.title, available=stock.available,
-                           total_received=stock.total_received, update_time=timestamp(stock.update_time))
+    return stock_pb2.Stock(
+        book_id=stock.book_id,
+        title=stock.title,
+        available=stock.available,
+        total_received=stock.total_received,
+        update_time=timestamp(stock.update_time),
+    )
 
 
 # Domain event -> the protobuf message published for it.

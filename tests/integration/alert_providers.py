@@ -2,6 +2,7 @@
 STARTTLS with a throw-away certificate, AUTH) and a messenger gateway
 (http.server) that checks the HMAC signature. Both count what they accepted
 and can be told to fail or hang, as a provider in trouble would."""
+
 from __future__ import annotations
 
 import datetime
@@ -84,6 +85,7 @@ class Provider:
 
 # -- messenger ------------------------------------------------------------------------
 
+
 class MessengerGateway(Provider):
     def __init__(self, secret: bytes):
         super().__init__()
@@ -123,21 +125,31 @@ class MessengerGateway(Provider):
 
 # -- SMTP -------------------------------------------------------------------------------
 
+
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                                                        x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = directory / "smtp-cert.pem", directory / "smtp-key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -166,16 +178,29 @@ class MailServer(Provider):
                         server.refused += 1
                     return "451 4.3.0 Try again later"
                 msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-                server.accept(msg["Message-ID"], {
-                    "to": envelope.rcpt_tos, "mail_from": envelope.mail_from, "subject": str(msg["Subject"]),
-                    "body": msg.get_content(), "language": msg["Content-Language"],
-                    "tls": smtp._tls_protocol is not None})
+                server.accept(
+                    msg["Message-ID"],
+                    {
+                        "to": envelope.rcpt_tos,
+                        "mail_from": envelope.mail_from,
+                        "subject": str(msg["Subject"]),
+                        "body": msg.get_content(),
+                        "language": msg["Content-Language"],
+                        "tls": smtp._tls_protocol is not None,
+                    },
+                )
                 return "250 OK"
 
         self.port = free_port()
-        self._controller = lambda: Controller(Handler(), hostname="127.0.0.1", port=self.port, tls_context=tls,
-                                              require_starttls=True, authenticator=authenticator,
-                                              auth_require_tls=True)
+        self._controller = lambda: Controller(
+            Handler(),
+            hostname="127.0.0.1",
+            port=self.port,
+            tls_context=tls,
+            require_starttls=True,
+            authenticator=authenticator,
+            auth_require_tls=True,
+        )
         self.controller = self._controller()
         self.controller.start()
 

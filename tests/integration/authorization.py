@@ -6,6 +6,7 @@ test_security_matrix.py (gRPC).
 
 "customer" owns the reservation the Get/Cancel rows act on; "other customer" is a
 second signed-in customer; each case uses fresh user names, so cases do not meet."""
+
 from __future__ import annotations
 
 import importlib
@@ -65,9 +66,12 @@ class Case:
     def __init__(self, gateway, token, book_id, route: contracts.Route):
         tag = uuid.uuid4().hex[:8]
         self.route = route
-        self.tokens = {"anonymous": None, "customer": token(f"owner-{tag}"),
-                       "other customer": token(f"other-{tag}"),
-                       "stock_manager": token(f"manager-{tag}", "stock_manager")}
+        self.tokens = {
+            "anonymous": None,
+            "customer": token(f"owner-{tag}"),
+            "other customer": token(f"other-{tag}"),
+            "stock_manager": token(f"manager-{tag}", "stock_manager"),
+        }
         self.values = {"book_id": book_id, "quantity": 1, "title": "Matrix"}
         fields = [f.name for f in message_class(route.request).DESCRIPTOR.fields]
         if "reservation_id" in fields:
@@ -77,8 +81,13 @@ class Case:
             self.values["reservation_id"] = rid
             # Cancel is allowed from REQUESTED and CONFIRMED; wait for the decision so the
             # answer does not depend on a race with the stock service.
-            eventually(lambda: gateway.get(f"/v1/reservations/{rid}", self.tokens["customer"]).json()
-                       ["reservation"]["status"] == "RESERVATION_STATUS_CONFIRMED", what="reservation confirmed")
+            eventually(
+                lambda: (
+                    gateway.get(f"/v1/reservations/{rid}", self.tokens["customer"]).json()["reservation"]["status"]
+                    == "RESERVATION_STATUS_CONFIRMED"
+                ),
+                what="reservation confirmed",
+            )
         # The request's fields the case has a value for (book_id, quantity, ...), or a fixed request.
         self.fields = {f: self.values[f] for f in fields if f in self.values}
         self.fixed = REQUESTS.get(route.method)
@@ -94,8 +103,9 @@ class Case:
 
     def grpc_code(self, channel, caller: str):
         request_type = message_class(self.route.request)
-        call = channel.unary_unary(f"/{self.route.rpc}", request_serializer=request_type.SerializeToString,
-                                   response_deserializer=lambda b: b)
+        call = channel.unary_unary(
+            f"/{self.route.rpc}", request_serializer=request_type.SerializeToString, response_deserializer=lambda b: b
+        )
         metadata = [("authorization", f"Bearer {self.tokens[caller]}")] if self.tokens[caller] else None
         request = request_type(**self.fields)
         if self.fixed:

@@ -1,6 +1,7 @@
 """The databases the session's stacks run on, and the mark for tests the database
 cannot change (gateway behaviour, broker-only tools, metric names): they run on the
 SQLite stack alone instead of running twice or skipping once."""
+
 from __future__ import annotations
 
 import pytest

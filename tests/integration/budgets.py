@@ -2,6 +2,7 @@
 longer than the documented figure times BUDGET_FACTOR (3 by default: these machines
 are shared two-core hosts; raise it on a slower one), apart from the poll's own
 deadline, which only says when to stop waiting."""
+
 from __future__ import annotations
 
 import os
@@ -13,5 +14,6 @@ def factor() -> float:
 
 def within(took: float, documented: float, what: str) -> None:
     allowed = documented * factor()
-    assert took <= allowed, (f"{what} took {took:.2f}s; the documented {documented:g}s x {factor():g} "
-                             f"(BUDGET_FACTOR) allows {allowed:.2f}s")
+    assert took <= allowed, (
+        f"{what} took {took:.2f}s; the documented {documented:g}s x {factor():g} (BUDGET_FACTOR) allows {allowed:.2f}s"
+    )

@@ -11,6 +11,7 @@ caller sees through Envoy is what a real service's bug or lost database gives.
   so the driver's own error reaches the wrapper as it does when a database goes away.
 
 Prints its port on stdout once it serves (health SERVING, for Envoy's health check)."""
+
 from __future__ import annotations
 
 import sys

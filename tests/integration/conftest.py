@@ -7,6 +7,7 @@ Every test that uses `stack` runs twice: on SQLite (files under a temp dir) and
 on PostgreSQL (databases made for the run and dropped after) on the session's
 own embedded PostgreSQL server (tools.pgserver), or on the server PG_ADMIN_URL
 names. If neither can be had those runs skip, except under CI=true, where they fail."""
+
 from __future__ import annotations
 
 import contextlib
@@ -78,8 +79,9 @@ def require_backend(backend: str, infra: Infra) -> None:
 
 
 @contextlib.contextmanager
-def launch(workdir, backend: str, infra: Infra, replicas: dict | None = None, env: dict | None = None,
-           own_broker: bool = False):
+def launch(
+    workdir, backend: str, infra: Infra, replicas: dict | None = None, env: dict | None = None, own_broker: bool = False
+):
     """A started stack with its own topics, consumer groups and databases; stopped and
     cleaned up after. On the session's broker, or (own_broker) on a broker of its own
     in `workdir`, for tests that kill or pause it."""
@@ -96,8 +98,16 @@ def launch(workdir, backend: str, infra: Infra, replicas: dict | None = None, en
     ports = Ports.free()
     if not own_broker:
         ports.broker = infra.broker_port
-    s = Stack(workdir, ports, env, database_urls=urls, key_dir=key_dir, replicas=replicas,
-              broker_running=not own_broker, group_suffix=run)
+    s = Stack(
+        workdir,
+        ports,
+        env,
+        database_urls=urls,
+        key_dir=key_dir,
+        replicas=replicas,
+        broker_running=not own_broker,
+        group_suffix=run,
+    )
     s.backend = backend
     try:
         s.start()
@@ -123,12 +133,14 @@ def own_envoy(stack, tmp_path):
     started = []
 
     def start(upstream_ports: dict | None = None, **render_options) -> Stack:
-        ports = dataclasses.replace(stack.ports, envoy=free_port(), envoy_admin=free_port(), envoy_tls=free_port(),
-                                    **(upstream_ports or {}))
+        ports = dataclasses.replace(
+            stack.ports, envoy=free_port(), envoy_admin=free_port(), envoy_tls=free_port(), **(upstream_ports or {})
+        )
         s = Stack(tmp_path / f"envoy-{len(started)}", ports, key_dir=stack.key_dir)
         started.append(s)
         s.start_envoy(**render_options)
         return s
+
     yield start
     for s in started:
         s.stop()
@@ -143,6 +155,7 @@ def gateway(stack) -> Gateway:
 def token(stack):
     def make(user: str, role: str = "customer", **claims) -> str:
         return mint_token(user, [role], key_dir=str(stack.key_dir), **claims)
+
     return make
 
 
@@ -159,10 +172,12 @@ def manager(token):
 @pytest.fixture
 def stocked_book(gateway, manager, new_id):
     """Receives `quantity` copies of a new book and waits until the book list shows them."""
+
     def make(quantity: int, title: str = "The Little Prince") -> str:
         book_id = new_id("book")
         resp = gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": quantity, "title": title}, manager)
         assert resp.status == 200, resp
         eventually(lambda: gateway.get(f"/v1/books/{book_id}").status == 200, what=f"{book_id} in book list")
         return book_id
+
     return make

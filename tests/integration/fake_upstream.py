@@ -2,6 +2,7 @@
 message, or the status it is told to give, after an optional delay), says SERVING to
 Envoy's health check, and records what it received: the metadata Envoy really
 forwards and how many attempts each method got."""
+
 from __future__ import annotations
 
 import collections
@@ -49,6 +50,7 @@ class FakeUpstream(grpc.GenericRpcHandler):
             if self.fail_with is not None:
                 context.abort(self.fail_with, "the fake upstream was told to fail")
             return b""
+
         return grpc.unary_unary_rpc_method_handler(handle)
 
 

@@ -1,6 +1,7 @@
 """What customers and the stock manager see through the gateway (reservations,
 stock, the book list, notifications) and what an operator sees of a service
 (health, log lines), for the delivery and race tests."""
+
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +35,11 @@ def status(gateway, customer, reservation_id) -> str:
 
 
 def settled(gateway, customer, reservation_id, expected, timeout=15) -> None:
-    eventually(lambda: status(gateway, customer, reservation_id) == expected, timeout=timeout,
-               what=f"reservation {reservation_id} {expected}")
+    eventually(
+        lambda: status(gateway, customer, reservation_id) == expected,
+        timeout=timeout,
+        what=f"reservation {reservation_id} {expected}",
+    )
 
 
 def stock(gateway, manager, book_id) -> dict:

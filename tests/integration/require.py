@@ -1,6 +1,7 @@
 """A test that cannot run here skips on a developer's machine and fails under
 CI=true: CI has everything the suite needs, so a missing part there is a defect,
 never a silent skip."""
+
 from __future__ import annotations
 
 import os

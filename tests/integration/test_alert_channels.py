@@ -4,6 +4,7 @@ and a messenger gateway that checks the HMAC signature. Stock outcomes are
 produced straight onto the stock topic, as the stock service would.
 
 Short breaker and retry timings (see ENV) keep the outage test near 30 s."""
+
 from __future__ import annotations
 
 import contextlib
@@ -45,8 +46,9 @@ class AlertStack:
     def __init__(self, stack: Stack, mail: MailServer, messenger: MessengerGateway):
         self.stack, self.mail, self.messenger = stack, mail, messenger
         self.gateway = Gateway(f"http://127.0.0.1:{stack.ports.envoy}")
-        self.producer = Producer({"bootstrap.servers": f"127.0.0.1:{stack.ports.broker}",
-                                  "enable.idempotence": True, "linger.ms": 5})
+        self.producer = Producer(
+            {"bootstrap.servers": f"127.0.0.1:{stack.ports.broker}", "enable.idempotence": True, "linger.ms": 5}
+        )
         self.produced_at: dict[str, float] = {}  # reservation id -> when its outcome was produced
 
     def token(self, user: str) -> str:
@@ -61,11 +63,17 @@ class AlertStack:
         """Produces one stock outcome for `user`; returns its reservation id."""
         reservation_id = str(uuid.uuid4())
         book_id = f"book-{uuid.uuid4().hex[:8]}"
-        msg = getattr(stock_events, kind)(reservation_id=reservation_id, user_id=user, book_id=book_id,
-                                          title=title, **extra)
-        self.producer.produce(self.stack.env["STOCK_TOPIC"], key=book_id.encode(), value=msg.SerializeToString(),
-                              headers=events.headers(events.new_event_id(), msg.DESCRIPTOR.full_name, "test",
-                                                     events.now_iso(), reservation_id))
+        msg = getattr(stock_events, kind)(
+            reservation_id=reservation_id, user_id=user, book_id=book_id, title=title, **extra
+        )
+        self.producer.produce(
+            self.stack.env["STOCK_TOPIC"],
+            key=book_id.encode(),
+            value=msg.SerializeToString(),
+            headers=events.headers(
+                events.new_event_id(), msg.DESCRIPTOR.full_name, "test", events.now_iso(), reservation_id
+            ),
+        )
         self.produced_at[reservation_id] = time.time()
         return reservation_id
 
@@ -99,8 +107,12 @@ def alert_stack(workdir, backend: str, infra, env: dict, mail=None, messenger=No
     key_dir = workdir / "keys"
     ensure_keys(key_dir)
     run = uuid.uuid4().hex[:8]
-    env = {**ENV, "STOCK_TOPIC": f"bookrental.stock.v1.a{run}",
-           "RESERVATION_TOPIC": f"bookrental.reservation.v1.a{run}", **env}
+    env = {
+        **ENV,
+        "STOCK_TOPIC": f"bookrental.stock.v1.a{run}",
+        "RESERVATION_TOPIC": f"bookrental.reservation.v1.a{run}",
+        **env,
+    }
     urls = pgdb.create(run, ["alert"]) if backend == "postgresql" else {}
     ports = Ports.free()
     ports.broker = infra.broker_port
@@ -128,10 +140,15 @@ def alert(request, tmp_path_factory, infra):
     mail = MailServer(workdir, "alerts", "smtp-pass")
     messenger = MessengerGateway(SECRET.encode())
     env = {
-        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(mail.port), "SMTP_STARTTLS": "true",
-        "SMTP_USERNAME": "alerts", "SMTP_PASSWORD": "smtp-pass", "SMTP_CA_FILE": str(mail.cert_path),
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(mail.port),
+        "SMTP_STARTTLS": "true",
+        "SMTP_USERNAME": "alerts",
+        "SMTP_PASSWORD": "smtp-pass",
+        "SMTP_CA_FILE": str(mail.cert_path),
         "SMTP_FROM": "Bookrental <alerts@library.example>",
-        "MESSENGER_URL": messenger.url, "MESSENGER_SECRET": SECRET,
+        "MESSENGER_URL": messenger.url,
+        "MESSENGER_SECRET": SECRET,
     }
     try:
         with alert_stack(workdir, backend, infra, env, mail, messenger) as started:
@@ -156,36 +173,49 @@ def all_sent(alert, user, count):
 
 # -- preferences ----------------------------------------------------------------------
 
+
 def test_a_customer_sets_and_reads_their_preferences(alert):
     user = new_user()
     got = alert.gateway.get("/v1/preferences", alert.token(user))
     assert got.status == 200, got
     prefs = got.json()["preferences"]
     assert (prefs["email"], prefs["phone"], prefs["channels"], prefs["language"]) == ("", "", [], "ko")
-    prefs = alert.set_preferences(user, email="reader@example.com", phone="+821012345678",
-                                  channels=["email", "messenger"], language="en")
+    prefs = alert.set_preferences(
+        user, email="reader@example.com", phone="+821012345678", channels=["email", "messenger"], language="en"
+    )
     assert prefs["email"] == "reader@example.com" and prefs["channels"] == ["email", "messenger"]
     # Without a mask only the fields given change; with one, a field can be cleared.
     alert.set_preferences(user, language="ko")
-    resp = alert.gateway.call("PATCH", "/v1/preferences", alert.token(user),
-                              body={"preferences": {"channels": ["email"]}, "updateMask": "phone,channels"})
+    resp = alert.gateway.call(
+        "PATCH",
+        "/v1/preferences",
+        alert.token(user),
+        body={"preferences": {"channels": ["email"]}, "updateMask": "phone,channels"},
+    )
     assert resp.status == 200, resp
     prefs = alert.gateway.get("/v1/preferences", alert.token(user)).json()["preferences"]
-    assert (prefs["email"], prefs["phone"], prefs["channels"], prefs["language"]) == \
-        ("reader@example.com", "", ["email"], "ko")
+    assert (prefs["email"], prefs["phone"], prefs["channels"], prefs["language"]) == (
+        "reader@example.com",
+        "",
+        ["email"],
+        "ko",
+    )
     # Someone else sees their own (defaults), never this customer's.
     other = alert.gateway.get("/v1/preferences", alert.token(new_user())).json()["preferences"]
     assert other["email"] == "" and other["channels"] == []
 
 
-@pytest.mark.parametrize("prefs, field", [
-    ({"email": "not-an-address"}, "email"),
-    ({"email": "a@b.com\r\nBcc: victim@example.com"}, "email"),
-    ({"phone": "010-1234-5678"}, "phone"),
-    ({"language": "fr"}, "language"),
-    ({"channels": ["sms"]}, "channels"),
-    ({"channels": ["messenger"]}, "channels"),  # no phone number to send to
-])
+@pytest.mark.parametrize(
+    "prefs, field",
+    [
+        ({"email": "not-an-address"}, "email"),
+        ({"email": "a@b.com\r\nBcc: victim@example.com"}, "email"),
+        ({"phone": "010-1234-5678"}, "phone"),
+        ({"language": "fr"}, "language"),
+        ({"channels": ["sms"]}, "channels"),
+        ({"channels": ["messenger"]}, "channels"),  # no phone number to send to
+    ],
+)
 def test_bad_preferences_are_a_400_naming_the_field(alert, prefs, field):
     user = new_user()
     resp = alert.gateway.call("PATCH", "/v1/preferences", alert.token(user), body={"preferences": prefs})
@@ -200,6 +230,7 @@ def test_preferences_need_a_signed_in_customer(alert):
 
 
 # -- delivery -------------------------------------------------------------------------
+
 
 def test_a_customer_with_no_contact_gets_only_the_log_channel(alert):
     user = new_user("nocontact")
@@ -224,8 +255,9 @@ def test_each_chosen_channel_delivers_once_in_the_customers_language(alert):
     for n in notes:
         assert n["channel"] == "log,email,messenger" and n["language"] == "en"
         assert sorted(d["channel"] for d in n["deliveries"]) == ["email", "log", "messenger"]
-        assert all(d["status"] == "NOTIFICATION_STATUS_SENT" and d["attempts"] == 1 and d["sendTime"]
-                   for d in n["deliveries"])
+        assert all(
+            d["status"] == "NOTIFICATION_STATUS_SENT" and d["attempts"] == 1 and d["sendTime"] for d in n["deliveries"]
+        )
 
     mails = alert.mail.to(address)
     assert len(mails) == 2 and all(len(r) == 1 for r in mails.values())
@@ -255,6 +287,7 @@ def test_a_hanging_provider_is_cut_off_by_the_timeout_and_the_message_retried(al
             (n,) = alert.notifications(user) or [None]
             d = n and next(d for d in n["deliveries"] if d["channel"] == "messenger")
             return d if d and d["attempts"] >= 1 else None
+
         delivery = eventually(timed_out, timeout=20, interval=0.05, what="the hung attempt cut off")
         cut_after = time.monotonic() - start
     finally:
@@ -282,22 +315,37 @@ def _outage(alert, customers, down_at, outage_s, refused_before):
     def recorded():
         notes = [n for user, _, _ in customers for n in alert.notifications(user)]
         return notes if len(notes) == 100 else None
+
     # The consumer is not held up by delivery: every outcome is recorded while the provider is down.
-    notes = eventually(recorded, timeout=max(0.5, down_at + outage_s - 1 - time.time()), interval=0.25,
-                       what="all 100 outcomes recorded while the provider is down")
+    notes = eventually(
+        recorded,
+        timeout=max(0.5, down_at + outage_s - 1 - time.time()),
+        interval=0.25,
+        what="all 100 outcomes recorded while the provider is down",
+    )
     assert all(n["status"] == "NOTIFICATION_STATUS_PENDING" for n in notes)
     lags = sorted(_time(n["createTime"]) - alert.produced_at[n["reservationId"]] for n in notes)
 
-    eventually(lambda: alert.metric("bookrental_alert_breaker_state", channel="messenger") == 2,
-               timeout=10, what="messenger breaker open (state 2 on /metrics)")
+    eventually(
+        lambda: alert.metric("bookrental_alert_breaker_state", channel="messenger") == 2,
+        timeout=10,
+        what="messenger breaker open (state 2 on /metrics)",
+    )
     assert alert.metric("bookrental_alert_breaker_state", channel="email") == 0
 
     time.sleep(max(0.0, down_at + outage_s - 0.5 - time.time()))  # the rest of the outage
     assert alert.metric("bookrental_alert_pending_deliveries", channel="messenger") == 100
     # Email has its own breaker and dispatcher: it goes on while the messenger is down (all of
     # it on an idle machine; the bound leaves room for a machine shared with other test runs).
-    emailed = len([d for user, _, _ in customers for n in alert.notifications(user) for d in n["deliveries"]
-                   if d["channel"] == "email" and d["status"] == "NOTIFICATION_STATUS_SENT"])
+    emailed = len(
+        [
+            d
+            for user, _, _ in customers
+            for n in alert.notifications(user)
+            for d in n["deliveries"]
+            if d["channel"] == "email" and d["status"] == "NOTIFICATION_STATUS_SENT"
+        ]
+    )
     assert emailed >= 50, emailed
     time.sleep(max(0.0, down_at + outage_s - time.time()))
     return alert.messenger.refused - refused_before, lags, emailed
@@ -309,8 +357,9 @@ def test_a_provider_outage_opens_the_breaker_and_every_message_is_sent_once_afte
     outage_s, fail_max, reset_s = 20.0, int(ENV["BREAKER_FAIL_MAX"]), float(ENV["BREAKER_RESET_TIMEOUT_S"])
     customers = [(new_user("outage"), f"{uuid.uuid4().hex[:8]}@example.com", phone_number()) for _ in range(10)]
     for i, (user, address, phone) in enumerate(customers):
-        alert.set_preferences(user, email=address, phone=phone, channels=["email", "messenger"],
-                              language=("ko", "en")[i % 2])
+        alert.set_preferences(
+            user, email=address, phone=phone, channels=["email", "messenger"], language=("ko", "en")[i % 2]
+        )
     opened_before = alert.metric("bookrental_alert_breaker_opened_total", channel="messenger")
     refused_before = alert.messenger.refused
 
@@ -325,8 +374,12 @@ def test_a_provider_outage_opens_the_breaker_and_every_message_is_sent_once_afte
     # (The outage lasts a little over outage_s when the checks above run slowly.)
     assert attempted_during_outage <= fail_max + (up_at - down_at) / reset_s + 2, attempted_during_outage
 
-    eventually(lambda: all(all_sent(alert, user, 10) for user, _, _ in customers), timeout=90, interval=0.5,
-               what="every notification SENT after recovery")
+    eventually(
+        lambda: all(all_sent(alert, user, 10) for user, _, _ in customers),
+        timeout=90,
+        interval=0.5,
+        what="every notification SENT after recovery",
+    )
     notes = [n for user, _, _ in customers for n in alert.notifications(user)]
     last_sent = max(_time(d["sendTime"]) for n in notes for d in n["deliveries"] if d["channel"] == "messenger")
     for _user, address, phone in customers:
@@ -337,16 +390,21 @@ def test_a_provider_outage_opens_the_breaker_and_every_message_is_sent_once_afte
     assert alert.metric("bookrental_alert_breaker_opened_total", channel="messenger") > opened_before
     assert alert.metric("bookrental_alert_pending_deliveries", channel="messenger") == 0
 
-    changes = [(_time(line["time"]), line["to"]) for line in alert.log_lines("breaker state changed")
-               if line["channel"] == "messenger" and _time(line["time"]) >= down_at]
+    changes = [
+        (_time(line["time"]), line["to"])
+        for line in alert.log_lines("breaker state changed")
+        if line["channel"] == "messenger" and _time(line["time"]) >= down_at
+    ]
     first_open = next(t for t, to in changes if to == "open")
     closed = next(t for t, to in changes if to == "closed" and t >= up_at)
-    print(f"\noutage {up_at - down_at:.1f} s, fail_max={fail_max}, reset_timeout={reset_s:.0f} s: breaker open "
-          f"{first_open - down_at:.2f} s after the outage began, closed {closed - up_at:.2f} s after recovery "
-          f"(open or half-open for {closed - first_open:.1f} s); {attempted_during_outage} messenger calls during "
-          f"the outage for 100 messages; outcome produced -> notification recorded: median {lags[50] * 1000:.0f} ms, "
-          f"max {lags[-1] * 1000:.0f} ms; {emailed} of 100 emails sent during the outage; "
-          f"last messenger SENT {last_sent - up_at:.2f} s after recovery")
+    print(
+        f"\noutage {up_at - down_at:.1f} s, fail_max={fail_max}, reset_timeout={reset_s:.0f} s: breaker open "
+        f"{first_open - down_at:.2f} s after the outage began, closed {closed - up_at:.2f} s after recovery "
+        f"(open or half-open for {closed - first_open:.1f} s); {attempted_during_outage} messenger calls during "
+        f"the outage for 100 messages; outcome produced -> notification recorded: median {lags[50] * 1000:.0f} ms, "
+        f"max {lags[-1] * 1000:.0f} ms; {emailed} of 100 emails sent during the outage; "
+        f"last messenger SENT {last_sent - up_at:.2f} s after recovery"
+    )
 
 
 def test_the_alert_service_restarted_mid_backlog_resumes_without_duplicates(alert):
@@ -361,13 +419,18 @@ def test_the_alert_service_restarted_mid_backlog_resumes_without_duplicates(aler
 
         def received():
             return sum(len(alert.messenger.to(phone)) for _, phone in customers)
+
         eventually(lambda: received() >= 10, timeout=60, what="delivery under way")
         alert.stack.stop_process("alert")  # SIGTERM: finishes the delivery in hand, leaves the rest
         at_stop = received()
         assert at_stop < 60, "the backlog was gone before the restart"
         alert.stack.start_service("alert")
-        eventually(lambda: all(all_sent(alert, user, 12) for user, _ in customers), timeout=90, interval=0.5,
-                   what="the backlog delivered after the restart")
+        eventually(
+            lambda: all(all_sent(alert, user, 12) for user, _ in customers),
+            timeout=90,
+            interval=0.5,
+            what="the backlog delivered after the restart",
+        )
     finally:
         alert.messenger.delay_s = 0.0
     for _, phone in customers:

@@ -1,5 +1,6 @@
 """The alert dispatcher's retry rules on a real database and a real pybreaker
 breaker, with a channel whose provider the test controls (no broker needed)."""
+
 from __future__ import annotations
 
 import datetime
@@ -86,15 +87,20 @@ def service(tmp_path):
 def dispatcher(service, provider, max_attempts=3, fail_max=100):
     settings = AlertSettings.from_env({"BREAKER_FAIL_MAX": str(fail_max), "BREAKER_RESET_TIMEOUT_S": "60"})
     breaker = channels.breaker_for(f"test-{uuid.uuid4().hex[:6]}", settings)
-    return Dispatcher(repository.DeliveryRepository(), provider, breaker,
-                      domain.RetryPolicy(max_attempts=max_attempts, base_delay_s=0.0, max_delay_s=0.0))
+    return Dispatcher(
+        repository.DeliveryRepository(),
+        provider,
+        breaker,
+        domain.RetryPolicy(max_attempts=max_attempts, base_delay_s=0.0, max_delay_s=0.0),
+    )
 
 
 def outcome(service, user="ann", event_id=None, reservation_id=None):
     with service.uow() as uow:
         uow.preferences.put(user, domain.Preferences(phone="+821012345678", channels=(domain.MESSENGER,)))
-    event = stock_events.StockReserved(reservation_id=reservation_id or str(uuid.uuid4()), user_id=user,
-                                       book_id="b-1", title="Dune")
+    event = stock_events.StockReserved(
+        reservation_id=reservation_id or str(uuid.uuid4()), user_id=user, book_id="b-1", title="Dune"
+    )
     return service.record_outcome(event_id or str(uuid.uuid4()), domain.Kind.CONFIRMED, event)
 
 
@@ -102,26 +108,35 @@ def log_only_outcomes(service, count, user="ann"):
     """`count` outcomes for a customer without preferences (the log channel only), in
     one transaction as the consumer records a poll batch."""
     with db.database.atomic():
-        return [service.record_outcome(str(uuid.uuid4()), domain.Kind.CONFIRMED, stock_events.StockReserved(
-            reservation_id=f"r-{i}", user_id=user, book_id="b-1", title="Dune")) for i in range(count)]
+        return [
+            service.record_outcome(
+                str(uuid.uuid4()),
+                domain.Kind.CONFIRMED,
+                stock_events.StockReserved(reservation_id=f"r-{i}", user_id=user, book_id="b-1", title="Dune"),
+            )
+            for i in range(count)
+        ]
 
 
 _DUE = (
     "SELECT d.delivery_id, d.notification_id, d.channel, d.destination, n.user_id, n.reservation_id, n.book_id,"
     " n.kind, n.language, n.subject, n.message, d.attempts, n.channel"
     " FROM delivery d JOIN notification n ON n.notification_id = d.notification_id"
-    " WHERE d.channel = ? AND d.status = 'PENDING' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?")
+    " WHERE d.channel = ? AND d.status = 'PENDING' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at LIMIT ?"
+)
 
 
 def due_deliveries(channel, now, limit=50):
     """The oldest due deliveries of a channel, not claimed (what the dispatcher would claim next)."""
-    return [domain.Outgoing(*r[:8], r[8] or domain.DEFAULT_LANGUAGE, *r[9:])
-            for r in db.rows(_DUE, (channel, now, limit))]
+    return [
+        domain.Outgoing(*r[:8], r[8] or domain.DEFAULT_LANGUAGE, *r[9:]) for r in db.rows(_DUE, (channel, now, limit))
+    ]
 
 
 def messenger(service, n):
-    (row, deliveries), = [(r, d) for r, d in views.notifications(n.user_id, 0, 100)
-                          if r.notification_id == n.notification_id]
+    ((row, deliveries),) = [
+        (r, d) for r, d in views.notifications(n.user_id, 0, 100) if r.notification_id == n.notification_id
+    ]
     return row, next(d for d in deliveries if d.channel == domain.MESSENGER)
 
 
@@ -254,11 +269,16 @@ def test_a_notification_table_from_before_deliveries_is_brought_up_to_date(tmp_p
     database.execute_sql(
         "CREATE TABLE notification (notification_id VARCHAR(36) PRIMARY KEY, reservation_id VARCHAR(64),"
         " user_id VARCHAR(128), book_id VARCHAR(64), kind VARCHAR(16), message TEXT, channel VARCHAR(32),"
-        " status VARCHAR(16), attempts INTEGER, last_error TEXT, create_time DATETIME, sent_time DATETIME)")
-    database.execute_sql("INSERT INTO notification VALUES ('n-1', 'r-1', 'ann', 'b-1', 'CONFIRMED', 'hello', 'log',"
-                         " 'PENDING', 0, '', '2026-01-01 00:00:00', NULL)")
-    database.execute_sql("INSERT INTO notification VALUES ('n-2', 'r-2', 'ann', 'b-1', 'CONFIRMED', 'hi', 'log',"
-                         " 'SENT', 1, '', '2026-01-01 00:00:00', '2026-01-01 00:00:01')")
+        " status VARCHAR(16), attempts INTEGER, last_error TEXT, create_time DATETIME, sent_time DATETIME)"
+    )
+    database.execute_sql(
+        "INSERT INTO notification VALUES ('n-1', 'r-1', 'ann', 'b-1', 'CONFIRMED', 'hello', 'log',"
+        " 'PENDING', 0, '', '2026-01-01 00:00:00', NULL)"
+    )
+    database.execute_sql(
+        "INSERT INTO notification VALUES ('n-2', 'r-2', 'ann', 'b-1', 'CONFIRMED', 'hi', 'log',"
+        " 'SENT', 1, '', '2026-01-01 00:00:00', '2026-01-01 00:00:01')"
+    )
     db.create_schema(database, repository.MODELS)
     repository.migrate_schema()
     repository.migrate_schema()  # idempotent
@@ -276,12 +296,34 @@ def test_email_keeps_its_connection_for_a_run_and_reconnects_after_the_server_dr
     from tests.integration.alert_providers import MailServer
 
     def message(i):
-        return Outgoing(f"n-{i}:email", f"n-{i}", "email", "reader@example.com", "ann", f"r-{i}", "b-1",
-                        "CONFIRMED", "en", "Reservation confirmed: Dune", f"text {i}", 0)
+        return Outgoing(
+            f"n-{i}:email",
+            f"n-{i}",
+            "email",
+            "reader@example.com",
+            "ann",
+            f"r-{i}",
+            "b-1",
+            "CONFIRMED",
+            "en",
+            "Reservation confirmed: Dune",
+            f"text {i}",
+            0,
+        )
 
     server = MailServer(tmp_path, "alerts", "pw")
-    channel = channels.EmailChannel(SmtpSettings("127.0.0.1", server.port, True, "alerts", "pw",
-                                                 "Library <alerts@library.example>", 5.0, str(server.cert_path)))
+    channel = channels.EmailChannel(
+        SmtpSettings(
+            "127.0.0.1",
+            server.port,
+            True,
+            "alerts",
+            "pw",
+            "Library <alerts@library.example>",
+            5.0,
+            str(server.cert_path),
+        )
+    )
     try:
         channel.send(message(1))
         kept = channel._smtp

@@ -17,6 +17,7 @@ stock topic.
 
 The stack: SQLite (neither window depends on the database), and a short messenger
 timeout, so the lease is 12 s instead of 30 s."""
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,9 @@ class HoldingProvider:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
                 with provider.lock:
-                    provider.received.append({"to": body["to"], "key": self.headers.get("idempotency-key"),
-                                              "time": time.time()})
+                    provider.received.append(
+                        {"to": body["to"], "key": self.headers.get("idempotency-key"), "time": time.time()}
+                    )
                     first = len(provider.received) == 1
                 if first:
                     provider.first_arrived.set()
@@ -81,9 +83,12 @@ class HoldingProvider:
 def messenger(tmp_path_factory, infra):
     provider = HoldingProvider()
     try:
-        with alert_stack(tmp_path_factory.mktemp("alert-windows"), "sqlite", infra,
-                         {"MESSENGER_URL": provider.url, "MESSENGER_SECRET": SECRET,
-                          "MESSENGER_TIMEOUT_S": str(TIMEOUT_S)}) as started:
+        with alert_stack(
+            tmp_path_factory.mktemp("alert-windows"),
+            "sqlite",
+            infra,
+            {"MESSENGER_URL": provider.url, "MESSENGER_SECRET": SECRET, "MESSENGER_TIMEOUT_S": str(TIMEOUT_S)},
+        ) as started:
             started.provider = provider
             yield started
     finally:
@@ -112,23 +117,33 @@ def test_a_message_in_flight_when_alert_is_killed_is_sent_once_more_after_its_le
     alert.stack.start_service("alert")
     ready = time.time()
     assert ready < first["time"] + LEASE_S - 2, (
-        f"alert took {ready - first['time']:.1f} s to come back: the lease could not be seen holding the repeat")
+        f"alert took {ready - first['time']:.1f} s to come back: the lease could not be seen holding the repeat"
+    )
 
-    sent = eventually(lambda: (n := alert.notifications(user)) and n[0]["status"] == "NOTIFICATION_STATUS_SENT" and n,
-                      timeout=LEASE_S * 3, what="the held message sent after its lease")
-    eventually(lambda: alert.metric("bookrental_alert_pending_deliveries", channel="messenger") == 0,
-               what="no messenger delivery pending")
+    sent = eventually(
+        lambda: (n := alert.notifications(user)) and n[0]["status"] == "NOTIFICATION_STATUS_SENT" and n,
+        timeout=LEASE_S * 3,
+        what="the held message sent after its lease",
+    )
+    eventually(
+        lambda: alert.metric("bookrental_alert_pending_deliveries", channel="messenger") == 0,
+        what="no messenger delivery pending",
+    )
     receipts = provider.receipts()
     assert [r["to"] for r in receipts] == [phone, phone], f"sent {len(receipts)} times, not twice: {receipts}"
-    assert receipts[1]["key"] == receipts[0]["key"] and receipts[0]["key"], \
+    assert receipts[1]["key"] == receipts[0]["key"] and receipts[0]["key"], (
         "the repeat must carry the first send's Idempotency-Key"
+    )
     waited = receipts[1]["time"] - first["time"]
     # The claim was taken just before the first send, so the repeat comes a little under
     # LEASE_S after it; a repeat before the lease ended would be well under.
-    assert waited >= LEASE_S - 1, \
+    assert waited >= LEASE_S - 1, (
         f"sent again {waited:.1f} s after the first send, before the {LEASE_S:.0f} s lease ended"
-    print(f"\nrepeat sent {waited:.1f} s after the first send (lease {LEASE_S:.0f} s); "
-          f"alert was back after {ready - first['time']:.1f} s")
+    )
+    print(
+        f"\nrepeat sent {waited:.1f} s after the first send (lease {LEASE_S:.0f} s); "
+        f"alert was back after {ready - first['time']:.1f} s"
+    )
     assert {d["channel"]: d["status"] for d in sent[0]["deliveries"]}["messenger"] == "NOTIFICATION_STATUS_SENT"
 
 
@@ -136,8 +151,9 @@ def set_max_message_bytes(stack, topic: str, value: str | None) -> None:
     """Sets the topic's max.message.bytes, or (None) gives it back the broker's default."""
     admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{stack.ports.broker}"})
     op = AlterConfigOpType.SET if value is not None else AlterConfigOpType.DELETE
-    resource = ConfigResource("topic", topic, incremental_configs=[
-        ConfigEntry("max.message.bytes", value or "", incremental_operation=op)])
+    resource = ConfigResource(
+        "topic", topic, incremental_configs=[ConfigEntry("max.message.bytes", value or "", incremental_operation=op)]
+    )
     for future in admin.incremental_alter_configs([resource]).values():
         future.result(10)
 
@@ -152,12 +168,25 @@ def test_a_poison_message_waits_for_its_dead_letter_topic_and_is_never_dropped(m
     try:
         poison_id = events.new_event_id()
         poison = b"\xff\xff not protobuf " + poison_id.encode()
-        topics.produce(stack, topic, book_id, poison, events.headers(
-            poison_id, stock_events.StockReserved.DESCRIPTOR.full_name, "test", events.now_iso(), ""))
-        after = stock_events.StockReserved(reservation_id=str(uuid.uuid4()), user_id=user, book_id=book_id,
-                                           title="Demian")
-        topics.produce(stack, topic, book_id, after.SerializeToString(), events.headers(
-            events.new_event_id(), after.DESCRIPTOR.full_name, "test", events.now_iso(), after.reservation_id))
+        topics.produce(
+            stack,
+            topic,
+            book_id,
+            poison,
+            events.headers(poison_id, stock_events.StockReserved.DESCRIPTOR.full_name, "test", events.now_iso(), ""),
+        )
+        after = stock_events.StockReserved(
+            reservation_id=str(uuid.uuid4()), user_id=user, book_id=book_id, title="Demian"
+        )
+        topics.produce(
+            stack,
+            topic,
+            book_id,
+            after.SerializeToString(),
+            events.headers(
+                events.new_event_id(), after.DESCRIPTOR.full_name, "test", events.now_iso(), after.reservation_id
+            ),
+        )
 
         # The copy cannot be written: alert stops rather than step over the message.
         proc = stack.procs["alert"]
@@ -171,8 +200,11 @@ def test_a_poison_message_waits_for_its_dead_letter_topic_and_is_never_dropped(m
     # Started again (as its supervisor would) with the topic taking messages: the copy
     # is written once, and the event after the poison is handled.
     stack.start_service("alert")
-    eventually(lambda: alert.notifications(user), timeout=30,
-               what="the event after the poison handled once the dead-letter topic takes messages")
+    eventually(
+        lambda: alert.notifications(user),
+        timeout=30,
+        what="the event after the poison handled once the dead-letter topic takes messages",
+    )
     copies = [m for m in topics.read_all(stack, dlq_topic) if m.value() == poison]
     assert [topics.headers(m)["dlq_consumer_group"].decode() for m in copies] == [stack.consumer_group("alert")]
     assert len(alert.notifications(user)) == 1

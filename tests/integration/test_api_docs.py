@@ -3,6 +3,7 @@ the OpenAPI one true of the running stack. schemathesis (its CLI, as a user woul
 it) generates requests from /docs/openapi.json, valid and invalid, for every operation
 with a stock manager's token and with a customer's: no answer may be a 5xx, have a
 content type or a body the document does not declare."""
+
 from __future__ import annotations
 
 import json
@@ -38,13 +39,39 @@ def test_schemathesis_finds_no_5xx_and_no_answer_off_the_schema(stack, token, ro
     base = f"http://127.0.0.1:{stack.ports.envoy}"
     report = tmp_path / "report.json"
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "schemathesis"), "run", f"{base}/docs/openapi.json", "--url", base,
-         "--header", f"Authorization: Bearer {token(f'st-{role}', role)}",
-         "--checks", CHECKS, "--phases", "examples,coverage,fuzzing",
-         "--max-examples", str(EXAMPLES_PER_OPERATION), "--max-time", str(SECONDS_PER_RUN), "--seed", "14",
-         "--workers", "1", "--request-timeout", "10", "--report", "json", "--report-json-path", str(report),
-         "--no-color"],
-        capture_output=True, text=True, timeout=SECONDS_PER_RUN + 60, cwd=tmp_path)
+        [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            f"{base}/docs/openapi.json",
+            "--url",
+            base,
+            "--header",
+            f"Authorization: Bearer {token(f'st-{role}', role)}",
+            "--checks",
+            CHECKS,
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            str(EXAMPLES_PER_OPERATION),
+            "--max-time",
+            str(SECONDS_PER_RUN),
+            "--seed",
+            "14",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "10",
+            "--report",
+            "json",
+            "--report-json-path",
+            str(report),
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SECONDS_PER_RUN + 60,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, f"schemathesis found problems:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
     report = json.loads(report.read_text())
     operations, cases = report["operations"], report["test_cases"]

@@ -4,6 +4,7 @@ killed with SIGKILL twice and the broker once, at random moments, and restarted
 and the promises are checked: every reservation final; per book, available =
 received - confirmed; every outcome notified exactly once; no unsent outbox
 row; nothing dead-lettered. The counts it checked are printed."""
+
 from __future__ import annotations
 
 import io
@@ -45,7 +46,7 @@ class Customers:
         self.gw, self.tokens, self.books = gw, tokens, books
         self.rng = random.Random(seed)
         self.reservations: dict[str, tuple[str, str]] = {}  # id -> (user, book)
-        self.active: dict[tuple[str, str], str] = {}        # (user, book) -> id
+        self.active: dict[tuple[str, str], str] = {}  # (user, book) -> id
         self.answers = Counter()
         self.stopping = threading.Event()
 
@@ -63,8 +64,9 @@ class Customers:
         book = self.rng.choice(self.books)
         rid = self.active.get((user, book))
         if rid is None:
-            resp = self._call("POST", "/v1/reservations", self.tokens[user],
-                              {"bookId": book, "requestId": uuid.uuid4().hex})
+            resp = self._call(
+                "POST", "/v1/reservations", self.tokens[user], {"bookId": book, "requestId": uuid.uuid4().hex}
+            )
             assert resp.status == 200, resp
             rid = resp.json()["reservation"]["reservationId"]
             self.reservations[rid] = (user, book)
@@ -89,8 +91,10 @@ def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
         assert gw.post(f"/v1/stocks/{b}:receive", {"quantity": COPIES, "title": "Dune"}, manager).status == 200
     for b in books:
         eventually(lambda b=b: gw.get(f"/v1/books/{b}").status == 200, what="books listed")
-    tokens = {u: mint_token(u, ["customer"], key_dir=str(stack.key_dir))
-              for u in (f"chaos-{i}-{uuid.uuid4().hex[:4]}" for i in range(USERS))}
+    tokens = {
+        u: mint_token(u, ["customer"], key_dir=str(stack.key_dir))
+        for u in (f"chaos-{i}-{uuid.uuid4().hex[:4]}" for i in range(USERS))
+    }
     seed = random.randrange(1 << 30)
     print(f"\n[{stack.backend}] chaos seed {seed}")
     rng = random.Random(seed)
@@ -115,8 +119,10 @@ def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
 
     def all_final():
         todo = [rid for rid in customers.reservations if rid not in final]
-        got = pool.map(lambda rid: gw.get(f"/v1/reservations/{rid}", tokens[customers.reservations[rid][0]])
-                       .json()["reservation"], todo)
+        got = pool.map(
+            lambda rid: gw.get(f"/v1/reservations/{rid}", tokens[customers.reservations[rid][0]]).json()["reservation"],
+            todo,
+        )
         final.update((r["reservationId"], r) for r in got if r["status"] != "RESERVATION_STATUS_REQUESTED")
         return len(final) == len(customers.reservations)
 
@@ -124,21 +130,25 @@ def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
 
     def stock_matches():
         confirmed = Counter(r["bookId"] for r in final.values() if r["status"] == "RESERVATION_STATUS_CONFIRMED")
-        return all(gw.get(f"/v1/stocks/{b}", manager).json()["stock"]["available"] == COPIES - confirmed[b]
-                   for b in books)
+        return all(
+            gw.get(f"/v1/stocks/{b}", manager).json()["stock"]["available"] == COPIES - confirmed[b] for b in books
+        )
 
     eventually(stock_matches, timeout=30, interval=0.2, what="available = received - confirmed, per book")
 
-    allowed = {"RESERVATION_STATUS_CONFIRMED": [["NOTIFICATION_KIND_CONFIRMED"]],
-               "RESERVATION_STATUS_REJECTED": [["NOTIFICATION_KIND_REJECTED"]],
-               # canceled after stock took a copy (then released it), or before stock rejected it
-               "RESERVATION_STATUS_CANCELED": [["NOTIFICATION_KIND_CANCELED", "NOTIFICATION_KIND_CONFIRMED"],
-                                               ["NOTIFICATION_KIND_REJECTED"]]}
+    allowed = {
+        "RESERVATION_STATUS_CONFIRMED": [["NOTIFICATION_KIND_CONFIRMED"]],
+        "RESERVATION_STATUS_REJECTED": [["NOTIFICATION_KIND_REJECTED"]],
+        # canceled after stock took a copy (then released it), or before stock rejected it
+        "RESERVATION_STATUS_CANCELED": [
+            ["NOTIFICATION_KIND_CANCELED", "NOTIFICATION_KIND_CONFIRMED"],
+            ["NOTIFICATION_KIND_REJECTED"],
+        ],
+    }
 
     def notified():
         kinds: dict[str, list[str]] = {rid: [] for rid in final}
-        for notes in pool.map(lambda u: flows.notifications(gw, tokens[u]),
-                              tokens):
+        for notes in pool.map(lambda u: flows.notifications(gw, tokens[u]), tokens):
             for n in notes:
                 kinds.setdefault(n["reservationId"], []).append(n["kind"])
         return kinds
@@ -158,14 +168,18 @@ def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
         db = db_url.connect(stack.database_url(name))
         unsent[name] = db.execute_sql("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0]
         db.close()
-    dead = {t: dlq.list_dlq(f"127.0.0.1:{stack.ports.broker}", stack.env[t], out=io.StringIO())
-            for t in ("STOCK_TOPIC", "RESERVATION_TOPIC")}
+    dead = {
+        t: dlq.list_dlq(f"127.0.0.1:{stack.ports.broker}", stack.env[t], out=io.StringIO())
+        for t in ("STOCK_TOPIC", "RESERVATION_TOPIC")
+    }
     statuses = Counter(r["status"].removeprefix("RESERVATION_STATUS_") for r in final.values())
     notes = Counter(k.removeprefix("NOTIFICATION_KIND_") for ks in kinds.values() for k in ks)
-    print(f"[{stack.backend}] checked {len(final)} reservations {dict(statuses)}; "
-          f"{sum(notes.values())} notifications {dict(notes)}; {BOOKS} books' stock; "
-          f"answers {dict(customers.answers)}; unsent outbox rows {unsent}; dead-lettered {dead}; "
-          f"settled {settled:.1f}s after the load stopped")
+    print(
+        f"[{stack.backend}] checked {len(final)} reservations {dict(statuses)}; "
+        f"{sum(notes.values())} notifications {dict(notes)}; {BOOKS} books' stock; "
+        f"answers {dict(customers.answers)}; unsent outbox rows {unsent}; dead-lettered {dead}; "
+        f"settled {settled:.1f}s after the load stopped"
+    )
     assert unsent == {"reservation": 0, "stock": 0, "alert": 0}
     assert dead == {"STOCK_TOPIC": 0, "RESERVATION_TOPIC": 0}
     assert len(final) > 50  # the load really ran through the kills

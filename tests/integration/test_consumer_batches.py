@@ -3,6 +3,7 @@ What that must not change, checked with the chassis consumer on the real broker 
 on each database: an event whose handler keeps failing is dead-lettered alone, every
 other event of its batch is applied exactly once, and an event delivered twice in
 the same batch is applied once."""
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,9 @@ class Applied(db.BaseModel):
 @pytest.fixture
 def database(stack, tmp_path):
     run = uuid.uuid4().hex[:8]
-    url = (pgdb.create(run, ["batch"])["batch"] if stack.backend == "postgresql"
-           else f"sqlite:///{tmp_path / 'batch.db'}")
+    url = (
+        pgdb.create(run, ["batch"])["batch"] if stack.backend == "postgresql" else f"sqlite:///{tmp_path / 'batch.db'}"
+    )
     conn = db.connect(url)
     db.create_schema(conn, [Applied])
     try:
@@ -42,19 +44,29 @@ def database(stack, tmp_path):
             pgdb.drop(run, ["batch"])
 
 
-def test_a_failing_event_is_dead_lettered_alone_and_the_rest_of_its_batch_applied_once(
-        stack, database, caplog):
+def test_a_failing_event_is_dead_lettered_alone_and_the_rest_of_its_batch_applied_once(stack, database, caplog):
     topic = f"batch.t{uuid.uuid4().hex[:8]}"
-    settings = Settings.from_env("batchtest", 0, 0, env={
-        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{stack.ports.broker}", "CONSUMER_GROUP": f"batch-{topic}",
-        "KAFKA_SESSION_TIMEOUT_MS": "6000", "KAFKA_MAX_POLL_INTERVAL_MS": "10000"})
+    settings = Settings.from_env(
+        "batchtest",
+        0,
+        0,
+        env={
+            "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{stack.ports.broker}",
+            "CONSUMER_GROUP": f"batch-{topic}",
+            "KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "KAFKA_MAX_POLL_INTERVAL_MS": "10000",
+        },
+    )
     kafka.ensure_topics(settings, [topic])
 
     def apply(event, _envelope):
         if event.reservation_id == "poison":
             raise ValueError("this event's data breaks the handler")
-        db.execute("INSERT INTO applied (reservation_id, times) VALUES (?, 1)"
-                   " ON CONFLICT (reservation_id) DO UPDATE SET times = applied.times + 1", (event.reservation_id,))
+        db.execute(
+            "INSERT INTO applied (reservation_id, times) VALUES (?, 1)"
+            " ON CONFLICT (reservation_id) DO UPDATE SET times = applied.times + 1",
+            (event.reservation_id,),
+        )
 
     # 40 events on one partition, all on the topic before the consumer starts, so its
     # first poll takes them as one batch: a poisoned one in the middle, and the 6th
@@ -63,20 +75,38 @@ def test_a_failing_event_is_dead_lettered_alone_and_the_rest_of_its_batch_applie
     batch = [(f"r{i}", events.new_event_id()) for i in range(38)] + [("poison", events.new_event_id())]
     batch.insert(12, batch[5])
     batch.insert(20, batch.pop())  # the poisoned one into the middle
-    topics.produce_many(stack, [
-        (topic, "one-key", events_pb2.ReservationRequested(reservation_id=rid).SerializeToString(),
-         events.headers(ce_id, kind, "test", events.now_iso(), rid)) for rid, ce_id in batch])
+    topics.produce_many(
+        stack,
+        [
+            (
+                topic,
+                "one-key",
+                events_pb2.ReservationRequested(reservation_id=rid).SerializeToString(),
+                events.headers(ce_id, kind, "test", events.now_iso(), rid),
+            )
+            for rid, ce_id in batch
+        ],
+    )
 
-    consumer = EventConsumer(kafka.consumer_config(settings), kafka.producer_config(settings), [topic],
-                             [Subscription(events_pb2.ReservationRequested, apply)])
+    consumer = EventConsumer(
+        kafka.consumer_config(settings),
+        kafka.producer_config(settings),
+        [topic],
+        [Subscription(events_pb2.ReservationRequested, apply)],
+    )
     with caplog.at_level(logging.INFO, logger="services.chassis.consumer"):
         consumer.start()
         try:
-            dead = eventually(lambda: topics.read_all(stack, f"{topic}.dlq"), timeout=60,
-                              what="the poisoned event dead-lettered")
-            applied = eventually(lambda: (lambda rows: len(rows) == 38 and rows)(
-                dict(db.rows("SELECT reservation_id, times FROM applied"))), timeout=30,
-                what="the 38 other events applied")
+            dead = eventually(
+                lambda: topics.read_all(stack, f"{topic}.dlq"), timeout=60, what="the poisoned event dead-lettered"
+            )
+            applied = eventually(
+                lambda: (lambda rows: len(rows) == 38 and rows)(
+                    dict(db.rows("SELECT reservation_id, times FROM applied"))
+                ),
+                timeout=30,
+                what="the 38 other events applied",
+            )
         finally:
             consumer.stop()
 

@@ -12,6 +12,7 @@ dead-lettered, not recorded, and the partition moves on.
 
 The event types are read from build/bookrental.pb; the flow's expectations for each are
 PRODUCED[type], and a type without an entry fails naming it."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,15 +33,20 @@ from tools.client import eventually
 
 FDS = contracts.load()
 EVENT_TYPES = contracts.event_types(FDS)
-TOPICS = contracts.event_topics()            # type -> topic, producer, consumers, key
+TOPICS = contracts.event_topics()  # type -> topic, producer, consumers, key
 CURRENT = contracts.message_classes(FDS)
 PREVIOUS = contracts.message_classes(contracts.load(contracts.PREVIOUS_SET))
 
 # What each service subscribes to, read from its own subscriptions; alert's IGNORED are
 # types it knows and drops on purpose (neither handled nor "unknown").
-CONSUMED = {service: {s.message_class.DESCRIPTOR.full_name for s in module.subscriptions(None)}
-            for service, module in (("stock", stock_entrypoints), ("reservation", reservation_entrypoints),
-                                    ("alert", alert_entrypoints))}
+CONSUMED = {
+    service: {s.message_class.DESCRIPTOR.full_name for s in module.subscriptions(None)}
+    for service, module in (
+        ("stock", stock_entrypoints),
+        ("reservation", reservation_entrypoints),
+        ("alert", alert_entrypoints),
+    )
+}
 KNOWN_BUT_IGNORED = {"alert": set(alert_entrypoints.IGNORED)}
 
 
@@ -52,29 +58,59 @@ class Flow:
     alice_rid: str
     bob_rid: str
     started: datetime.datetime
-    messages: dict          # event type -> [Kafka message] for this book, in offset order
-    newer: dict             # topic -> (ce_id, ce_type) of the newer-type event injected before the flow
+    messages: dict  # event type -> [Kafka message] for this book, in offset order
+    newer: dict  # topic -> (ce_id, ce_type) of the newer-type event injected before the flow
 
 
 # The flow's events of each type, as field values (a subset of each message's fields).
 PRODUCED = {
     "bookrental.stock.v1.StockReceived": lambda f: [
-        {"book_id": f.book_id, "title": "Contracts", "quantity": 1, "available": 1, "total_received": 1,
-         "stock_version": 1}],
+        {
+            "book_id": f.book_id,
+            "title": "Contracts",
+            "quantity": 1,
+            "available": 1,
+            "total_received": 1,
+            "stock_version": 1,
+        }
+    ],
     "bookrental.reservation.v1.ReservationRequested": lambda f: [
         {"reservation_id": f.alice_rid, "user_id": f.alice, "book_id": f.book_id},
-        {"reservation_id": f.bob_rid, "user_id": f.bob, "book_id": f.book_id}],
+        {"reservation_id": f.bob_rid, "user_id": f.bob, "book_id": f.book_id},
+    ],
     "bookrental.stock.v1.StockReserved": lambda f: [
-        {"reservation_id": f.alice_rid, "user_id": f.alice, "book_id": f.book_id, "title": "Contracts",
-         "available": 0, "stock_version": 2}],
+        {
+            "reservation_id": f.alice_rid,
+            "user_id": f.alice,
+            "book_id": f.book_id,
+            "title": "Contracts",
+            "available": 0,
+            "stock_version": 2,
+        }
+    ],
     "bookrental.stock.v1.StockRejected": lambda f: [
-        {"reservation_id": f.bob_rid, "user_id": f.bob, "book_id": f.book_id, "title": "Contracts",
-         "available": 0, "reason": "out of stock: no copy left"}],
+        {
+            "reservation_id": f.bob_rid,
+            "user_id": f.bob,
+            "book_id": f.book_id,
+            "title": "Contracts",
+            "available": 0,
+            "reason": "out of stock: no copy left",
+        }
+    ],
     "bookrental.reservation.v1.ReservationCanceled": lambda f: [
-        {"reservation_id": f.alice_rid, "user_id": f.alice, "book_id": f.book_id}],
+        {"reservation_id": f.alice_rid, "user_id": f.alice, "book_id": f.book_id}
+    ],
     "bookrental.stock.v1.StockReleased": lambda f: [
-        {"reservation_id": f.alice_rid, "user_id": f.alice, "book_id": f.book_id, "title": "Contracts",
-         "available": 1, "stock_version": 3}],
+        {
+            "reservation_id": f.alice_rid,
+            "user_id": f.alice,
+            "book_id": f.book_id,
+            "title": "Contracts",
+            "available": 1,
+            "stock_version": 3,
+        }
+    ],
 }
 
 
@@ -102,8 +138,9 @@ def flow(stack, gateway, token) -> Flow:
         topic = topic_of(stack, documented.name)
         ce_id, kind = events.new_event_id(), newer_type(documented)
         value = CURRENT[documented.types[0]](book_id=book_id).SerializeToString()
-        topics.produce(stack, topic, book_id, value, events.headers(ce_id, kind, documented.producer,
-                                                                    events.now_iso(), ""))
+        topics.produce(
+            stack, topic, book_id, value, events.headers(ce_id, kind, documented.producer, events.now_iso(), "")
+        )
         newer[topic] = (ce_id, kind)
 
     assert gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 1, "title": "Contracts"}, manager).status == 200
@@ -114,8 +151,12 @@ def flow(stack, gateway, token) -> Flow:
     flows.settled(gateway, token(bob), bob_rid, flows.REJECTED)
     assert flows.cancel(gateway, token(alice), alice_rid) == flows.CANCELED
     eventually(lambda: flows.book_available(gateway, book_id) == 1, what="the released copy in the book list")
-    eventually(lambda: (flows.notification_count(gateway, token(alice)), flows.notification_count(gateway, token(bob)))
-               == (2, 1), what="alice told of confirm and cancel, bob of the rejection")
+    eventually(
+        lambda: (
+            (flows.notification_count(gateway, token(alice)), flows.notification_count(gateway, token(bob))) == (2, 1)
+        ),
+        what="alice told of confirm and cancel, bob of the rejection",
+    )
 
     messages: dict[str, list] = {}
     for topic in newer:
@@ -141,8 +182,9 @@ def test_the_producer_writes_the_declared_event_with_its_envelope_and_key(stack,
     assert expect is not None, f"event type {event_type} has no producer test: add it to PRODUCED"
     documented = TOPICS[event_type]
     found = flow.messages.get(event_type, [])
-    assert len(found) == len(expect(flow)), \
+    assert len(found) == len(expect(flow)), (
         f"{len(found)} {event_type} of book {flow.book_id}; seen: { {k: len(v) for k, v in flow.messages.items()} }"
+    )
     now = datetime.datetime.now(datetime.UTC)
     for msg, fields in zip(found, expect(flow), strict=True):
         assert msg.topic() == topic_of(stack, documented.name)
@@ -170,10 +212,12 @@ def test_a_consumer_built_from_the_previous_contracts_reads_the_event(flow, even
     if event_type not in PREVIOUS:
         pytest.skip(f"{event_type} is newer than tests/data/contracts/previous.pb")
     for msg in flow.messages.get(event_type, []):
-        current = json_format.MessageToDict(CURRENT[event_type].FromString(msg.value()),
-                                            preserving_proto_field_name=True)
-        older = json_format.MessageToDict(PREVIOUS[event_type].FromString(msg.value()),
-                                          preserving_proto_field_name=True)
+        current = json_format.MessageToDict(
+            CURRENT[event_type].FromString(msg.value()), preserving_proto_field_name=True
+        )
+        older = json_format.MessageToDict(
+            PREVIOUS[event_type].FromString(msg.value()), preserving_proto_field_name=True
+        )
         known = {f.name for f in PREVIOUS[event_type].DESCRIPTOR.fields}
         assert older == {k: v for k, v in current.items() if k in known}
 
@@ -187,8 +231,7 @@ def inbox(stack, service: str) -> dict[str, str]:
         db.close()
 
 
-@pytest.mark.parametrize("service,event_type",
-                         [(s, t) for s, types in CONSUMED.items() for t in sorted(types)])
+@pytest.mark.parametrize("service,event_type", [(s, t) for s, types in CONSUMED.items() for t in sorted(types)])
 def test_a_consumer_accepts_every_type_it_subscribes_to(stack, flow, service, event_type):
     ids = {topics.headers(m)["ce_id"].decode() for m in flow.messages.get(event_type, [])}
     assert ids, f"the flow caused no {event_type}"
@@ -203,8 +246,11 @@ def test_a_consumer_skips_a_newer_event_type_without_dead_lettering_it(stack, fl
         ce_id, kind = flow.newer[topic]
         # The flow completed, so the consumer is past it (same key, same partition).
         assert ce_id not in recorded, f"{service} recorded {kind} as handled"
-        skipped = [r for r in flows.log_records(stack, service, "skipping event of unknown type")
-                   if r.get("topic") == topic and r["ce_type"] == kind]
+        skipped = [
+            r
+            for r in flows.log_records(stack, service, "skipping event of unknown type")
+            if r.get("topic") == topic and r["ce_type"] == kind
+        ]
         assert len(skipped) == 1, f"{service} did not log skipping {kind} on {topic}"
         dead = [m for m in topics.read_all(stack, f"{topic}.dlq") if topics.headers(m).get("ce_id") == ce_id.encode()]
         assert not dead, f"{service} dead-lettered the newer type"

@@ -11,6 +11,7 @@ does not declare) and must carry the path's variables back (the template binds
 them to the request's fields); any other answer one of the bodies the README's error
 table prints for its status (tests/readme_errors.py), exactly.
 The native gRPC door is test_security_matrix.py's, on the same cases."""
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,9 @@ def test_the_route_answers_json_as_the_authorization_matrix_says(gateway, token,
     body = resp.json()
     if expected != 200:
         documented = readme_bodies(expected)
-        assert any(not readme_errors.body_problems(b, body) for b in documented), \
+        assert any(not readme_errors.body_problems(b, body) for b in documented), (
             f"{route} as {caller}: {body} is none of the README's {expected} bodies {documented}"
+        )
         return
     answer = authorization.message_class(route.response)()
     json_format.Parse(resp.raw, answer)  # raises on a field the response message does not declare

@@ -5,6 +5,7 @@ headers, so each service's lines about the reservation carry the same one: the
 reservation service's when it accepts it and applies stock's decision, stock's when it
 decides and releases, alert's when it records and delivers each notification. The log
 format does not depend on the database: one stack."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ def lines_with(stack, instance: str, correlation_id: str) -> list[dict]:
     return [r for r in records if r.get("correlation_id") == correlation_id]
 
 
-def test_one_reservations_correlation_id_is_in_the_logs_of_reservation_stock_and_alert(stack, gateway, token,
-                                                                                        stocked_book):
+def test_one_reservations_correlation_id_is_in_the_logs_of_reservation_stock_and_alert(
+    stack, gateway, token, stocked_book
+):
     book_id = stocked_book(1)
     customer = token(f"corr-{uuid.uuid4().hex[:6]}")
     rid = flows.reserve(gateway, customer, book_id)
@@ -45,8 +47,12 @@ def test_one_reservations_correlation_id_is_in_the_logs_of_reservation_stock_and
     def logged():
         found = {i: {r["message"] for r in lines_with(stack, i, rid)} for i in SERVICES}
         missing = [(i, m) for i, m in EXPECTED if m not in found[i]]
-        return (not missing and sum(r["message"] == "notification delivered"
-                                    for r in lines_with(stack, "alert", rid)) == 2, missing, found)
+        return (
+            not missing and sum(r["message"] == "notification delivered" for r in lines_with(stack, "alert", rid)) == 2,
+            missing,
+            found,
+        )
+
     ok, missing, found = eventually(lambda: (r := logged())[0] and r, what=f"lines of reservation {rid}")
     assert not missing, missing
 
@@ -59,8 +65,13 @@ def test_one_reservations_correlation_id_is_in_the_logs_of_reservation_stock_and
 
     # And the events between them carry it in their `correlation_id` header.
     for topic in ("RESERVATION_TOPIC", "STOCK_TOPIC"):
-        mine = [m for m in topics.read_all(stack, stack.env[topic]) if m.key() == book_id.encode()
-                and topics.headers(m).get("correlation_id") == rid.encode()]
+        mine = [
+            m
+            for m in topics.read_all(stack, stack.env[topic])
+            if m.key() == book_id.encode() and topics.headers(m).get("correlation_id") == rid.encode()
+        ]
         assert len(mine) >= 2, (topic, len(mine))  # requested and canceled; reserved and released
-    print(f"\ncorrelation id {rid}: {sum(len(v) for v in found.values())} log lines "
-          f"({ {i: sorted(v) for i, v in found.items()} })")
+    print(
+        f"\ncorrelation id {rid}: {sum(len(v) for v in found.values())} log lines "
+        f"({ {i: sorted(v) for i, v in found.items()} })"
+    )

@@ -8,6 +8,7 @@ On PostgreSQL only: the outage is the server refusing the service's database
 (`ALTER DATABASE ... ALLOW_CONNECTIONS false`) with its open connections terminated,
 which is what a failover or a network cut looks like to the service. A SQLite file has
 no such outage."""
+
 from __future__ import annotations
 
 import uuid
@@ -47,8 +48,9 @@ class Outage:
             for s in services:
                 self.cut_off.add(s)
                 cur.execute(f'ALTER DATABASE "{self._name(s)}" ALLOW_CONNECTIONS false')
-                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                            (self._name(s),))
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (self._name(s),)
+                )
 
     def restore(self, *services: str) -> None:
         with self.admin.cursor() as cur:
@@ -88,21 +90,30 @@ def test_a_database_outage_is_retried_and_nothing_is_dead_lettered(stack, gatewa
         #    up), stock retries their ReservationRequested events, its API answers 503.
         outage.cut("stock")
         rids = [flows.reserve(gateway, c, book_id) for c in customers]
-        eventually(lambda: retries(stack, "stock") >= before["stock"] + 3, timeout=15,
-                   what="stock retrying the events it cannot apply")
+        eventually(
+            lambda: retries(stack, "stock") >= before["stock"] + 3,
+            timeout=15,
+            what="stock retrying the events it cannot apply",
+        )
         resp = gateway.get(f"/v1/stocks/{book_id}", manager)
         assert resp.status == 503 and resp.json()["code"] == 14, resp
         assert resp.json()["message"] == "database unavailable; retry shortly", resp
-        assert all(flows.status(gateway, c, r) == "RESERVATION_STATUS_REQUESTED"
-                   for c, r in zip(customers, rids, strict=True))
+        assert all(
+            flows.status(gateway, c, r) == "RESERVATION_STATUS_REQUESTED" for c, r in zip(customers, rids, strict=True)
+        )
 
         # 2. Reservation's and alert's away, then stock's back: stock decides, and the
         #    two consumers of its outcomes retry them.
         outage.cut("reservation", "alert")
         outage.restore("stock")
-        eventually(lambda: retries(stack, "reservation") >= before["reservation"] + 3
-                   and retries(stack, "alert") >= before["alert"] + 3, timeout=20,
-                   what="reservation and alert retrying stock's outcomes")
+        eventually(
+            lambda: (
+                retries(stack, "reservation") >= before["reservation"] + 3
+                and retries(stack, "alert") >= before["alert"] + 3
+            ),
+            timeout=20,
+            what="reservation and alert retrying stock's outcomes",
+        )
         resp = gateway.get(f"/v1/reservations/{rids[0]}", customers[0])
         assert resp.status == 503 and resp.json()["code"] == 14, resp
         outage.restore("reservation", "alert")
@@ -110,13 +121,27 @@ def test_a_database_outage_is_retried_and_nothing_is_dead_lettered(stack, gatewa
     # 3. All back: every outcome applied once, nothing dead-lettered, nobody restarted.
     def outcome():
         statuses = sorted(flows.status(gateway, c, r) for c, r in zip(customers, rids, strict=True))
-        return {"statuses": statuses, "available": flows.stock(gateway, manager, book_id)["available"],
-                "book list": flows.book_available(gateway, book_id),
-                "notified": [flows.notification_count(gateway, c) for c in customers]}
-    exactly_once(stack, outcome, {"statuses": sorted([flows.CONFIRMED] * (CUSTOMERS - 1) + [flows.REJECTED]),
-                                  "available": 0, "book list": 0, "notified": [1] * CUSTOMERS},
-                 what="every outcome after the outage")
+        return {
+            "statuses": statuses,
+            "available": flows.stock(gateway, manager, book_id)["available"],
+            "book list": flows.book_available(gateway, book_id),
+            "notified": [flows.notification_count(gateway, c) for c in customers],
+        }
+
+    exactly_once(
+        stack,
+        outcome,
+        {
+            "statuses": sorted([flows.CONFIRMED] * (CUSTOMERS - 1) + [flows.REJECTED]),
+            "available": 0,
+            "book list": 0,
+            "notified": [1] * CUSTOMERS,
+        },
+        what="every outcome after the outage",
+    )
     assert dead_lettered(stack) == before_dead
     assert {i: p.pid for i, p in stack.procs.items()} == pids, "a process was restarted"
-    print(f"\n[{stack.backend}] database outage: retries logged "
-          f"{ {i: retries(stack, i) - before[i] for i in before} }; nothing dead-lettered")
+    print(
+        f"\n[{stack.backend}] database outage: retries logged "
+        f"{ {i: retries(stack, i) - before[i] for i in before} }; nothing dead-lettered"
+    )

@@ -7,6 +7,7 @@ through the real broker, services and Envoy.
 - an event of an unknown type (a newer producer's) is skipped with a log line, not
   dead-lettered, not fatal: test_contract_events.py, for every consumer as its
   subscriptions say."""
+
 from __future__ import annotations
 
 import json
@@ -37,16 +38,19 @@ def the_next_reservation_is_handled_by_everyone(gateway, manager, token, book_id
     same partition), so stock, reservation and alert must each have got past it."""
     customer = token(f"after-{uuid.uuid4().hex[:8]}")
     rid = flows.reserve(gateway, customer, book_id)
-    flows.settled(gateway, customer, rid, flows.CONFIRMED)                          # stock, then reservation
-    assert flows.stock(gateway, manager, book_id)["available"] == start - 1         # stock
-    assert flows.book_available(gateway, book_id) == start - 1                      # reservation (book view)
-    eventually(lambda: flows.notification_count(gateway, customer) == 1,            # alert
-               what="the customer notified of the reservation after it")
+    flows.settled(gateway, customer, rid, flows.CONFIRMED)  # stock, then reservation
+    assert flows.stock(gateway, manager, book_id)["available"] == start - 1  # stock
+    assert flows.book_available(gateway, book_id) == start - 1  # reservation (book view)
+    eventually(
+        lambda: flows.notification_count(gateway, customer) == 1,  # alert
+        what="the customer notified of the reservation after it",
+    )
 
 
 @pytest.mark.parametrize("topic_env", TOPICS)
 def test_undecodable_messages_are_dead_lettered_and_the_partition_moves_on(
-        stack, gateway, manager, token, stocked_book, topic_env):
+    stack, gateway, manager, token, stocked_book, topic_env
+):
     consumers, handled_type = TOPICS[topic_env]
     topic = stack.env[topic_env]
     book_id = stocked_book(3)
@@ -64,16 +68,18 @@ def test_undecodable_messages_are_dead_lettered_and_the_partition_moves_on(
     for value, (partition, offset) in sent.items():
         copies = [topics.headers(m) for m in dead if m.value() == value]
         # Exactly one copy from each consuming service, the original bytes and key kept.
-        assert sorted(h["dlq_consumer_group"].decode() for h in copies) == \
-            sorted(map(stack.consumer_group, consumers)), copies
+        assert sorted(h["dlq_consumer_group"].decode() for h in copies) == sorted(
+            map(stack.consumer_group, consumers)
+        ), copies
         assert all(m.key() == book_id.encode() for m in dead if m.value() == value)
         for h in copies:
             assert h["dlq_topic"] == topic.encode()
             assert (int(h["dlq_partition"]), int(h["dlq_offset"])) == (partition, offset)
     garbage_errors = {topics.headers(m)["dlq_error"].decode() for m in dead if m.value() == garbage[0]}
     bare_errors = {topics.headers(m)["dlq_error"].decode() for m in dead if m.value() == bare[0]}
-    assert all(e.startswith(f"cannot decode {handled_type.DESCRIPTOR.full_name}:") for e in garbage_errors), \
+    assert all(e.startswith(f"cannot decode {handled_type.DESCRIPTOR.full_name}:") for e in garbage_errors), (
         garbage_errors
+    )
     assert bare_errors == {"missing CloudEvents headers: ce_specversion, ce_id, ce_type"}
     for instance in consumers:
         assert flows.serving(stack, instance)

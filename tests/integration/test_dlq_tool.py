@@ -1,6 +1,7 @@
 """tools/dlq: list a dead-letter topic, saying which messages a replay already copied
 back, and replay it to the topic each message came from, once (a second run finds
 nothing new)."""
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,13 @@ pytestmark = ONE_STACK
 
 
 def dlq(stack, *args):
-    done = subprocess.run([sys.executable, "-m", "tools.dlq", *args,
-                           "--bootstrap-servers", f"127.0.0.1:{stack.ports.broker}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.dlq", *args, "--bootstrap-servers", f"127.0.0.1:{stack.ports.broker}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()], done.stderr
 
@@ -34,10 +39,19 @@ def dead_letter(bootstrap, topic, numbers) -> None:
     """Dead letters as a consumer writes them, for `topic`'s messages 0, 1 ..."""
     producer = Producer({"bootstrap.servers": bootstrap})
     for n in numbers:
-        producer.produce(f"{topic}.dlq", key=f"book-{n}".encode(), value=f"payload-{n}".encode(), headers=[
-            ("ce_id", f"id-{n}".encode()), ("ce_type", b"bookrental.reservation.v1.ReservationRequested"),
-            ("dlq_error", b"handler failed: bug 42"), ("dlq_topic", topic.encode()),
-            ("dlq_partition", b"0"), ("dlq_offset", str(n).encode())])
+        producer.produce(
+            f"{topic}.dlq",
+            key=f"book-{n}".encode(),
+            value=f"payload-{n}".encode(),
+            headers=[
+                ("ce_id", f"id-{n}".encode()),
+                ("ce_type", b"bookrental.reservation.v1.ReservationRequested"),
+                ("dlq_error", b"handler failed: bug 42"),
+                ("dlq_topic", topic.encode()),
+                ("dlq_partition", b"0"),
+                ("dlq_offset", str(n).encode()),
+            ],
+        )
     assert producer.flush(10) == 0
 
 
@@ -50,13 +64,13 @@ def test_list_then_replay_puts_dead_letters_back_once(stack):
     topic = f"dlqtest.{uuid.uuid4().hex[:8]}"
     bootstrap = f"127.0.0.1:{stack.ports.broker}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics(
-            [NewTopic(topic, 2, 1), NewTopic(f"{topic}.dlq", 2, 1)]).values():
+    for f in admin.create_topics([NewTopic(topic, 2, 1), NewTopic(f"{topic}.dlq", 2, 1)]).values():
         f.result(10)
     dead_letter(bootstrap, topic, range(2))
 
-    listed, summary = eventually(lambda: (lambda r: r if len(r[0]) == 2 else None)(dlq(stack, "list", topic)),
-                                 what="two messages listed")
+    listed, summary = eventually(
+        lambda: (lambda r: r if len(r[0]) == 2 else None)(dlq(stack, "list", topic)), what="two messages listed"
+    )
     assert {m["ce_id"] for m in listed} == {"id-0", "id-1"}
     assert {m["error"] for m in listed} == {"handler failed: bug 42"}
     assert {m["state"] for m in listed} == {"pending"} and "2 message(s) in" in summary and "2 pending" in summary
@@ -71,8 +85,9 @@ def test_list_then_replay_puts_dead_letters_back_once(stack):
     # A new dead letter is pending beside the replayed ones; a targeted replay copies it
     # but records nothing (the replay group does not move), so it stays pending.
     dead_letter(bootstrap, topic, [2])
-    listed, _ = eventually(lambda: (lambda r: r if len(r[0]) == 3 else None)(dlq(stack, "list", topic)),
-                           what="the third message listed")
+    listed, _ = eventually(
+        lambda: (lambda r: r if len(r[0]) == 3 else None)(dlq(stack, "list", topic)), what="the third message listed"
+    )
     assert states(listed) == {"id-0": "replayed", "id-1": "replayed", "id-2": "pending"}
     targeted, _ = dlq(stack, "replay", topic, "--ce-id", "id-2")
     assert [r["replayed"] for r in targeted] == ["id-2"]
@@ -81,16 +96,25 @@ def test_list_then_replay_puts_dead_letters_back_once(stack):
     assert [r["replayed"] for r in replayed] == ["id-2"]
     assert set(states(dlq(stack, "list", topic)[0]).values()) == {"replayed"}
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "fetch.wait.max.ms": 10, "session.timeout.ms": 6000})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"t-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 10,
+            "session.timeout.ms": 6000,
+        }
+    )
     consumer.subscribe([topic])
     got = {}
     try:
+
         def read_all():
             msg = consumer.poll(0.5)
             if msg is not None and not msg.error():
                 got[msg.key().decode()] = (msg.value(), dict(msg.headers()))
             return len(got) == 3
+
         eventually(read_all, timeout=30, what="replayed messages on the topic")
     finally:
         consumer.close()
@@ -106,14 +130,23 @@ def test_a_replayed_message_that_fails_again_is_replayed_once_and_comes_back_pen
     dead letters go back to the topic."""
     topic = stack.env["RESERVATION_TOPIC"]
     ce_id = f"poison-{uuid.uuid4().hex[:8]}"
-    topics.produce(stack, topic, "poison-book", b"\xff not protobuf", [
-        ("ce_specversion", b"1.0"), ("ce_id", ce_id.encode()),
-        ("ce_type", b"bookrental.reservation.v1.ReservationRequested")])
+    topics.produce(
+        stack,
+        topic,
+        "poison-book",
+        b"\xff not protobuf",
+        [
+            ("ce_specversion", b"1.0"),
+            ("ce_id", ce_id.encode()),
+            ("ce_type", b"bookrental.reservation.v1.ReservationRequested"),
+        ],
+    )
 
     def copies(n):
         found = [m for m in dlq(stack, "list", topic)[0] if m["ce_id"] == ce_id]
         return found if len(found) >= n else None
-    first, = eventually(lambda: copies(1), what="the poison dead-lettered by stock")
+
+    (first,) = eventually(lambda: copies(1), what="the poison dead-lettered by stock")
     assert first["group"] == stack.consumer_group("stock") and first["error"].startswith("cannot decode")
 
     replayed, _ = dlq(stack, "replay", topic, "--ce-id", ce_id)
@@ -148,10 +181,23 @@ def test_reading_stops_at_the_end_the_topic_had_when_it_began(stack):
 
 
 def test_replay_refuses_a_dlq_name_and_an_unknown_topic(stack):
-    bad = subprocess.run([sys.executable, "-m", "tools.dlq", "replay", "x.dlq"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=30)
+    bad = subprocess.run(
+        [sys.executable, "-m", "tools.dlq", "replay", "x.dlq"], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
     assert bad.returncode == 2 and "give the topic itself" in bad.stderr
-    missing = subprocess.run([sys.executable, "-m", "tools.dlq", "list", f"nope.{uuid.uuid4().hex[:6]}",
-                              "--bootstrap-servers", f"127.0.0.1:{stack.ports.broker}"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=30)
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tools.dlq",
+            "list",
+            f"nope.{uuid.uuid4().hex[:6]}",
+            "--bootstrap-servers",
+            f"127.0.0.1:{stack.ports.broker}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert missing.returncode != 0 and "no topic" in missing.stderr and "Traceback" not in missing.stderr

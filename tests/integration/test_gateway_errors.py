@@ -4,6 +4,7 @@ forged identity header and routes no rule declares, each with its exact README b
 The superseded hand-written cases (another key, expired, a customer receiving stock,
 someone else's reservation, unknown reservation and book, a bad book_id or quantity,
 a second active reservation, malformed JSON) are rows of that table now."""
+
 from __future__ import annotations
 
 import pytest
@@ -34,8 +35,12 @@ def test_the_book_list_needs_no_token(gateway):
 def test_a_client_cannot_claim_an_identity_with_headers(gateway, token, stocked_book):
     book_id = stocked_book(1)
     # A customer sending x-user-roles: stock_manager is still a customer.
-    resp = gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 1}, token("alice"),
-                        headers={"X-User-Roles": "stock_manager", "x-user-id": "manager-1"})
+    resp = gateway.post(
+        f"/v1/stocks/{book_id}:receive",
+        {"quantity": 1},
+        token("alice"),
+        headers={"X-User-Roles": "stock_manager", "x-user-id": "manager-1"},
+    )
     assert_json_error(resp, 403, TABLE["a customer calls ReceiveStock, GetStock or ListStocks"].bodies[0])
     # And no token plus forged headers is still no identity.
     resp = gateway.get("/v1/reservations", headers={"x-user-id": "alice", "x-user-roles": "customer"})

@@ -4,6 +4,7 @@ timeout (reads 5 s, writes 10 s) and then a 504 JSON body; a service down is UNA
 to a native gRPC caller too, as it is 503 to a REST one. (test_gateway_resilience.py
 checks the timeout mechanism at low settings; these check the documented defaults.)
 Envoy's answers do not depend on the services' database: one stack."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -45,8 +46,9 @@ def test_a_hung_service_answers_504_json_at_the_default_timeouts_reads_5s_writes
     try:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:  # both at once: ~10 s in all
             read = pool.submit(timed, gw.get, "/v1/stocks", manager)
-            write = pool.submit(timed, gw.post, f"/v1/stocks/{new_id('hung')}:receive",
-                                {"quantity": 1, "title": "Hung"}, manager)
+            write = pool.submit(
+                timed, gw.post, f"/v1/stocks/{new_id('hung')}:receive", {"quantity": 1, "title": "Hung"}, manager
+            )
             answers = {"read": read.result(), "write": write.result()}
     finally:
         stack.send_signal("stock", signal.SIGCONT)
@@ -56,8 +58,10 @@ def test_a_hung_service_answers_504_json_at_the_default_timeouts_reads_5s_writes
         assert ctype.startswith("application/json"), (name, ctype)
         # the route timeout, not a shorter one and not the client's: bounded on the mechanism
         assert bound * 0.95 <= took <= bound + 2, (name, took)
-    print(f"\nhung stock service at the defaults: read 504 after {answers['read'][3]:.2f} s ({READ_S} s), "
-          f"write 504 after {answers['write'][3]:.2f} s ({WRITE_S} s)")
+    print(
+        f"\nhung stock service at the defaults: read 504 after {answers['read'][3]:.2f} s ({READ_S} s), "
+        f"write 504 after {answers['write'][3]:.2f} s ({WRITE_S} s)"
+    )
     # The pause outlasted stock's consumer session: it rejoins before the next test.
     eventually(lambda: flows.serving(stack, "stock"), timeout=15, what="stock serving again")
     stack.wait_consumers_joined(["stock"])
@@ -71,13 +75,17 @@ def test_a_service_down_is_unavailable_to_a_native_grpc_caller(own_envoy, token)
     metadata = [("authorization", f"Bearer {token('grpc-down-alice')}")]
     with grpc.insecure_channel(f"127.0.0.1:{envoy.ports.envoy}") as channel:
         stub = reservation_pb2_grpc.ReservationServiceStub(channel)
-        for rpc, request in (("ListReservations", reservation_pb2.ListReservationsRequest()),
-                             ("CreateReservation", reservation_pb2.CreateReservationRequest(book_id="b-1"))):
+        for rpc, request in (
+            ("ListReservations", reservation_pb2.ListReservationsRequest()),
+            ("CreateReservation", reservation_pb2.CreateReservationRequest(book_id="b-1")),
+        ):
             start = time.monotonic()
             with pytest.raises(grpc.RpcError) as err:
                 getattr(stub, rpc)(request, metadata=metadata, timeout=10)
             took = time.monotonic() - start
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE, (rpc, err.value)
-            assert "upstream connect error" in err.value.details() or "no healthy upstream" in err.value.details(), \
-                (rpc, err.value.details())
+            assert "upstream connect error" in err.value.details() or "no healthy upstream" in err.value.details(), (
+                rpc,
+                err.value.details(),
+            )
             assert took < 3, (rpc, took)  # 0.5 s connect timeout (and a read's retries), not a route timeout

@@ -6,6 +6,7 @@ JSON, never a hung or dead service.
 Bounded: FUZZ_EXAMPLES requests (default 500; 5-20 s depending on the machine's load). The counts by status
 are printed at the end and written to the stack's logs/fuzz-<backend>.json, with the
 seed: FUZZ_SEED=<seed> replays a run (a failure names its seed)."""
+
 from __future__ import annotations
 
 import collections
@@ -31,28 +32,102 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "500"))
 # FUZZ_SEED when set: a failure names the seed that replays it.
 SEED = int(os.environ.get("FUZZ_SEED") or random.SystemRandom().randrange(2**32))
 BINDINGS = http_bindings(ROOT / "build" / "bookrental.pb")
-FIELDS = sorted({"book_id", "bookId", "quantity", "title", "request_id", "requestId", "reservation_id",
-                 "pageSize", "page_token", "user_id", "status", "__proto__", "", "constructor"})
+FIELDS = sorted(
+    {
+        "book_id",
+        "bookId",
+        "quantity",
+        "title",
+        "request_id",
+        "requestId",
+        "reservation_id",
+        "pageSize",
+        "page_token",
+        "user_id",
+        "status",
+        "__proto__",
+        "",
+        "constructor",
+    }
+)
 
-HOSTILE_SEGMENTS = ["..", "%2e%2e", "%2F", "a%2Fb", "%00", "%ff", "%", "%zz", "a b", "😀", "é",
-                    "'; DROP TABLE stock;--", "<script>", "x" * 300, "{book_id}", "*", ":receive", ":cancel",
-                    "%3Acancel", "..;", "~", "-", "."]
-HOSTILE_BODIES = [b"", b"{", b"}", b"null", b"[]", b"0", b'"str"', b"\x00" * 64, b"[" * 3000, b"{" * 3000,
-                  b'{"quantity": 1e999, "title": "x"}', b'{"quantity": "NaN"}', b'{"quantity": 1.5, "title": "x"}',
-                  b'{"quantity": 99999999999999999999999}', b'{"book_id": null}', b'{"book_id": {"$gt": ""}}',
-                  b'{"title": "\\u0000"}', b'{"quantity": 1, "title": "a\\u0000b"}', b'{"title": "\\ud800"}',
-                  b'{"book_id": "b", "book_id": "c"}',
-                  b"\xef\xbb\xbf{}", b'{"quantity": 1, "title": "' + b"x" * 70_000 + b'"}']
-QUERIES = ["", "?pageSize=-1", "?pageSize=abc", "?pageSize=2147483648", "?page_size=5", "?pageToken=%00",
-           "?pageToken=" + "A" * 200, "?unknown=1", "?access_token=x", "?pageSize=1&pageSize=2", "?%", "?&&=="]
+HOSTILE_SEGMENTS = [
+    "..",
+    "%2e%2e",
+    "%2F",
+    "a%2Fb",
+    "%00",
+    "%ff",
+    "%",
+    "%zz",
+    "a b",
+    "😀",
+    "é",
+    "'; DROP TABLE stock;--",
+    "<script>",
+    "x" * 300,
+    "{book_id}",
+    "*",
+    ":receive",
+    ":cancel",
+    "%3Acancel",
+    "..;",
+    "~",
+    "-",
+    ".",
+]
+HOSTILE_BODIES = [
+    b"",
+    b"{",
+    b"}",
+    b"null",
+    b"[]",
+    b"0",
+    b'"str"',
+    b"\x00" * 64,
+    b"[" * 3000,
+    b"{" * 3000,
+    b'{"quantity": 1e999, "title": "x"}',
+    b'{"quantity": "NaN"}',
+    b'{"quantity": 1.5, "title": "x"}',
+    b'{"quantity": 99999999999999999999999}',
+    b'{"book_id": null}',
+    b'{"book_id": {"$gt": ""}}',
+    b'{"title": "\\u0000"}',
+    b'{"quantity": 1, "title": "a\\u0000b"}',
+    b'{"title": "\\ud800"}',
+    b'{"book_id": "b", "book_id": "c"}',
+    b"\xef\xbb\xbf{}",
+    b'{"quantity": 1, "title": "' + b"x" * 70_000 + b'"}',
+]
+QUERIES = [
+    "",
+    "?pageSize=-1",
+    "?pageSize=abc",
+    "?pageSize=2147483648",
+    "?page_size=5",
+    "?pageToken=%00",
+    "?pageToken=" + "A" * 200,
+    "?unknown=1",
+    "?access_token=x",
+    "?pageSize=1&pageSize=2",
+    "?%",
+    "?&&==",
+]
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE", "FOO"]
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=80),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=12),
-                                                                       children, max_size=4),
-    max_leaves=12)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=80),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 def _quote(segment: str) -> str:
@@ -64,19 +139,35 @@ def _quote(segment: str) -> str:
 @st.composite
 def requests(draw, tokens):
     verb, template, _body, _message = draw(st.sampled_from(BINDINGS))
-    segment = st.sampled_from(HOSTILE_SEGMENTS) | st.text(min_size=0, max_size=40) | st.from_regex(
-        r"[A-Za-z0-9._-]{1,70}", fullmatch=True)
+    segment = (
+        st.sampled_from(HOSTILE_SEGMENTS)
+        | st.text(min_size=0, max_size=40)
+        | st.from_regex(r"[A-Za-z0-9._-]{1,70}", fullmatch=True)
+    )
     path = re.sub(r"\{[^}]+\}", lambda _m: _quote(draw(segment)), template)
     if draw(st.integers(0, 9)) == 0:
         path = "/" + _quote(draw(st.text(max_size=60)))  # anything at all
     path += draw(st.sampled_from(QUERIES))
     method = verb if draw(st.integers(0, 3)) else draw(st.sampled_from(METHODS))
-    body = draw(st.none() | st.sampled_from(HOSTILE_BODIES) | st.binary(max_size=300)
-                | json_values.map(lambda v: json.dumps(v).encode())
-                | st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=5)
-                .map(lambda v: json.dumps(v).encode()))
-    content_type = draw(st.sampled_from(["application/json", "application/json", "text/plain", "", "application/grpc",
-                                         "application/x-www-form-urlencoded"]))
+    body = draw(
+        st.none()
+        | st.sampled_from(HOSTILE_BODIES)
+        | st.binary(max_size=300)
+        | json_values.map(lambda v: json.dumps(v).encode())
+        | st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=5).map(lambda v: json.dumps(v).encode())
+    )
+    content_type = draw(
+        st.sampled_from(
+            [
+                "application/json",
+                "application/json",
+                "text/plain",
+                "",
+                "application/grpc",
+                "application/x-www-form-urlencoded",
+            ]
+        )
+    )
     token = draw(st.sampled_from(tokens))
     return method, path, body, content_type, token
 
@@ -88,8 +179,9 @@ def test_fuzzed_requests_never_get_a_5xx_or_a_non_json_error(stack, gateway, tok
     failures = []
 
     @seed(SEED)
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, database=None, derandomize=False, suppress_health_check=list(HealthCheck)
+    )
     @given(requests(tokens))
     def probe(req):
         method, path, body, content_type, tok = req
@@ -119,8 +211,13 @@ def test_fuzzed_requests_never_get_a_5xx_or_a_non_json_error(stack, gateway, tok
     start = time.monotonic()
     probe()
     elapsed = time.monotonic() - start
-    summary = {"backend": stack.backend, "seed": SEED, "requests": sum(counts.values()), "seconds": round(elapsed, 1),
-               "by_status": dict(sorted(counts.items()))}
+    summary = {
+        "backend": stack.backend,
+        "seed": SEED,
+        "requests": sum(counts.values()),
+        "seconds": round(elapsed, 1),
+        "by_status": dict(sorted(counts.items())),
+    }
     (stack.logs / f"fuzz-{stack.backend}.json").write_text(json.dumps(summary) + "\n")
     print(f"\nfuzz: {summary}")
 

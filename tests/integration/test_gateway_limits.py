@@ -1,6 +1,7 @@
 """Input limits: oversized, malformed and over-generous requests get a clear JSON 4xx
 at the gateway, and the services enforce the same bounds themselves (a call that
 reaches them directly meets them too)."""
+
 from __future__ import annotations
 
 import http.client
@@ -28,9 +29,13 @@ def test_a_body_over_64_kib_is_413_json(gateway, manager):
 def test_a_chunked_body_over_64_kib_is_413_json(stack, manager):
     # No content-length: the limit must hold while the body streams in.
     conn = http.client.HTTPConnection("127.0.0.1", stack.ports.envoy, timeout=10)
-    conn.request("POST", "/v1/reservations", body=iter([b'{"book_id": "', b"z" * 100_000, b'"}']),
-                 headers={"authorization": f"Bearer {manager}", "content-type": "application/json"},
-                 encode_chunked=True)
+    conn.request(
+        "POST",
+        "/v1/reservations",
+        body=iter([b'{"book_id": "', b"z" * 100_000, b'"}']),
+        headers={"authorization": f"Bearer {manager}", "content-type": "application/json"},
+        encode_chunked=True,
+    )
     resp = conn.getresponse()
     assert resp.status == 413 and resp.getheader("content-type", "").startswith("application/json")
     conn.close()
@@ -41,14 +46,17 @@ def test_malformed_json_is_400_json(gateway, token, raw):
     assert_json_error(gateway.post("/v1/reservations", raw, token("alice")), 400)
 
 
-@pytest.mark.parametrize("path,body,field", [
-    ("/v1/reservations", {"book_id": "b-1", "user_id": "someone-else"}, "user_id"),
-    ("/v1/reservations", {"bookId": "b-1", "status": "RESERVATION_STATUS_CONFIRMED"}, "status"),
-    ("/v1/reservations", {"book_id": "b-1", "requestID": "typo"}, "requestID"),
-    ("/v1/stocks/b-1:receive", {"quantitiy": 5, "title": "typo"}, "quantitiy"),
-    ("/v1/stocks/b-1:receive", {"quantity": 5, "title": "x", "available": 1000}, "available"),
-    ("/v1/reservations/r-1:cancel", {"reason": "why not"}, "reason"),
-])
+@pytest.mark.parametrize(
+    "path,body,field",
+    [
+        ("/v1/reservations", {"book_id": "b-1", "user_id": "someone-else"}, "user_id"),
+        ("/v1/reservations", {"bookId": "b-1", "status": "RESERVATION_STATUS_CONFIRMED"}, "status"),
+        ("/v1/reservations", {"book_id": "b-1", "requestID": "typo"}, "requestID"),
+        ("/v1/stocks/b-1:receive", {"quantitiy": 5, "title": "typo"}, "quantitiy"),
+        ("/v1/stocks/b-1:receive", {"quantity": 5, "title": "x", "available": 1000}, "available"),
+        ("/v1/reservations/r-1:cancel", {"reason": "why not"}, "reason"),
+    ],
+)
 def test_an_unknown_json_field_is_400_naming_it(gateway, token, manager, path, body, field):
     caller = manager if "stocks" in path else token("alice")
     message = assert_json_error(gateway.post(path, body, caller), 400)["message"]
@@ -57,8 +65,10 @@ def test_an_unknown_json_field_is_400_naming_it(gateway, token, manager, path, b
 
 def test_known_fields_in_both_spellings_and_escapes_pass(gateway, token, stocked_book):
     book_id = stocked_book(2)
-    assert gateway.post("/v1/reservations", {"bookId": book_id, "request_id": "r-spelling"},
-                        token("spelling-1")).status == 200
+    assert (
+        gateway.post("/v1/reservations", {"bookId": book_id, "request_id": "r-spelling"}, token("spelling-1")).status
+        == 200
+    )
     escaped = f'{{"book\\u005fid": "{book_id}"}}'.encode()  # "book_id" with an escaped underscore
     assert gateway.post("/v1/reservations", escaped, token("spelling-2")).status == 200
 
@@ -68,19 +78,22 @@ def test_a_deeply_nested_body_is_400_not_a_crash(gateway, token):
     assert_json_error(gateway.post("/v1/reservations", body, token("alice")), 400)
 
 
-@pytest.mark.parametrize("path,body,field", [
-    ("/v1/stocks/b-1:receive", {"quantity": 1, "title": "t" * 201}, "title"),
-    ("/v1/stocks/b-1:receive", {"quantity": 100_001, "title": "x"}, "quantity"),
-    ("/v1/stocks/b-1:receive", {"quantity": 0, "title": "x"}, "quantity"),
-    ("/v1/stocks/" + "b" * 65 + ":receive", {"quantity": 1, "title": "x"}, "book_id"),
-    ("/v1/reservations", {"book_id": "b-1", "request_id": "r" * 65}, "request_id"),
-    ("/v1/reservations", {"book_id": "b" * 65}, "book_id"),
-    # NUL and other control characters: PostgreSQL refuses NUL in text, so unchecked it was a 500
-    ("/v1/stocks/b-1:receive", {"quantity": 1, "title": "a\u0000b"}, "title"),
-    ("/v1/reservations", {"book_id": "b-1", "request_id": "r\u0000"}, "request_id"),
-    ("/v1/reservations/r%00x:cancel", {}, "invalid request path"),  # refused by Envoy itself
-    ("/v1/reservations/r%01x:cancel", {}, "reservation_id"),
-])
+@pytest.mark.parametrize(
+    "path,body,field",
+    [
+        ("/v1/stocks/b-1:receive", {"quantity": 1, "title": "t" * 201}, "title"),
+        ("/v1/stocks/b-1:receive", {"quantity": 100_001, "title": "x"}, "quantity"),
+        ("/v1/stocks/b-1:receive", {"quantity": 0, "title": "x"}, "quantity"),
+        ("/v1/stocks/" + "b" * 65 + ":receive", {"quantity": 1, "title": "x"}, "book_id"),
+        ("/v1/reservations", {"book_id": "b-1", "request_id": "r" * 65}, "request_id"),
+        ("/v1/reservations", {"book_id": "b" * 65}, "book_id"),
+        # NUL and other control characters: PostgreSQL refuses NUL in text, so unchecked it was a 500
+        ("/v1/stocks/b-1:receive", {"quantity": 1, "title": "a\u0000b"}, "title"),
+        ("/v1/reservations", {"book_id": "b-1", "request_id": "r\u0000"}, "request_id"),
+        ("/v1/reservations/r%00x:cancel", {}, "invalid request path"),  # refused by Envoy itself
+        ("/v1/reservations/r%01x:cancel", {}, "reservation_id"),
+    ],
+)
 def test_string_and_number_bounds_are_400(gateway, token, manager, path, body, field):
     caller = manager if "stocks" in path else token("alice")
     assert field in assert_json_error(gateway.post(path, body, caller), 400)["message"]
@@ -112,19 +125,35 @@ def test_a_page_size_over_100_is_lowered_to_100(gateway, token, stocked_book, ne
 IDENTITY = [("x-user-id", "bounds-user"), ("x-user-roles", "customer,stock_manager")]
 
 
-@pytest.mark.parametrize("call,field", [
-    (lambda ch: stock_pb2_grpc.StockServiceStub(ch).ReceiveStock(
-        stock_pb2.ReceiveStockRequest(book_id="b-1", quantity=1, title="t" * 201), metadata=IDENTITY, timeout=5),
-     "title"),
-    (lambda ch: stock_pb2_grpc.StockServiceStub(ch).ReceiveStock(
-        stock_pb2.ReceiveStockRequest(book_id="b-1", quantity=100_001, title="x"), metadata=IDENTITY, timeout=5),
-     "quantity"),
-    (lambda ch: stock_pb2_grpc.StockServiceStub(ch).ReceiveStock(
-        stock_pb2.ReceiveStockRequest(book_id="../etc", quantity=1, title="x"), metadata=IDENTITY, timeout=5),
-     "book_id"),
-    (lambda ch: stock_pb2_grpc.StockServiceStub(ch).ListStocks(
-        stock_pb2.ListStocksRequest(page_size=-5), metadata=IDENTITY, timeout=5), "page_size"),
-])
+@pytest.mark.parametrize(
+    "call,field",
+    [
+        (
+            lambda ch: stock_pb2_grpc.StockServiceStub(ch).ReceiveStock(
+                stock_pb2.ReceiveStockRequest(book_id="b-1", quantity=1, title="t" * 201), metadata=IDENTITY, timeout=5
+            ),
+            "title",
+        ),
+        (
+            lambda ch: stock_pb2_grpc.StockServiceStub(ch).ReceiveStock(
+                stock_pb2.ReceiveStockRequest(book_id="b-1", quantity=100_001, title="x"), metadata=IDENTITY, timeout=5
+            ),
+            "quantity",
+        ),
+        (
+            lambda ch: stock_pb2_grpc.StockServiceStub(ch).ReceiveStock(
+                stock_pb2.ReceiveStockRequest(book_id="../etc", quantity=1, title="x"), metadata=IDENTITY, timeout=5
+            ),
+            "book_id",
+        ),
+        (
+            lambda ch: stock_pb2_grpc.StockServiceStub(ch).ListStocks(
+                stock_pb2.ListStocksRequest(page_size=-5), metadata=IDENTITY, timeout=5
+            ),
+            "page_size",
+        ),
+    ],
+)
 def test_the_stock_service_enforces_bounds_itself(stack, call, field):
     with grpc.insecure_channel(f"127.0.0.1:{stack.ports.stock}") as channel:
         with pytest.raises(grpc.RpcError) as err:
@@ -132,18 +161,30 @@ def test_the_stock_service_enforces_bounds_itself(stack, call, field):
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in err.value.details()
 
 
-@pytest.mark.parametrize("method,request_,field", [
-    ("CreateReservation", reservation_pb2.CreateReservationRequest(book_id="b" * 65), "book_id"),
-    ("CreateReservation", reservation_pb2.CreateReservationRequest(book_id="b-1", request_id="r" * 65), "request_id"),
-    ("CreateReservation", reservation_pb2.CreateReservationRequest(book_id="b-1", request_id="r\x00"), "request_id"),
-    ("CancelReservation", reservation_pb2.CancelReservationRequest(reservation_id="r\x00x"), "reservation_id"),
-    ("GetReservation", reservation_pb2.GetReservationRequest(reservation_id="r" * 65), "reservation_id"),
-])
+@pytest.mark.parametrize(
+    "method,request_,field",
+    [
+        ("CreateReservation", reservation_pb2.CreateReservationRequest(book_id="b" * 65), "book_id"),
+        (
+            "CreateReservation",
+            reservation_pb2.CreateReservationRequest(book_id="b-1", request_id="r" * 65),
+            "request_id",
+        ),
+        (
+            "CreateReservation",
+            reservation_pb2.CreateReservationRequest(book_id="b-1", request_id="r\x00"),
+            "request_id",
+        ),
+        ("CancelReservation", reservation_pb2.CancelReservationRequest(reservation_id="r\x00x"), "reservation_id"),
+        ("GetReservation", reservation_pb2.GetReservationRequest(reservation_id="r" * 65), "reservation_id"),
+    ],
+)
 def test_the_reservation_service_enforces_bounds_itself(stack, method, request_, field):
     with grpc.insecure_channel(f"127.0.0.1:{stack.ports.reservation}") as channel:
         with pytest.raises(grpc.RpcError) as err:
             getattr(reservation_pb2_grpc.ReservationServiceStub(channel), method)(
-                request_, metadata=IDENTITY, timeout=5)
+                request_, metadata=IDENTITY, timeout=5
+            )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in err.value.details()
 
 
@@ -152,7 +193,9 @@ def test_a_service_refuses_an_oversized_message_itself(stack):
         with pytest.raises(grpc.RpcError) as err:
             stock_pb2_grpc.StockServiceStub(channel).ReceiveStock(
                 stock_pb2.ReceiveStockRequest(book_id="b-1", quantity=1, title="t" * 100_000),
-                metadata=IDENTITY, timeout=5)
+                metadata=IDENTITY,
+                timeout=5,
+            )
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
@@ -166,8 +209,9 @@ def test_a_path_that_is_not_utf8_is_400_not_500(gateway, manager, path):
 def test_a_message_that_does_not_decode_is_invalid_argument(stack):
     raw = b"\x0a\x02\xff\xfe"  # field 1 (book_id), 2 bytes, not UTF-8
     with grpc.insecure_channel(f"127.0.0.1:{stack.ports.reservation}") as channel:
-        call = channel.unary_unary("/bookrental.reservation.v1.ReservationService/GetBook",
-                                   request_serializer=None, response_deserializer=None)
+        call = channel.unary_unary(
+            "/bookrental.reservation.v1.ReservationService/GetBook", request_serializer=None, response_deserializer=None
+        )
         with pytest.raises(grpc.RpcError) as err:
             call(raw, timeout=5)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

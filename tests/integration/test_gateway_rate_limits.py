@@ -2,6 +2,7 @@
 per client address. Over the limit: 429 JSON with retry-after (RESOURCE_EXHAUSTED for
 gRPC). Each test runs its own Envoy with low limits in front of a fake upstream, so
 the shared gateway keeps its high defaults."""
+
 from __future__ import annotations
 
 import grpc
@@ -19,9 +20,13 @@ pytestmark = ONE_STACK
 @pytest.fixture
 def limited(own_envoy):
     with FakeUpstream() as upstream:
-        envoy = own_envoy(upstream_ports={"reservation": upstream.port, "stock": upstream.port, "alert": upstream.port},
-                          write_rate_per_user=1, write_burst_per_user=3,
-                          book_list_rate_per_client=1, book_list_burst_per_client=5)
+        envoy = own_envoy(
+            upstream_ports={"reservation": upstream.port, "stock": upstream.port, "alert": upstream.port},
+            write_rate_per_user=1,
+            write_burst_per_user=3,
+            book_list_rate_per_client=1,
+            book_list_burst_per_client=5,
+        )
         envoy.gateway = Gateway(f"http://127.0.0.1:{envoy.ports.envoy}")
         envoy.upstream = upstream
         yield envoy
@@ -47,8 +52,12 @@ def test_writes_are_limited_per_user(limited, token):
     assert gw.post("/v1/reservations", {"book_id": "b-1"}, bob).status == 200
     assert gw.get("/v1/reservations", alice).status == 200
     # Alice may write again once her bucket refills (1 token a second).
-    eventually(lambda: gw.post("/v1/reservations", {"book_id": "b-1"}, alice).status == 200, timeout=5,
-               interval=0.25, what="alice's bucket refilled")
+    eventually(
+        lambda: gw.post("/v1/reservations", {"book_id": "b-1"}, alice).status == 200,
+        timeout=5,
+        interval=0.25,
+        what="alice's bucket refilled",
+    )
 
 
 def test_a_forged_identity_header_does_not_pick_the_bucket(limited, token):

@@ -2,6 +2,7 @@
 hung service can hold a caller (its route timeout), circuit breakers and outlier
 ejection. Each test runs its own Envoy, in front of a fake upstream or the real
 services, with small timeouts and limits."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -33,16 +34,51 @@ RETRIED = 1 + SAFE_CALL_RETRIES
 RETRY_TABLE = [
     ("GET /v1/reservations (a read)", "GET", "/v1/reservations", None, {}, "ListReservations", RETRIED),
     ("GET /v1/books/b-1 (a public read)", "GET", "/v1/books/b-1", None, {}, "GetBook", RETRIED),
-    ("CreateReservation with a request_id", "POST", "/v1/reservations", {"book_id": "b-1", "request_id": "r-1"}, {},
-     "CreateReservation", RETRIED),
-    ("CreateReservation with requestId", "POST", "/v1/reservations", {"bookId": "b-1", "requestId": "r-1"}, {},
-     "CreateReservation", RETRIED),
-    ("CreateReservation without a request_id", "POST", "/v1/reservations", {"book_id": "b-1"}, {},
-     "CreateReservation", 1),
-    ("CreateReservation with an empty request_id", "POST", "/v1/reservations", {"book_id": "b-1", "request_id": ""},
-     {}, "CreateReservation", 1),
-    ("a client claiming idempotency by header", "POST", "/v1/reservations", {"book_id": "b-1"},
-     {"X-Bookrental-Idempotent": "1"}, "CreateReservation", 1),
+    (
+        "CreateReservation with a request_id",
+        "POST",
+        "/v1/reservations",
+        {"book_id": "b-1", "request_id": "r-1"},
+        {},
+        "CreateReservation",
+        RETRIED,
+    ),
+    (
+        "CreateReservation with requestId",
+        "POST",
+        "/v1/reservations",
+        {"bookId": "b-1", "requestId": "r-1"},
+        {},
+        "CreateReservation",
+        RETRIED,
+    ),
+    (
+        "CreateReservation without a request_id",
+        "POST",
+        "/v1/reservations",
+        {"book_id": "b-1"},
+        {},
+        "CreateReservation",
+        1,
+    ),
+    (
+        "CreateReservation with an empty request_id",
+        "POST",
+        "/v1/reservations",
+        {"book_id": "b-1", "request_id": ""},
+        {},
+        "CreateReservation",
+        1,
+    ),
+    (
+        "a client claiming idempotency by header",
+        "POST",
+        "/v1/reservations",
+        {"book_id": "b-1"},
+        {"X-Bookrental-Idempotent": "1"},
+        "CreateReservation",
+        1,
+    ),
     ("CancelReservation (a write)", "POST", "/v1/reservations/r-1:cancel", {}, {}, "CancelReservation", 1),
     ("ReceiveStock (a write)", "POST", "/v1/stocks/b-1:receive", {"quantity": 1, "title": "x"}, {}, "ReceiveStock", 1),
 ]
@@ -65,11 +101,13 @@ def test_native_grpc_create_reservation_is_retried_only_with_a_request_id(own_en
         envoy = own_envoy(upstream_ports=_everything_to(upstream))
         with grpc.insecure_channel(f"127.0.0.1:{envoy.ports.envoy}") as channel:
             stub = reservation_pb2_grpc.ReservationServiceStub(channel)
-            request = reservation_pb2.CreateReservationRequest(book_id="b-1",
-                                                               request_id="g-1" if with_request_id else "")
+            request = reservation_pb2.CreateReservationRequest(
+                book_id="b-1", request_id="g-1" if with_request_id else ""
+            )
             with pytest.raises(grpc.RpcError) as err:
-                stub.CreateReservation(request, metadata=[("authorization", f"Bearer {token('grpc-alice')}")],
-                                       timeout=10)
+                stub.CreateReservation(
+                    request, metadata=[("authorization", f"Bearer {token('grpc-alice')}")], timeout=10
+                )
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
         assert upstream.attempts("CreateReservation") == attempts
 
@@ -95,8 +133,10 @@ def test_a_hung_service_costs_a_caller_at_most_the_route_timeout(stack, own_envo
             assert bound * 0.9 <= timings[name] <= bound + 0.5, (name, timings[name])
     finally:
         stock.send_signal(signal.SIGCONT)
-    print(f"\nhung stock service: read answered 504 after {timings['read']:.2f} s (route timeout 1.0 s), "
-          f"write after {timings['write']:.2f} s (1.5 s)")
+    print(
+        f"\nhung stock service: read answered 504 after {timings['read']:.2f} s (route timeout 1.0 s), "
+        f"write after {timings['write']:.2f} s (1.5 s)"
+    )
     eventually(lambda: gw.get("/v1/stocks", manager).status == 200, timeout=10, what="stock serving again")
 
 
@@ -104,8 +144,9 @@ def test_the_circuit_breaker_refuses_calls_beyond_the_bound_at_once(own_envoy, t
     # Two requests in flight at most; the upstream takes 2 s each: of 8 reads sent
     # together, 2 wait for it and the others get 503 at once instead of queueing.
     with FakeUpstream(delay_s=2.0) as upstream:
-        envoy = own_envoy(upstream_ports=_everything_to(upstream), max_requests_per_service=2,
-                          read_timeout_s=5, read_try_timeout_s=5)
+        envoy = own_envoy(
+            upstream_ports=_everything_to(upstream), max_requests_per_service=2, read_timeout_s=5, read_try_timeout_s=5
+        )
         gw = Gateway(f"http://127.0.0.1:{envoy.ports.envoy}")
         alice = token("breaker-alice")
         together = threading.Barrier(8)
@@ -123,8 +164,9 @@ def test_the_circuit_breaker_refuses_calls_beyond_the_bound_at_once(own_envoy, t
         assert all(t < 1.0 for s, t in results if s == 503), results  # refused at once, not queued
         # Refused by the breaker: over max_requests, or over max_pending_requests while the
         # connection to the upstream is still being set up.
-        overflow = sum(_stats(envoy, f"cluster.reservation.upstream_rq_{kind}_overflow")
-                       for kind in ("active", "pending"))
+        overflow = sum(
+            _stats(envoy, f"cluster.reservation.upstream_rq_{kind}_overflow") for kind in ("active", "pending")
+        )
         assert overflow == statuses[503]
 
 
@@ -142,7 +184,8 @@ def test_a_failing_replica_is_ejected_and_traffic_goes_to_the_healthy_one(own_en
 
 
 def _stats(envoy, name: str) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{envoy.ports.envoy_admin}/stats?filter=^{name}$&format=json",
-                                timeout=5) as resp:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{envoy.ports.envoy_admin}/stats?filter=^{name}$&format=json", timeout=5
+    ) as resp:
         stats = json.load(resp)["stats"]
     return int(stats[0]["value"]) if stats else 0

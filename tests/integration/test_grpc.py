@@ -1,5 +1,6 @@
 """The same API over native gRPC: directly to a service (as Envoy forwards
 identity) and through Envoy with a token; health and reflection."""
+
 from __future__ import annotations
 
 import grpc
@@ -23,8 +24,9 @@ def test_health_is_serving_and_reflection_lists_the_service(stack, name):
             status = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
             assert status == health_pb2.HealthCheckResponse.SERVING
         reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
-        replies = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
-                                                  timeout=5)
+        replies = reflection.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+        )
         names = {s.name for reply in replies for s in reply.list_services_response.service}
     assert {SERVICES[name], "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= names
 
@@ -45,22 +47,33 @@ def test_the_flow_through_envoy_over_grpc(stack, token, new_id):
         manager = [("authorization", f"Bearer {token('manager-1', 'stock_manager')}")]
         grace = [("authorization", f"Bearer {token('grace-grpc')}")]
 
-        stock.ReceiveStock(stock_pb2.ReceiveStockRequest(book_id=book_id, quantity=1, title="Siddhartha"),
-                           metadata=manager, timeout=5)
+        stock.ReceiveStock(
+            stock_pb2.ReceiveStockRequest(book_id=book_id, quantity=1, title="Siddhartha"), metadata=manager, timeout=5
+        )
         eventually(lambda: _book(reservations, book_id), what="book visible over gRPC")
-        created = reservations.CreateReservation(reservation_pb2.CreateReservationRequest(book_id=book_id),
-                                                 metadata=grace, timeout=5).reservation
+        created = reservations.CreateReservation(
+            reservation_pb2.CreateReservationRequest(book_id=book_id), metadata=grace, timeout=5
+        ).reservation
         assert created.status == reservation_pb2.RESERVATION_STATUS_REQUESTED
-        eventually(lambda: reservations.GetReservation(
-            reservation_pb2.GetReservationRequest(reservation_id=created.reservation_id), metadata=grace,
-            timeout=5).reservation.status == reservation_pb2.RESERVATION_STATUS_CONFIRMED, what="CONFIRMED")
+        eventually(
+            lambda: (
+                reservations.GetReservation(
+                    reservation_pb2.GetReservationRequest(reservation_id=created.reservation_id),
+                    metadata=grace,
+                    timeout=5,
+                ).reservation.status
+                == reservation_pb2.RESERVATION_STATUS_CONFIRMED
+            ),
+            what="CONFIRMED",
+        )
 
         with pytest.raises(grpc.RpcError) as err:
             reservations.CreateReservation(reservation_pb2.CreateReservationRequest(book_id=book_id), timeout=5)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(grpc.RpcError) as err:
-            reservations.CreateReservation(reservation_pb2.CreateReservationRequest(book_id=book_id),
-                                           metadata=grace, timeout=5)
+            reservations.CreateReservation(
+                reservation_pb2.CreateReservationRequest(book_id=book_id), metadata=grace, timeout=5
+            )
         assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
 
 

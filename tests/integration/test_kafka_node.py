@@ -1,6 +1,7 @@
 """The development broker's log directory is formatted with a fresh cluster id each
 time a stack starts in a new directory; the id is URL-safe base64, so it may start
 with "-", which the storage tool must not read as an option."""
+
 from __future__ import annotations
 
 import pytest

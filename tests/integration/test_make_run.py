@@ -1,6 +1,7 @@
 """`make run` brings the system up on the standard ports and Ctrl-C stops every
 process it started: no orphans, no port left bound. A second one, while a port of the
 stack is taken, starts nothing and says why in one line."""
+
 from __future__ import annotations
 
 import os
@@ -27,12 +28,14 @@ def bound_ports() -> list[int]:
     def bound(port: int) -> bool:
         with socket.socket() as s:
             return s.connect_ex(("127.0.0.1", port)) == 0
+
     return [p for p in PORTS if bound(p)]
 
 
 def groups_holding_partitions() -> dict[str, bool]:
     """Per service: is its consumer group stable, with every partition of its topics assigned?"""
     from confluent_kafka.admin import AdminClient
+
     admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{Ports().broker}"})
     return {name: group_holds_partitions(admin, name) for name in SERVICES}
 
@@ -59,11 +62,20 @@ def test_make_run_serves_and_ctrl_c_stops_everything(tmp_path, tls):
     require(not busy, f"standard ports in use (is `make run` already up?): {busy}")
     log = tmp_path / "make-run.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(["make", "run", *(["TLS=1"] if tls else [])], cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            ["make", "run", *(["TLS=1"] if tls else [])],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
-        eventually(lambda: proc.poll() is not None or "bookrental is up" in log.read_text(), timeout=90,
-                   interval=0.2, what="make run up")
+        eventually(
+            lambda: proc.poll() is not None or "bookrental is up" in log.read_text(),
+            timeout=90,
+            interval=0.2,
+            what="make run up",
+        )
         assert proc.poll() is None, log.read_text()
         # "Up" means ready: at this instant each service's consumer group already holds
         # every partition of its topics, as the broker reports it.
@@ -72,21 +84,39 @@ def test_make_run_serves_and_ctrl_c_stops_everything(tmp_path, tls):
         assert "http://127.0.0.1:8080" in log.read_text() and "curl" in log.read_text()
         if tls:  # HTTPS and gRPC over TLS on 8443, trusting the CA that setup made
             ca = str(ROOT / "var" / "dev-tls" / "ca.pem")
-            https = subprocess.run(["curl", "-sS", "--cacert", ca, "https://127.0.0.1:8443/v1/books"],
-                                   capture_output=True, text=True, timeout=30)
+            https = subprocess.run(
+                ["curl", "-sS", "--cacert", ca, "https://127.0.0.1:8443/v1/books"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             assert https.returncode == 0 and '"books"' in https.stdout, https
-            grpcurl = subprocess.run([str(ROOT / ".venv" / "bin" / "grpcurl"), "-cacert", ca, "-protoset",
-                                      str(ROOT / "build" / "bookrental.pb"), "127.0.0.1:8443",
-                                      "bookrental.reservation.v1.ReservationService/ListBooks"],
-                                     capture_output=True, text=True, timeout=30)
+            grpcurl = subprocess.run(
+                [
+                    str(ROOT / ".venv" / "bin" / "grpcurl"),
+                    "-cacert",
+                    ca,
+                    "-protoset",
+                    str(ROOT / "build" / "bookrental.pb"),
+                    "127.0.0.1:8443",
+                    "bookrental.reservation.v1.ReservationService/ListBooks",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             assert grpcurl.returncode == 0, grpcurl.stderr
         started = process_tree(proc.pid)
         assert len(started) >= 6, started  # the supervisor, broker, 3 services, Envoy
 
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         proc.wait(30)
-        eventually(lambda: not bound_ports() and not [p for p in started if Path(f"/proc/{p}").exists()],
-                   timeout=20, interval=0.1, what="no port bound and no process left after Ctrl-C")
+        eventually(
+            lambda: not bound_ports() and not [p for p in started if Path(f"/proc/{p}").exists()],
+            timeout=20,
+            interval=0.1,
+            what="no port bound and no process left after Ctrl-C",
+        )
         assert "stopped." in log.read_text()
     finally:
         if proc.poll() is None:
@@ -105,8 +135,14 @@ def test_a_taken_port_stops_a_second_stack_before_it_starts_anything():
         holder.bind(("127.0.0.1", port))
         holder.listen()
         began = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "tools.devstack"], cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.devstack"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
             out, err = proc.communicate(timeout=15)
         except subprocess.TimeoutExpired:
@@ -116,7 +152,8 @@ def test_a_taken_port_stops_a_second_stack_before_it_starts_anything():
     assert proc.returncode == 1 and time.monotonic() - began < 10, (proc.returncode, out, err)
     assert out == "" and len(err.splitlines()) == 1, (out, err)
     assert "starting" not in err and err.rstrip().endswith(
-        "is another make run up? (stop it with Ctrl-C in its terminal)"), err
+        "is another make run up? (stop it with Ctrl-C in its terminal)"
+    ), err
     if busy:  # someone else's ports come first in the line; ours is among them
         assert str(port) in err, err
         return

@@ -8,6 +8,7 @@ status code, not by a fake that raises the error itself.
 The provider here answers by recipient: each customer's phone has its script of
 statuses (then 200), so each case is one customer and they do not disturb each other.
 The rules do not depend on the database: one stack (alert and Envoy, SQLite)."""
+
 from __future__ import annotations
 
 import json
@@ -71,8 +72,12 @@ class ScriptedProvider:
 def messenger(tmp_path_factory, infra):
     provider = ScriptedProvider()
     try:
-        with alert_stack(tmp_path_factory.mktemp("messenger-rules"), "sqlite", infra,
-                         {"MESSENGER_URL": provider.url, "MESSENGER_SECRET": SECRET}) as started:
+        with alert_stack(
+            tmp_path_factory.mktemp("messenger-rules"),
+            "sqlite",
+            infra,
+            {"MESSENGER_URL": provider.url, "MESSENGER_SECRET": SECRET},
+        ) as started:
             started.provider = provider
             yield started
     finally:
@@ -96,14 +101,19 @@ def delivery(alert, user) -> dict | None:
 
 
 def final(alert, user) -> dict:
-    return eventually(lambda: (d := delivery(alert, user)) and d["status"] != "NOTIFICATION_STATUS_PENDING" and d,
-                      timeout=30, what=f"{user}'s messenger delivery decided")
+    return eventually(
+        lambda: (d := delivery(alert, user)) and d["status"] != "NOTIFICATION_STATUS_PENDING" and d,
+        timeout=30,
+        what=f"{user}'s messenger delivery decided",
+    )
 
 
 def quiet(alert) -> None:
     """No messenger delivery left pending: nothing more can reach the provider."""
-    eventually(lambda: alert.metric("bookrental_alert_pending_deliveries", channel="messenger") == 0,
-               what="no messenger delivery pending")
+    eventually(
+        lambda: alert.metric("bookrental_alert_pending_deliveries", channel="messenger") == 0,
+        what="no messenger delivery pending",
+    )
 
 
 def test_a_4xx_answer_fails_the_message_at_once_and_does_not_charge_the_breaker(messenger):
@@ -113,8 +123,9 @@ def test_a_4xx_answer_fails_the_message_at_once_and_does_not_charge_the_breaker(
         assert (d["status"], d["attempts"]) == ("NOTIFICATION_STATUS_FAILED", 1), (code, d)
         assert f"HTTP {code}" in d["lastError"], (code, d)
     quiet(messenger)  # nothing pending: no later retry of a refused message
-    assert {code: messenger.provider.answered(phone) for code, (_, phone) in cases.items()} == \
-        {code: [code] for code in PERMANENT}  # each called once, never again
+    assert {code: messenger.provider.answered(phone) for code, (_, phone) in cases.items()} == {
+        code: [code] for code in PERMANENT
+    }  # each called once, never again
     # Six refusals in a row, BREAKER_FAIL_MAX=3: had they counted, the breaker would be open.
     assert messenger.metric("bookrental_alert_breaker_state", channel="messenger") == 0
     assert messenger.metric("bookrental_alert_breaker_opened_total", channel="messenger") == 0

@@ -1,6 +1,7 @@
 """What an operator reads on each service's /metrics: RPC counts and latency by
 method and code, consumer lag per partition, outbox backlog, dead-lettered
 messages and breaker state."""
+
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,15 @@ def value(samples, name, **labels) -> float | None:
 def test_rpcs_are_counted_and_timed_by_method_and_code(stack, gateway, token, stocked_book):
     book_id = stocked_book(1)
     alice = token("metrics-alice")
-    before = value(scrape(stack.ports.reservation_metrics), "bookrental_rpc_total",
-                   method="CreateReservation", code="ALREADY_EXISTS") or 0
+    before = (
+        value(
+            scrape(stack.ports.reservation_metrics),
+            "bookrental_rpc_total",
+            method="CreateReservation",
+            code="ALREADY_EXISTS",
+        )
+        or 0
+    )
     assert gateway.post("/v1/reservations", {"bookId": book_id}, alice).status == 200
     assert gateway.post("/v1/reservations", {"bookId": book_id}, alice).status == 409
     samples = scrape(stack.ports.reservation_metrics)
@@ -49,21 +57,30 @@ def test_consumer_lag_is_exported_per_partition_and_drains_to_zero(stack, gatewa
         before = stack.group_lag(group, [(topic, p) for p in range(partitions)])
         for book_id in books:
             assert gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 2, "title": "Lag"}, manager).status == 200
-        eventually(lambda: stack.group_lag(group, [(topic, p) for p in range(partitions)]) == before + len(books),
-                   timeout=10, what=f"a backlog of {len(books)} stock events for {group}")
+        eventually(
+            lambda: stack.group_lag(group, [(topic, p) for p in range(partitions)]) == before + len(books),
+            timeout=10,
+            what=f"a backlog of {len(books)} stock events for {group}",
+        )
     for book_id in books:
-        eventually(lambda book_id=book_id: gateway.get(f"/v1/books/{book_id}").status == 200,
-                   what=f"{book_id} applied after the restart")
+        eventually(
+            lambda book_id=book_id: gateway.get(f"/v1/books/{book_id}").status == 200,
+            what=f"{book_id} applied after the restart",
+        )
 
     def lags():
         samples = scrape(stack.ports.reservation_metrics)
-        got = {(labels["topic"], labels["partition"]): v for labels, v in samples.get("bookrental_consumer_lag", [])
-               if labels["group"] == group}
+        got = {
+            (labels["topic"], labels["partition"]): v
+            for labels, v in samples.get("bookrental_consumer_lag", [])
+            if labels["group"] == group
+        }
         # Every partition (as many as the services create) is assigned to the one
         # replica; statistics arrive every 5 s. A partition's lag is known once the
         # consumer fetched it (empty ones too).
         mine = {p: v for (t, p), v in got.items() if t == topic}
         return mine if len(mine) == partitions and all(v == 0 for v in mine.values()) else None
+
     eventually(lags, timeout=20, interval=0.5, what="lag 0 on every partition of the stock topic")
     assert stack.group_lag(group, [(topic, p) for p in range(partitions)]) == 0
 
@@ -80,12 +97,19 @@ def test_a_dead_lettered_message_is_counted(stack, gateway, manager, stocked_boo
     before = value(scrape(stack.ports.stock_metrics), "bookrental_dead_lettered_total", topic=topic)
     assert before is not None  # exported at 0 before the first one, so rate() works from the start
     producer = Producer({"bootstrap.servers": f"127.0.0.1:{stack.ports.broker}"})
-    producer.produce(topic, key=book_id.encode(), value=b"\xff not protobuf",
-                     headers=events.headers(events.new_event_id(), "bookrental.reservation.v1.ReservationRequested",
-                                            "test", events.now_iso(), ""))
+    producer.produce(
+        topic,
+        key=book_id.encode(),
+        value=b"\xff not protobuf",
+        headers=events.headers(
+            events.new_event_id(), "bookrental.reservation.v1.ReservationRequested", "test", events.now_iso(), ""
+        ),
+    )
     assert producer.flush(10) == 0
-    eventually(lambda: value(scrape(stack.ports.stock_metrics), "bookrental_dead_lettered_total",
-                             topic=topic) == before + 1, what="dead-letter counted")
+    eventually(
+        lambda: value(scrape(stack.ports.stock_metrics), "bookrental_dead_lettered_total", topic=topic) == before + 1,
+        what="dead-letter counted",
+    )
 
 
 @ONE_STACK  # the row is written into alert's SQLite file
@@ -99,18 +123,27 @@ def test_the_relay_breaker_opens_on_a_row_it_cannot_publish_and_closes_after(sta
 
     def breaker():
         samples = scrape(port)
-        return (value(samples, "bookrental_breaker_state", breaker="outbox-publish"),
-                value(samples, "bookrental_breaker_opened_total", breaker="outbox-publish"))
+        return (
+            value(samples, "bookrental_breaker_state", breaker="outbox-publish"),
+            value(samples, "bookrental_breaker_opened_total", breaker="outbox-publish"),
+        )
+
     state, opened_before = breaker()
     assert state == 0 and opened_before is not None
     path = stack.database_url("alert").split("sqlite:///", 1)[1]
     with contextlib.closing(sqlite3.connect(path, timeout=10)) as db, db:
-        db.execute("INSERT INTO outbox (event_id, topic, key, event_type, correlation_id, payload, occur_time)"
-                   " VALUES (?, 'not a topic!', 'k', 'test.Poison', '', x'00', '2024-01-01T00:00:00Z')",
-                   (events.new_event_id(),))
+        db.execute(
+            "INSERT INTO outbox (event_id, topic, key, event_type, correlation_id, payload, occur_time)"
+            " VALUES (?, 'not a topic!', 'k', 'test.Poison', '', x'00', '2024-01-01T00:00:00Z')",
+            (events.new_event_id(),),
+        )
     try:
-        eventually(lambda: breaker() == (2, opened_before + 1), timeout=30, interval=0.2,
-                   what="outbox-publish breaker open (state 2) and counted once more")
+        eventually(
+            lambda: breaker() == (2, opened_before + 1),
+            timeout=30,
+            interval=0.2,
+            what="outbox-publish breaker open (state 2) and counted once more",
+        )
     finally:
         with contextlib.closing(sqlite3.connect(path, timeout=10)) as db, db:
             db.execute("DELETE FROM outbox WHERE event_type = 'test.Poison'")

@@ -1,6 +1,7 @@
 """The alert rules and the Grafana dashboard in k8s/ refer only to metrics the
 running system exports: every metric name in them is scraped here from the three
 services and Envoy, after some traffic."""
+
 from __future__ import annotations
 
 import json
@@ -65,6 +66,7 @@ def test_every_metric_in_the_rules_and_the_dashboard_is_exported(stack, gateway,
         for port in (p.reservation_metrics, p.stock_metrics, p.alert_metrics):
             names |= exported(f"http://127.0.0.1:{port}/metrics")
         return used - names
+
     try:  # consumer statistics (lag) arrive every 5 s
         eventually(lambda: not missing(), timeout=20, interval=1, what="every referenced metric exported")
     except AssertionError:

@@ -2,6 +2,7 @@
 that nothing was lost or doubled. The module runs its own broker, since it
 pauses and kills it. Each test prints its recovery time: from the restart
 until the last outcome landed."""
+
 from __future__ import annotations
 
 import signal
@@ -19,8 +20,9 @@ from tools.token import mint_token
 
 from .conftest import BACKENDS, launch
 
-CONFIRMED, REJECTED, CANCELED, REQUESTED = (f"RESERVATION_STATUS_{s}" for s in
-                                            ("CONFIRMED", "REJECTED", "CANCELED", "REQUESTED"))
+CONFIRMED, REJECTED, CANCELED, REQUESTED = (
+    f"RESERVATION_STATUS_{s}" for s in ("CONFIRMED", "REJECTED", "CANCELED", "REQUESTED")
+)
 PAUSED_REQUEST_S = 0.5  # docs/guarantees.md: a request's bound while the broker is unreachable
 
 
@@ -65,8 +67,12 @@ class World:
         return list(self.pool.map(lambda p: self.status(*p), pairs))
 
     def wait_decided(self, pairs, timeout: float = 30) -> list[str]:
-        return eventually(lambda: REQUESTED not in (st := self.statuses(pairs)) and st,
-                          timeout=timeout, interval=0.1, what="every reservation decided")
+        return eventually(
+            lambda: REQUESTED not in (st := self.statuses(pairs)) and st,
+            timeout=timeout,
+            interval=0.1,
+            what="every reservation decided",
+        )
 
     def notifications(self, user: str) -> list[dict]:
         return flows.notifications(self.gw, self.tokens[user])
@@ -76,8 +82,10 @@ class World:
 
     def notified(self, users) -> dict[str, list[str]]:
         """Each user's notification kinds, sorted."""
-        return {u: sorted(n["kind"] for n in notes)
-                for u, notes in zip(users, self.pool.map(self.notifications, users), strict=True)}
+        return {
+            u: sorted(n["kind"] for n in notes)
+            for u, notes in zip(users, self.pool.map(self.notifications, users), strict=True)
+        }
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +96,9 @@ def world(stack):
 def test_alert_down_every_outcome_is_notified_once_after_it_returns(stack, world):
     with stopped(stack, "alert"):
         plenty, scarce = world.book(25), world.book(20)
-        pairs = [(world.user("alert-out"), plenty) for _ in range(25)] + \
-                [(world.user("alert-out"), scarce) for _ in range(25)]
+        pairs = [(world.user("alert-out"), plenty) for _ in range(25)] + [
+            (world.user("alert-out"), scarce) for _ in range(25)
+        ]
         rids = [world.reserve(u, b) for u, b in pairs]
         decided = world.wait_decided(list(zip([u for u, _ in pairs], rids, strict=True)))
         assert decided.count(CONFIRMED) == 45 and decided.count(REJECTED) == 5
@@ -152,16 +161,21 @@ def test_broker_paused_requests_are_answered_and_nothing_is_lost(stack, world):
         stack.send_signal("broker", signal.SIGCONT)
     resumed = time.monotonic()
     decided = world.wait_decided(pairs, timeout=60)
-    print(f"\n[{stack.backend}] broker paused 10 s: {len(pairs)} requests answered (slowest {slowest * 1000:.0f} ms); "
-          f"all decided within {time.monotonic() - resumed:.2f}s of resume")
+    print(
+        f"\n[{stack.backend}] broker paused 10 s: {len(pairs)} requests answered (slowest {slowest * 1000:.0f} ms); "
+        f"all decided within {time.monotonic() - resumed:.2f}s of resume"
+    )
     assert decided.count(CONFIRMED) == min(len(pairs), 40)
     assert world.available(book_id) == 40 - decided.count(CONFIRMED)
     # Requests never wait on the broker: the outbox takes the event in the request's transaction.
     within(slowest, PAUSED_REQUEST_S, "the slowest request while the broker was paused")
     users = [u for u, _ in pairs]
-    exactly_once(stack, lambda: world.notified(users),
-                 {u: [f"NOTIFICATION_KIND_{st.rsplit('_', 1)[1]}"] for u, st in zip(users, decided, strict=True)},
-                 what="each customer notified once")
+    exactly_once(
+        stack,
+        lambda: world.notified(users),
+        {u: [f"NOTIFICATION_KIND_{st.rsplit('_', 1)[1]}"] for u, st in zip(users, decided, strict=True)},
+        what="each customer notified once",
+    )
 
 
 def test_broker_killed_under_load_is_restarted_on_its_log_and_nothing_is_lost(stack, world):
@@ -187,18 +201,23 @@ def test_broker_killed_under_load_is_restarted_on_its_log_and_nothing_is_lost(st
     pairs = before + during + after
     decided = world.wait_decided(pairs, timeout=60)
     recovered = time.monotonic()
-    print(f"\n[{stack.backend}] broker kill -9: {len(during)} requests accepted in the {down_for:.1f}s it was down; "
-          f"started again and ready in {restarted - killed - down_for:.2f}s; all {len(pairs)} decided "
-          f"{recovered - restarted:.2f}s after that")
+    print(
+        f"\n[{stack.backend}] broker kill -9: {len(during)} requests accepted in the {down_for:.1f}s it was down; "
+        f"started again and ready in {restarted - killed - down_for:.2f}s; all {len(pairs)} decided "
+        f"{recovered - restarted:.2f}s after that"
+    )
     assert decided.count(CONFIRMED) == min(len(pairs), 30)
     assert decided.count(REJECTED) == len(pairs) - decided.count(CONFIRMED)
     assert world.available(book_id) == 30 - decided.count(CONFIRMED)
     within(restarted - killed - down_for, 8.1, "the broker's restart until ready")  # docs/guarantees.md
     within(recovered - restarted, 6.5, "every reservation decided after the broker was ready")
     users = [u for u, _ in pairs]
-    exactly_once(stack, lambda: world.notified(users),
-                 {u: [f"NOTIFICATION_KIND_{st.rsplit('_', 1)[1]}"] for u, st in zip(users, decided, strict=True)},
-                 what="each customer notified once")
+    exactly_once(
+        stack,
+        lambda: world.notified(users),
+        {u: [f"NOTIFICATION_KIND_{st.rsplit('_', 1)[1]}"] for u, st in zip(users, decided, strict=True)},
+        what="each customer notified once",
+    )
     assert {name: stack.procs[name].pid for name in stack.instances()} == services  # none restarted
 
 
@@ -214,10 +233,14 @@ def test_reservation_down_envoy_answers_503_json_fast_and_the_service_catches_up
         # timeout per try (2 s).
         assert resp.json()["code"] == 503 and took < 1.0, (resp, took)
         restarted = time.monotonic()
-    book = eventually(lambda: (r := world.gw.get(f"/v1/books/{book_id}")).status == 200 and r.json()["book"],
-                      what="the book received while down")
-    print(f"\n[{stack.backend}] reservation down: 503 JSON in {took * 1000:.0f} ms; "
-          f"read model caught up {time.monotonic() - restarted:.2f}s after restart")
+    book = eventually(
+        lambda: (r := world.gw.get(f"/v1/books/{book_id}")).status == 200 and r.json()["book"],
+        what="the book received while down",
+    )
+    print(
+        f"\n[{stack.backend}] reservation down: 503 JSON in {took * 1000:.0f} ms; "
+        f"read model caught up {time.monotonic() - restarted:.2f}s after restart"
+    )
     assert book["available"] == 3
     rid = world.reserve(u, book_id)
     assert world.wait_decided([(u, rid)]) == [CONFIRMED]

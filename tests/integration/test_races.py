@@ -6,6 +6,7 @@
   while stock's decision is being applied is not overwritten by it.
 - A second delivery of any event that a service consumes (same ce_id, as after a
   crash between the database commit and the offset commit) changes nothing."""
+
 from __future__ import annotations
 
 import collections
@@ -42,13 +43,17 @@ CANCEL_SPREAD_S = 0.01
 # event type a service starts to consume is missing from the test until it is covered).
 CONSUMED = {
     service: {s.message_class.DESCRIPTOR.full_name for s in module.subscriptions(None)}
-    for service, module in (("stock", stock_entrypoints), ("reservation", reservation_entrypoints),
-                            ("alert", alert_entrypoints))
+    for service, module in (
+        ("stock", stock_entrypoints),
+        ("reservation", reservation_entrypoints),
+        ("alert", alert_entrypoints),
+    )
 }
 
 
 def test_cancel_right_after_create_ends_canceled_and_leaves_stock_unchanged(
-        stack, gateway, manager, token, stocked_book, new_id):
+    stack, gateway, manager, token, stocked_book, new_id
+):
     book_id = stocked_book(PAIRS)
     customers = [token(new_id("racer")) for _ in range(PAIRS)]
 
@@ -80,8 +85,9 @@ def test_cancel_right_after_create_ends_canceled_and_leaves_stock_unchanged(
     marker = token(new_id("marker"))
     flows.settled(gateway, marker, flows.reserve(gateway, marker, book_id), flows.CONFIRMED)
 
-    assert [flows.status(gateway, c, rid)
-            for c, (rid, _) in zip(customers, pairs, strict=True)] == [flows.CANCELED] * PAIRS
+    assert [flows.status(gateway, c, rid) for c, (rid, _) in zip(customers, pairs, strict=True)] == [
+        flows.CANCELED
+    ] * PAIRS
     stock = flows.stock(gateway, manager, book_id)
     assert (stock["available"], stock["totalReceived"]) == (PAIRS - 1, PAIRS)  # only the marker holds a copy
     eventually(lambda: flows.book_available(gateway, book_id) == PAIRS - 1, what="book view at the same count")
@@ -89,32 +95,40 @@ def test_cancel_right_after_create_ends_canceled_and_leaves_stock_unchanged(
     # Which came first at the reservation service, the cancel or stock's decision:
     # its "stock reserved" line shows the status the reservation had by then.
     ids = {rid for rid, _ in pairs}
-    seen = collections.Counter(r["status"] for r in flows.log_records(stack, "reservation", "stock reserved")
-                               if r["reservation_id"] in ids)
-    print(f"\n{stack.backend}: stock decided {seen.get('CANCELED', 0)} of {PAIRS} after the cancel, "
-          f"{seen.get('CONFIRMED', 0)} before it")
+    seen = collections.Counter(
+        r["status"] for r in flows.log_records(stack, "reservation", "stock reserved") if r["reservation_id"] in ids
+    )
+    print(
+        f"\n{stack.backend}: stock decided {seen.get('CANCELED', 0)} of {PAIRS} after the cancel, "
+        f"{seen.get('CONFIRMED', 0)} before it"
+    )
     assert sum(seen.values()) == PAIRS  # stock decided every one (and released it: available above)
     assert seen["CANCELED"] >= half, "a cancel made while stock was paused did not overtake its decision"
 
 
-def test_a_duplicate_of_every_consumed_event_type_changes_nothing(
-        stack, gateway, manager, token, stocked_book, new_id):
-    book_id = stocked_book(1)                                                   # StockReceived
+def test_a_duplicate_of_every_consumed_event_type_changes_nothing(stack, gateway, manager, token, stocked_book, new_id):
+    book_id = stocked_book(1)  # StockReceived
     alice, bob, carol = (token(new_id(name)) for name in ("alice", "bob", "carol"))
-    first = flows.reserve(gateway, alice, book_id)                              # ReservationRequested
-    flows.settled(gateway, alice, first, flows.CONFIRMED)                       # StockReserved
+    first = flows.reserve(gateway, alice, book_id)  # ReservationRequested
+    flows.settled(gateway, alice, first, flows.CONFIRMED)  # StockReserved
     second = flows.reserve(gateway, bob, book_id)
-    flows.settled(gateway, bob, second, flows.REJECTED)                         # StockRejected
-    assert flows.cancel(gateway, alice, first) == flows.CANCELED                # ReservationCanceled
+    flows.settled(gateway, bob, second, flows.REJECTED)  # StockRejected
+    assert flows.cancel(gateway, alice, first) == flows.CANCELED  # ReservationCanceled
     eventually(lambda: flows.book_available(gateway, book_id) == 1, what="copy back in the book view")  # StockReleased
-    eventually(lambda: (flows.notification_count(gateway, alice), flows.notification_count(gateway, bob)) == (2, 1),
-               what="one notification per outcome")
+    eventually(
+        lambda: (flows.notification_count(gateway, alice), flows.notification_count(gateway, bob)) == (2, 1),
+        what="one notification per outcome",
+    )
 
     def state():
         s = flows.stock(gateway, manager, book_id)
-        return {"stock": (s["available"], s["totalReceived"]), "book view": flows.book_available(gateway, book_id),
-                "alice": (flows.status(gateway, alice, first), flows.notification_count(gateway, alice)),
-                "bob": (flows.status(gateway, bob, second), flows.notification_count(gateway, bob))}
+        return {
+            "stock": (s["available"], s["totalReceived"]),
+            "book view": flows.book_available(gateway, book_id),
+            "alice": (flows.status(gateway, alice, first), flows.notification_count(gateway, alice)),
+            "bob": (flows.status(gateway, bob, second), flows.notification_count(gateway, bob)),
+        }
+
     before = state()
 
     # Every event this book caused, delivered again exactly as it was (value and headers).
@@ -138,24 +152,29 @@ def test_a_duplicate_of_every_consumed_event_type_changes_nothing(
     # Each duplicate reached each service that consumes its type, and its inbox dropped it.
     for service, consumed in CONSUMED.items():
         dropped = {r["ce_id"] for r in flows.log_records(stack, service, "duplicate event ignored")}
-        expected = {topics.headers(m)["ce_id"].decode() for m in originals
-                    if topics.headers(m)["ce_type"].decode() in consumed}
+        expected = {
+            topics.headers(m)["ce_id"].decode() for m in originals if topics.headers(m)["ce_type"].decode() in consumed
+        }
         assert expected and expected <= dropped, f"{service} did not drop {expected - dropped}"
 
 
-def test_a_redelivered_event_is_dropped_by_the_inbox_even_when_its_body_differs(
-        stack, gateway, manager, stocked_book):
+def test_a_redelivered_event_is_dropped_by_the_inbox_even_when_its_body_differs(stack, gateway, manager, stocked_book):
     """The same ce_id with another reservation id in the body: only the inbox (not
     the stock rules, which ignore a repeated reservation id) can stop this one."""
     book_id = stocked_book(5)
     topic = stack.env["RESERVATION_TOPIC"]
 
     def requested(user_id, event_id):
-        msg = reservation_events.ReservationRequested(reservation_id=str(uuid.uuid4()), user_id=user_id,
-                                                      book_id=book_id)
-        topics.produce(stack, topic, book_id, msg.SerializeToString(),
-                       events.headers(event_id, msg.DESCRIPTOR.full_name, "test", events.now_iso(),
-                                      msg.reservation_id))
+        msg = reservation_events.ReservationRequested(
+            reservation_id=str(uuid.uuid4()), user_id=user_id, book_id=book_id
+        )
+        topics.produce(
+            stack,
+            topic,
+            book_id,
+            msg.SerializeToString(),
+            events.headers(event_id, msg.DESCRIPTOR.full_name, "test", events.now_iso(), msg.reservation_id),
+        )
 
     event_id = events.new_event_id()
     requested("dup-user", event_id)
@@ -182,8 +201,9 @@ def reservations_on_postgresql(infra):
 
 
 @pytest.mark.parametrize("decide", ["confirm", "reject"])
-def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(reservations_on_postgresql, decide,
-                                                                                monkeypatch):
+def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(
+    reservations_on_postgresql, decide, monkeypatch
+):
     """The interleaving the concurrent test above hits only now and then, forced: the
     consumer applying stock's decision has read the reservation (REQUESTED) when the
     customer's cancel arrives. The cancel must wait for the decision's transaction
@@ -199,15 +219,19 @@ def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(
     def cancel_waits_for_our_lock() -> bool:
         # closing(): psycopg2's own `with` ends the transaction but leaves the connection open.
         with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                        " AND wait_event_type = 'Lock'")
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
             return cur.fetchone()[0] > 0
 
     def save_once_the_cancel_has_run_or_waits(repository, r):
         if threading.current_thread() is decider:
             has_read.set()
-            eventually(lambda: cancel_done.is_set() or cancel_waits_for_our_lock(), timeout=10,
-                       what="the cancel committed or waiting for the decision's row lock")
+            eventually(
+                lambda: cancel_done.is_set() or cancel_waits_for_our_lock(),
+                timeout=10,
+                what="the cancel committed or waiting for the decision's row lock",
+            )
         save(repository, r)
 
     monkeypatch.setattr(reservation_repository.ReservationRepository, "save", save_once_the_cancel_has_run_or_waits)

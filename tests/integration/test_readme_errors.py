@@ -13,6 +13,7 @@ demand run their own Envoy (own_envoy) in front of:
 - tests/integration/chassis_upstream.py, a stand-in service on the real chassis RPC
   wrapper whose method has a bug (500) or whose database is a PostgreSQL server that
   is not there (503, code 14)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -85,6 +86,7 @@ def case(key: str):
     def register(fn):
         CASES[key] = fn
         return fn
+
     return register
 
 
@@ -96,8 +98,13 @@ def everything_to(port: int) -> dict:
 def chassis_upstream(mode: str):
     """tests/integration/chassis_upstream.py in a process of its own; yields its port."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'build' / 'gen'}"}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.integration.chassis_upstream", mode], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.chassis_upstream", mode],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         yield int(proc.stdout.readline())
     finally:
@@ -107,41 +114,59 @@ def chassis_upstream(mode: str):
 
 # -- 401: the token (Envoy's jwt_authn) ----------------------------------------------------
 
+
 @case("no token")
 def _no_token(w: World):
-    return [[Answer("no Authorization header", w.bearer(None)),
-             Answer("Basic credentials", w.bearer("Basic YWxpY2U6c2VjcmV0")),
-             Answer("Bearer with nothing", w.bearer("Bearer ")),
-             Answer("anonymous call of an unknown path", w.gateway.get("/nope"))]]
+    return [
+        [
+            Answer("no Authorization header", w.bearer(None)),
+            Answer("Basic credentials", w.bearer("Basic YWxpY2U6c2VjcmV0")),
+            Answer("Bearer with nothing", w.bearer("Bearer ")),
+            Answer("anonymous call of an unknown path", w.gateway.get("/nope")),
+        ]
+    ]
 
 
 @case("a token that is not a JWT")
 def _not_a_jwt(w: World):
-    return [[Answer("two parts", w.bearer("Bearer abc.def")),
-             Answer("garbage", w.bearer("Bearer !!!not-a-jwt!!!")),
-             Answer("alg none, no signature", w.bearer(f"Bearer {alg_none(w.stack.key_dir)}"))]]
+    return [
+        [
+            Answer("two parts", w.bearer("Bearer abc.def")),
+            Answer("garbage", w.bearer("Bearer !!!not-a-jwt!!!")),
+            Answer("alg none, no signature", w.bearer(f"Bearer {alg_none(w.stack.key_dir)}")),
+        ]
+    ]
 
 
 @case("bad signature, a payload changed after signing, a token without exp")
 def _verification_fails(w: World):
-    return [[Answer("bad signature", w.bearer(f"Bearer {bad_signature(w.stack.key_dir)}")),
-             Answer("payload changed after signing", w.bearer(f"Bearer {tampered_payload(w.stack.key_dir)}")),
-             Answer("no exp", w.bearer(f"Bearer {w.signed(exp=None)}"))]]
+    return [
+        [
+            Answer("bad signature", w.bearer(f"Bearer {bad_signature(w.stack.key_dir)}")),
+            Answer("payload changed after signing", w.bearer(f"Bearer {tampered_payload(w.stack.key_dir)}")),
+            Answer("no exp", w.bearer(f"Bearer {w.signed(exp=None)}")),
+        ]
+    ]
 
 
 @case("a kid the key set does not hold")
 def _unknown_kid(w: World):
-    return [[Answer("a kid the JWKS does not hold", w.bearer(f"Bearer {unknown_kid(w.stack.key_dir)}")),
-             Answer("a token of another key", w.bearer(f"Bearer {other_key(w.tmp_path)}")),
-             Answer("HS256 signed with the public key", w.bearer(f"Bearer {hs256_with_public_key(w.stack.key_dir)}"))]]
+    return [
+        [
+            Answer("a kid the JWKS does not hold", w.bearer(f"Bearer {unknown_kid(w.stack.key_dir)}")),
+            Answer("a token of another key", w.bearer(f"Bearer {other_key(w.tmp_path)}")),
+            Answer("HS256 signed with the public key", w.bearer(f"Bearer {hs256_with_public_key(w.stack.key_dir)}")),
+        ]
+    ]
 
 
 @case("expired / nbf in the future")
 def _stale(w: World):
     now = int(time.time())
-    return [[Answer("expired an hour ago",
-                    w.bearer(f"Bearer {w.signed(exp=now - 3600, iat=now - 7200, nbf=now - 7200)}"))],
-            [Answer("nbf an hour ahead", w.bearer(f"Bearer {w.signed(nbf=now + 3600)}"))]]
+    return [
+        [Answer("expired an hour ago", w.bearer(f"Bearer {w.signed(exp=now - 3600, iat=now - 7200, nbf=now - 7200)}"))],
+        [Answer("nbf an hour ahead", w.bearer(f"Bearer {w.signed(nbf=now + 3600)}"))],
+    ]
 
 
 @case("issuer not bookrental")
@@ -156,19 +181,30 @@ def _audience(w: World):
 
 # -- 403: the services' authorization ------------------------------------------------------
 
+
 @case("a customer calls ReceiveStock, GetStock or ListStocks")
 def _customer_and_stock(w: World):
     alice = w.token("readme-alice")
-    return [[Answer("ReceiveStock", w.gateway.post("/v1/stocks/b-1:receive", {"quantity": 1, "title": "x"}, alice)),
-             Answer("GetStock", w.gateway.get("/v1/stocks/b-1", alice)),
-             Answer("ListStocks", w.gateway.get("/v1/stocks", alice))]]
+    return [
+        [
+            Answer("ReceiveStock", w.gateway.post("/v1/stocks/b-1:receive", {"quantity": 1, "title": "x"}, alice)),
+            Answer("GetStock", w.gateway.get("/v1/stocks/b-1", alice)),
+            Answer("ListStocks", w.gateway.get("/v1/stocks", alice)),
+        ]
+    ]
 
 
 @case("a token without the customer role makes a reservation")
 def _not_a_customer(w: World):
-    return [[Answer("a stock manager", w.gateway.post("/v1/reservations", {"bookId": "b-1"}, w.manager)),
-             Answer("a token with another role", w.gateway.post("/v1/reservations", {"bookId": "b-1"},
-                                                                 w.token("readme-nobody", "auditor")))]]
+    return [
+        [
+            Answer("a stock manager", w.gateway.post("/v1/reservations", {"bookId": "b-1"}, w.manager)),
+            Answer(
+                "a token with another role",
+                w.gateway.post("/v1/reservations", {"bookId": "b-1"}, w.token("readme-nobody", "auditor")),
+            ),
+        ]
+    ]
 
 
 def _reservation_of(w: World, owner: str) -> str:
@@ -187,19 +223,27 @@ def _read_other(w: World):
 @case("cancel someone else's reservation")
 def _cancel_other(w: World):
     rid = _reservation_of(w, w.new_id("owner"))
-    return [[Answer("another customer",
-                    w.gateway.post(f"/v1/reservations/{rid}:cancel", {}, w.token("readme-mallory"))),
-             Answer("a stock manager", w.gateway.post(f"/v1/reservations/{rid}:cancel", {}, w.manager))]]
+    return [
+        [
+            Answer("another customer", w.gateway.post(f"/v1/reservations/{rid}:cancel", {}, w.token("readme-mallory"))),
+            Answer("a stock manager", w.gateway.post(f"/v1/reservations/{rid}:cancel", {}, w.manager)),
+        ]
+    ]
 
 
 # -- 404 -----------------------------------------------------------------------------------
 
+
 @case("unknown reservation / book")
 def _unknown(w: World):
     alice = w.token("readme-alice")
-    return [[Answer("read it", w.gateway.get("/v1/reservations/nope", alice)),
-             Answer("cancel it", w.gateway.post("/v1/reservations/nope:cancel", {}, alice))],
-            [Answer("GetBook", w.gateway.get("/v1/books/nope"))]]
+    return [
+        [
+            Answer("read it", w.gateway.get("/v1/reservations/nope", alice)),
+            Answer("cancel it", w.gateway.post("/v1/reservations/nope:cancel", {}, alice)),
+        ],
+        [Answer("GetBook", w.gateway.get("/v1/books/nope"))],
+    ]
 
 
 @case("unknown path, with a token")
@@ -218,20 +262,39 @@ def _bad_field(w: World):
 
     def receive(body, book="b-1"):
         return w.gateway.post(f"/v1/stocks/{book}:receive", body, w.manager)
-    return [[Answer("quantity 0", receive({"quantity": 0, "title": "x"})),
-             Answer("quantity -5", receive({"quantity": -5, "title": "x"})),
-             Answer("quantity 100001", receive({"quantity": 100_001, "title": "x"})),
-             Answer("book_id with a space", w.gateway.post("/v1/reservations", {"bookId": "bad id!"}, alice),
-                    {QUANTITY: "book_id must be 1 to 64 letters, digits, '-', '_' or '.'"}),
-             Answer("an empty book_id", w.gateway.post("/v1/reservations", {"bookId": ""}, alice),
-                    {QUANTITY: "book_id must be 1 to 64 letters, digits, '-', '_' or '.'"}),
-             Answer("book_id of 65", receive({"quantity": 1, "title": "x"}, "b" * 65),
-                    {QUANTITY: "book_id must be 1 to 64 letters, digits, '-', '_' or '.'"}),
-             Answer("a title over 200", receive({"quantity": 1, "title": "t" * 201}),
-                    {QUANTITY: "title must be at most 200 characters"}),
-             Answer("a phone that is not E.164",
-                    w.gateway.call("PATCH", "/v1/preferences", alice, body={"preferences": {"phone": "010-1234-5678"}}),
-                    {QUANTITY: "phone: '010-1234-5678' is not an E.164 number like +821012345678 ..."})]]
+
+    return [
+        [
+            Answer("quantity 0", receive({"quantity": 0, "title": "x"})),
+            Answer("quantity -5", receive({"quantity": -5, "title": "x"})),
+            Answer("quantity 100001", receive({"quantity": 100_001, "title": "x"})),
+            Answer(
+                "book_id with a space",
+                w.gateway.post("/v1/reservations", {"bookId": "bad id!"}, alice),
+                {QUANTITY: "book_id must be 1 to 64 letters, digits, '-', '_' or '.'"},
+            ),
+            Answer(
+                "an empty book_id",
+                w.gateway.post("/v1/reservations", {"bookId": ""}, alice),
+                {QUANTITY: "book_id must be 1 to 64 letters, digits, '-', '_' or '.'"},
+            ),
+            Answer(
+                "book_id of 65",
+                receive({"quantity": 1, "title": "x"}, "b" * 65),
+                {QUANTITY: "book_id must be 1 to 64 letters, digits, '-', '_' or '.'"},
+            ),
+            Answer(
+                "a title over 200",
+                receive({"quantity": 1, "title": "t" * 201}),
+                {QUANTITY: "title must be at most 200 characters"},
+            ),
+            Answer(
+                "a phone that is not E.164",
+                w.gateway.call("PATCH", "/v1/preferences", alice, body={"preferences": {"phone": "010-1234-5678"}}),
+                {QUANTITY: "phone: '010-1234-5678' is not an E.164 number like +821012345678 ..."},
+            ),
+        ]
+    ]
 
 
 @case("malformed JSON")
@@ -241,16 +304,26 @@ def _malformed(w: World):
 
 @case("an unknown field in a JSON body / an unknown query parameter")
 def _unknown_field(w: World):
-    return [[Answer("user_id in the body", w.gateway.post("/v1/reservations", {"book_id": "b-1", "user_id": "mallory"},
-                                                          w.token("readme-alice")))],
-            [Answer("pageSzie", w.gateway.get("/v1/books?pageSzie=5"))]]
+    return [
+        [
+            Answer(
+                "user_id in the body",
+                w.gateway.post("/v1/reservations", {"book_id": "b-1", "user_id": "mallory"}, w.token("readme-alice")),
+            )
+        ],
+        [Answer("pageSzie", w.gateway.get("/v1/books?pageSzie=5"))],
+    ]
 
 
 @case("%00 or an escaped slash")
 def _bad_path(w: World):
     alice = w.token("readme-alice")
-    return [[Answer("%00", w.gateway.post("/v1/reservations/r%00x:cancel", {}, alice)),
-             Answer("%2F", w.gateway.get("/v1/reservations/a%2Fb", alice))]]
+    return [
+        [
+            Answer("%00", w.gateway.post("/v1/reservations/r%00x:cancel", {}, alice)),
+            Answer("%2F", w.gateway.get("/v1/reservations/a%2Fb", alice)),
+        ]
+    ]
 
 
 @case("cancel a REJECTED or CANCELED reservation")
@@ -260,11 +333,23 @@ def _cancel_twice(w: World):
     assert w.gateway.post(f"/v1/reservations/{canceled}:cancel", {}, customer).status == 200
     # A book with no copies: the stock service refuses the reservation.
     rejected = _reservation_of_token(w, customer, w.new_id("readme-none"))
-    eventually(lambda: w.gateway.get(f"/v1/reservations/{rejected}", customer).json()["reservation"]["status"]
-               == "RESERVATION_STATUS_REJECTED", what="the reservation of a book without copies rejected")
-    return [[Answer("cancel a CANCELED one", w.gateway.post(f"/v1/reservations/{canceled}:cancel", {}, customer)),
-             Answer("cancel a REJECTED one", w.gateway.post(f"/v1/reservations/{rejected}:cancel", {}, customer),
-                    {"a CANCELED": "a REJECTED"})]]
+    eventually(
+        lambda: (
+            w.gateway.get(f"/v1/reservations/{rejected}", customer).json()["reservation"]["status"]
+            == "RESERVATION_STATUS_REJECTED"
+        ),
+        what="the reservation of a book without copies rejected",
+    )
+    return [
+        [
+            Answer("cancel a CANCELED one", w.gateway.post(f"/v1/reservations/{canceled}:cancel", {}, customer)),
+            Answer(
+                "cancel a REJECTED one",
+                w.gateway.post(f"/v1/reservations/{rejected}:cancel", {}, customer),
+                {"a CANCELED": "a REJECTED"},
+            ),
+        ]
+    ]
 
 
 def _reservation_of_token(w: World, customer: str, book_id: str) -> str:
@@ -275,15 +360,21 @@ def _reservation_of_token(w: World, customer: str, book_id: str) -> str:
 
 # -- 409, 413 ------------------------------------------------------------------------------
 
+
 @case("a second active reservation of the same book")
 def _second(w: World):
     # The README's book: one more copy of it, so the first reservation stays active.
-    assert w.gateway.post("/v1/stocks/little-prince:receive", {"quantity": 1, "title": "The Little Prince"},
-                          w.manager).status == 200
+    assert (
+        w.gateway.post(
+            "/v1/stocks/little-prince:receive", {"quantity": 1, "title": "The Little Prince"}, w.manager
+        ).status
+        == 200
+    )
     customer = w.token(w.new_id("twice"))
     _reservation_of_token(w, customer, "little-prince")
-    return [[Answer("the same customer again",
-                    w.gateway.post("/v1/reservations", {"bookId": "little-prince"}, customer))]]
+    return [
+        [Answer("the same customer again", w.gateway.post("/v1/reservations", {"bookId": "little-prince"}, customer))]
+    ]
 
 
 @case("body over 64 KiB")
@@ -294,54 +385,86 @@ def _too_large(w: World):
 
 # -- the rows the session's gateway cannot give on demand: an Envoy of their own -----------
 
+
 @case("over a rate limit")
 def _rate_limited(w: World):
     with FakeUpstream() as upstream:
-        gw = w.envoy(upstream_ports=everything_to(upstream.port), write_rate_per_user=1, write_burst_per_user=2,
-                     book_list_rate_per_client=1, book_list_burst_per_client=2)
+        gw = w.envoy(
+            upstream_ports=everything_to(upstream.port),
+            write_rate_per_user=1,
+            write_burst_per_user=2,
+            book_list_rate_per_client=1,
+            book_list_burst_per_client=2,
+        )
         alice = w.token("readme-limited")
         writes = [gw.post("/v1/reservations", {"bookId": "b-1"}, alice) for _ in range(4)]
         reads = [gw.get("/v1/books") for _ in range(4)]
     assert [r.status for r in writes[:2]] == [200, 200] and [r.status for r in reads[:2]] == [200, 200], (writes, reads)
-    return [[Answer("the 4th write of a user in a second (burst 2)", writes[-1]),
-             Answer("the 4th book list read of a client in a second (burst 2)", reads[-1])]]
+    return [
+        [
+            Answer("the 4th write of a user in a second (burst 2)", writes[-1]),
+            Answer("the 4th book list read of a client in a second (burst 2)", reads[-1]),
+        ]
+    ]
 
 
 @case("a bug in a service")
 def _bug(w: World):
     with chassis_upstream("bug") as port:
         gw = w.envoy(upstream_ports={"reservation": port})
-        return [[Answer("a KeyError in CancelReservation",
-                        gw.post("/v1/reservations/r-1:cancel", {}, w.token("readme-alice")))]]
+        return [
+            [
+                Answer(
+                    "a KeyError in CancelReservation",
+                    gw.post("/v1/reservations/r-1:cancel", {}, w.token("readme-alice")),
+                )
+            ]
+        ]
 
 
 @case("a service is down")
 def _down(w: World):
     gw = w.envoy(upstream_ports={"reservation": free_port()})  # nobody listens there
     alice = w.token("readme-alice")
-    return [[Answer("a read", gw.get("/v1/reservations", alice)),
-             Answer("a write", gw.post("/v1/reservations/r-1:cancel", {}, alice))]]
+    return [
+        [
+            Answer("a read", gw.get("/v1/reservations", alice)),
+            Answer("a write", gw.post("/v1/reservations/r-1:cancel", {}, alice)),
+        ]
+    ]
 
 
 @case("a service's database is away")
 def _database_away(w: World):
     with chassis_upstream("database-away") as port:
         gw = w.envoy(upstream_ports={"reservation": port})
-        return [[Answer("CancelReservation with PostgreSQL away",
-                        gw.post("/v1/reservations/r-1:cancel", {}, w.token("readme-alice")))]]
+        return [
+            [
+                Answer(
+                    "CancelReservation with PostgreSQL away",
+                    gw.post("/v1/reservations/r-1:cancel", {}, w.token("readme-alice")),
+                )
+            ]
+        ]
 
 
 @case("a service hangs")
 def _hangs(w: World):
     with FakeUpstream(delay_s=2.0) as upstream:
-        gw = w.envoy(upstream_ports=everything_to(upstream.port), read_timeout_s=0.5, read_try_timeout_s=0.5,
-                     write_timeout_s=0.7)
+        gw = w.envoy(
+            upstream_ports=everything_to(upstream.port), read_timeout_s=0.5, read_try_timeout_s=0.5, write_timeout_s=0.7
+        )
         alice = w.token("readme-alice")
-        return [[Answer("a read past its route timeout", gw.get("/v1/reservations", alice)),
-                 Answer("a write past its route timeout", gw.post("/v1/reservations/r-1:cancel", {}, alice))]]
+        return [
+            [
+                Answer("a read past its route timeout", gw.get("/v1/reservations", alice)),
+                Answer("a write past its route timeout", gw.post("/v1/reservations/r-1:cancel", {}, alice)),
+            ]
+        ]
 
 
 # -- the test ------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def world(gateway, token, manager, stocked_book, new_id, own_envoy, stack, tmp_path):
@@ -354,8 +477,9 @@ def test_the_readme_error_row_is_what_the_gateway_answers(world, key):
     assert key in CASES, f"the README's error row {key!r} has no case here"
     row = TABLE[key]
     alternatives = CASES[key](world)
-    assert len(alternatives) == len(row.bodies), f"{key!r}: {len(row.bodies)} bodies in the README, " \
-                                                 f"{len(alternatives)} alternatives here"
+    assert len(alternatives) == len(row.bodies), (
+        f"{key!r}: {len(row.bodies)} bodies in the README, {len(alternatives)} alternatives here"
+    )
     wrong = []
     for body, answers in zip(row.bodies, alternatives, strict=True):
         assert answers, f"{key!r}: an alternative without a call"
@@ -369,6 +493,9 @@ def test_the_readme_error_row_is_what_the_gateway_answers(world, key):
                 wrong.append(f"{a.what}: content-type {r.headers.get('content-type')!r}")
                 continue
             wrong += [f"{a.what}: {p}" for p in readme_errors.body_problems(expected, r.json())]
-            wrong += [f"{a.what}: header {name}: {r.headers.get(name)!r} instead of {value!r}"
-                      for name, value in row.headers if r.headers.get(name) != value]
+            wrong += [
+                f"{a.what}: header {name}: {r.headers.get(name)!r} instead of {value!r}"
+                for name, value in row.headers
+                if r.headers.get(name) != value
+            ]
     assert not wrong, f"README error row {key!r}:\n" + "\n".join(wrong)

@@ -9,6 +9,7 @@ command's answer must have the shape of the `# {...}` comment under it:
 - a string is equal, except that `...` in it stands for any text, and an example id
   in it (8 or more hex digits) for any id;
 - numbers, booleans and null are equal."""
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ MORE = "\u2026"  # what `...` becomes outside strings while the comment is parse
 
 def walkthrough(readme: str) -> str:
     """The first ```sh block under SECTION."""
-    section = readme[readme.index(SECTION):]
+    section = readme[readme.index(SECTION) :]
     match = re.search(r"^```sh\n(.*?)^```$", section, re.S | re.M)
     assert match, f"no ```sh block under {SECTION!r}"
     return match.group(1)
@@ -41,13 +42,16 @@ def for_stack(block: str, envoy_port: int, key_dir: Path) -> str:
     """The block with the stack's gateway port, and tokens from the stack's key."""
     assert GATEWAY in block and TOKEN.search(block), "the walk-through no longer looks like one"
     block = block.replace(GATEWAY, f"127.0.0.1:{envoy_port}")
-    block = TOKEN.sub(lambda m: f"$({sys.executable} -m tools.token --user {m.group(1)} --role {m.group(2)} "
-                                f"--key-dir {key_dir})", block)
+    block = TOKEN.sub(
+        lambda m: f"$({sys.executable} -m tools.token --user {m.group(1)} --role {m.group(2)} --key-dir {key_dir})",
+        block,
+    )
     assert "make " not in block, "a make command the test does not know how to run on its own stack"
     return block
 
 
 # -- the block's commands and the answers the comments promise ------------------------
+
 
 def commands(block: str) -> list[tuple[str, str | None]]:
     """(command, expected-answer comment or None) for every command that prints an answer:
@@ -90,7 +94,7 @@ def expected(comment: str):
             end = i + 1
             while comment[end] != '"':
                 end += 2 if comment[end] == "\\" else 1
-            out.append(comment[i:end + 1])
+            out.append(comment[i : end + 1])
             i = end + 1
             continue
         if comment.startswith("...", i):
@@ -149,6 +153,7 @@ def answers(stdout: str) -> list:
 
 # -- the checker itself (no stack) ----------------------------------------------------
 
+
 def test_comments_parse_and_compare_as_documented():
     want = expected('{"a":{..."s":"X","id":"433fb17b-...",...},"l":[{"k":1},...],"n":""}')
     assert mismatch(want, {"a": {"s": "X", "id": "9e1c2d3f-aaaa", "z": 0}, "l": [{"k": 1}, {"k": 2}], "n": ""}) is None
@@ -161,20 +166,29 @@ def test_comments_parse_and_compare_as_documented():
 
 
 def test_the_block_is_split_into_commands_and_their_comments():
-    block = ('T=$(make -s token USER=a ROLE=customer)\nf() {  # helper\n  curl -s "$@"\n}\n\n# 1. Step.\n'
-             'curl -s http://x \\\n  -d "{}"\n# {"a":1,\n#  "b":2}\nf http://y\nRID=$(curl -s http://z)\n')
+    block = (
+        'T=$(make -s token USER=a ROLE=customer)\nf() {  # helper\n  curl -s "$@"\n}\n\n# 1. Step.\n'
+        'curl -s http://x \\\n  -d "{}"\n# {"a":1,\n#  "b":2}\nf http://y\nRID=$(curl -s http://z)\n'
+    )
     assert commands(block) == [('curl -s http://x   -d "{}"', '{"a":1,"b":2}'), ("f http://y", None)]
 
 
 # -- the walk-through on a stack ------------------------------------------------------
+
 
 def test_the_readme_walkthrough_answers_what_its_comments_show(tmp_path, infra):
     block = walkthrough((ROOT / "README.md").read_text(encoding="utf-8"))
     steps = commands(block)
     assert sum(comment is not None for _, comment in steps) >= 8, steps  # the answers were found
     with launch(tmp_path, "sqlite", infra) as stack:
-        done = subprocess.run(["bash"], input=for_stack(block, stack.ports.envoy, stack.key_dir), cwd=ROOT,
-                              capture_output=True, text=True, timeout=180)
+        done = subprocess.run(
+            ["bash"],
+            input=for_stack(block, stack.ports.envoy, stack.key_dir),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     assert done.returncode == 0 and not done.stderr, done.stderr
     try:
         printed = answers(done.stdout)
@@ -184,5 +198,6 @@ def test_the_readme_walkthrough_answers_what_its_comments_show(tmp_path, infra):
     for (command, comment), got in zip(steps, printed, strict=True):
         if comment is not None:
             problem = mismatch(expected(comment), got)
-            assert problem is None, f"{command}\n  README: {comment}\n  answer: {json.dumps(got, ensure_ascii=False)}" \
-                                    f"\n  {problem}"
+            assert problem is None, (
+                f"{command}\n  README: {comment}\n  answer: {json.dumps(got, ensure_ascii=False)}\n  {problem}"
+            )

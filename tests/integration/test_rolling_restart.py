@@ -5,6 +5,7 @@ supervisor restarts it, as Kubernetes would). On SQLite and on PostgreSQL. Siege
 availability and every reservation made meanwhile must be confirmed and
 notified once. `python -m tools.rolling --kill` is the full version (all three
 services), shown in docs/operations.md."""
+
 from __future__ import annotations
 
 import shutil
@@ -31,9 +32,11 @@ def test_rolling_restart_and_a_killed_replica_under_siege(tmp_path, infra, backe
         if urls:
             pgdb.drop(run, SERVICES)
     s = report["siege"]
-    print(f"\nsiege: {s['transactions']} transactions, availability {s['availability']}%, "
-          f"longest {s['longest_transaction']} s, failed {s['failed_transactions']}; restarts {report['restarts']}, "
-          f"killed {report['killed']}; {report['customers']}; gateway's 5xx: {report['gateway_failures']}")
+    print(
+        f"\nsiege: {s['transactions']} transactions, availability {s['availability']}%, "
+        f"longest {s['longest_transaction']} s, failed {s['failed_transactions']}; restarts {report['restarts']}, "
+        f"killed {report['killed']}; {report['customers']}; gateway's 5xx: {report['gateway_failures']}"
+    )
     assert s["transactions"] > 100
     assert s["availability"] == 100.0 and s["failed_transactions"] == 0
     assert report["customers"]["failed_count"] == 0

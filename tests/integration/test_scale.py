@@ -2,6 +2,7 @@
 group per service. 300 customers race for 100 copies; exactly 100 win, stock
 never goes negative, and each outcome is notified once by one of the two alert
 replicas."""
+
 from __future__ import annotations
 
 import threading
@@ -22,8 +23,12 @@ CUSTOMERS, COPIES = 300, 100
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def replicated(request, tmp_path_factory, infra):
-    with launch(tmp_path_factory.mktemp(f"replicas-{request.param}"), request.param, infra,
-                replicas={"reservation": 2, "stock": 2, "alert": 2}) as s:
+    with launch(
+        tmp_path_factory.mktemp(f"replicas-{request.param}"),
+        request.param,
+        infra,
+        replicas={"reservation": 2, "stock": 2, "alert": 2},
+    ) as s:
         yield s
 
 
@@ -76,8 +81,10 @@ def test_300_customers_race_for_100_copies(replicated):
     done.set()
     sampler.join()
     counts = {k: list(final.values()).count(k) for k in set(final.values())}
-    print(f"\n[{s.backend}] {CUSTOMERS} requests accepted in {accepted_s:.1f}s, all decided after {settled_s:.1f}s: "
-          f"{counts}; stock sampled {len(samples)} times, min {min(samples)}")
+    print(
+        f"\n[{s.backend}] {CUSTOMERS} requests accepted in {accepted_s:.1f}s, all decided after {settled_s:.1f}s: "
+        f"{counts}; stock sampled {len(samples)} times, min {min(samples)}"
+    )
     assert counts == {"RESERVATION_STATUS_CONFIRMED": COPIES, "RESERVATION_STATUS_REJECTED": CUSTOMERS - COPIES}
     assert min(samples) >= 0 and len(samples) > 10
     stock = gw.get(f"/v1/stocks/{book_id}", manager).json()["stock"]
@@ -85,8 +92,10 @@ def test_300_customers_race_for_100_copies(replicated):
     eventually(lambda: gw.get(f"/v1/books/{book_id}").json()["book"]["available"] == 0, what="book view at 0")
 
     # Each outcome notified exactly once, by whichever alert replica owns the partition.
-    expected = {u: ["NOTIFICATION_KIND_CONFIRMED" if st == "RESERVATION_STATUS_CONFIRMED"
-                    else "NOTIFICATION_KIND_REJECTED"] for u, st in final.items()}
+    expected = {
+        u: ["NOTIFICATION_KIND_CONFIRMED" if st == "RESERVATION_STATUS_CONFIRMED" else "NOTIFICATION_KIND_REJECTED"]
+        for u, st in final.items()
+    }
 
     def notified():
         got = pool.map(lambda u: gw.get("/v1/notifications", tokens[u]).json()["notifications"], users)
@@ -96,7 +105,6 @@ def test_300_customers_race_for_100_copies(replicated):
     # show as a second entry.
     exactly_once(s, notified, expected, what="a notification for every outcome")
     pool.shutdown()
-
 
 
 def test_two_alert_replicas_share_the_outcomes(replicated):

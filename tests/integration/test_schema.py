@@ -5,6 +5,7 @@ its peers hold row locks in open transactions. It must not wait for their locks
 when the schema is already there (CREATE INDEX IF NOT EXISTS takes a SHARE lock
 before it checks; a CI run deadlocked on it and the replica exited), and it must
 still create what is missing."""
+
 from __future__ import annotations
 
 import contextlib
@@ -56,6 +57,7 @@ def create_in_thread(url: str, models, indexes) -> threading.Thread:
             db.create_schema(database, models, indexes)
         finally:
             database.close()
+
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread
@@ -81,8 +83,9 @@ def test_a_replica_starting_beside_writing_peers_neither_waits_nor_misses_an_ind
         still_waiting = again.is_alive()
         peer.rollback()
         again.join(30)
-    assert not still_waiting, ("a replica restarting beside a writing peer waited for the peer's "
-                               "table locks although its schema was complete")
+    assert not still_waiting, (
+        "a replica restarting beside a writing peer waited for the peer's table locks although its schema was complete"
+    )
 
     # An index dropped (say, added by a newer release) is created again at the next start.
     victim = sorted(index_names - {n for n in index_names if n.endswith("_pkey")})[0]

@@ -1,6 +1,7 @@
 """Identity cannot be forged: what a client says about itself in x-user-* headers
 never reaches a service, a service refuses protected calls that arrive without the
 identity Envoy forwards (fail closed), and service ports listen on loopback only."""
+
 from __future__ import annotations
 
 import socket
@@ -15,8 +16,13 @@ from services.catalogue import NAMES as SERVICES
 from tests.integration.fake_upstream import FakeUpstream
 from tools.client import Gateway
 
-FORGED = {"x-user-id": "mallory", "X-User-Roles": "stock_manager", "X-USER-ID": "root",
-          "x-UsEr-RoLeS": "admin", "x-user-anything": "1"}
+FORGED = {
+    "x-user-id": "mallory",
+    "X-User-Roles": "stock_manager",
+    "X-USER-ID": "root",
+    "x-UsEr-RoLeS": "admin",
+    "x-user-anything": "1",
+}
 
 
 def identity_headers(metadata) -> list[tuple[str, str]]:
@@ -39,9 +45,14 @@ def _forge_through(own_envoy, recorder, token):
     with grpc.insecure_channel(f"127.0.0.1:{envoy.ports.envoy}") as channel:
         stub = reservation_pb2_grpc.ReservationServiceStub(channel)
         stub.ListBooks(reservation_pb2.ListBooksRequest(), metadata=[(k.lower(), v) for k, v in FORGED.items()][:2])
-        stub.ListReservations(reservation_pb2.ListReservationsRequest(),
-                              metadata=[("authorization", f"Bearer {token('alice')}"), ("x-user-id", "mallory"),
-                                        ("x-user-roles", "stock_manager")])
+        stub.ListReservations(
+            reservation_pb2.ListReservationsRequest(),
+            metadata=[
+                ("authorization", f"Bearer {token('alice')}"),
+                ("x-user-id", "mallory"),
+                ("x-user-roles", "stock_manager"),
+            ],
+        )
     assert len(recorder.metadata) == 4
     public_rest, protected_rest, public_grpc, protected_grpc = map(identity_headers, recorder.metadata)
     assert public_rest == [] and public_grpc == []
@@ -50,21 +61,48 @@ def _forge_through(own_envoy, recorder, token):
     assert all(k != "authorization" for md in recorder.metadata for k, _ in md)
 
 
-@pytest.mark.parametrize("port_name,call", [
-    ("reservation", lambda ch: reservation_pb2_grpc.ReservationServiceStub(ch).CreateReservation(
-        reservation_pb2.CreateReservationRequest(book_id="b-1"), timeout=5)),
-    ("reservation", lambda ch: reservation_pb2_grpc.ReservationServiceStub(ch).ListReservations(
-        reservation_pb2.ListReservationsRequest(), timeout=5)),
-    ("reservation", lambda ch: reservation_pb2_grpc.ReservationServiceStub(ch).CancelReservation(
-        reservation_pb2.CancelReservationRequest(reservation_id="r-1"), timeout=5)),
-    ("reservation", lambda ch: reservation_pb2_grpc.ReservationServiceStub(ch).GetReservation(
-        reservation_pb2.GetReservationRequest(reservation_id="r-1"), timeout=5)),
-    ("stock", lambda ch: stock_pb2_grpc.StockServiceStub(ch).ReceiveStock(
-        stock_pb2.ReceiveStockRequest(book_id="b-1", quantity=1, title="x"), timeout=5)),
-    ("stock", lambda ch: stock_pb2_grpc.StockServiceStub(ch).ListStocks(stock_pb2.ListStocksRequest(), timeout=5)),
-    ("alert", lambda ch: alert_pb2_grpc.AlertServiceStub(ch).ListNotifications(
-        alert_pb2.ListNotificationsRequest(), timeout=5)),
-])
+@pytest.mark.parametrize(
+    "port_name,call",
+    [
+        (
+            "reservation",
+            lambda ch: reservation_pb2_grpc.ReservationServiceStub(ch).CreateReservation(
+                reservation_pb2.CreateReservationRequest(book_id="b-1"), timeout=5
+            ),
+        ),
+        (
+            "reservation",
+            lambda ch: reservation_pb2_grpc.ReservationServiceStub(ch).ListReservations(
+                reservation_pb2.ListReservationsRequest(), timeout=5
+            ),
+        ),
+        (
+            "reservation",
+            lambda ch: reservation_pb2_grpc.ReservationServiceStub(ch).CancelReservation(
+                reservation_pb2.CancelReservationRequest(reservation_id="r-1"), timeout=5
+            ),
+        ),
+        (
+            "reservation",
+            lambda ch: reservation_pb2_grpc.ReservationServiceStub(ch).GetReservation(
+                reservation_pb2.GetReservationRequest(reservation_id="r-1"), timeout=5
+            ),
+        ),
+        (
+            "stock",
+            lambda ch: stock_pb2_grpc.StockServiceStub(ch).ReceiveStock(
+                stock_pb2.ReceiveStockRequest(book_id="b-1", quantity=1, title="x"), timeout=5
+            ),
+        ),
+        ("stock", lambda ch: stock_pb2_grpc.StockServiceStub(ch).ListStocks(stock_pb2.ListStocksRequest(), timeout=5)),
+        (
+            "alert",
+            lambda ch: alert_pb2_grpc.AlertServiceStub(ch).ListNotifications(
+                alert_pb2.ListNotificationsRequest(), timeout=5
+            ),
+        ),
+    ],
+)
 def test_a_service_refuses_protected_calls_without_identity(stack, port_name, call):
     # A call that reaches a service around the gateway (or misrouted) carries no identity.
     with grpc.insecure_channel(f"127.0.0.1:{getattr(stack.ports, port_name)}") as channel:
@@ -84,8 +122,10 @@ def test_a_role_is_checked_at_the_service_not_only_at_the_gateway(stack):
     with grpc.insecure_channel(f"127.0.0.1:{stack.ports.stock}") as channel:
         with pytest.raises(grpc.RpcError) as err:
             stock_pb2_grpc.StockServiceStub(channel).ListStocks(
-                stock_pb2.ListStocksRequest(), metadata=[("x-user-id", "alice"), ("x-user-roles", "customer")],
-                timeout=5)
+                stock_pb2.ListStocksRequest(),
+                metadata=[("x-user-id", "alice"), ("x-user-roles", "customer")],
+                timeout=5,
+            )
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 

@@ -7,6 +7,7 @@ Two ways an operator rotates, both through a real Envoy in front of the real ser
   its cache expires; the provider publishes the new key, later drops the old one;
 - development: the JWKS is a local file, read when Envoy loads its config; the
   operator edits the file and restarts Envoy (here: a new Envoy on the same config)."""
+
 from __future__ import annotations
 
 import http.server

@@ -6,6 +6,7 @@ The REST door, on the same cases, is test_contract_routes.py's.
 
 "customer" owns the reservation the Get/Cancel rows act on; "other customer" is a
 second signed-in customer; each case uses fresh user names, so cases do not meet."""
+
 from __future__ import annotations
 
 import uuid

@@ -1,6 +1,7 @@
 """Attacks on the token, each one through the real Envoy: every forged, altered,
 stale or misdirected token gets 401 with a JSON body, and the request never
 reaches a service (no identity is forwarded)."""
+
 from __future__ import annotations
 
 import base64
@@ -34,8 +35,15 @@ def segment(obj: dict) -> str:
 
 def claims(user: str = "alice", **overrides) -> dict:
     now = int(time.time())
-    c = {"iss": "bookrental", "aud": "bookrental", "sub": user, "roles": "customer",
-         "iat": now, "nbf": now, "exp": now + 600}
+    c = {
+        "iss": "bookrental",
+        "aud": "bookrental",
+        "sub": user,
+        "roles": "customer",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+    }
     c.update(overrides)
     return {k: v for k, v in c.items() if v is not None}
 
@@ -48,8 +56,7 @@ def alg_none(key_dir) -> str:
 def hs256_with_public_key(key_dir) -> str:
     # The classic confusion attack: the verifier's own public key used as an HMAC secret.
     private = load_private_key(key_dir)
-    pem = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     kid = public_jwk(private)["kid"]
     signing_input = f"{segment({'alg': 'HS256', 'typ': 'JWT', 'kid': kid})}.{segment(claims())}"
     signature = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
@@ -132,8 +139,12 @@ TABLE = readme_errors.error_table()
 @pytest.mark.parametrize("method,path", [("GET", PROTECTED), ("POST", "/v1/stocks/b-1:receive")])
 def test_every_token_attack_is_401_json(gateway, stack, attack, method, path):
     header = ATTACKS[attack](stack.key_dir)
-    resp = gateway.call(method, path, body={"quantity": 1, "title": "x"} if method == "POST" else None,
-                        headers={"authorization": header} if header else None)
+    resp = gateway.call(
+        method,
+        path,
+        body={"quantity": 1, "title": "x"} if method == "POST" else None,
+        headers={"authorization": header} if header else None,
+    )
     assert resp.status == 401, (attack, resp)
     assert resp.headers.get("content-type", "").startswith("application/json"), resp.headers
     key, alternative = README_ROW[attack]

@@ -1,4 +1,5 @@
 """The seed's scenario through Envoy's REST API: stock in, reserve, reject, cancel, notify."""
+
 from __future__ import annotations
 
 import re
@@ -32,8 +33,12 @@ def test_stock_received_appears_in_the_public_book_list(gateway, manager, new_id
     stock = resp.json()["stock"]
     assert stock["bookId"] == book_id and stock["available"] == 3 and stock["totalReceived"] == 3
 
-    book = eventually(lambda: gateway.get(f"/v1/books/{book_id}").status == 200
-                      and gateway.get(f"/v1/books/{book_id}").json()["book"], what="book in list")
+    book = eventually(
+        lambda: (
+            gateway.get(f"/v1/books/{book_id}").status == 200 and gateway.get(f"/v1/books/{book_id}").json()["book"]
+        ),
+        what="book in list",
+    )
     assert (book["title"], book["available"]) == ("Dune", 3)
     listed, token = [], ""
     while True:  # page through the whole list, as a client would
@@ -49,10 +54,12 @@ def test_stock_received_appears_in_the_public_book_list(gateway, manager, new_id
 
 def outcome(gateway, manager, customer, book_id, reservation_id) -> dict:
     """What the customer and the stock manager see of one reservation."""
-    return {"status": reservation_status(gateway, customer, reservation_id)["status"],
-            "stock": gateway.get(f"/v1/stocks/{book_id}", manager).json()["stock"]["available"],
-            "book list": gateway.get(f"/v1/books/{book_id}").json()["book"]["available"],
-            "notified": [n["kind"] for n in notifications(gateway, customer)]}
+    return {
+        "status": reservation_status(gateway, customer, reservation_id)["status"],
+        "stock": gateway.get(f"/v1/stocks/{book_id}", manager).json()["stock"]["available"],
+        "book list": gateway.get(f"/v1/books/{book_id}").json()["book"]["available"],
+        "notified": [n["kind"] for n in notifications(gateway, customer)],
+    }
 
 
 def test_a_reservation_is_confirmed_takes_a_copy_and_notifies(stack, gateway, token, stocked_book, manager):
@@ -64,29 +71,53 @@ def test_a_reservation_is_confirmed_takes_a_copy_and_notifies(stack, gateway, to
     assert reservation["status"] == "RESERVATION_STATUS_REQUESTED"
     rid = reservation["reservationId"]
 
-    exactly_once(stack, lambda: outcome(gateway, manager, alice, book_id, rid),
-                 {"status": "RESERVATION_STATUS_CONFIRMED", "stock": 1, "book list": 1,
-                  "notified": ["NOTIFICATION_KIND_CONFIRMED"]}, what="confirmed, one copy taken, notified once")
+    exactly_once(
+        stack,
+        lambda: outcome(gateway, manager, alice, book_id, rid),
+        {
+            "status": "RESERVATION_STATUS_CONFIRMED",
+            "stock": 1,
+            "book list": 1,
+            "notified": ["NOTIFICATION_KIND_CONFIRMED"],
+        },
+        what="confirmed, one copy taken, notified once",
+    )
     note = notifications(gateway, alice)[0]
     assert note["kind"] == "NOTIFICATION_KIND_CONFIRMED" and note["reservationId"] == rid
     assert "Dune" in note["message"] and note["channel"] == "log"
     eventually(lambda: notifications(gateway, alice)[0]["status"] == "NOTIFICATION_STATUS_SENT", what="SENT")
 
 
-def test_when_the_last_copy_is_taken_the_next_customer_is_rejected_with_a_reason(stack, gateway, token, stocked_book,
-                                                                                 manager):
+def test_when_the_last_copy_is_taken_the_next_customer_is_rejected_with_a_reason(
+    stack, gateway, token, stocked_book, manager
+):
     book_id = stocked_book(1, "Demian")
     alice, bob = token("alice-last"), token("bob-last")
     first = gateway.post("/v1/reservations", {"book_id": book_id}, alice).json()["reservation"]
-    eventually(lambda: reservation_status(gateway, alice, first["reservationId"])["status"]
-               == "RESERVATION_STATUS_CONFIRMED", what="first CONFIRMED")
+    eventually(
+        lambda: reservation_status(gateway, alice, first["reservationId"])["status"] == "RESERVATION_STATUS_CONFIRMED",
+        what="first CONFIRMED",
+    )
     second = gateway.post("/v1/reservations", {"book_id": book_id}, bob).json()["reservation"]
-    rejected = eventually(lambda: (r := reservation_status(gateway, bob, second["reservationId"]))["status"]
-                          == "RESERVATION_STATUS_REJECTED" and r, what="second REJECTED")
+    rejected = eventually(
+        lambda: (
+            (r := reservation_status(gateway, bob, second["reservationId"]))["status"] == "RESERVATION_STATUS_REJECTED"
+            and r
+        ),
+        what="second REJECTED",
+    )
     assert "out of stock" in rejected["reason"]
-    exactly_once(stack, lambda: outcome(gateway, manager, bob, book_id, second["reservationId"]),
-                 {"status": "RESERVATION_STATUS_REJECTED", "stock": 0, "book list": 0,
-                  "notified": ["NOTIFICATION_KIND_REJECTED"]}, what="rejected, stock untouched, notified once")
+    exactly_once(
+        stack,
+        lambda: outcome(gateway, manager, bob, book_id, second["reservationId"]),
+        {
+            "status": "RESERVATION_STATUS_REJECTED",
+            "stock": 0,
+            "book list": 0,
+            "notified": ["NOTIFICATION_KIND_REJECTED"],
+        },
+        what="rejected, stock untouched, notified once",
+    )
     note = notifications(gateway, bob)[0]
     assert note["kind"] == "NOTIFICATION_KIND_REJECTED" and "Demian" in note["message"]
     assert "out of stock" in note["message"]
@@ -96,19 +127,28 @@ def test_cancel_returns_the_copy_and_notifies(stack, gateway, token, stocked_boo
     book_id = stocked_book(1, "Narcissus and Goldmund")
     carol = token("carol-cancel")
     rid = gateway.post("/v1/reservations", {"book_id": book_id}, carol).json()["reservation"]["reservationId"]
-    eventually(lambda: reservation_status(gateway, carol, rid)["status"] == "RESERVATION_STATUS_CONFIRMED",
-               what="CONFIRMED")
+    eventually(
+        lambda: reservation_status(gateway, carol, rid)["status"] == "RESERVATION_STATUS_CONFIRMED", what="CONFIRMED"
+    )
     resp = gateway.post(f"/v1/reservations/{rid}:cancel", {}, carol)
     assert resp.status == 200, resp
     assert resp.json()["reservation"]["status"] == "RESERVATION_STATUS_CANCELED"
-    eventually(lambda: gateway.get(f"/v1/stocks/{book_id}", manager).json()["stock"]["available"] == 1,
-               what="copy back in stock")
-    eventually(lambda: gateway.get(f"/v1/books/{book_id}").json()["book"]["available"] == 1,
-               what="book view back at 1")
-    exactly_once(stack, lambda: outcome(gateway, manager, carol, book_id, rid),
-                 {"status": "RESERVATION_STATUS_CANCELED", "stock": 1, "book list": 1,
-                  "notified": ["NOTIFICATION_KIND_CANCELED", "NOTIFICATION_KIND_CONFIRMED"]},  # newest first
-                 what="canceled, the copy back, notified once of each")
+    eventually(
+        lambda: gateway.get(f"/v1/stocks/{book_id}", manager).json()["stock"]["available"] == 1,
+        what="copy back in stock",
+    )
+    eventually(lambda: gateway.get(f"/v1/books/{book_id}").json()["book"]["available"] == 1, what="book view back at 1")
+    exactly_once(
+        stack,
+        lambda: outcome(gateway, manager, carol, book_id, rid),
+        {
+            "status": "RESERVATION_STATUS_CANCELED",
+            "stock": 1,
+            "book list": 1,
+            "notified": ["NOTIFICATION_KIND_CANCELED", "NOTIFICATION_KIND_CONFIRMED"],
+        },  # newest first
+        what="canceled, the copy back, notified once of each",
+    )
     # Cancel again: a canceled reservation cannot be canceled.
     again = gateway.post(f"/v1/reservations/{rid}:cancel", {}, carol)
     assert again.status == 400 and again.json()["code"] == 9, again
@@ -132,9 +172,14 @@ def test_an_idle_system_confirms_within_its_documented_latency(gateway, token, s
         customer = token(f"idle-{n}")
         start = time.monotonic()
         rid = gateway.post("/v1/reservations", {"book_id": book_id}, customer).json()["reservation"]["reservationId"]
-        eventually(lambda customer=customer, rid=rid:
-                   reservation_status(gateway, customer, rid)["status"] == "RESERVATION_STATUS_CONFIRMED",
-                   timeout=5, interval=0.01, what="CONFIRMED")
+        eventually(
+            lambda customer=customer, rid=rid: (
+                reservation_status(gateway, customer, rid)["status"] == "RESERVATION_STATUS_CONFIRMED"
+            ),
+            timeout=5,
+            interval=0.01,
+            what="CONFIRMED",
+        )
         took.append(time.monotonic() - start)
     print(f"request -> CONFIRMED visible, ms: {[round(t * 1000) for t in took]}")
     budgets.within(statistics.median(took), documented_idle_confirm_p50(), "an idle request -> CONFIRMED (median)")

@@ -1,4 +1,5 @@
 """The developer commands the README promises."""
+
 from __future__ import annotations
 
 import json

@@ -1,6 +1,7 @@
 """Reading and writing the stack's Kafka topics directly, as a misbehaving or
 newer producer would: what the delivery and race tests need to inject events
 and to read back what the services published or dead-lettered."""
+
 from __future__ import annotations
 
 import uuid
@@ -26,8 +27,13 @@ def produce_many(stack, messages) -> list[tuple[int, int]]:
     producer = Producer({"bootstrap.servers": _bootstrap(stack), "enable.idempotence": True})
     delivered = []
     for topic, key, value, headers in messages:
-        producer.produce(topic, key=key.encode() if isinstance(key, str) else key, value=value, headers=headers,
-                         on_delivery=lambda err, msg: delivered.append((err, msg)))
+        producer.produce(
+            topic,
+            key=key.encode() if isinstance(key, str) else key,
+            value=value,
+            headers=headers,
+            on_delivery=lambda err, msg: delivered.append((err, msg)),
+        )
     assert producer.flush(10) == 0, "messages not acknowledged"
     assert len(delivered) == len(messages) and all(err is None for err, _ in delivered), delivered
     return [(msg.partition(), msg.offset()) for _, msg in delivered]
@@ -35,8 +41,12 @@ def produce_many(stack, messages) -> list[tuple[int, int]]:
 
 def read_all(stack, topic: str) -> list:
     """Every message the topic holds now, read to each partition's end without a group join."""
-    return [msg for _consumer, msg in dlq.read(_bootstrap(stack), topic, f"test-reader-{uuid.uuid4().hex}",
-                                               from_committed=False)]
+    return [
+        msg
+        for _consumer, msg in dlq.read(
+            _bootstrap(stack), topic, f"test-reader-{uuid.uuid4().hex}", from_committed=False
+        )
+    ]
 
 
 def headers(msg) -> dict[str, bytes]:

@@ -5,6 +5,7 @@ A `FakeStore` is one service's database: its tables (dicts of stored copies), th
 events its units of work published, in order. `store.uow()` is what the wiring's
 unit-of-work factory is: a unit of work that commits on a clean exit (publishing the
 collected events) and rolls its writes back on an exception."""
+
 from __future__ import annotations
 
 import copy
@@ -66,7 +67,7 @@ class FakeUnitOfWork(UnitOfWork):
             for name, table in self.store.tables.items():
                 table.clear()
                 table.update(self._before[name])
-            for name, key, row in self.store._concurrent[self._concurrent_before:]:
+            for name, key, row in self.store._concurrent[self._concurrent_before :]:
                 self.store.tables[name][key] = row
             return False
         events = list(self.collect_new_events())
@@ -100,6 +101,7 @@ class FakeRepository(Repository):
 
 # -- reservation ------------------------------------------------------------------
 
+
 class FakeReservations(FakeRepository):
     table = "reservations"
 
@@ -107,18 +109,33 @@ class FakeReservations(FakeRepository):
         return self._load(reservation_id)
 
     def by_request_id(self, user_id: str, request_id: str):
-        return next((self._load(k) for k, r in self.rows.items()
-                     if request_id and r.user_id == user_id and r.request_id == request_id), None)
+        return next(
+            (
+                self._load(k)
+                for k, r in self.rows.items()
+                if request_id and r.user_id == user_id and r.request_id == request_id
+            ),
+            None,
+        )
 
     def active(self, user_id: str, book_id: str):
-        return next((self._load(k) for k, r in self.rows.items()
-                     if r.user_id == user_id and r.book_id == book_id and r.is_active), None)
+        return next(
+            (
+                self._load(k)
+                for k, r in self.rows.items()
+                if r.user_id == user_id and r.book_id == book_id and r.is_active
+            ),
+            None,
+        )
 
     def add(self, r: reservation.Reservation) -> None:
         self.store.before_write()
         # The database's unique keys: the id, one request_id per customer, one active reservation per book.
-        if r.reservation_id in self.rows or self.by_request_id(r.user_id, r.request_id) or \
-                (r.is_active and self.active(r.user_id, r.book_id)):
+        if (
+            r.reservation_id in self.rows
+            or self.by_request_id(r.user_id, r.request_id)
+            or (r.is_active and self.active(r.user_id, r.book_id))
+        ):
             raise Conflict("a unique key is taken")
         r.create_time = r.update_time = self.store.now()
         self.rows[r.reservation_id] = stored(r)
@@ -133,7 +150,7 @@ class FakeReservations(FakeRepository):
         mine = [r for r in self.rows.values() if user_id is None or r.user_id == user_id]
         mine.sort(key=lambda r: r.reservation_id)
         mine.sort(key=lambda r: r.create_time, reverse=True)
-        return [copy.deepcopy(r) for r in mine[offset:offset + limit]]
+        return [copy.deepcopy(r) for r in mine[offset : offset + limit]]
 
 
 class FakeBooks(FakeRepository):
@@ -152,6 +169,7 @@ def reservation_store() -> FakeStore:
 
 
 # -- stock ----------------------------------------------------------------------------
+
 
 class FakeStocks(FakeRepository):
     table = "stocks"
@@ -177,7 +195,7 @@ class FakeStocks(FakeRepository):
         self._seen(s)
 
     def list(self, offset: int, limit: int):
-        return [copy.deepcopy(self.rows[k]) for k in sorted(self.rows)[offset:offset + limit]]
+        return [copy.deepcopy(self.rows[k]) for k in sorted(self.rows)[offset : offset + limit]]
 
 
 class FakeHolds(FakeRepository):
@@ -195,6 +213,7 @@ def stock_store() -> FakeStore:
 
 
 # -- alert ------------------------------------------------------------------------------
+
 
 class FakeNotifications(FakeRepository):
     table = "notifications"

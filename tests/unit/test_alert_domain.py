@@ -55,8 +55,9 @@ def test_chosen_channels_the_operator_offers_are_used_with_their_addresses():
     assert n.deliveries == [("log", ""), ("email", "a@example.com"), ("messenger", "+821012345678")]
     assert n.channel == "log,email,messenger" and "confirmed" in n.message
     # The operator turned the messenger off since: it is skipped, not failed.
-    n = domain.notification_for("e", Kind.CONFIRMED, "r1", "ann", "b-1", "Dune", preferences=prefs,
-                                offered=(domain.EMAIL,))
+    n = domain.notification_for(
+        "e", Kind.CONFIRMED, "r1", "ann", "b-1", "Dune", preferences=prefs, offered=(domain.EMAIL,)
+    )
     assert n.channel == "log,email"
 
 
@@ -65,8 +66,20 @@ def test_email_addresses_of_the_usual_shape_are_accepted(value):
     assert domain.email(value) == value
 
 
-@pytest.mark.parametrize("value", ["plain", "a@b", "a@@b.com", "a b@c.com", "a@b.com\r\nBcc: x@y.com",
-                                   ".a@b.com", "a..b@c.com", "a@-b.com", "x" * 65 + "@b.com"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        "a@b",
+        "a@@b.com",
+        "a b@c.com",
+        "a@b.com\r\nBcc: x@y.com",
+        ".a@b.com",
+        "a..b@c.com",
+        "a@-b.com",
+        "x" * 65 + "@b.com",
+    ],
+)
 def test_malformed_email_addresses_are_refused_naming_the_field(value):
     with pytest.raises(InvalidArgument, match="^email: "):
         domain.email(value)
@@ -77,8 +90,10 @@ def test_e164_numbers_are_accepted(value):
     assert domain.phone(value) == value
 
 
-@pytest.mark.parametrize("value", ["01012345678", "+0123456789", "+82 10 1234 5678", "+82-10-1234-5678",
-                                   "+1234567", "+1234567890123456", "+82abc"])
+@pytest.mark.parametrize(
+    "value",
+    ["01012345678", "+0123456789", "+82 10 1234 5678", "+82-10-1234-5678", "+1234567", "+1234567890123456", "+82abc"],
+)
 def test_numbers_not_in_e164_are_refused_naming_the_field(value):
     with pytest.raises(InvalidArgument, match="^phone: .*E.164"):
         domain.phone(value)
@@ -100,8 +115,9 @@ def test_a_channel_needs_its_contact_and_must_be_offered():
     with pytest.raises(InvalidArgument, match="^channels: 'email' needs an email address"):
         domain.updated_preferences(Preferences(), {"channels": ["email"]}, [], OFFERED)
     with pytest.raises(InvalidArgument, match="^channels: 'messenger' needs a phone"):
-        domain.updated_preferences(Preferences(phone="+821012345678", channels=("messenger",)),
-                                   {"phone": ""}, ["phone"], OFFERED)
+        domain.updated_preferences(
+            Preferences(phone="+821012345678", channels=("messenger",)), {"phone": ""}, ["phone"], OFFERED
+        )
     with pytest.raises(InvalidArgument, match="not offered"):
         domain.updated_preferences(Preferences(email="a@b.co"), {"channels": ["email"]}, [], (domain.MESSENGER,))
     with pytest.raises(InvalidArgument, match="^channels: unknown channel 'sms'"):

@@ -2,6 +2,7 @@
 in the customer's language through the channels they chose and the operator offers,
 one per outcome event however often it arrives, and reading and changing
 preferences."""
+
 from __future__ import annotations
 
 import types
@@ -35,8 +36,12 @@ def outcome(user_id="alice", reservation_id="r-1", reason=None):
 
 def test_an_outcome_of_a_customer_without_preferences_goes_to_the_log_in_korean(service, store):
     n = service.record_outcome("evt-1", Kind.CONFIRMED, outcome())
-    assert (n.kind, n.language, n.deliveries, n.status) == (Kind.CONFIRMED, "ko", [(LOG, "")],
-                                                             domain.DeliveryStatus.PENDING)
+    assert (n.kind, n.language, n.deliveries, n.status) == (
+        Kind.CONFIRMED,
+        "ko",
+        [(LOG, "")],
+        domain.DeliveryStatus.PENDING,
+    )
     assert n.message == "「Dune」(b-1) 예약이 확정되었습니다. 예약 번호 r-1."
     assert store.tables["notifications"] == {n.notification_id: n}
     assert store.published == []  # alert publishes no events
@@ -46,7 +51,8 @@ def test_a_rejection_says_why(service):
     service.update_preferences("alice", {"language": "en"}, ["language"])
     n = service.record_outcome("evt-1", Kind.REJECTED, outcome(reason="out of stock: no copy left"))
     assert "could not be confirmed: out of stock: no copy left" in n.message and n.subject.startswith(
-        "Reservation not confirmed")
+        "Reservation not confirmed"
+    )
 
 
 def test_an_outcome_goes_through_each_chosen_channel_the_operator_offers(store):
@@ -72,8 +78,9 @@ def test_preferences_are_the_defaults_until_set(service):
 
 
 def test_without_a_mask_each_field_given_a_value_changes(service):
-    prefs, update_time = service.update_preferences("alice", {"email": " alice@example.com ", "language": "EN",
-                                                              "phone": "", "channels": []}, [])
+    prefs, update_time = service.update_preferences(
+        "alice", {"email": " alice@example.com ", "language": "EN", "phone": "", "channels": []}, []
+    )
     assert prefs == Preferences(email="alice@example.com", language="en") and update_time is not None
     assert service.get_preferences("alice") == (prefs, update_time)
 
@@ -84,13 +91,16 @@ def test_a_mask_clears_what_it_names(service):
     assert prefs == Preferences(email="alice@example.com")
 
 
-@pytest.mark.parametrize("changes, mask, error", [
-    ({"channels": [EMAIL]}, [], "'email' needs an email address"),
-    ({"channels": [MESSENGER], "phone": "+821012345678"}, [], "not offered by this service"),
-    ({"email": "not-an-address"}, [], "is not an email address"),
-    ({"language": "fr"}, ["language"], "is not one of ko, en"),
-    ({}, ["nickname"], "unknown field 'nickname'"),
-])
+@pytest.mark.parametrize(
+    "changes, mask, error",
+    [
+        ({"channels": [EMAIL]}, [], "'email' needs an email address"),
+        ({"channels": [MESSENGER], "phone": "+821012345678"}, [], "not offered by this service"),
+        ({"email": "not-an-address"}, [], "is not an email address"),
+        ({"language": "fr"}, ["language"], "is not one of ko, en"),
+        ({}, ["nickname"], "unknown field 'nickname'"),
+    ],
+)
 def test_a_refused_change_stores_nothing(service, store, changes, mask, error):
     with pytest.raises(InvalidArgument, match=error):
         service.update_preferences("alice", changes, mask)

@@ -2,6 +2,7 @@
 what the contracts and the wiring say: every REST binding an operation, public only
 where the gateway lets callers in without a token; every event a message on its
 topic with the envelope the relay writes and the consumers that subscribe to it."""
+
 from __future__ import annotations
 
 import json
@@ -28,12 +29,14 @@ def load(name: str) -> dict:
 
 
 def camel(template: str) -> str:
-    return re.sub(r"\{(\w+)\}", lambda m: "{" + re.sub(r"_(\w)", lambda c: c.group(1).upper(), m.group(1)) + "}",
-                  template)
+    return re.sub(
+        r"\{(\w+)\}", lambda m: "{" + re.sub(r"_(\w)", lambda c: c.group(1).upper(), m.group(1)) + "}", template
+    )
 
 
 def test_openapi_is_valid_openapi_3():
     from openapi_spec_validator import validate
+
     doc = load("openapi.json")
     validate(doc)
     assert doc["openapi"].startswith("3.")
@@ -63,6 +66,7 @@ def test_asyncapi_is_valid_asyncapi_3():
 def test_every_event_is_a_message_on_its_topic_with_the_relays_headers():
     doc = load("asyncapi.json")
     from google.protobuf import descriptor_pb2
+
     fds = descriptor_pb2.FileDescriptorSet.FromString((ROOT / "build" / "bookrental.pb").read_bytes())
     types = [f"{f.package}.{m.name}" for f in asyncapi.event_files(fds) for m in f.message_type]
     assert len(types) >= 6
@@ -82,6 +86,7 @@ def test_every_event_is_a_message_on_its_topic_with_the_relays_headers():
 
 def test_an_events_file_without_its_key_sentence_is_a_clear_error():
     from google.protobuf import descriptor_pb2
+
     f = descriptor_pb2.FileDescriptorProto(name="bookrental/x/v1/events.proto", package="bookrental.x.v1")
     with pytest.raises(asyncapi.ModelError, match=r"bookrental/x/v1/events.proto does not say 'Events on topic"):
         asyncapi.topic_of_file(f)

@@ -2,6 +2,7 @@
 our contracts in a git repository of its own, a removed field, a renumbered field
 and a changed REST path each fail it with a line naming the change, while an
 added field passes. It needs buf, which `make lint` installs into build/npm."""
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,14 @@ pytestmark = pytest.mark.io  # subprocesses, sockets, files or a database: not i
 ROOT = Path(__file__).resolve().parents[2]
 RESERVATION = "protos/bookrental/reservation/v1/reservation.proto"
 STOCK = "protos/bookrental/stock/v1/stock.proto"
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -30,8 +37,9 @@ def needs_buf():
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
-                          env={**os.environ, **GIT_ENV}).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env={**os.environ, **GIT_ENV}
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -59,8 +67,13 @@ def commit_on_branch(repo: Path, message: str) -> None:
 
 
 def run_check(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tools.breaking", "--repo", str(repo), *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.breaking", "--repo", str(repo), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_removed_field_fails_the_check(repo):
@@ -73,8 +86,9 @@ def test_a_removed_field_fails_the_check(repo):
 
 
 def test_a_renumbered_field_fails_the_check(repo):
-    edit(repo, RESERVATION, "  string title = 2;\n  int32 available = 3;",
-         "  string title = 9;\n  int32 available = 3;")
+    edit(
+        repo, RESERVATION, "  string title = 2;\n  int32 available = 3;", "  string title = 9;\n  int32 available = 3;"
+    )
     commit_on_branch(repo, "renumber title")
     done = run_check(repo)
     assert done.returncode == 1, done
@@ -87,13 +101,19 @@ def test_a_changed_rest_path_fails_the_check(repo):
     commit_on_branch(repo, "move GetStock")
     done = run_check(repo)
     assert done.returncode == 1, done
-    assert ("bookrental.stock.v1.StockService.GetStock: REST route GET /v1/stocks/{book_id} was removed or "
-            "changed; it now has: GET /v1/stock/{book_id}") in done.stderr
+    assert (
+        "bookrental.stock.v1.StockService.GetStock: REST route GET /v1/stocks/{book_id} was removed or "
+        "changed; it now has: GET /v1/stock/{book_id}"
+    ) in done.stderr
 
 
 def test_a_changed_body_binding_fails_the_check(repo):
-    edit(repo, RESERVATION, 'post: "/v1/reservations"\n      body: "*"',
-         'post: "/v1/reservations"\n      body: "book_id"')
+    edit(
+        repo,
+        RESERVATION,
+        'post: "/v1/reservations"\n      body: "*"',
+        'post: "/v1/reservations"\n      body: "book_id"',
+    )
     commit_on_branch(repo, "narrow the body")
     done = run_check(repo)
     assert done.returncode == 1, done
@@ -101,8 +121,12 @@ def test_a_changed_body_binding_fails_the_check(repo):
 
 
 def test_an_added_field_passes(repo):
-    edit(repo, RESERVATION, "  google.protobuf.Timestamp update_time = 4;\n}",
-         "  google.protobuf.Timestamp update_time = 4;\n  string isbn = 5;\n}")
+    edit(
+        repo,
+        RESERVATION,
+        "  google.protobuf.Timestamp update_time = 4;\n}",
+        "  google.protobuf.Timestamp update_time = 4;\n  string isbn = 5;\n}",
+    )
     commit_on_branch(repo, "add isbn")
     done = run_check(repo)
     assert done.returncode == 0, done

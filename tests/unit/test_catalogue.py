@@ -1,6 +1,7 @@
 """services/catalogue.py is the one list of services, their ports and topics: what the
 other places say agrees with it (the contracts, the architecture page, the chassis
 settings' defaults, the development stack's ports)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,12 +17,14 @@ FDS = contracts.load()
 
 
 def test_each_service_serves_the_grpc_service_of_its_package():
-    declared = {service: f.package for f, service in
-                ((f, f"{f.package}.{s.name}") for f in FDS.file for s in f.service)}
+    declared = {
+        service: f.package for f, service in ((f, f"{f.package}.{s.name}") for f in FDS.file for s in f.service)
+    }
     for s in catalogue.SERVICES:
         assert declared.get(s.grpc_service) == f"bookrental.{s.name}.v1", s.name
-    assert {n for n, package in declared.items() if package.startswith("bookrental.")} == \
-        {s.grpc_service for s in catalogue.SERVICES}
+    assert {n for n, package in declared.items() if package.startswith("bookrental.")} == {
+        s.grpc_service for s in catalogue.SERVICES
+    }
 
 
 def test_the_topics_are_the_architecture_pages():
@@ -35,8 +38,11 @@ def test_the_topics_are_the_architecture_pages():
 def test_the_chassis_settings_default_to_the_catalogue():
     for s in catalogue.SERVICES:
         settings = Settings.from_env(s.name, s.grpc_port, s.metrics_port, env={})
-        assert (settings.grpc_port, settings.metrics_port, settings.consumer_group) == \
-            (s.grpc_port, s.metrics_port, s.name)
+        assert (settings.grpc_port, settings.metrics_port, settings.consumer_group) == (
+            s.grpc_port,
+            s.metrics_port,
+            s.name,
+        )
         wiring = importlib.import_module(f"services.{s.name}.bootstrap")  # each declares the topics it uses
         topics = {v.name(env={}) for k, v in vars(wiring).items() if k.endswith("_TOPIC")}
         assert topics == set(catalogue.TOPICS)
@@ -64,6 +70,7 @@ def test_the_kubernetes_manifests_use_the_catalogue_ports():
     """k8s/ is written by hand (kubectl apply -k works from a clone): each service's
     manifest says its ports in several places, all of them the catalogue's."""
     import yaml
+
     root = Path(__file__).resolve().parents[2] / "k8s" / "base" / "services"
     for s in catalogue.SERVICES:
         docs = {d["kind"]: d for d in yaml.safe_load_all((root / f"{s.name}.yaml").read_text()) if d}
@@ -74,8 +81,13 @@ def test_the_kubernetes_manifests_use_the_catalogue_ports():
             "containerPort grpc, metrics": tuple(p["containerPort"] for p in container["ports"]),
             "GRPC_PORT, METRICS_PORT": (int(env["GRPC_PORT"]), int(env["METRICS_PORT"])),
             "Service ports": tuple(p["port"] for p in docs["Service"]["spec"]["ports"]),
-            "probes": tuple({container[p]["grpc"]["port"] for p in ("readinessProbe", "startupProbe")
-                             if "grpc" in container.get(p, {})}) + (int(pod["metadata"]["annotations"]
-                                                                        ["prometheus.io/port"]),),
+            "probes": tuple(
+                {
+                    container[p]["grpc"]["port"]
+                    for p in ("readinessProbe", "startupProbe")
+                    if "grpc" in container.get(p, {})
+                }
+            )
+            + (int(pod["metadata"]["annotations"]["prometheus.io/port"]),),
         }
         assert found == dict.fromkeys(found, (s.grpc_port, s.metrics_port)), (s.name, found)

@@ -8,6 +8,7 @@ fills in full: each field the older type knows must read back the producer's val
 Additive changes pass; a removed, renumbered or retyped field, or a removed type, fails
 naming it (shown below on deliberately changed contracts). The same older types read
 the real events of a flow in tests/integration/test_contract_events.py."""
+
 from __future__ import annotations
 
 from google.protobuf import descriptor_pb2
@@ -41,36 +42,46 @@ def test_current_producers_are_readable_by_consumers_of_the_previous_contracts()
 
 def test_additive_changes_pass():
     def add(events, reserved):
-        reserved.field.add(name="pickup_deadline", number=99, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-                           label=1)
+        reserved.field.add(
+            name="pickup_deadline", number=99, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING, label=1
+        )
         events.message_type.add(name="StockTeleported").field.add(name="book_id", number=1, type=9, label=1)
+
     assert contracts.compat_problems(PREVIOUS, changed(add)) == []
 
 
 def test_a_retyped_field_fails_naming_it():
     def retype(_events, reserved):
         field(reserved, "available").type = descriptor_pb2.FieldDescriptorProto.TYPE_STRING
+
     assert contracts.compat_problems(PREVIOUS, changed(retype)) == [
         "bookrental.stock.v1.StockReserved.available (field 5): an older consumer reads no value; "
-        "the current producer writes 'available-5' under another number or type"]
+        "the current producer writes 'available-5' under another number or type"
+    ]
 
 
 def test_a_renumbered_field_fails_naming_it():
     def renumber(_events, reserved):
         field(reserved, "book_id").number = 30
+
     assert contracts.compat_problems(PREVIOUS, changed(renumber)) == [
         "bookrental.stock.v1.StockReserved.book_id (field 3): an older consumer reads no value; "
-        "the current producer writes 'book_id-30' under another number or type"]
+        "the current producer writes 'book_id-30' under another number or type"
+    ]
 
 
 def test_a_removed_field_or_type_fails_naming_it():
     def remove_field(_events, reserved):
         reserved.field.remove(field(reserved, "user_id"))
+
     assert contracts.compat_problems(PREVIOUS, changed(remove_field)) == [
         "bookrental.stock.v1.StockReserved.user_id (field 2): an older consumer reads no value; "
-        "the current producer writes 'none' (the field is gone)"]
+        "the current producer writes 'none' (the field is gone)"
+    ]
 
     def remove_type(events, reserved):
         events.message_type.remove(reserved)
+
     assert contracts.compat_problems(PREVIOUS, changed(remove_type)) == [
-        "bookrental.stock.v1.StockReserved is gone: consumers built from the older contracts wait for it in vain"]
+        "bookrental.stock.v1.StockReserved is gone: consumers built from the older contracts wait for it in vain"
+    ]

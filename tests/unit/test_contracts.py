@@ -5,6 +5,7 @@ protos/*/events.proto a producer test (PRODUCED in
 tests/integration/test_contract_events.py) and its topic on docs/architecture.md §4.
 Each check is shown failing, with the name it must give, on a deliberately broken
 descriptor set or document."""
+
 from __future__ import annotations
 
 from google.api import annotations_pb2
@@ -22,8 +23,11 @@ def with_rpc(name: str, http_post: str | None = None) -> descriptor_pb2.FileDesc
     fds = descriptor_pb2.FileDescriptorSet()
     fds.CopyFrom(FDS)
     service = next(s for f in fds.file for s in f.service if s.name == "StockService")
-    m = service.method.add(name=name, input_type=".bookrental.stock.v1.GetStockRequest",
-                           output_type=".bookrental.stock.v1.GetStockResponse")
+    m = service.method.add(
+        name=name,
+        input_type=".bookrental.stock.v1.GetStockRequest",
+        output_type=".bookrental.stock.v1.GetStockResponse",
+    )
     if http_post:
         m.options.Extensions[annotations_pb2.http].post = http_post
         m.options.Extensions[annotations_pb2.http].body = "*"
@@ -45,14 +49,18 @@ def test_every_rpc_has_a_route_and_every_route_its_authorization_entry():
 
 def test_an_rpc_without_a_route_fails_naming_it():
     problems = contracts.route_problems(with_rpc("Teleport"), MATRIX)
-    assert problems == ["bookrental.stock.v1.StockService/Teleport has no google.api.http route: "
-                        "every RPC must be reachable through the gateway"]
+    assert problems == [
+        "bookrental.stock.v1.StockService/Teleport has no google.api.http route: "
+        "every RPC must be reachable through the gateway"
+    ]
 
 
 def test_a_route_without_an_authorization_entry_fails_naming_it():
     problems = contracts.route_problems(with_rpc("Teleport", "/v1/stocks/{book_id}:teleport"), MATRIX)
-    assert problems == ["bookrental.stock.v1.StockService/Teleport (POST /v1/stocks/{book_id}:teleport) "
-                        "has no entry in the authorization matrix (docs/security.md §3)"]
+    assert problems == [
+        "bookrental.stock.v1.StockService/Teleport (POST /v1/stocks/{book_id}:teleport) "
+        "has no entry in the authorization matrix (docs/security.md §3)"
+    ]
 
 
 def test_a_matrix_row_with_another_route_or_no_rpc_fails_naming_it():
@@ -61,12 +69,15 @@ def test_a_matrix_row_with_another_route_or_no_rpc_fails_naming_it():
     assert contracts.route_problems(FDS, contracts.authorization_matrix(text)) == [
         "bookrental.stock.v1.StockService/GetStock (GET /v1/stocks/{book_id}): "
         "the authorization matrix says 'GET /v1/stock/{book_id}'",
-        "the authorization matrix lists Teleport, which no RPC in protos/ has"]
+        "the authorization matrix lists Teleport, which no RPC in protos/ has",
+    ]
 
 
 def test_the_matrix_is_read_as_written():
-    assert MATRIX["CancelReservation"] == {"rest": "POST /v1/reservations/{reservation_id}:cancel",
-                                           "expect": (401, 200, 403, 403)}
+    assert MATRIX["CancelReservation"] == {
+        "rest": "POST /v1/reservations/{reservation_id}:cancel",
+        "expect": (401, 200, 403, 403),
+    }
     assert MATRIX["ListReservations"]["expect"] == (401, 200, 200, 200)  # "200 (own)" is a 200
 
 
@@ -81,13 +92,18 @@ def test_an_event_type_without_a_producer_test_or_a_topic_fails_naming_it():
         "event type bookrental.stock.v1.StockTeleported has no producer test: add it to PRODUCED in "
         "tests/integration/test_contract_events.py",
         "event type bookrental.stock.v1.StockTeleported is not in docs/architecture.md §4 "
-        "(its topic, producer and key)"]
+        "(its topic, producer and key)",
+    ]
 
 
 def test_the_architecture_page_is_read_as_written():
     topic = contracts.event_topics()["bookrental.stock.v1.StockReleased"]  # written ".StockReleased" there
-    assert (topic.name, topic.producer, topic.consumers, topic.key) == \
-        ("bookrental.stock.v1", "stock", ("reservation", "alert"), "book_id")
+    assert (topic.name, topic.producer, topic.consumers, topic.key) == (
+        "bookrental.stock.v1",
+        "stock",
+        ("reservation", "alert"),
+        "book_id",
+    )
 
 
 def test_the_public_rpcs_are_the_ones_the_matrix_opens_to_anyone():
@@ -99,6 +115,7 @@ def test_the_public_rpcs_are_the_ones_the_matrix_opens_to_anyone():
     from services.catalogue import SERVICES
     from services.chassis.server import public_methods
     from tools.envoy_config import public_rpcs
+
     PUBLIC_RPCS = public_rpcs()
     anyone = {method for method, row in MATRIX.items() if row["expect"][0] == 200}
     marked = {name for s in SERVICES for name in public_methods(s.grpc_service)}

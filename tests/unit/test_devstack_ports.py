@@ -1,5 +1,6 @@
 """`make run` looks at the ports it will listen on before it starts anything. These
 checks bind only ports the kernel hands out, never the stack's own."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -2,6 +2,7 @@
 the file or directory exists, and a `#fragment` names a heading of the target as
 GitHub renders it. External http(s) and mailto links are not followed. A `../` path
 written as code must not lead out of the repository either."""
+
 from __future__ import annotations
 
 import os
@@ -46,7 +47,12 @@ def prose(text: str) -> str:
             fence = m.group(1)
             out.append("")
         elif fence is not None:
-            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence) and not line.strip()[len(m.group(1)):]:
+            if (
+                m
+                and m.group(1)[0] == fence[0]
+                and len(m.group(1)) >= len(fence)
+                and not line.strip()[len(m.group(1)) :]
+            ):
                 fence = None
             out.append("")
         else:
@@ -74,8 +80,13 @@ def headings(text: str) -> list[str]:
     for i, line in enumerate(lines):
         if m := ATX.match(line):
             found.append(re.sub(r"\s+#+$", "", m.group(1) or ""))
-        elif i and SETEXT.match(line) and lines[i - 1].strip() and not ATX.match(lines[i - 1]) \
-                and not lines[i - 1].lstrip().startswith(("|", "-", "*", "+", ">")):
+        elif (
+            i
+            and SETEXT.match(line)
+            and lines[i - 1].strip()
+            and not ATX.match(lines[i - 1])
+            and not lines[i - 1].lstrip().startswith(("|", "-", "*", "+", ">"))
+        ):
             found.append(lines[i - 1].strip())
     return found
 
@@ -135,20 +146,28 @@ def escaping_paths(source: Path, text: str, root: Path = ROOT) -> list[tuple[int
     """(line, path) of each code span that is a `../` path leading out of the repository:
     a reader cannot follow it in a clone either."""
     body = prose(text)
-    return [(body.count("\n", 0, m.start()) + 1, m.group(2).strip())
-            for m in CODE_SPAN.finditer(body)
-            if m.group(2).strip().startswith("../")
-            and root not in (source.parent / m.group(2).strip()).resolve().parents]
+    return [
+        (body.count("\n", 0, m.start()) + 1, m.group(2).strip())
+        for m in CODE_SPAN.finditer(body)
+        if m.group(2).strip().startswith("../") and root not in (source.parent / m.group(2).strip()).resolve().parents
+    ]
 
 
 def problems(source: Path, root: Path = ROOT) -> list[str]:
     rel = source.relative_to(root)
     text = source.read_text(encoding="utf-8")
-    return sorted([f"{rel}:{line}: link {target!r}: {why}"
-                   for line, target in links(text) if (why := why_broken(source, target, root))]
-                  + [f"{rel}:{line}: {path!r} names a path outside the repository"
-                     for line, path in escaping_paths(source, text, root)],
-                  key=lambda p: int(p.split(":")[1]))
+    return sorted(
+        [
+            f"{rel}:{line}: link {target!r}: {why}"
+            for line, target in links(text)
+            if (why := why_broken(source, target, root))
+        ]
+        + [
+            f"{rel}:{line}: {path!r} names a path outside the repository"
+            for line, path in escaping_paths(source, text, root)
+        ],
+        key=lambda p: int(p.split(":")[1]),
+    )
 
 
 FILES = markdown_files()
@@ -166,6 +185,7 @@ def test_every_relative_link_resolves_inside_the_repository(source):
 
 
 # -- the checker itself --------------------------------------------------------------
+
 
 def test_slugs_follow_github():
     assert slug("3. Contracts: RPCs, REST routes and roles") == "3-contracts-rpcs-rest-routes-and-roles"
@@ -189,7 +209,8 @@ def test_the_checker_names_the_file_the_link_and_why(tmp_path):
         "[escapes](../outside.md)\n"
         "[absolute](/etc/passwd)\n"
         "[ref]: docs/also-missing.md\n"
-        "see `../outside.md` (and `docs/b.md`)\n")
+        "see `../outside.md` (and `docs/b.md`)\n"
+    )
     (tmp_path / "outside.md").write_text("# Outside\n")
     found = problems(root / "a.md", root)
     assert found == [

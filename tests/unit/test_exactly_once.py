@@ -1,5 +1,6 @@
 """exactly_once fails on a duplicate that lands after the expected count was first
 seen, which a check at first sight would let pass."""
+
 from __future__ import annotations
 
 import pytest

@@ -2,6 +2,7 @@
 the gateway's jwt_authn rules and per-client rate limits are derived from the mark, as the
 services' servers derive their identity check (services/chassis/server.py). Shown on the
 real descriptor set and on copies with the mark moved."""
+
 from __future__ import annotations
 
 import yaml
@@ -14,8 +15,11 @@ from tools.gateway import auth, routes
 from tools.gateway.descriptor import Descriptor
 
 FDS = contracts.load()
-OURS = ["bookrental.reservation.v1.ReservationService", "bookrental.stock.v1.StockService",
-        "bookrental.alert.v1.AlertService"]
+OURS = [
+    "bookrental.reservation.v1.ReservationService",
+    "bookrental.stock.v1.StockService",
+    "bookrental.alert.v1.AlertService",
+]
 
 
 def marked(changes: dict[str, bool]) -> Descriptor:
@@ -32,18 +36,23 @@ def marked(changes: dict[str, bool]) -> Descriptor:
 
 def unguarded(descriptor: Descriptor) -> list:
     """The rules of jwt_authn that need no token, as Envoy reads them."""
-    return yaml.safe_load("rules:\n  " + auth.public_rules(auth.public_methods(descriptor, OURS)).replace(
-        "\n              ", "\n  "))["rules"]
+    return yaml.safe_load(
+        "rules:\n  " + auth.public_rules(auth.public_methods(descriptor, OURS)).replace("\n              ", "\n  ")
+    )["rules"]
 
 
 def per_client_limited(descriptor: Descriptor) -> set[str]:
-    return {r["match"]["path"] for r in routes.routes(descriptor, Options(descriptor_path="", jwks_path=""))
-            if "public_reads_per_client" in str(r.get("typed_per_filter_config"))}
+    return {
+        r["match"]["path"]
+        for r in routes.routes(descriptor, Options(descriptor_path="", jwks_path=""))
+        if "public_reads_per_client" in str(r.get("typed_per_filter_config"))
+    }
 
 
 def test_the_public_books_pass_without_a_token_as_rest_and_as_grpc(tmp_path):
-    text = render(tmp_path / "envoy.yaml", Options(descriptor_path=ROOT / DEFAULT_DESCRIPTOR,
-                                                    jwks_path=tmp_path / "jwks.json"))
+    text = render(
+        tmp_path / "envoy.yaml", Options(descriptor_path=ROOT / DEFAULT_DESCRIPTOR, jwks_path=tmp_path / "jwks.json")
+    )
     http = yaml.safe_load(text)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
     jwt = next(f for f in http["typed_config"]["http_filters"] if f["name"] == "envoy.filters.http.jwt_authn")
     rules = jwt["typed_config"]["rules"]
@@ -53,9 +62,12 @@ def test_the_public_books_pass_without_a_token_as_rest_and_as_grpc(tmp_path):
         {"match": {"safe_regex": {"regex": "^/v1/books/[^/]+$"}, "headers": get}},
         {"match": {"path": "/bookrental.reservation.v1.ReservationService/ListBooks"}},
         {"match": {"path": "/bookrental.reservation.v1.ReservationService/GetBook"}},
-        {"match": {"prefix": "/"}, "requires": {"provider_name": "bookrental"}}]
-    assert per_client_limited(Descriptor(FDS)) == {"/bookrental.reservation.v1.ReservationService/ListBooks",
-                                                   "/bookrental.reservation.v1.ReservationService/GetBook"}
+        {"match": {"prefix": "/"}, "requires": {"provider_name": "bookrental"}},
+    ]
+    assert per_client_limited(Descriptor(FDS)) == {
+        "/bookrental.reservation.v1.ReservationService/ListBooks",
+        "/bookrental.reservation.v1.ReservationService/GetBook",
+    }
 
 
 def test_a_mark_removed_closes_the_route_and_a_mark_added_opens_it():
@@ -65,17 +77,25 @@ def test_a_mark_removed_closes_the_route_and_a_mark_added_opens_it():
         {"match": {"path": "/v1/books", "headers": get}},
         {"match": {"path": "/v1/stocks", "headers": get}},
         {"match": {"path": "/bookrental.reservation.v1.ReservationService/ListBooks"}},
-        {"match": {"path": "/bookrental.stock.v1.StockService/ListStocks"}}]
-    assert per_client_limited(d) == {"/bookrental.reservation.v1.ReservationService/ListBooks",
-                                     "/bookrental.stock.v1.StockService/ListStocks"}
+        {"match": {"path": "/bookrental.stock.v1.StockService/ListStocks"}},
+    ]
+    assert per_client_limited(d) == {
+        "/bookrental.reservation.v1.ReservationService/ListBooks",
+        "/bookrental.stock.v1.StockService/ListStocks",
+    }
 
 
 def test_a_path_with_a_variable_matches_one_segment_with_special_characters_escaped():
     d = marked({"CancelReservation": True, "ListBooks": False, "GetBook": False})
     assert unguarded(d) == [
-        {"match": {"safe_regex": {"regex": r"^/v1/reservations/[^/]+:cancel$"},
-                   "headers": [{"name": ":method", "string_match": {"exact": "POST"}}]}},
-        {"match": {"path": "/bookrental.reservation.v1.ReservationService/CancelReservation"}}]
+        {
+            "match": {
+                "safe_regex": {"regex": r"^/v1/reservations/[^/]+:cancel$"},
+                "headers": [{"name": ":method", "string_match": {"exact": "POST"}}],
+            }
+        },
+        {"match": {"path": "/bookrental.reservation.v1.ReservationService/CancelReservation"}},
+    ]
 
 
 def test_nothing_marked_leaves_every_route_behind_a_token():

@@ -1,6 +1,7 @@
 """The Dockerfiles, checked without a Docker engine: what they copy exists, what
 they install is pinned in requirements.txt, and what a service image runs is the
 service its build argument names."""
+
 from __future__ import annotations
 
 import re
@@ -20,8 +21,9 @@ DOCKERFILES = [ROOT / "services" / "Dockerfile", ROOT / "envoy" / "Dockerfile"]
 
 def instructions(path: Path) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
-    text = re.sub(r"\\\n", " ", "\n".join(line for line in path.read_text().splitlines()
-                                          if not line.lstrip().startswith("#")))
+    text = re.sub(
+        r"\\\n", " ", "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("#"))
+    )
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in text.splitlines() if line.strip()]
 
 
@@ -35,8 +37,9 @@ def test_every_copied_path_exists_and_every_package_is_pinned(dockerfile):
         if op == "COPY" and "--from=" not in args:
             for source in args.split()[:-1]:
                 for service in SERVICES:
-                    assert (ROOT / source.replace("${SERVICE}", service)).exists(), \
+                    assert (ROOT / source.replace("${SERVICE}", service)).exists(), (
                         f"{dockerfile}: COPY {source} does not exist for {service}"
+                    )
         if op == "RUN" and "pip install" in args:
             assert "-c requirements.txt" in args, "versions come from requirements.txt"
             for chunk in args.split("&&"):
@@ -66,14 +69,16 @@ def test_a_service_image_runs_the_service_its_build_argument_names(name):
 
 
 def test_a_wrong_service_name_is_a_clear_error_not_a_traceback():
-    bad = subprocess.run([sys.executable, "-m", "services"], cwd=ROOT, env={"SERVICE": "stok"},
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "services"], cwd=ROOT, env={"SERVICE": "stok"}, capture_output=True, text=True
+    )
     assert bad.returncode == 1 and "SERVICE must be one of reservation, stock, alert" in bad.stderr
     assert "Traceback" not in bad.stderr
 
 
 def test_the_gateway_image_carries_the_descriptor_where_the_k8s_config_reads_it():
     from tools import k8s_envoy
+
     steps = instructions(ROOT / "envoy" / "Dockerfile")
     assert any(op == "COPY" and args.endswith(k8s_envoy.DESCRIPTOR) for op, args in steps)
     assert "--descriptor_set_out=/out/bookrental.pb" in " ".join(args for _, args in steps)

@@ -4,6 +4,7 @@ disruption budgets, network policies, Kafka, settings the services read, and Env
 configs that are the template's. Plus: the gates of k8s-check do fail on a bad
 manifest. What would break at apply time, at scale or in a broker roll:
 test_k8s_invariants.py."""
+
 from __future__ import annotations
 
 import json
@@ -88,8 +89,11 @@ def test_network_policies_deny_by_default_and_only_envoy_reaches_the_services(ov
     assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
     assert "ingress" not in deny and "egress" not in deny
     services = policies["services"]["spec"]
-    grpc_sources = [rule["from"] for rule in services["ingress"]
-                    if any(p["port"] in {s.grpc_port for s in catalogue.SERVICES} for p in rule["ports"])]
+    grpc_sources = [
+        rule["from"]
+        for rule in services["ingress"]
+        if any(p["port"] in {s.grpc_port for s in catalogue.SERVICES} for p in rule["ports"])
+    ]
     assert grpc_sources == [[{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]]
     egress_to = {rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for rule in services["egress"]}
     assert egress_to == {"kafka", "postgres"}
@@ -99,10 +103,14 @@ def test_network_policies_deny_by_default_and_only_envoy_reaches_the_services(ov
 def test_kafka_is_a_three_node_kraft_cluster_with_replicated_topics(overlay):
     kafka = by_kind(overlay, "StatefulSet")["kafka"]
     assert kafka["spec"]["replicas"] == 3 and kafka["spec"]["volumeClaimTemplates"]
-    config = next(o for o in objects(overlay)
-                  if o["kind"] == "ConfigMap" and base_name(o["metadata"]["name"]) == "kafka-config")
-    props = dict(line.split("=", 1) for line in config["data"]["server.properties"].splitlines()
-                 if line and not line.startswith("#"))
+    config = next(
+        o for o in objects(overlay) if o["kind"] == "ConfigMap" and base_name(o["metadata"]["name"]) == "kafka-config"
+    )
+    props = dict(
+        line.split("=", 1)
+        for line in config["data"]["server.properties"].splitlines()
+        if line and not line.startswith("#")
+    )
     assert props["process.roles"] == "broker,controller"
     assert len(props["controller.quorum.bootstrap.servers"].split(",")) == kafka["spec"]["replicas"]
     env = {e["name"]: e.get("value") for e in kafka["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -126,6 +134,7 @@ def test_settings_are_names_the_services_read_with_the_architecture_topics(overl
         def get(self, key, default=None):
             Recording.read.add(key)
             return super().get(key, default)
+
     env = Recording(data, DATABASE_URL="postgresql://u:p@postgres:5432/db")
     stock = catalogue.STOCK
     settings = Settings.from_env("stock", stock.grpc_port, stock.metrics_port, env=env)  # refuses a bad value
@@ -165,10 +174,18 @@ def test_a_stale_envoy_config_fails_the_check(tmp_path, monkeypatch):
 
 
 BAD_DEPLOYMENT = {
-    "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bad", "namespace": "x"},
-    "spec": {"replicas": 1, "selector": {"matchLabels": {"a": "b"}},
-             "template": {"metadata": {"labels": {"a": "b"}},
-                          "spec": {"containers": [{"name": "c", "image": "nginx", "imagePort": 80}]}}}}
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "bad", "namespace": "x"},
+    "spec": {
+        "replicas": 1,
+        "selector": {"matchLabels": {"a": "b"}},
+        "template": {
+            "metadata": {"labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx", "imagePort": 80}]},
+        },
+    },
+}
 
 
 def test_the_validators_of_k8s_check_reject_a_bad_manifest(tmp_path):
@@ -176,11 +193,27 @@ def test_the_validators_of_k8s_check_reject_a_bad_manifest(tmp_path):
         pytest.fail("build/k8s-venv is missing: run `make k8s-check` (make test does) first")
     bad = tmp_path / "bad.yaml"
     bad.write_text(json.dumps(BAD_DEPLOYMENT))  # JSON is YAML
-    schema = subprocess.run([VENV / "kubernetes-validate", "--strict", "--quiet", bad],
-                            capture_output=True, text=True, timeout=60)
+    schema = subprocess.run(
+        [VENV / "kubernetes-validate", "--strict", "--quiet", bad], capture_output=True, text=True, timeout=60
+    )
     assert schema.returncode != 0 and "imagePort" in schema.stdout + schema.stderr
-    scan = subprocess.run([VENV / "checkov", "--quiet", "--compact", "--skip-download", "-o", "json",
-                           "--framework", "kubernetes", "-f", bad], capture_output=True, text=True, timeout=120)
+    scan = subprocess.run(
+        [
+            VENV / "checkov",
+            "--quiet",
+            "--compact",
+            "--skip-download",
+            "-o",
+            "json",
+            "--framework",
+            "kubernetes",
+            "-f",
+            bad,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     failed = {c["check_id"] for c in json.loads(scan.stdout)["results"]["failed_checks"]}
     assert scan.returncode != 0
     # latest tag, writable root, NET_RAW, no probe

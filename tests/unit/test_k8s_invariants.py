@@ -3,6 +3,7 @@ rendered (build/k8s/<overlay>.json). Each invariant returns the problems it find
 is run on the rendered overlays (none) and on a copy broken the way the defect it
 guards once was (at least one), so it is seen to bite. The Kafka and topic scripts
 are run too, against stand-ins for the Kafka tools."""
+
 from __future__ import annotations
 
 import copy
@@ -57,11 +58,15 @@ def server_properties(objs) -> dict[str, str]:
 
 # --- 1. connections: every pool at the autoscalers' maxima fits PostgreSQL ---------------
 
+
 def pods_at_most(objs, deployment) -> int:
     """The most pods a Deployment can run: its HPA's maximum (or its replicas), plus the
     rolling update's surge."""
-    hpa = [h for h in of_kind(objs, "HorizontalPodAutoscaler").values()
-           if h["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]]
+    hpa = [
+        h
+        for h in of_kind(objs, "HorizontalPodAutoscaler").values()
+        if h["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    ]
     count = hpa[0]["spec"]["maxReplicas"] if hpa else deployment["spec"].get("replicas", 1)
     surge = deployment["spec"].get("strategy", {}).get("rollingUpdate", {}).get("maxSurge", "25%")
     return count + (surge if isinstance(surge, int) else -(-count * int(surge.rstrip("%")) // 100))
@@ -86,8 +91,9 @@ def connection_problems(objs) -> list[str]:
             demand += n * pool
             parts.append(f"{name} {n}x{pool}")
     pg = postgres_settings(objs)
-    capacity = int(pg.get("max_connections", 100)) - int(pg.get("superuser_reserved_connections",
-                                                                 POSTGRES_DEFAULT_RESERVED))
+    capacity = int(pg.get("max_connections", 100)) - int(
+        pg.get("superuser_reserved_connections", POSTGRES_DEFAULT_RESERVED)
+    )
     return [] if demand <= capacity else [f"pools need {demand} ({', '.join(parts)}), PostgreSQL allows {capacity}"]
 
 
@@ -98,11 +104,12 @@ def test_every_pool_at_the_autoscalers_maxima_fits_postgres_max_connections(over
     broken = copy.deepcopy(objs)  # PostgreSQL's default, as before
     args = container(of_kind(broken, "StatefulSet")["postgres"], "postgres")["args"]
     at = next(i for i, a in enumerate(args) if a.startswith("max_connections="))
-    del args[at - 1:at + 1]
+    del args[at - 1 : at + 1]
     assert connection_problems(broken)
 
 
 # --- 2. apply can always re-run: no Job's immutable template names a hashed ConfigMap ----
+
 
 def hashed_configmaps_in_jobs(objs) -> list[str]:
     hashed = {n for n in of_kind(objs, "ConfigMap") if base_name(n) != n}
@@ -120,12 +127,18 @@ def test_no_job_template_names_a_hashed_configmap_and_topics_are_kept_by_a_cronj
         assert "kafka-topics" in of_kind(objs, "CronJob")
     old = copy.deepcopy(objects("prod"))
     cron = of_kind(old, "CronJob")["kafka-topics"]
-    old.append({"kind": "Job", "metadata": {"name": "kafka-topics"},
-                "spec": dict(cron["spec"]["jobTemplate"]["spec"], ttlSecondsAfterFinished=3600)})
+    old.append(
+        {
+            "kind": "Job",
+            "metadata": {"name": "kafka-topics"},
+            "spec": dict(cron["spec"]["jobTemplate"]["spec"], ttlSecondsAfterFinished=3600),
+        }
+    )
     assert hashed_configmaps_in_jobs(old)
 
 
 # --- 3. Kafka is ready only when back in sync; the roll waits for it --------------------
+
 
 def fake_kafka(tmp_path: Path, scripts: dict[str, str]) -> Path:
     home = tmp_path / "kafka"
@@ -140,12 +153,19 @@ def fake_kafka(tmp_path: Path, scripts: dict[str, str]) -> Path:
 def run_script(text: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
     script = cwd / "script.sh"
     script.write_text(text)
-    return subprocess.run(["bash", str(script)], env={"PATH": os.environ["PATH"], **env},
-                          capture_output=True, text=True, timeout=60, cwd=cwd)
+    return subprocess.run(
+        ["bash", str(script)],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
 
 
-UNDER_REPLICATED = ("\tTopic: bookrental.stock.v1\tPartition: 3\tLeader: 0\tReplicas: 0,1,2\tIsr: 0,2"
-                    "\tElr: \tLastKnownElr: \n")
+UNDER_REPLICATED = (
+    "\tTopic: bookrental.stock.v1\tPartition: 3\tLeader: 0\tReplicas: 0,1,2\tIsr: 0,2\tElr: \tLastKnownElr: \n"
+)
 
 
 def readiness_problems(objs, tmp_path) -> list[str]:
@@ -157,8 +177,9 @@ def readiness_problems(objs, tmp_path) -> list[str]:
     problems = [] if kafka["spec"].get("minReadySeconds", 0) > 0 else ["no minReadySeconds"]
     home = fake_kafka(tmp_path, {"kafka-topics.sh": 'printf "%b" "$FAKE_DESCRIBE"'})
     for host, expect in (("kafka-1", 1), ("kafka-2", 0), ("kafka-0", 0)):
-        done = run_script(script, {"KAFKA_HOME": str(home), "HOSTNAME": host, "FAKE_DESCRIBE": UNDER_REPLICATED},
-                          tmp_path)
+        done = run_script(
+            script, {"KAFKA_HOME": str(home), "HOSTNAME": host, "FAKE_DESCRIBE": UNDER_REPLICATED}, tmp_path
+        )
         if (done.returncode != 0) != bool(expect):
             problems.append(f"{host} ready={done.returncode == 0} with partition 3's ISR 0,2")
     return problems
@@ -175,6 +196,7 @@ def test_a_kafka_broker_is_ready_only_in_the_isr_of_all_its_partitions(overlay, 
 
 # --- 4. one broker per host, spread over zones, broker.rack from the zone ---------------
 
+
 def placement_problems(objs) -> list[str]:
     spec = of_kind(objs, "StatefulSet")["kafka"]["spec"]["template"]["spec"]
     problems = []
@@ -182,12 +204,16 @@ def placement_problems(objs) -> list[str]:
     required = anti_affinity.get("requiredDuringSchedulingIgnoredDuringExecution", [])
     if not any(t["topologyKey"] == "kubernetes.io/hostname" for t in required):
         problems.append("two brokers may share a host")
-    if not any(c["topologyKey"] == "topology.kubernetes.io/zone" and c["whenUnsatisfiable"] == "DoNotSchedule"
-               for c in spec.get("topologySpreadConstraints", [])):
+    if not any(
+        c["topologyKey"] == "topology.kubernetes.io/zone" and c["whenUnsatisfiable"] == "DoNotSchedule"
+        for c in spec.get("topologySpreadConstraints", [])
+    ):
         problems.append("brokers are not spread over zones")
     rack = {e["name"]: e for e in container_spec_env(spec)}.get("RACK", {})
-    if "topology.kubernetes.io/zone" not in repr(rack.get("valueFrom")) or \
-            "broker.rack=${RACK}" not in configmap(objs, "kafka-config")["data"]["start.sh"]:
+    if (
+        "topology.kubernetes.io/zone" not in repr(rack.get("valueFrom"))
+        or "broker.rack=${RACK}" not in configmap(objs, "kafka-config")["data"]["start.sh"]
+    ):
         problems.append("broker.rack does not come from the zone")
     return problems
 
@@ -201,14 +227,20 @@ def test_prod_brokers_are_one_per_host_spread_over_zones_with_their_rack():
     assert placement_problems(objs) == []
     broken = copy.deepcopy(objs)
     spec = of_kind(broken, "StatefulSet")["kafka"]["spec"]["template"]["spec"]
-    spec["affinity"] = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-        {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}}
+    spec["affinity"] = {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}
+            ]
+        }
+    }
     assert placement_problems(broken) == ["two brokers may share a host"]
     # dev relaxes only what a one-node cluster cannot give (its overlay says so)
     assert placement_problems(objects("dev")) == ["two brokers may share a host", "brokers are not spread over zones"]
 
 
 # --- 5. the autoscaler owns the replica count --------------------------------------------
+
 
 def replicas_under_hpa(objs) -> list[str]:
     targets = {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(objs, "HorizontalPodAutoscaler").values()}
@@ -225,6 +257,7 @@ def test_no_deployment_an_hpa_scales_sets_replicas(overlay):
 
 
 # --- 6. liveness does not wait in the RPC pool -------------------------------------------
+
 
 def liveness_in_rpc_pool(objs) -> list[str]:
     found = []
@@ -248,6 +281,7 @@ def test_liveness_probes_do_not_queue_behind_the_rpc_threads(overlay):
 
 # --- 7. Envoy's admin API only on the pod's loopback --------------------------------------
 
+
 def admin_problems(objs) -> list[str]:
     config = envoy_config(objs)
     problems = []
@@ -262,8 +296,10 @@ def admin_problems(objs) -> list[str]:
             hcm = chain["filters"][0]["typed_config"]
             for host in hcm.get("route_config", {}).get("virtual_hosts", []):
                 for route in host["routes"]:
-                    if route.get("route", {}).get("cluster") == "admin" and \
-                            route["match"].get("path") not in ("/ready", "/stats/prometheus"):
+                    if route.get("route", {}).get("cluster") == "admin" and route["match"].get("path") not in (
+                        "/ready",
+                        "/stats/prometheus",
+                    ):
                         problems.append(f"{listener['name']} passes {route['match']} to the admin API")
     return problems
 
@@ -274,25 +310,36 @@ def test_envoy_admin_is_on_loopback_and_only_ready_and_metrics_reach_it(overlay)
     assert admin_problems(objs) == []
     broken = copy.deepcopy(objs)
     cm = configmap(broken, "envoy-config")
-    cm["data"]["envoy.yaml"] = cm["data"]["envoy.yaml"].replace(
-        "address: {socket_address: {address: 127.0.0.1, port_value: 9901}}",
-        "address: {socket_address: {address: 0.0.0.0, port_value: 9901}}").replace(
-        "{match: {path: /ready,", "{match: {prefix: /,")
+    cm["data"]["envoy.yaml"] = (
+        cm["data"]["envoy.yaml"]
+        .replace(
+            "address: {socket_address: {address: 127.0.0.1, port_value: 9901}}",
+            "address: {socket_address: {address: 0.0.0.0, port_value: 9901}}",
+        )
+        .replace("{match: {path: /ready,", "{match: {prefix: /,")
+    )
     assert len(admin_problems(broken)) == 2
 
 
 # --- 8. prod has a public entrance that keeps the client's address ----------------------
 
+
 def entrance_problems(objs) -> list[str]:
     hops = envoy_config(objs)["static_resources"]["listeners"]
     hcm = next(h for h in hops if h["name"] == "gateway")["filter_chains"][0]["filters"][0]["typed_config"]
     trusted = hcm["xff_num_trusted_hops"]
-    balancers = [s for s in of_kind(objs, "Service").values() if s["spec"].get("type") == "LoadBalancer"
-                 and s["spec"]["selector"] == {"app.kubernetes.io/name": "gateway"}]
+    balancers = [
+        s
+        for s in of_kind(objs, "Service").values()
+        if s["spec"].get("type") == "LoadBalancer" and s["spec"]["selector"] == {"app.kubernetes.io/name": "gateway"}
+    ]
     ingresses = [i for i in of_kind(objs, "Ingress").values() if "gateway" in repr(i["spec"])]
     problems = [] if balancers or ingresses else ["no LoadBalancer or Ingress in front of the gateway"]
-    problems += [f"{s['metadata']['name']} hides the client address (externalTrafficPolicy Cluster)"
-                 for s in balancers if s["spec"].get("externalTrafficPolicy") != "Local"]
+    problems += [
+        f"{s['metadata']['name']} hides the client address (externalTrafficPolicy Cluster)"
+        for s in balancers
+        if s["spec"].get("externalTrafficPolicy") != "Local"
+    ]
     if trusted != (1 if ingresses else 0):
         problems.append(f"Envoy trusts {trusted} proxy hops, {len(ingresses)} Ingress in front")
     return problems
@@ -308,6 +355,7 @@ def test_prod_is_reachable_through_a_load_balancer_that_keeps_the_client_address
 
 
 # --- 9. prod checks tokens against the identity provider's keys -------------------------
+
 
 def jwks_problems(objs) -> list[str]:
     text = configmap(objs, "envoy-config")["data"]["envoy.yaml"]
@@ -333,6 +381,7 @@ def test_prod_fetches_the_identity_providers_jwks_and_may_reach_it():
 
 # --- 10. dead letters outlive the broker's default retention ----------------------------
 
+
 def topic_calls(objs, tmp_path, script=None) -> list[list[str]]:
     cron = of_kind(objs, "CronJob")["kafka-topics"]
     c = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
@@ -341,8 +390,13 @@ def topic_calls(objs, tmp_path, script=None) -> list[list[str]]:
     env.update({e["name"]: e["value"] for e in c["env"] if "value" in e})
     tmp_path.mkdir(parents=True, exist_ok=True)
     calls = tmp_path / "calls"
-    home = fake_kafka(tmp_path, {t: f'printf "%s\\0" "$(basename "$0")" "$@" >> {calls}; printf "\\n" >> {calls}'
-                                 for t in ("kafka-topics.sh", "kafka-configs.sh")})
+    home = fake_kafka(
+        tmp_path,
+        {
+            t: f'printf "%s\\0" "$(basename "$0")" "$@" >> {calls}; printf "\\n" >> {calls}'
+            for t in ("kafka-topics.sh", "kafka-configs.sh")
+        },
+    )
     done = run_script(script, {**env, "KAFKA_HOME": str(home)}, tmp_path)
     assert done.returncode == 0, done.stderr
     return [line.strip("\0").split("\0") for line in calls.read_text().splitlines() if line]
@@ -373,6 +427,7 @@ def test_dead_letter_topics_are_kept_longer_than_the_broker_default(tmp_path):
 
 # --- 11. PostgreSQL: tuned to its memory, roles kept from the Secret ---------------------
 
+
 def memory_bytes(q: str) -> int:
     units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "kB": 2**10, "MB": 2**20, "GB": 2**30}
     number, unit = re.fullmatch(r"(\d+)([A-Za-z]*)", q).groups()
@@ -387,15 +442,22 @@ def postgres_problems(objs) -> list[str]:
     limit = memory_bytes(pg["resources"]["limits"]["memory"])
     problems = []
     if "shared_buffers" not in settings or not limit // 8 <= memory_bytes(settings["shared_buffers"]) <= limit * 2 // 5:
-        problems.append(f"shared_buffers {settings.get('shared_buffers', '128MB default')} "
-                        f"for a {limit >> 20} MiB limit")
-    if any("initdb" in m["mountPath"]
-           for c in sts["spec"]["template"]["spec"]["containers"] for m in c["volumeMounts"]):
+        problems.append(
+            f"shared_buffers {settings.get('shared_buffers', '128MB default')} for a {limit >> 20} MiB limit"
+        )
+    if any(
+        "initdb" in m["mountPath"] for c in sts["spec"]["template"]["spec"]["containers"] for m in c["volumeMounts"]
+    ):
         problems.append("roles come from an init script that runs once")
     volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
-    keepers = [c for c in sts["spec"]["template"]["spec"]["containers"]
-               if any(base_name(volumes.get(m["name"], {}).get("secret", {}).get("secretName", "")) == "bookrental-db"
-                      for m in c.get("volumeMounts", []))]
+    keepers = [
+        c
+        for c in sts["spec"]["template"]["spec"]["containers"]
+        if any(
+            base_name(volumes.get(m["name"], {}).get("secret", {}).get("secretName", "")) == "bookrental-db"
+            for m in c.get("volumeMounts", [])
+        )
+    ]
     if not keepers:
         problems.append("nothing applies a rotated bookrental-db password")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -418,6 +480,7 @@ def test_postgres_is_tuned_to_its_memory_and_applies_rotated_passwords(overlay):
 
 # --- 12. a long log recovery is not a crash loop ----------------------------------------
 
+
 def startup_budget_s(objs) -> int:
     probe = container(of_kind(objs, "StatefulSet")["kafka"])["startupProbe"]
     return probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3)
@@ -432,6 +495,7 @@ def test_kafka_may_recover_its_log_for_an_hour_before_liveness_counts(overlay):
 
 
 # --- 13. config changes roll the brokers; StatefulSets stay appliable --------------------
+
 
 def statefulset_problems(objs) -> list[str]:
     problems = []
@@ -461,29 +525,48 @@ def test_statefulsets_roll_on_config_changes_and_their_claims_carry_no_labels(ov
 
 # --- 14. a dynamic quorum: a node that lost its volume does not rejoin as a voter --------
 
+
 def quorum_problems(objs, tmp_path) -> list[str]:
     props = server_properties(objs)
     if "controller.quorum.voters" in props or "controller.quorum.bootstrap.servers" not in props:
         return ["static voters"]
     data = configmap(objs, "kafka-config")["data"]
     problems = []
-    for case, peers_answer, formatted in (("lost volume", "0", False), ("new cluster", "1", False),
-                                          ("restart", "0", True)):
+    for case, peers_answer, formatted in (
+        ("lost volume", "0", False),
+        ("new cluster", "1", False),
+        ("restart", "0", True),
+    ):
         work = tmp_path / case.replace(" ", "-")
         (work / "config").mkdir(parents=True)
         (work / "config" / "server.properties").write_text(
-            data["server.properties"].replace(props["log.dirs"], str(work / "log")))
+            data["server.properties"].replace(props["log.dirs"], str(work / "log"))
+        )
         if formatted:
             (work / "log").mkdir()
             (work / "log" / "meta.properties").write_text("node.id=1\n")
-        home = fake_kafka(work, {
-            "kafka-metadata-quorum.sh": f"exit {peers_answer}",
-            "kafka-storage.sh": f'echo "$@" >> {work}/calls',
-            "kafka-server-start.sh": f'echo start >> {work}/calls'})
-        done = run_script(data["start.sh"], {
-            "KAFKA_HOME": str(home), "CONFIG_DIR": str(work / "config"), "WORK_DIR": str(work),
-            "HOSTNAME": "kafka-1", "POD_NAMESPACE": "ns", "RACK": "zone-b", "CLUSTER_ID": data["CLUSTER_ID"],
-            "INITIAL_DIRECTORY_IDS": data["INITIAL_DIRECTORY_IDS"]}, work)
+        home = fake_kafka(
+            work,
+            {
+                "kafka-metadata-quorum.sh": f"exit {peers_answer}",
+                "kafka-storage.sh": f'echo "$@" >> {work}/calls',
+                "kafka-server-start.sh": f"echo start >> {work}/calls",
+            },
+        )
+        done = run_script(
+            data["start.sh"],
+            {
+                "KAFKA_HOME": str(home),
+                "CONFIG_DIR": str(work / "config"),
+                "WORK_DIR": str(work),
+                "HOSTNAME": "kafka-1",
+                "POD_NAMESPACE": "ns",
+                "RACK": "zone-b",
+                "CLUSTER_ID": data["CLUSTER_ID"],
+                "INITIAL_DIRECTORY_IDS": data["INITIAL_DIRECTORY_IDS"],
+            },
+            work,
+        )
         calls = (work / "calls").read_text() if (work / "calls").exists() else ""
         formats = [line for line in calls.splitlines() if line.startswith("format")]
         expected = {"lost volume": "--no-initial-controllers", "new cluster": "--initial-controllers 0@"}.get(case)
@@ -504,10 +587,12 @@ def test_the_quorum_is_dynamic_and_a_node_that_lost_its_log_joins_as_an_observer
     broken = copy.deepcopy(objs)
     cm = configmap(broken, "kafka-config")
     cm["data"]["server.properties"] = cm["data"]["server.properties"].replace(
-        "controller.quorum.bootstrap.servers=", "controller.quorum.voters=")
+        "controller.quorum.bootstrap.servers=", "controller.quorum.voters="
+    )
     assert quorum_problems(broken, tmp_path / "static") == ["static voters"]
     # a start script that formats whatever it finds, as --ignore-formatted once did
     cm = configmap(copy.deepcopy(objs), "kafka-config")
     cm["data"]["start.sh"] = cm["data"]["start.sh"].replace('if [ -n "$quorum_exists" ]; then', "if false; then")
-    assert quorum_problems([o if o["metadata"]["name"] != cm["metadata"]["name"] else cm for o in objs],
-                           tmp_path / "naive")
+    assert quorum_problems(
+        [o if o["metadata"]["name"] != cm["metadata"]["name"] else cm for o in objs], tmp_path / "naive"
+    )

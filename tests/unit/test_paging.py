@@ -17,9 +17,16 @@ def test_a_full_page_hands_out_a_token_for_the_next():
     assert paging.next_token(10, 10, 3) == ""
 
 
-@pytest.mark.parametrize("token", ["garbage", "eDox", "bzotMQ==",
-                                   base64.urlsafe_b64encode(b"o:" + b"9" * 40).decode(),  # offset overflow
-                                   "A" * 10_000])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage",
+        "eDox",
+        "bzotMQ==",
+        base64.urlsafe_b64encode(b"o:" + b"9" * 40).decode(),  # offset overflow
+        "A" * 10_000,
+    ],
+)
 def test_a_token_we_did_not_issue_is_invalid(token):
     with pytest.raises(InvalidArgument):
         paging.page(10, token)

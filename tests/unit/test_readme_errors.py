@@ -1,6 +1,7 @@
 """The README's error table as tests/integration/test_readme_errors.py reads it, checked
 without a stack: every row read, every row with a case and every case with a row, and
 each check shown failing on a deliberately broken copy of the README."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,15 +25,18 @@ def test_every_row_of_the_readme_table_is_read():
 
 def test_every_row_has_a_case_and_every_case_a_row():
     from tests.integration.test_readme_errors import CASES
+
     assert problems(error_table(), CASES) == []
 
 
 def test_a_row_without_a_case_and_a_case_without_a_row_are_named():
     from tests.integration.test_readme_errors import CASES
+
     renamed = README.replace("| body over 64 KiB |", "| a body over 64 KiB |")
     assert problems(error_table(renamed), CASES) == [
         "the README error table's row 'a body over 64 KiB' has no case in tests/integration/test_readme_errors.py",
-        "tests/integration/test_readme_errors.py has a case 'body over 64 KiB' that no README error table row has"]
+        "tests/integration/test_readme_errors.py has a case 'body over 64 KiB' that no README error table row has",
+    ]
 
 
 def test_a_body_edited_in_the_readme_fails_against_the_real_answer():
@@ -40,12 +44,14 @@ def test_a_body_edited_in_the_readme_fails_against_the_real_answer():
     assert body_problems(error_table()["body over 64 KiB"].bodies[0], ANSWER_413) == []
     broken = error_table(README.replace(ROW_413, ROW_413.replace("Too Large", "too large")))
     assert body_problems(broken["body over 64 KiB"].bodies[0], ANSWER_413) == [
-        "body.message: 'Payload Too Large' instead of 'Payload too large'"]
+        "body.message: 'Payload Too Large' instead of 'Payload too large'"
+    ]
     with_details = error_table(README.replace(ROW_413, ROW_413.replace('Large"}', 'Large","details":[]}')))
     assert body_problems(with_details["body over 64 KiB"].bodies[0], ANSWER_413) == ["body: no 'details'"]
     assert body_problems({"code": 413}, ANSWER_413) == ["body: 'message' the README does not print"]
     assert body_problems({"code": "413", "message": "Payload Too Large"}, ANSWER_413) == [
-        "body.code: 413 instead of '413'"]
+        "body.code: 413 instead of '413'"
+    ]
 
 
 def test_dots_stand_for_any_text_and_only_there():
@@ -69,14 +75,17 @@ def test_a_row_that_cannot_be_read_is_named():
 
 def test_a_variant_the_row_names_replaces_words_the_readme_prints():
     body = error_table()["cancel a REJECTED or CANCELED reservation"].bodies[0]
-    assert readme_errors.substituted(body, {"a CANCELED": "a REJECTED"})["message"] == \
-        "a REJECTED reservation cannot be canceled"
+    assert (
+        readme_errors.substituted(body, {"a CANCELED": "a REJECTED"})["message"]
+        == "a REJECTED reservation cannot be canceled"
+    )
     with pytest.raises(ValueError, match="not in the README's message"):
         readme_errors.substituted(body, {"a PENDING": "a REJECTED"})
 
 
 def test_every_token_attack_names_its_readme_row():
     from tests.integration.test_security_tokens import ATTACKS, README_ROW
+
     table = error_table()
     assert set(README_ROW) == set(ATTACKS)
     assert [(k, i) for k, i in README_ROW.values() if k not in table or i >= len(table[k].bodies)] == []

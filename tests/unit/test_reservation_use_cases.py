@@ -2,6 +2,7 @@
 request_id, one active reservation per customer and book, races decided by the
 database's unique keys), read and list with their owner checks, cancel, and stock's
 outcomes with the book list, including the repeats a redelivered event brings."""
+
 from __future__ import annotations
 
 import pytest
@@ -40,6 +41,7 @@ def stored(store, reservation_id) -> Reservation:
 
 
 # -- create ----------------------------------------------------------------------------
+
 
 def test_a_new_reservation_is_requested_stored_and_announced(service, store):
     r = service.create_reservation(ALICE, "b-1", "req-1")
@@ -130,6 +132,7 @@ def test_a_conflict_that_neither_rule_explains_is_not_hidden(service, store):
 
 # -- read and list ---------------------------------------------------------------------
 
+
 def test_a_reservation_is_read_by_its_owner_and_a_stock_manager_only(service):
     r = service.create_reservation(ALICE, "b-1")
     assert service.get_reservation(ALICE, r.reservation_id).reservation_id == r.reservation_id
@@ -147,14 +150,17 @@ def test_a_customer_lists_their_own_newest_first_and_a_stock_manager_everyones(s
     a1 = service.create_reservation(ALICE, "b-1")
     b1 = service.create_reservation(BOB, "b-1")
     a2 = service.create_reservation(ALICE, "b-2")
-    assert [r.reservation_id for r in service.list_reservations(ALICE, 0, 10)] == [a2.reservation_id,
-                                                                                   a1.reservation_id]
+    assert [r.reservation_id for r in service.list_reservations(ALICE, 0, 10)] == [a2.reservation_id, a1.reservation_id]
     assert [r.reservation_id for r in service.list_reservations(MANAGER, 0, 10)] == [
-        a2.reservation_id, b1.reservation_id, a1.reservation_id]
+        a2.reservation_id,
+        b1.reservation_id,
+        a1.reservation_id,
+    ]
     assert [r.reservation_id for r in service.list_reservations(MANAGER, 1, 1)] == [b1.reservation_id]
 
 
 # -- cancel -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("confirmed", [False, True])
 def test_the_owner_cancels_a_requested_or_confirmed_reservation_and_it_is_announced(service, store, confirmed):
@@ -193,6 +199,7 @@ def test_canceling_an_unknown_reservation_is_not_found(service):
 
 
 # -- stock's outcomes ---------------------------------------------------------------------
+
 
 def test_stock_reserved_confirms_a_requested_reservation_once(service, store):
     r = service.create_reservation(ALICE, "b-1")

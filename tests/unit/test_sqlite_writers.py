@@ -1,6 +1,7 @@
 """SQLite writers of one process queue on the chassis's lock instead of SQLite's
 sleeping busy handler: concurrent transactions all commit, a failed one lets
 the next writer in, and nobody waits out a busy-handler sleep."""
+
 from __future__ import annotations
 
 import threading
@@ -48,6 +49,7 @@ def test_concurrent_read_modify_write_transactions_all_count(sqlite):
             errors.append(exc)
         finally:
             db.database.close()
+
     threads = [threading.Thread(target=writer) for _ in range(16)]
     start = time.monotonic()
     for t in threads:
@@ -72,6 +74,7 @@ def test_a_failed_transaction_lets_the_next_writer_in(sqlite):
         add_one()
         db.database.close()
         done.set()
+
     threading.Thread(target=other).start()
     assert done.wait(5), "the lock was not released after the rollback"
     assert Counter.get_by_id("c").value == 1  # the failed write was rolled back

@@ -2,6 +2,7 @@
 racing each other), read and list, and the reservation events in order: reserve,
 reject, release, a cancel before its request, and the repeats a redelivered event
 brings."""
+
 from __future__ import annotations
 
 import pytest
@@ -38,6 +39,7 @@ def copies(store, book_id="b-1") -> tuple[int, int]:
 
 # -- receive stock ------------------------------------------------------------------------
 
+
 def test_a_first_receipt_stores_the_book_and_announces_it(service, store):
     s = service.receive_stock("b-1", 3, "Dune")
     assert (s.available, s.total_received, s.stock_version, s.title) == (3, 3, 1, "Dune")
@@ -52,11 +54,14 @@ def test_a_later_receipt_adds_copies_and_keeps_the_title(service, store):
     assert store.published[-1] == domain.StockReceived("b-1", "Dune", 2, 5, 5, 2)
 
 
-@pytest.mark.parametrize("book_id, quantity, title, error", [
-    ("b-1", 1, "", "title is required"),
-    ("b-1", 0, "Dune", "quantity"),
-    ("has space", 1, "Dune", "book_id"),
-])
+@pytest.mark.parametrize(
+    "book_id, quantity, title, error",
+    [
+        ("b-1", 1, "", "title is required"),
+        ("b-1", 0, "Dune", "quantity"),
+        ("has space", 1, "Dune", "book_id"),
+    ],
+)
 def test_a_refused_receipt_stores_and_announces_nothing(service, store, book_id, quantity, title, error):
     with pytest.raises(InvalidArgument, match=error):
         service.receive_stock(book_id, quantity, title)
@@ -87,6 +92,7 @@ def test_a_book_never_received_has_no_stock(service):
 
 # -- reserve, reject, release, in order -----------------------------------------------------
 
+
 def test_a_request_takes_a_copy_while_one_is_left_then_is_rejected(service, store):
     service.receive_stock("b-1", 1, "Dune")
     assert service.reserve_copy("r-1", "alice", "b-1").status is HoldStatus.RESERVED
@@ -94,7 +100,8 @@ def test_a_request_takes_a_copy_while_one_is_left_then_is_rejected(service, stor
     assert copies(store) == (0, 1) and stock_of(store).stock_version == 2  # a rejection changes no state
     assert store.published[1:] == [
         domain.StockReserved("r-1", "alice", "b-1", "Dune", 0, 2),
-        domain.StockRejected("r-2", "bob", "b-1", "Dune", 0, 2, OUT_OF_STOCK)]
+        domain.StockRejected("r-2", "bob", "b-1", "Dune", 0, 2, OUT_OF_STOCK),
+    ]
 
 
 def test_a_request_for_a_book_never_received_is_rejected_and_stores_no_stock(service, store):

@@ -1,4 +1,5 @@
 """The development token's lifetime, as `make token TTL=...` passes it."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """Who may pass the gateway without a token: jwt_authn's rules, derived from the RPCs
 protos/ marks `option (bookrental.api.v1.public) = true` (the services' own check reads
 the same mark: services/chassis/server.py); and where the token keys come from."""
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,10 @@ def public_rules(methods: Iterable[Method]) -> str:
         for b in m.bindings:
             verb = f'headers: [{{name: ":method", string_match: {{exact: {b.verb}}}}}]'
             if "{" in b.template:
-                rules.append(f"- match:{INDENT}    safe_regex: {{regex: {json.dumps(_path_regex(b.template))}}}"
-                             f"{INDENT}    {verb}")
+                rules.append(
+                    f"- match:{INDENT}    safe_regex: {{regex: {json.dumps(_path_regex(b.template))}}}"
+                    f"{INDENT}    {verb}"
+                )
             else:
                 rules.append(f"- match: {{path: {_scalar(b.template)}, {verb}}}")
     rules += [f"- match: {{path: {_scalar(m.path)}}}" for m in methods]
@@ -81,14 +84,29 @@ def jwks_cluster(jwks_uri: str, ca_path: str) -> str:
         "name": JWKS_CLUSTER,
         "type": "STATIC" if is_ip(u.hostname) else "LOGICAL_DNS",
         "connect_timeout": "2s",
-        "load_assignment": {"cluster_name": JWKS_CLUSTER, "endpoints": [{"lb_endpoints": [
-            {"endpoint": {"address": {"socket_address": {"address": u.hostname, "port_value": port}}}}]}]},
+        "load_assignment": {
+            "cluster_name": JWKS_CLUSTER,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": {"socket_address": {"address": u.hostname, "port_value": port}}}}
+                    ]
+                }
+            ],
+        },
     }
     if u.scheme == "https":
-        c["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-            "sni": u.hostname,
-            "common_tls_context": {"validation_context": {
-                "trusted_ca": {"filename": ca_path},
-                "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": u.hostname}}]}}}}
+        c["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": u.hostname,
+                "common_tls_context": {
+                    "validation_context": {
+                        "trusted_ca": {"filename": ca_path},
+                        "match_typed_subject_alt_names": [{"san_type": "DNS", "matcher": {"exact": u.hostname}}],
+                    }
+                },
+            },
+        }
     return f"\n  - {json.dumps(c)}"

@@ -1,5 +1,6 @@
 """One cluster per service over its replicas: HTTP/2, active gRPC health checks,
 outlier detection, circuit breakers and the retry budget."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,9 @@ from services.catalogue import NAMES, SERVICES
 from .options import is_ip, port
 
 
-def cluster(name: str, endpoints: Sequence[tuple[str, int]], health_interval_s: float = 1.0,
-            max_requests: int = 1024) -> dict:
+def cluster(
+    name: str, endpoints: Sequence[tuple[str, int]], health_interval_s: float = 1.0, max_requests: int = 1024
+) -> dict:
     """An HTTP/2 cluster over the service's replicas with an active gRPC health check,
     outlier detection and circuit-breaker thresholds."""
     if not endpoints:
@@ -30,20 +32,27 @@ def cluster(name: str, endpoints: Sequence[tuple[str, int]], health_interval_s: 
         },
         "load_assignment": {
             "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": {"socket_address": {"address": h, "port_value": p}}}}
-                for h, p in endpoints]}],
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {"endpoint": {"address": {"socket_address": {"address": h, "port_value": p}}}}
+                        for h, p in endpoints
+                    ]
+                }
+            ],
         },
         # The grpc.health.v1 check every replica serves. One failed check takes a
         # replica out (a draining one says NOT_SERVING first), one pass brings it back.
-        "health_checks": [{
-            "timeout": "0.5s",
-            "interval": f"{health_interval_s}s",
-            "no_traffic_interval": f"{health_interval_s}s",
-            "unhealthy_threshold": 1,
-            "healthy_threshold": 1,
-            "grpc_health_check": {},
-        }],
+        "health_checks": [
+            {
+                "timeout": "0.5s",
+                "interval": f"{health_interval_s}s",
+                "no_traffic_interval": f"{health_interval_s}s",
+                "unhealthy_threshold": 1,
+                "healthy_threshold": 1,
+                "grpc_health_check": {},
+            }
+        ],
         # Passive health: a replica that keeps failing (gRPC INTERNAL/UNAVAILABLE count as
         # 5xx; connect failures and timeouts as gateway failures) is ejected for a while,
         # so a sick replica stops taking a share of the traffic between health checks.
@@ -58,26 +67,33 @@ def cluster(name: str, endpoints: Sequence[tuple[str, int]], health_interval_s: 
         # connection) per service; beyond that Envoy answers 503 at once instead of
         # queueing on a service that is already behind. Retries may add at most 20% of
         # the traffic (a retry storm cannot double the load on a struggling service).
-        "circuit_breakers": {"thresholds": [{
-            "priority": "DEFAULT",
-            "max_connections": max_requests,
-            "max_pending_requests": max_requests,
-            "max_requests": max_requests,
-            "retry_budget": {"budget_percent": {"value": 20.0}, "min_retry_concurrency": 10},
-        }]},
+        "circuit_breakers": {
+            "thresholds": [
+                {
+                    "priority": "DEFAULT",
+                    "max_connections": max_requests,
+                    "max_pending_requests": max_requests,
+                    "max_requests": max_requests,
+                    "retry_budget": {"budget_percent": {"value": 20.0}, "min_retry_concurrency": 10},
+                }
+            ]
+        },
     }
 
 
-def clusters_yaml(upstreams: Mapping[str, Sequence[tuple[str, int]]], health_interval_s: float,
-                  max_requests: int = 1024) -> str:
+def clusters_yaml(
+    upstreams: Mapping[str, Sequence[tuple[str, int]]], health_interval_s: float, max_requests: int = 1024
+) -> str:
     # JSON is YAML: one flow mapping per cluster, indented into the list.
-    return "\n".join(f"  - {json.dumps(cluster(s.name, upstreams[s.name], health_interval_s, max_requests))}"
-                     for s in SERVICES)
+    return "\n".join(
+        f"  - {json.dumps(cluster(s.name, upstreams[s.name], health_interval_s, max_requests))}" for s in SERVICES
+    )
 
 
 def extra_clusters(backends: Sequence[tuple[str, int]], health_interval_s: float) -> str:
-    return "".join(f"\n  - {json.dumps(cluster(f'extra-{s}', [('127.0.0.1', p)], health_interval_s))}"
-                   for s, p in backends)
+    return "".join(
+        f"\n  - {json.dumps(cluster(f'extra-{s}', [('127.0.0.1', p)], health_interval_s))}" for s, p in backends
+    )
 
 
 def parse_upstream(spec: str) -> tuple[str, list[tuple[str, int]]]:

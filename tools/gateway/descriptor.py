@@ -1,6 +1,7 @@
 """The descriptor set (`make proto`'s build/bookrental.pb), parsed once per rendering:
 its messages by full name and its RPCs in the order the files declare them, each with
 its REST bindings and whether protos/ marks it public."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -51,8 +52,9 @@ class Descriptor:
                 for m in service.method:
                     # protoc's .pyi types the extension as a plain FieldDescriptor, which Extensions[] refuses
                     public: bool = m.options.Extensions[options_pb2.public]  # type: ignore[index]
-                    self.methods.append(Method(f.package, service.name, m.name, m.input_type.lstrip("."),
-                                               public, _bindings(m)))
+                    self.methods.append(
+                        Method(f.package, service.name, m.name, m.input_type.lstrip("."), public, _bindings(m))
+                    )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Descriptor:

@@ -1,5 +1,6 @@
 """What the gateway serves besides the RPCs' routes: the HTTPS/gRPC-over-TLS listener
 beside the plain one, and the API documents at /docs/."""
+
 from __future__ import annotations
 
 import json
@@ -31,21 +32,41 @@ def docs(docs_dir: str | os.PathLike | None) -> dict[str, str]:
         if not f.is_file():
             raise ValueError(f"no {f.name} in {docs_dir} (run make docs)")
     off = {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}
-    routes_ = [{"match": {"path": path, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
-                "direct_response": {"status": 200, "body": {"filename": str(f.resolve())}},
-                "typed_per_filter_config": {"envoy.filters.http.jwt_authn": off,
-                                            "envoy.filters.http.grpc_json_transcoder": off}}
-               for path, f in files.items()]
-    mapper = {"filter": {"and_filter": {"filters": [
-                  {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": 200,
-                                                                               "runtime_key": "gateway.docs"}}}},
-                  {"header_filter": {"header": {"name": ":path", "string_match": {"prefix": "/docs/"}}}}]}},
-              "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"},
-                                       "content_type": "application/json"}}
+    routes_ = [
+        {
+            "match": {"path": path, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+            "direct_response": {"status": 200, "body": {"filename": str(f.resolve())}},
+            "typed_per_filter_config": {
+                "envoy.filters.http.jwt_authn": off,
+                "envoy.filters.http.grpc_json_transcoder": off,
+            },
+        }
+        for path, f in files.items()
+    ]
+    mapper = {
+        "filter": {
+            "and_filter": {
+                "filters": [
+                    {
+                        "status_code_filter": {
+                            "comparison": {"op": "EQ", "value": {"default_value": 200, "runtime_key": "gateway.docs"}}
+                        }
+                    },
+                    {"header_filter": {"header": {"name": ":path", "string_match": {"prefix": "/docs/"}}}},
+                ]
+            }
+        },
+        "body_format_override": {
+            "text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"},
+            "content_type": "application/json",
+        },
+    }
     limit = max(f.stat().st_size for f in files.values())
-    return {"docs_routes": INDENT.join(f"- {json.dumps(r)}" for r in routes_),
-            "docs_reply_mappers": f"\n            - {json.dumps(mapper)}",
-            "docs_route_limit": f"\n            max_direct_response_body_size_bytes: {limit}"}
+    return {
+        "docs_routes": INDENT.join(f"- {json.dumps(r)}" for r in routes_),
+        "docs_reply_mappers": f"\n            - {json.dumps(mapper)}",
+        "docs_route_limit": f"\n            max_direct_response_body_size_bytes: {limit}",
+    }
 
 
 def tls_listener(tls_dir: str | os.PathLike | None, port: int) -> str:
@@ -58,16 +79,27 @@ def tls_listener(tls_dir: str | os.PathLike | None, port: int) -> str:
     listener = {
         "name": "gateway_tls",
         "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
-        "filter_chains": [{
-            "filters": "GATEWAY_FILTERS",
-            "transport_socket": {"name": "envoy.transport_sockets.tls", "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
-                "common_tls_context": {
-                    "alpn_protocols": ["h2", "http/1.1"],  # gRPC needs h2; curl may use either
-                    "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
-                    "tls_certificates": [{"certificate_chain": {"filename": str((tls_dir / "cert.pem").resolve())},
-                                          "private_key": {"filename": str((tls_dir / "key.pem").resolve())}}]}}},
-        }],
+        "filter_chains": [
+            {
+                "filters": "GATEWAY_FILTERS",
+                "transport_socket": {
+                    "name": "envoy.transport_sockets.tls",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                        "common_tls_context": {
+                            "alpn_protocols": ["h2", "http/1.1"],  # gRPC needs h2; curl may use either
+                            "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+                            "tls_certificates": [
+                                {
+                                    "certificate_chain": {"filename": str((tls_dir / "cert.pem").resolve())},
+                                    "private_key": {"filename": str((tls_dir / "key.pem").resolve())},
+                                }
+                            ],
+                        },
+                    },
+                },
+            }
+        ],
     }
     # The same filter chain as the plain listener, by YAML alias.
     return "  - " + json.dumps(listener).replace('"GATEWAY_FILTERS"', "*gateway_filters")

@@ -1,5 +1,6 @@
 """What a rendering of the gateway's config depends on, besides the template and the
 descriptor set's content: one frozen dataclass instead of thirty keyword arguments."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -70,8 +71,9 @@ class Options:
 
     def replicas(self) -> dict[str, list[tuple[str, int]]]:
         """Each service's replicas, in the catalogue's order."""
-        return {s.name: list((self.upstreams or {}).get(s.name) or [("127.0.0.1", self.ports[s.name])])
-                for s in SERVICES}
+        return {
+            s.name: list((self.upstreams or {}).get(s.name) or [("127.0.0.1", self.ports[s.name])]) for s in SERVICES
+        }
 
 
 def yaml_path(p: str | os.PathLike) -> str:

@@ -1,5 +1,6 @@
 """REST/JSON <-> gRPC: the services the transcoder serves, and what envoy/strict_json.lua
 needs from the descriptor set (each JSON body's schema, the idempotency keys)."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ from .descriptor import Descriptor
 
 ROOT = Path(__file__).resolve().parents[2]
 STRICT_JSON_LUA = ROOT / "envoy" / "strict_json.lua"
-IDEMPOTENCY_FIELD = "request_id"             # a request carrying one may be retried safely
+IDEMPOTENCY_FIELD = "request_id"  # a request carrying one may be retried safely
 IDEMPOTENT_HEADER = "x-bookrental-idempotent"  # set by strict_json.lua, never by a client
 INDENT = "\n              "  # a list item of the transcoder's and the routes' lists in the template
 
@@ -24,8 +25,10 @@ def transcoder_services(backends: Sequence[tuple[str, int]]) -> dict[str, str]:
     for service, _ in backends:
         if not service.replace(".", "").replace("_", "").isalnum():
             raise ValueError(f"not a gRPC service name: {service!r}")
-    return {"transcoder_services": INDENT.join(f"- {s.grpc_service}" for s in SERVICES),
-            "extra_services": INDENT.join(f"- {s}" for s, _ in backends)}
+    return {
+        "transcoder_services": INDENT.join(f"- {s.grpc_service}" for s in SERVICES),
+        "extra_services": INDENT.join(f"- {s}" for s, _ in backends),
+    }
 
 
 def http_bindings(descriptor: Descriptor) -> list[tuple[str, str, str, str]]:
@@ -51,9 +54,13 @@ def _message_schema(messages: dict, name: str, seen: frozenset = frozenset()) ->
     for f in messages[name].field:
         sub: dict | bool = True
         nested = messages.get(f.type_name.lstrip("."))
-        if (f.type == d.FieldDescriptorProto.TYPE_MESSAGE and nested is not None
-                and not f.type_name.startswith(".google.") and not nested.options.map_entry
-                and f.type_name not in seen):
+        if (
+            f.type == d.FieldDescriptorProto.TYPE_MESSAGE
+            and nested is not None
+            and not f.type_name.startswith(".google.")
+            and not nested.options.map_entry
+            and f.type_name not in seen
+        ):
             sub = _message_schema(messages, f.type_name.lstrip("."), seen | {f.type_name})
         fields[f.name] = sub
         fields[f.json_name or f.name] = sub
@@ -68,9 +75,14 @@ def body_rules(descriptor: Descriptor) -> list[dict]:
     for verb, template, body, message in http_bindings(descriptor):
         if body != "*":
             continue
-        pattern = "^" + "".join(
-            "[^/]+" if part.startswith("{") else "".join("%" + c if c in "().%+-*?[]^$" else c for c in part)
-            for part in split_template(template)) + "$"
+        pattern = (
+            "^"
+            + "".join(
+                "[^/]+" if part.startswith("{") else "".join("%" + c if c in "().%+-*?[]^$" else c for c in part)
+                for part in split_template(template)
+            )
+            + "$"
+        )
         rule = {"method": verb, "pattern": pattern, "schema": _message_schema(messages, message)}
         key = next((f for f in messages[message].field if f.name == IDEMPOTENCY_FIELD), None)
         if key is not None:
@@ -100,6 +112,8 @@ def _lua(value) -> str:
 
 
 def strict_json_lua(descriptor: Descriptor) -> str:
-    return (f"ROUTES = {_lua(body_rules(descriptor))}\n"
-            f"GRPC_IDEMPOTENCY = {_lua({k: str(v) for k, v in grpc_idempotency(descriptor).items()})}\n"
-            f"IDEMPOTENT_HEADER = {json.dumps(IDEMPOTENT_HEADER)}\n" + STRICT_JSON_LUA.read_text())
+    return (
+        f"ROUTES = {_lua(body_rules(descriptor))}\n"
+        f"GRPC_IDEMPOTENCY = {_lua({k: str(v) for k, v in grpc_idempotency(descriptor).items()})}\n"
+        f"IDEMPOTENT_HEADER = {json.dumps(IDEMPOTENT_HEADER)}\n" + STRICT_JSON_LUA.read_text()
+    )

@@ -2,10 +2,26 @@
 the per-process proxy bound from DATABASE_URL, PostgreSQL's pool, SQLite's writer
 lock), the schema (schema.py: the outbox and inbox tables, the models' base, creation
 at start) and hand-written SQL with the dialects' differences (sql.py)."""
+
 from .connection import SqliteDatabase, connect, database, is_sqlite, is_transient, release
 from .schema import BaseModel, OutboxMessage, ProcessedEvent, columns, create_schema
 from .sql import execute, for_update, placeholders, rows, values
 
-__all__ = ["BaseModel", "OutboxMessage", "ProcessedEvent", "SqliteDatabase", "columns", "connect", "create_schema",
-           "database", "execute", "for_update", "is_sqlite", "is_transient", "placeholders", "release", "rows",
-           "values"]
+__all__ = [
+    "BaseModel",
+    "OutboxMessage",
+    "ProcessedEvent",
+    "SqliteDatabase",
+    "columns",
+    "connect",
+    "create_schema",
+    "database",
+    "execute",
+    "for_update",
+    "is_sqlite",
+    "is_transient",
+    "placeholders",
+    "release",
+    "rows",
+    "values",
+]

@@ -1,6 +1,7 @@
 """The database connection: one peewee proxy per process, bound at start from
 DATABASE_URL; a pool per process on PostgreSQL; on SQLite, the writer lock the
 threads of one process queue on."""
+
 from __future__ import annotations
 
 import os

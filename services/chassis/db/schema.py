@@ -1,5 +1,6 @@
 """The schema: the outbox and inbox tables every service has, the base of every
 model, and its creation at start."""
+
 from __future__ import annotations
 
 import re
@@ -67,7 +68,9 @@ def create_schema(db: peewee.Database, models: Sequence[type[peewee.Model]], ind
             return
         tables, named = _pg_schema(db)
         if tables >= {m._meta.table_name for m in models} and named >= {
-                *(i._name for m in models for i in m._meta.fields_to_index()), *map(_index_name, indexes)}:
+            *(i._name for m in models for i in m._meta.fields_to_index()),
+            *map(_index_name, indexes),
+        }:
             return
         db.execute_sql("SELECT pg_advisory_lock(hashtext('bookrental-schema'))")
         try:
@@ -92,7 +95,8 @@ def _pg_schema(db: peewee.Database) -> tuple[set[str], set[str]]:
     """The tables and indexes of the current schema, read from the catalog (no table lock)."""
     rows = db.execute_sql(
         "SELECT 't', tablename FROM pg_tables WHERE schemaname = current_schema()"
-        " UNION ALL SELECT 'i', indexname FROM pg_indexes WHERE schemaname = current_schema()").fetchall()
+        " UNION ALL SELECT 'i', indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    ).fetchall()
     return {n for k, n in rows if k == "t"}, {n for k, n in rows if k == "i"}
 
 

@@ -1,4 +1,5 @@
 """Hand-written SQL, and where SQLite and PostgreSQL differ for it (placeholders, row locks)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
