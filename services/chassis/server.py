@@ -149,13 +149,11 @@ class _Undecodable:
         self.error = error
 
 
-class RefuseUndecodable(grpc.ServerInterceptor):
-    """A request that is not a valid message (a string field that is not UTF-8, as the
-    transcoder makes from a GET path holding %ff) is the caller's mistake: INVALID_ARGUMENT,
-    instead of the INTERNAL grpc answers when a deserializer raises."""
+class _WrappingInterceptor(grpc.ServerInterceptor):
+    """Wraps each method's handler once and keeps the wrapped one: grpc asks on every
+    call, and the answer never changes. `_wrap` says how."""
 
     def __init__(self) -> None:
-        # method -> handler: grpc asks on every call; the answer never changes
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     def intercept_service(
@@ -170,9 +168,19 @@ class RefuseUndecodable(grpc.ServerInterceptor):
                 self._wrapped[details.method] = wrapped
         return wrapped
 
-    @staticmethod
     def _wrap(
-        handler: grpc.RpcMethodHandler[Any, Any] | None, full_method: str
+        self, handler: grpc.RpcMethodHandler[Any, Any] | None, full_method: str
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        raise NotImplementedError
+
+
+class RefuseUndecodable(_WrappingInterceptor):
+    """A request that is not a valid message (a string field that is not UTF-8, as the
+    transcoder makes from a GET path holding %ff) is the caller's mistake: INVALID_ARGUMENT,
+    instead of the INTERNAL grpc answers when a deserializer raises."""
+
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any] | None, full_method: str
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
         if (
             handler is None
@@ -203,36 +211,29 @@ class RefuseUndecodable(grpc.ServerInterceptor):
         )
 
 
-class AfterEachCall(grpc.ServerInterceptor):
+class AfterEachCall(_WrappingInterceptor):
     """Runs `after` when each unary call ends, however it ended: the service gives
     back what a call borrowed (its database connection, to the pool)."""
 
     def __init__(self, after: Callable[[], None]) -> None:
+        super().__init__()
         self.after = after
-        # method -> handler, as RefuseUndecodable keeps them
-        self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
-        details: grpc.HandlerCallDetails,
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler[Any, Any] | None, full_method: str
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        wrapped = self._wrapped.get(details.method)
-        if wrapped is None:
-            handler = continuation(details)
-            if handler is None or handler.unary_unary is None:
-                return handler
-            method, after = handler.unary_unary, self.after
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method, after = handler.unary_unary, self.after
 
-            def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
-                try:
-                    return method(request, context)
-                finally:
-                    after()
+        def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return method(request, context)
+            finally:
+                after()
 
-            # grpc's handlers are namedtuples; the stubs declare an abstract class without _replace
-            wrapped = self._wrapped[details.method] = handler._replace(unary_unary=behaviour)  # type: ignore[attr-defined]
-        return wrapped
+        # grpc's handlers are namedtuples; the stubs declare an abstract class without _replace
+        return handler._replace(unary_unary=behaviour)  # type: ignore[attr-defined,no-any-return]
 
 
 # Our requests are a few hundred bytes. The gateway stops bodies over 64 KiB; a caller
