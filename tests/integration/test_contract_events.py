@@ -25,8 +25,6 @@ from playhouse.db_url import connect
 
 from services.alert import entrypoints as alert_entrypoints
 from services.chassis import events
-from services.reservation import entrypoints as reservation_entrypoints
-from services.stock import entrypoints as stock_entrypoints
 from tests import contracts
 from tests.integration import flows, topics
 from tools.client import eventually
@@ -37,16 +35,7 @@ TOPICS = contracts.event_topics()  # type -> topic, producer, consumers, key
 CURRENT = contracts.message_classes(FDS)
 PREVIOUS = contracts.message_classes(contracts.load(contracts.PREVIOUS_SET))
 
-# What each service subscribes to, read from its own subscriptions; alert's IGNORED are
-# types it knows and drops on purpose (neither handled nor "unknown").
-CONSUMED = {
-    service: {s.message_class.DESCRIPTOR.full_name for s in module.subscriptions(None)}
-    for service, module in (
-        ("stock", stock_entrypoints),
-        ("reservation", reservation_entrypoints),
-        ("alert", alert_entrypoints),
-    )
-}
+# alert's IGNORED are types it knows and drops on purpose (neither handled nor "unknown").
 KNOWN_BUT_IGNORED = {"alert": set(alert_entrypoints.IGNORED)}
 
 
@@ -172,7 +161,7 @@ def flow(stack, gateway, token) -> Flow:
 
 def test_the_architecture_page_names_each_topics_consumers_as_they_subscribe():
     for documented in {t.name: t for t in TOPICS.values()}.values():
-        subscribers = {s for s, types in CONSUMED.items() if types & set(documented.types)}
+        subscribers = {s for s, types in topics.CONSUMED.items() if types & set(documented.types)}
         assert subscribers == set(documented.consumers), documented.name
 
 
@@ -231,16 +220,16 @@ def inbox(stack, service: str) -> dict[str, str]:
         db.close()
 
 
-@pytest.mark.parametrize("service,event_type", [(s, t) for s, types in CONSUMED.items() for t in sorted(types)])
+@pytest.mark.parametrize("service,event_type", [(s, t) for s, types in topics.CONSUMED.items() for t in sorted(types)])
 def test_a_consumer_accepts_every_type_it_subscribes_to(stack, flow, service, event_type):
     ids = {topics.headers(m)["ce_id"].decode() for m in flow.messages.get(event_type, [])}
     assert ids, f"the flow caused no {event_type}"
     eventually(lambda: ids <= set(inbox(stack, service)), what=f"{service} recorded every {event_type}")
 
 
-@pytest.mark.parametrize("service", sorted(CONSUMED))
+@pytest.mark.parametrize("service", sorted(topics.CONSUMED))
 def test_a_consumer_skips_a_newer_event_type_without_dead_lettering_it(stack, flow, service):
-    consumed = {topic_of(stack, TOPICS[t].name) for t in CONSUMED[service]}
+    consumed = {topic_of(stack, TOPICS[t].name) for t in topics.CONSUMED[service]}
     recorded = inbox(stack, service)
     for topic in consumed:
         ce_id, kind = flow.newer[topic]

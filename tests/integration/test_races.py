@@ -21,16 +21,13 @@ import psycopg2
 import pytest
 
 from bookrental.reservation.v1 import events_pb2 as reservation_events
-from services.alert import entrypoints as alert_entrypoints
 from services.chassis import db, events
 from services.chassis.errors import FailedPrecondition
 from services.chassis.identity import Identity
 from services.reservation import bootstrap as reservation_bootstrap
-from services.reservation import entrypoints as reservation_entrypoints
 from services.reservation import repository as reservation_repository
 from services.reservation.domain import Status
 from services.reservation.service import ReservationService
-from services.stock import entrypoints as stock_entrypoints
 from tests.integration import flows, topics
 from tests.integration.conftest import require_backend
 from tools import pgdb
@@ -38,17 +35,6 @@ from tools.client import eventually
 
 PAIRS = 20
 CANCEL_SPREAD_S = 0.01
-
-# The event types each service handles, read from its own subscriptions (so a new
-# event type a service starts to consume is missing from the test until it is covered).
-CONSUMED = {
-    service: {s.message_class.DESCRIPTOR.full_name for s in module.subscriptions(None)}
-    for service, module in (
-        ("stock", stock_entrypoints),
-        ("reservation", reservation_entrypoints),
-        ("alert", alert_entrypoints),
-    )
-}
 
 
 def test_cancel_right_after_create_ends_canceled_and_leaves_stock_unchanged(
@@ -136,7 +122,7 @@ def test_a_duplicate_of_every_consumed_event_type_changes_nothing(stack, gateway
     dlq_before = {t: len(topics.read_all(stack, f"{t}.dlq")) for t in topic_names}
     originals = [m for t in topic_names for m in topics.read_all(stack, t) if m.key() == book_id.encode()]
     types = {topics.headers(m)["ce_type"].decode() for m in originals}
-    assert types == set().union(*CONSUMED.values()), "the scenario must cause every consumed event type"
+    assert types == set().union(*topics.CONSUMED.values()), "the scenario must cause every consumed event type"
     topics.produce_many(stack, [(m.topic(), m.key(), m.value(), m.headers()) for m in originals])
 
     # The marker: carol's reservation follows the duplicates on both topics.
@@ -150,7 +136,7 @@ def test_a_duplicate_of_every_consumed_event_type_changes_nothing(stack, gateway
     assert {t: len(topics.read_all(stack, f"{t}.dlq")) for t in topic_names} == dlq_before  # none dead-lettered
 
     # Each duplicate reached each service that consumes its type, and its inbox dropped it.
-    for service, consumed in CONSUMED.items():
+    for service, consumed in topics.CONSUMED.items():
         dropped = {r["ce_id"] for r in flows.log_records(stack, service, "duplicate event ignored")}
         expected = {
             topics.headers(m)["ce_id"].decode() for m in originals if topics.headers(m)["ce_type"].decode() in consumed

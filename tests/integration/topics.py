@@ -8,7 +8,21 @@ import uuid
 
 from confluent_kafka import Producer
 
+from services.alert import entrypoints as alert_entrypoints
+from services.reservation import entrypoints as reservation_entrypoints
+from services.stock import entrypoints as stock_entrypoints
 from tools import dlq
+
+# The event types each service handles, read from its own subscriptions (so a new
+# event type a service starts to consume is missing from the tests until it is covered).
+CONSUMED = {
+    service: {s.message_class.DESCRIPTOR.full_name for s in module.subscriptions(None)}
+    for service, module in (
+        ("stock", stock_entrypoints),
+        ("reservation", reservation_entrypoints),
+        ("alert", alert_entrypoints),
+    )
+}
 
 
 def _bootstrap(stack) -> str:
