@@ -4,6 +4,7 @@ tests fake them."""
 
 from __future__ import annotations
 
+import datetime
 from types import TracebackType
 from typing import Protocol
 
@@ -30,6 +31,15 @@ class Holds(Protocol):
     def get(self, reservation_id: str) -> domain.Hold | None: ...
 
     def save(self, hold: domain.Hold) -> None: ...
+
+    def waiting(self, book_id: str, limit: int) -> list[domain.Hold]:
+        """The book's first `limit` WAITING holds, in queue order (by ticket)."""
+
+    def expiring(self, now: datetime.datetime, limit: int) -> list[domain.Hold]:
+        """RESERVED holds whose pickup deadline is at or before `now`, earliest first."""
+
+    def overdue(self, now: datetime.datetime, limit: int) -> list[domain.Hold]:
+        """ON_LOAN holds due at or before `now` whose overdue notice is not sent, earliest first."""
 
 
 class StockUnitOfWork(Protocol):

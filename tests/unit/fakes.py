@@ -80,10 +80,13 @@ class FakeUnitOfWork(UnitOfWork):
 
 
 def stored(row):
-    """What a table keeps: a copy without the events the aggregate had raised."""
+    """What a table keeps: a copy without the events the aggregate had raised (nor the
+    holds a Stock served, which the use case stores itself)."""
     row = copy.deepcopy(row)
     if hasattr(row, "events"):
         row.events = []
+    if hasattr(row, "served"):
+        row.served = []
     return row
 
 
@@ -189,7 +192,7 @@ class FakeStocks(FakeRepository):
         self._seen(s)
 
     def save(self, s: stock.Stock) -> None:
-        assert s.available >= 0, "the CHECK constraint"
+        assert min(s.available, s.on_loan, s.waiting) >= 0, "the CHECK constraints"
         s.update_time = self.store.now()
         self.rows[s.book_id] = stored(s)
         self._seen(s)
@@ -206,6 +209,30 @@ class FakeHolds(FakeRepository):
 
     def save(self, hold: stock.Hold) -> None:
         self.rows[hold.reservation_id] = copy.deepcopy(hold)
+
+    def _where(self, keep, order) -> list:
+        return [copy.deepcopy(h) for h in sorted(filter(keep, self.rows.values()), key=order)]
+
+    def waiting(self, book_id: str, limit: int):
+        S = stock.HoldStatus
+        return self._where(lambda h: h.book_id == book_id and h.status is S.WAITING, lambda h: h.ticket)[:limit]
+
+    def expiring(self, now: datetime.datetime, limit: int):
+        def due(h):
+            return h.status is stock.HoldStatus.RESERVED and h.pickup_deadline is not None and h.pickup_deadline <= now
+
+        return self._where(due, lambda h: h.pickup_deadline)[:limit]
+
+    def overdue(self, now: datetime.datetime, limit: int):
+        def due(h):
+            return (
+                h.status is stock.HoldStatus.ON_LOAN
+                and h.due_time is not None
+                and h.due_time <= now
+                and not h.overdue_noticed
+            )
+
+        return self._where(due, lambda h: h.due_time)[:limit]
 
 
 def stock_store() -> FakeStore:
