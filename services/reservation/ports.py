@@ -17,7 +17,13 @@ class Reservations(Protocol):
     def by_request_id(self, user_id: str, request_id: str) -> domain.Reservation | None: ...
 
     def active(self, user_id: str, book_id: str) -> domain.Reservation | None:
-        """The customer's REQUESTED or CONFIRMED reservation of the book, if any."""
+        """The customer's active reservation of the book (domain.ACTIVE), if any."""
+
+    def count_active(self, user_id: str) -> int:
+        """How many active reservations (domain.ACTIVE) the customer holds, across all books."""
+
+    def waitlisted(self, book_id: str) -> list[domain.Reservation]:
+        """The book's WAITLISTED reservations, in queue order (queue_ticket)."""
 
     def add(self, reservation: domain.Reservation) -> None:
         """Raises Conflict when a concurrent one took its request_id or the book's active slot."""

@@ -42,18 +42,45 @@ class BookRow(BaseModel):
         table_name = "book"
 
 
-MODELS = [ReservationRow, BookRow]
+class ReservationLifeRow(BaseModel):
+    """Issue 19's fields of a reservation, beside its row (a table of its own, so that a
+    database made before them needs no ALTER: create_schema adds missing tables only).
+    No row: no waitlist, not queued, no deadline, not on loan."""
+
+    reservation_id = peewee.CharField(max_length=36, primary_key=True)
+    book_id = peewee.CharField(max_length=64)
+    waitlist = peewee.BooleanField(default=False)
+    queue_ticket = peewee.BigIntegerField(default=0)
+    pickup_deadline = peewee.DateTimeField(null=True)
+    due_time = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "reservation_life"
+        indexes = ((("book_id", "queue_ticket"), False),)
+
+
+MODELS = [ReservationRow, BookRow, ReservationLifeRow]
 # The database itself holds the rules "one active reservation per customer and
 # book" and "one reservation per request_id", so concurrent replicas cannot break them.
 INDEXES = [
+    # The seed's index, kept (a database made before has it; it is implied by the next).
     "CREATE UNIQUE INDEX IF NOT EXISTS reservation_one_active ON reservation (user_id, book_id)"
     " WHERE status IN ('REQUESTED', 'CONFIRMED')",
+    # Issue 19's active statuses (domain.ACTIVE), in the same text as _ACTIVE_SQL below.
+    "CREATE UNIQUE INDEX IF NOT EXISTS reservation_one_active_life ON reservation (user_id, book_id)"
+    " WHERE status IN ('REQUESTED', 'WAITLISTED', 'CONFIRMED', 'PICKED_UP')",
     "CREATE UNIQUE INDEX IF NOT EXISTS reservation_request_id ON reservation (user_id, request_id)"
     " WHERE request_id <> ''",
 ]
 
 
 _COLUMNS = db.columns(ReservationRow)
+_SELECT = (
+    "SELECT "
+    + ", ".join(f"reservation.{c}" for c in _COLUMNS.split(", "))
+    + ", l.waitlist, l.queue_ticket, l.pickup_deadline, l.due_time"
+    " FROM reservation LEFT JOIN reservation_life l ON l.reservation_id = reservation.reservation_id"
+)
 # Written into the statements, not bound: SQLite uses a partial index only when the
 # query's own text implies the index's WHERE, and cannot see through a parameter. With
 # `status IN (?, ?)` the check below scanned every reservation the customer ever made.
@@ -72,6 +99,10 @@ def _to_domain(
     request_id: str,
     create_time: StoredTime,
     update_time: StoredTime,
+    waitlist: bool | int | None = None,
+    queue_ticket: int | None = None,
+    pickup_deadline: StoredTime = None,
+    due_time: StoredTime = None,
 ) -> domain.Reservation:
     # SQLite returns the stored text
     as_time: Callable[[StoredTime], datetime.datetime | None] = ReservationRow.create_time.python_value
@@ -84,35 +115,76 @@ def _to_domain(
         request_id,
         as_time(create_time),
         as_time(update_time),
+        waitlist=bool(waitlist),
+        queue_ticket=queue_ticket or 0,
+        pickup_deadline=as_time(pickup_deadline),
+        due_time=as_time(due_time),
     )
+
+
+def _has_life(r: domain.Reservation) -> bool:
+    return bool(r.waitlist or r.queue_ticket or r.pickup_deadline or r.due_time)
 
 
 class ReservationRepository(Repository):
     """The statements each reservation runs are plain SQL (chassis `db.execute`):
     peewee's query building cost more than the statements themselves."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._lived: set[str] = set()  # reservations with a reservation_life row: a change to it is written
+
+    def _loaded(self, r: domain.Reservation) -> domain.Reservation:
+        if _has_life(r):
+            self._lived.add(r.reservation_id)
+        return self._seen(r)
+
     def get(self, reservation_id: str, for_update: bool = False) -> domain.Reservation | None:
         """`for_update` before a change of status: a customer's cancel and stock's
         decision may arrive at once, and neither may overwrite the other unseen."""
-        found = db.rows(
-            f"SELECT {_COLUMNS} FROM reservation WHERE reservation_id = ?" + (db.for_update() if for_update else ""),
-            (reservation_id,),
-        )
-        return self._seen(_to_domain(*found[0])) if found else None
+        # OF reservation: PostgreSQL cannot lock the nullable side of an outer join (and needs not).
+        lock = db.for_update() + " OF reservation" if for_update and db.for_update() else ""
+        found = db.rows(f"{_SELECT} WHERE reservation.reservation_id = ?{lock}", (reservation_id,))
+        return self._loaded(_to_domain(*found[0])) if found else None
 
     def by_request_id(self, user_id: str, request_id: str) -> domain.Reservation | None:
         found = db.rows(
-            f"SELECT {_COLUMNS} FROM reservation WHERE user_id = ? AND request_id = ? AND request_id <> ''",
+            f"{_SELECT} WHERE user_id = ? AND request_id = ? AND request_id <> ''",
             (user_id, request_id),
         )  # the partial index's WHERE
-        return self._seen(_to_domain(*found[0])) if found else None
+        return self._loaded(_to_domain(*found[0])) if found else None
 
     def active(self, user_id: str, book_id: str) -> domain.Reservation | None:
         found = db.rows(
-            f"SELECT {_COLUMNS} FROM reservation WHERE user_id = ? AND book_id = ? AND status IN ({_ACTIVE_SQL})",
+            f"{_SELECT} WHERE user_id = ? AND reservation.book_id = ? AND status IN ({_ACTIVE_SQL})",
             (user_id, book_id),
         )
-        return self._seen(_to_domain(*found[0])) if found else None
+        return self._loaded(_to_domain(*found[0])) if found else None
+
+    def count_active(self, user_id: str) -> int:
+        found = db.rows(f"SELECT COUNT(*) FROM reservation WHERE user_id = ? AND status IN ({_ACTIVE_SQL})", (user_id,))
+        return int(found[0][0])
+
+    def waitlisted(self, book_id: str) -> list[domain.Reservation]:
+        return [
+            _to_domain(*row)
+            for row in db.rows(
+                f"{_SELECT} WHERE l.book_id = ? AND status = ? ORDER BY l.queue_ticket",
+                (book_id, domain.Status.WAITLISTED.value),
+            )
+        ]
+
+    def _save_life(self, r: domain.Reservation) -> None:
+        if not _has_life(r) and r.reservation_id not in self._lived:
+            return  # the seed's path never writes here
+        db.execute(
+            "INSERT INTO reservation_life (reservation_id, book_id, waitlist, queue_ticket, pickup_deadline, due_time)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (reservation_id) DO UPDATE SET waitlist = excluded.waitlist,"
+            " queue_ticket = excluded.queue_ticket, pickup_deadline = excluded.pickup_deadline,"
+            " due_time = excluded.due_time",
+            (r.reservation_id, r.book_id, r.waitlist, r.queue_ticket, r.pickup_deadline, r.due_time),
+        )
+        self._lived.add(r.reservation_id)
 
     def add(self, r: domain.Reservation) -> None:
         r.create_time = r.update_time = utcnow()
@@ -132,6 +204,7 @@ class ReservationRepository(Repository):
             )
         except peewee.IntegrityError as exc:
             raise Conflict(str(exc)) from exc
+        self._save_life(r)
         self._seen(r)
 
     def save(self, r: domain.Reservation) -> None:
@@ -140,6 +213,7 @@ class ReservationRepository(Repository):
             "UPDATE reservation SET status = ?, reason = ?, update_time = ? WHERE reservation_id = ?",
             (r.status.value, r.reason, r.update_time, r.reservation_id),
         )
+        self._save_life(r)
         self._seen(r)
 
     def list(self, user_id: str | None, offset: int, limit: int) -> list[domain.Reservation]:
@@ -147,7 +221,7 @@ class ReservationRepository(Repository):
         return [
             _to_domain(*row)
             for row in db.rows(
-                f"SELECT {_COLUMNS} FROM reservation {where}ORDER BY create_time DESC, reservation_id LIMIT ? OFFSET ?",
+                f"{_SELECT} {where}ORDER BY create_time DESC, reservation.reservation_id LIMIT ? OFFSET ?",
                 (*params, limit, offset),
             )
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from collections.abc import Callable
 
@@ -14,16 +15,24 @@ from .ports import ReservationUnitOfWork
 
 
 class ReservationService:
-    def __init__(self, uow: Callable[..., ReservationUnitOfWork]):
-        self.uow = uow  # uow() for a change, uow(read_only=True) for a read
+    """`reservation_limit`: the most active reservations a customer may hold across all
+    books (RESERVATION_LIMIT, which the wiring passes); None, no limit (the seed's rule)."""
 
-    def create_reservation(self, user: Identity, book_id: str, request_id: str = "") -> domain.Reservation:
-        reservation = domain.Reservation.request(str(uuid.uuid4()), user.user_id, book_id, request_id)
+    def __init__(self, uow: Callable[..., ReservationUnitOfWork], reservation_limit: int | None = None):
+        self.uow = uow  # uow() for a change, uow(read_only=True) for a read
+        self.reservation_limit = reservation_limit
+
+    def create_reservation(
+        self, user: Identity, book_id: str, request_id: str = "", waitlist: bool = False
+    ) -> domain.Reservation:
+        reservation = domain.Reservation.request(str(uuid.uuid4()), user.user_id, book_id, request_id, waitlist)
         try:
             with self.uow() as uow:
                 if request_id and (first := uow.reservations.by_request_id(user.user_id, request_id)):
                     return first
                 self._refuse_second_active(uow, user.user_id, book_id)
+                if self.reservation_limit is not None:
+                    domain.refuse_over_limit(uow.reservations.count_active(user.user_id), self.reservation_limit)
                 uow.reservations.add(reservation)
         except Conflict:
             # A concurrent request won the race for the same request_id or the same book.
@@ -42,15 +51,26 @@ class ReservationService:
     def get_reservation(self, user: Identity, reservation_id: str) -> domain.Reservation:
         with self.uow(read_only=True) as uow:
             reservation = uow.reservations.get(reservation_id)
-        if reservation is None:
-            raise NotFound(f"reservation {reservation_id!r} not found")
-        if reservation.user_id != user.user_id and not user.has_role(STOCK_MANAGER):
-            raise PermissionDenied("only its owner or a stock_manager may read a reservation")
-        return reservation
+            if reservation is None:
+                raise NotFound(f"reservation {reservation_id!r} not found")
+            if reservation.user_id != user.user_id and not user.has_role(STOCK_MANAGER):
+                raise PermissionDenied("only its owner or a stock_manager may read a reservation")
+            return self._positioned(uow, [reservation])[0]
 
     def list_reservations(self, user: Identity, offset: int, limit: int) -> list[domain.Reservation]:
         with self.uow(read_only=True) as uow:
-            return uow.reservations.list(None if user.has_role(STOCK_MANAGER) else user.user_id, offset, limit)
+            found = uow.reservations.list(None if user.has_role(STOCK_MANAGER) else user.user_id, offset, limit)
+            return self._positioned(uow, found)
+
+    @staticmethod
+    def _positioned(uow: ReservationUnitOfWork, reservations: list[domain.Reservation]) -> list[domain.Reservation]:
+        """A waitlisted reservation's place now (the queue moved since stock queued it)."""
+        queues: dict[str, list[domain.Reservation]] = {}
+        for r in reservations:
+            if r.status is domain.Status.WAITLISTED:
+                queue = queues.setdefault(r.book_id, uow.reservations.waitlisted(r.book_id))
+                r.queue_position = domain.queue_position(r, queue)
+        return reservations
 
     def cancel_reservation(self, user: Identity, reservation_id: str) -> domain.Reservation:
         with self.uow() as uow:
@@ -71,16 +91,36 @@ class ReservationService:
             if book.apply_stock_change(title, available, stock_version):
                 uow.books.save(book)
 
-    def confirm(self, reservation_id: str) -> domain.Reservation | None:
-        with self.uow() as uow:
-            reservation = uow.reservations.get(reservation_id, for_update=True)
-            if reservation is not None and reservation.confirm():
-                uow.reservations.save(reservation)
-        return reservation
+    def confirm(
+        self, reservation_id: str, pickup_deadline: datetime.datetime | None = None
+    ) -> domain.Reservation | None:
+        """StockReserved, or StockAllocated (a copy from the queue)."""
+        return self._apply(reservation_id, lambda r: r.confirm(pickup_deadline))
 
     def reject(self, reservation_id: str, reason: str) -> domain.Reservation | None:
+        return self._apply(reservation_id, lambda r: r.reject(reason))
+
+    def waitlist(self, reservation_id: str, ticket: int, position: int) -> domain.Reservation | None:
+        """StockWaitlisted."""
+        return self._apply(reservation_id, lambda r: r.waitlisted(ticket, position))
+
+    def expire(self, reservation_id: str) -> domain.Reservation | None:
+        """StockHoldExpired."""
+        return self._apply(reservation_id, domain.Reservation.expire)
+
+    def pick_up(self, reservation_id: str, due_time: datetime.datetime) -> domain.Reservation | None:
+        """StockCheckedOut."""
+        return self._apply(reservation_id, lambda r: r.pick_up(due_time))
+
+    def mark_returned(self, reservation_id: str) -> domain.Reservation | None:
+        """StockReturned."""
+        return self._apply(reservation_id, domain.Reservation.returned)
+
+    def _apply(self, reservation_id: str, change: Callable[[domain.Reservation], bool]) -> domain.Reservation | None:
+        """One of stock's outcomes: written only if it changed the reservation (a repeat, or
+        an outcome for one the customer canceled, changes nothing)."""
         with self.uow() as uow:
             reservation = uow.reservations.get(reservation_id, for_update=True)
-            if reservation is not None and reservation.reject(reason):
+            if reservation is not None and change(reservation):
                 uow.reservations.save(reservation)
         return reservation

@@ -131,6 +131,13 @@ class FakeReservations(FakeRepository):
             None,
         )
 
+    def count_active(self, user_id: str) -> int:
+        return sum(1 for r in self.rows.values() if r.user_id == user_id and r.is_active)
+
+    def waitlisted(self, book_id: str):
+        mine = [r for r in self.rows.values() if r.book_id == book_id and r.status is reservation.Status.WAITLISTED]
+        return [copy.deepcopy(r) for r in sorted(mine, key=lambda r: r.queue_ticket)]
+
     def add(self, r: reservation.Reservation) -> None:
         self.store.before_write()
         # The database's unique keys: the id, one request_id per customer, one active reservation per book.
