@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
+from typing import Any
 
 import peewee
 
@@ -161,9 +162,19 @@ _HOLD_SELECT = (
 
 
 class HoldRepository(Repository):
+    def __init__(self) -> None:
+        super().__init__()
+        self._lived: set[str] = set()  # holds read with a hold_life row: a change to it (even to none) is written
+
+    def _loaded(self, row: tuple[Any, ...]) -> domain.Hold:
+        hold = _to_hold(*row)
+        if _has_life(hold):
+            self._lived.add(hold.reservation_id)
+        return hold
+
     def get(self, reservation_id: str) -> domain.Hold | None:
         found = db.rows(f"{_HOLD_SELECT} WHERE hold.reservation_id = ?", (reservation_id,))
-        return _to_hold(*found[0]) if found else None
+        return self._loaded(found[0]) if found else None
 
     def save(self, hold: domain.Hold) -> None:
         db.execute(
@@ -171,7 +182,8 @@ class HoldRepository(Repository):
             " ON CONFLICT (reservation_id) DO UPDATE SET status = excluded.status",
             (hold.reservation_id, hold.book_id, hold.user_id, hold.status.value),
         )
-        if hold.ticket or hold.pickup_deadline or hold.due_time or hold.overdue_noticed:  # not on the seed's path
+        if _has_life(hold) or hold.reservation_id in self._lived:  # never on the seed's path
+            self._lived.add(hold.reservation_id)
             db.execute(
                 "INSERT INTO hold_life (reservation_id, book_id, ticket, pickup_deadline, due_time, overdue_noticed)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (reservation_id) DO UPDATE SET ticket = excluded.ticket,"
@@ -189,7 +201,7 @@ class HoldRepository(Repository):
 
     def waiting(self, book_id: str, limit: int) -> list[domain.Hold]:
         return [
-            _to_hold(*r)
+            self._loaded(r)
             for r in db.rows(
                 f"{_HOLD_SELECT} WHERE l.book_id = ? AND status = ? ORDER BY l.ticket LIMIT ?",
                 (book_id, domain.HoldStatus.WAITING.value, limit),
@@ -198,7 +210,7 @@ class HoldRepository(Repository):
 
     def expiring(self, now: datetime.datetime, limit: int) -> list[domain.Hold]:
         return [
-            _to_hold(*r)
+            self._loaded(r)
             for r in db.rows(
                 f"{_HOLD_SELECT} WHERE l.pickup_deadline <= ? AND status = ? ORDER BY l.pickup_deadline LIMIT ?",
                 (now, domain.HoldStatus.RESERVED.value, limit),
@@ -207,13 +219,17 @@ class HoldRepository(Repository):
 
     def overdue(self, now: datetime.datetime, limit: int) -> list[domain.Hold]:
         return [
-            _to_hold(*r)
+            self._loaded(r)
             for r in db.rows(
                 f"{_HOLD_SELECT} WHERE l.due_time <= ? AND status = ? AND NOT l.overdue_noticed"
                 " ORDER BY l.due_time LIMIT ?",
                 (now, domain.HoldStatus.ON_LOAN.value, limit),
             )
         ]
+
+
+def _has_life(hold: domain.Hold) -> bool:
+    return bool(hold.ticket or hold.pickup_deadline or hold.due_time or hold.overdue_noticed)
 
 
 def _to_hold(

@@ -76,3 +76,11 @@ def test_queue_deadline_loan_and_counts_round_trip(service):
     assert (s.available, s.held, s.on_loan, s.waiting) == (0, 1, 0, 0)
     assert holds()["r-3"][0] == "RESERVED" and service.list_stocks(0, 10)[0].held == 1
     assert db.rows("SELECT on_loan, waiting FROM stock_count")[0] == (0, 0)
+
+
+def test_a_released_hold_keeps_no_pickup_deadline(service):
+    service.receive_stock("b-1", 1, "Dune")
+    service.reserve_copy("r-1", "alice", "b-1", now=T0)
+    service.release_copy("r-1", "alice", "b-1", now=T0)
+    assert db.rows("SELECT pickup_deadline FROM hold_life WHERE reservation_id = 'r-1'") == [(None,)]
+    assert service.expire_holds(T0 + 2 * PICKUP) == []
