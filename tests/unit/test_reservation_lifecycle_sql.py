@@ -65,3 +65,12 @@ def test_the_database_holds_one_active_reservation_per_book_for_the_new_statuses
     uow = bootstrap.unit_of_work("reservation")
     with pytest.raises(Conflict), uow() as u:
         u.reservations.add(Reservation.request("r-2", "alice", "b-1"))
+
+
+def test_the_active_check_uses_the_partial_unique_index(service):
+    sql = (
+        f"EXPLAIN QUERY PLAN {repository._SELECT} WHERE user_id = ? AND reservation.book_id = ?"
+        f" AND status IN ({repository._ACTIVE_SQL})"
+    )
+    plan = " ".join(str(row) for row in db.rows(sql, ("alice", "b-1")))
+    assert "reservation_one_active_life" in plan, plan

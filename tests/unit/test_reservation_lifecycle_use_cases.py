@@ -242,3 +242,10 @@ def test_queue_position_counts_the_earlier_waiters_of_the_same_book_only():
     others = [w("a", 3), w("b", 12), w("c", 5, book="b-2"), w("d", 4, status=Status.CANCELED), me]
     assert domain.queue_position(me, others) == 2
     assert domain.queue_position(Reservation("x", "x", "b-1", Status.CONFIRMED), others) == 0
+
+
+def test_the_active_check_and_the_databases_unique_index_name_the_same_statuses():
+    """SQLite uses a partial index only when the query's text implies its WHERE."""
+    from services.reservation import repository
+
+    assert any(f"WHERE status IN ({repository._ACTIVE_SQL})" in sql for sql in repository.INDEXES)
