@@ -3,6 +3,9 @@ as the messages published on the stock topic (same field names)."""
 
 from __future__ import annotations
 
+import datetime
+from typing import Any
+
 from bookrental.stock.v1 import events_pb2, stock_pb2
 from services.chassis.times import timestamp
 
@@ -16,20 +19,48 @@ def stock_resource(stock: domain.Stock) -> stock_pb2.Stock:
         available=stock.available,
         total_received=stock.total_received,
         update_time=timestamp(stock.update_time),
+        held=stock.held,
+        on_loan=stock.on_loan,
+        waiting=stock.waiting,
     )
 
 
 # Domain event -> the protobuf message published for it.
-Message = events_pb2.StockReceived | events_pb2.StockReserved | events_pb2.StockRejected | events_pb2.StockReleased
+Message = (
+    events_pb2.StockReceived
+    | events_pb2.StockReserved
+    | events_pb2.StockRejected
+    | events_pb2.StockReleased
+    | events_pb2.StockWaitlisted
+    | events_pb2.StockAllocated
+    | events_pb2.StockWaitlistLeft
+    | events_pb2.StockHoldExpired
+    | events_pb2.StockCheckedOut
+    | events_pb2.StockReturned
+    | events_pb2.StockLoanOverdue
+)
 MESSAGES: dict[type[domain.Event], type[Message]] = {
     domain.StockReceived: events_pb2.StockReceived,
     domain.StockReserved: events_pb2.StockReserved,
     domain.StockRejected: events_pb2.StockRejected,
     domain.StockReleased: events_pb2.StockReleased,
+    domain.StockWaitlisted: events_pb2.StockWaitlisted,
+    domain.StockAllocated: events_pb2.StockAllocated,
+    domain.StockWaitlistLeft: events_pb2.StockWaitlistLeft,
+    domain.StockHoldExpired: events_pb2.StockHoldExpired,
+    domain.StockCheckedOut: events_pb2.StockCheckedOut,
+    domain.StockReturned: events_pb2.StockReturned,
+    domain.StockLoanOverdue: events_pb2.StockLoanOverdue,
 }
 
 
 def event_message(event: domain.Event) -> Message:
-    message = MESSAGES[type(event)](**vars(event))
+    """The event's fields by name; a time as a Timestamp, and None (no deadline) left unset."""
+    fields: dict[str, Any] = {
+        name: timestamp(value) if isinstance(value, datetime.datetime) else value
+        for name, value in vars(event).items()
+        if value is not None
+    }
+    message = MESSAGES[type(event)](**fields)
     message.occur_time.GetCurrentTime()
     return message

@@ -124,8 +124,8 @@ def test_an_added_field_passes(repo):
     edit(
         repo,
         RESERVATION,
-        "  google.protobuf.Timestamp update_time = 4;\n}",
-        "  google.protobuf.Timestamp update_time = 4;\n  string isbn = 5;\n}",
+        "  int32 waiting = 5;\n}",
+        "  int32 waiting = 5;\n  string isbn = 6;\n}",
     )
     commit_on_branch(repo, "add isbn")
     done = run_check(repo)

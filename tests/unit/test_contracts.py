@@ -2,7 +2,8 @@
 build/bookrental.pb has a REST route, every route its row in the authorization matrix
 (docs/security.md §3, the one place it is written), every event type of
 protos/*/events.proto a producer test (PRODUCED in
-tests/integration/test_contract_events.py) and its topic on docs/architecture.md §4.
+tests/integration/test_contract_events.py, or an entry in its NOT_YET_PRODUCED saying
+which step publishes it) and its topic on docs/architecture.md §4.
 Each check is shown failing, with the name it must give, on a deliberately broken
 descriptor set or document."""
 
@@ -12,7 +13,7 @@ from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
 from tests import contracts
-from tests.integration.test_contract_events import PRODUCED
+from tests.integration.test_contract_events import NOT_YET_PRODUCED, PRODUCED
 
 FDS = contracts.load()
 MATRIX = contracts.authorization_matrix()
@@ -44,7 +45,7 @@ def with_event(name: str) -> descriptor_pb2.FileDescriptorSet:
 
 def test_every_rpc_has_a_route_and_every_route_its_authorization_entry():
     assert contracts.route_problems(FDS, MATRIX) == []
-    assert len(contracts.routes(FDS)) == len(contracts.rpc_names(FDS)) == len(MATRIX) == 12
+    assert len(contracts.routes(FDS)) == len(contracts.rpc_names(FDS)) == len(MATRIX) == 14
 
 
 def test_an_rpc_without_a_route_fails_naming_it():
@@ -82,12 +83,15 @@ def test_the_matrix_is_read_as_written():
 
 
 def test_every_event_type_has_a_producer_test_and_its_topic():
-    assert contracts.event_problems(FDS, contracts.event_topics(), set(PRODUCED)) == []
-    assert len(contracts.event_types(FDS)) == 6
+    assert contracts.event_problems(FDS, contracts.event_topics(), set(PRODUCED) | set(NOT_YET_PRODUCED)) == []
+    assert len(contracts.event_types(FDS)) == 13
+    assert not set(PRODUCED) & set(NOT_YET_PRODUCED), "a type is either tested or waiting to be published"
 
 
 def test_an_event_type_without_a_producer_test_or_a_topic_fails_naming_it():
-    problems = contracts.event_problems(with_event("StockTeleported"), contracts.event_topics(), set(PRODUCED))
+    problems = contracts.event_problems(
+        with_event("StockTeleported"), contracts.event_topics(), set(PRODUCED) | set(NOT_YET_PRODUCED)
+    )
     assert problems == [
         "event type bookrental.stock.v1.StockTeleported has no producer test: add it to PRODUCED in "
         "tests/integration/test_contract_events.py",
