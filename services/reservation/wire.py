@@ -14,11 +14,15 @@ _STATUS = {
     domain.Status.CONFIRMED: reservation_pb2.RESERVATION_STATUS_CONFIRMED,
     domain.Status.REJECTED: reservation_pb2.RESERVATION_STATUS_REJECTED,
     domain.Status.CANCELED: reservation_pb2.RESERVATION_STATUS_CANCELED,
+    domain.Status.WAITLISTED: reservation_pb2.RESERVATION_STATUS_WAITLISTED,
+    domain.Status.PICKED_UP: reservation_pb2.RESERVATION_STATUS_PICKED_UP,
+    domain.Status.RETURNED: reservation_pb2.RESERVATION_STATUS_RETURNED,
+    domain.Status.EXPIRED: reservation_pb2.RESERVATION_STATUS_EXPIRED,
 }
 
 
 def reservation_resource(r: domain.Reservation) -> reservation_pb2.Reservation:
-    return reservation_pb2.Reservation(
+    message = reservation_pb2.Reservation(
         reservation_id=r.reservation_id,
         user_id=r.user_id,
         book_id=r.book_id,
@@ -26,7 +30,14 @@ def reservation_resource(r: domain.Reservation) -> reservation_pb2.Reservation:
         reason=r.reason,
         create_time=timestamp(r.create_time),
         update_time=timestamp(r.update_time),
+        queue_position=r.queue_position,
     )
+    # A time the reservation does not have (no deadline, not on loan) stays unset, not the epoch.
+    if r.pickup_deadline is not None:
+        message.pickup_deadline.CopyFrom(timestamp(r.pickup_deadline))
+    if r.due_time is not None:
+        message.due_time.CopyFrom(timestamp(r.due_time))
+    return message
 
 
 def book_resource(book: BookView) -> reservation_pb2.Book:

@@ -1,0 +1,34 @@
+"""The reservation on the wire: every status has its enum value, and the times of its
+life are sent only while it has them (unset, not the epoch, otherwise)."""
+
+from __future__ import annotations
+
+import datetime
+
+from bookrental.reservation.v1 import reservation_pb2
+from services.reservation import domain, wire
+
+T = datetime.datetime(2026, 12, 1, 12, 0, 0)
+
+
+def reservation(status: domain.Status, **life) -> domain.Reservation:
+    return domain.Reservation("r1", "u1", "b1", status, create_time=T, update_time=T, **life)
+
+
+def test_every_status_has_its_own_enum_value():
+    values = {s: wire.reservation_resource(reservation(s)).status for s in domain.Status}
+    assert len(set(values.values())) == len(domain.Status)
+    assert reservation_pb2.RESERVATION_STATUS_UNSPECIFIED not in values.values()
+    for s, v in values.items():
+        assert reservation_pb2.ReservationStatus.Name(v) == f"RESERVATION_STATUS_{s.value}"
+
+
+def test_the_life_fields_are_set_only_when_the_reservation_has_them():
+    waiting = wire.reservation_resource(reservation(domain.Status.WAITLISTED, queue_position=2))
+    assert waiting.queue_position == 2
+    assert not waiting.HasField("pickup_deadline") and not waiting.HasField("due_time")
+    held = wire.reservation_resource(reservation(domain.Status.CONFIRMED, pickup_deadline=T))
+    assert held.pickup_deadline.ToDatetime() == T and not held.HasField("due_time")
+    loan = wire.reservation_resource(reservation(domain.Status.PICKED_UP, due_time=T))
+    assert loan.due_time.ToDatetime() == T and not loan.HasField("pickup_deadline")
+    assert not wire.reservation_resource(reservation(domain.Status.CONFIRMED)).HasField("pickup_deadline")
