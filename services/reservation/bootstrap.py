@@ -69,4 +69,5 @@ def main() -> None:
         ],
         consume=[consumed],
         subscriptions=entrypoints.subscriptions(service),
+        ignore=entrypoints.IGNORED,
     )

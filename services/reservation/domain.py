@@ -49,6 +49,7 @@ class ReservationRequested:
     reservation_id: str
     user_id: str
     book_id: str
+    waitlist: bool = False  # join the book's queue if no copy is free
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +87,7 @@ class Reservation:
         shared_kernel.book_id(book_id)
         validate.text(request_id, "request_id", MAX_REQUEST_ID)
         reservation = cls(reservation_id, user_id, book_id, Status.REQUESTED, request_id=request_id, waitlist=waitlist)
-        reservation.events.append(ReservationRequested(reservation_id, user_id, book_id))
+        reservation.events.append(ReservationRequested(reservation_id, user_id, book_id, waitlist))
         return reservation
 
     @property

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -52,7 +54,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     def CreateReservation(
         self, request: reservation_pb2.CreateReservationRequest, context: grpc.ServicerContext, caller: Identity
     ) -> reservation_pb2.CreateReservationResponse:
-        r = self.service.create_reservation(caller, request.book_id, request.request_id)
+        r = self.service.create_reservation(caller, request.book_id, request.request_id, request.waitlist)
         log.info(
             "reservation requested",
             extra={
@@ -100,7 +102,7 @@ def subscriptions(service: ReservationService) -> list[Subscription[Any]]:
 
     def on_reserved(event: stock_events.StockReserved, envelope: events.Envelope) -> None:
         service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
-        r = service.confirm(event.reservation_id)
+        r = service.confirm(event.reservation_id, _time(event, "pickup_deadline"))
         log.info(
             "stock reserved",
             extra={
@@ -126,9 +128,60 @@ def subscriptions(service: ReservationService) -> list[Subscription[Any]]:
     def on_released(event: stock_events.StockReleased, _envelope: events.Envelope) -> None:
         service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
 
+    # Issue 19: each of stock's decisions moves the reservation along its life (docs/holds.md);
+    # a repeat, or one for a reservation already past that step, changes nothing.
+    def applied(
+        what: str, change: Callable[[Any], domain.Reservation | None]
+    ) -> Callable[[Any, events.Envelope], None]:
+        def handle(event: Any, envelope: events.Envelope) -> None:
+            service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
+            r = change(event)
+            log.info(
+                what,
+                extra={
+                    "reservation_id": event.reservation_id,
+                    "status": r.status.value if r else None,
+                    "correlation_id": envelope.correlation_id,
+                },
+            )
+
+        return handle
+
+    def book_only(event: Any, _envelope: events.Envelope) -> None:
+        service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
+
     return [
         Subscription(stock_events.StockReceived, on_received),
         Subscription(stock_events.StockReserved, on_reserved),
         Subscription(stock_events.StockRejected, on_rejected),
         Subscription(stock_events.StockReleased, on_released),
+        Subscription(
+            stock_events.StockWaitlisted,
+            applied("stock waitlisted", lambda e: service.waitlist(e.reservation_id, e.ticket, e.queue_position)),
+        ),
+        Subscription(
+            stock_events.StockAllocated,
+            applied("stock allocated", lambda e: service.confirm(e.reservation_id, _time(e, "pickup_deadline"))),
+        ),
+        Subscription(stock_events.StockWaitlistLeft, book_only),
+        Subscription(
+            stock_events.StockHoldExpired, applied("hold expired", lambda e: service.expire(e.reservation_id))
+        ),
+        Subscription(
+            stock_events.StockCheckedOut,
+            applied("checked out", lambda e: service.pick_up(e.reservation_id, e.due_time.ToDatetime())),
+        ),
+        Subscription(
+            stock_events.StockReturned, applied("returned", lambda e: service.mark_returned(e.reservation_id))
+        ),
     ]
+
+
+def _time(event: Any, field: str) -> datetime.datetime | None:
+    """A Timestamp field as stored (naive UTC), None when unset (no deadline)."""
+    return getattr(event, field).ToDatetime() if event.HasField(field) else None
+
+
+# Stock events the reservation service knows and does not need (not "unknown"): an
+# overdue loan changes neither the reservation (it stays PICKED_UP) nor the book list.
+IGNORED = (stock_events.StockLoanOverdue.DESCRIPTOR.full_name,)

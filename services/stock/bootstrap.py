@@ -25,7 +25,18 @@ def publications(topic: str) -> dict[type, Publication]:
     in order); an outcome for a reservation carries its id as the correlation id."""
     outcome: dict[type, Publication] = {
         event_type: Publication(topic, wire.event_message, key="book_id", correlation_id="reservation_id")
-        for event_type in (domain.StockReserved, domain.StockRejected, domain.StockReleased)
+        for event_type in (
+            domain.StockReserved,
+            domain.StockRejected,
+            domain.StockReleased,
+            domain.StockWaitlisted,
+            domain.StockAllocated,
+            domain.StockWaitlistLeft,
+            domain.StockHoldExpired,
+            domain.StockCheckedOut,
+            domain.StockReturned,
+            domain.StockLoanOverdue,
+        )
     }
     return {domain.StockReceived: Publication(topic, wire.event_message, key="book_id"), **outcome}
 

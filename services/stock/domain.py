@@ -50,6 +50,7 @@ class StockReserved:
     title: str
     available: int
     stock_version: int
+    pickup_deadline: datetime.datetime | None = None  # held until then; None: no deadline (the seed's path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,11 +300,14 @@ class Stock:
         if self.available > 0:
             self.available -= 1
             self.stock_version += 1
+            deadline = _plus(now, pickup)
             self.events.append(
-                StockReserved(reservation_id, user_id, self.book_id, self.title, self.available, self.stock_version)
+                StockReserved(
+                    reservation_id, user_id, self.book_id, self.title, self.available, self.stock_version, deadline
+                )
             )
             self.check()
-            return Hold(reservation_id, self.book_id, user_id, HoldStatus.RESERVED, pickup_deadline=_plus(now, pickup))
+            return Hold(reservation_id, self.book_id, user_id, HoldStatus.RESERVED, pickup_deadline=deadline)
         if waitlist and self.in_stock:
             self.waiting += 1
             self.stock_version += 1

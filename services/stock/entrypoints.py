@@ -14,6 +14,7 @@ from services.chassis import events, paging
 from services.chassis.consumer import Subscription
 from services.chassis.identity import Identity
 from services.chassis.server import rpc
+from services.chassis.times import utcnow
 
 from . import wire
 from .service import StockService
@@ -59,7 +60,8 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
 
 def subscriptions(service: StockService) -> list[Subscription[Any]]:
     def on_requested(event: reservation_events.ReservationRequested, envelope: events.Envelope) -> None:
-        hold = service.reserve_copy(event.reservation_id, event.user_id, event.book_id)
+        # The clock is read here, at the edge: a held copy waits until now + HOLD_PICKUP_SECONDS.
+        hold = service.reserve_copy(event.reservation_id, event.user_id, event.book_id, event.waitlist, utcnow())
         log.info(
             "reservation decided",
             extra={
@@ -71,7 +73,7 @@ def subscriptions(service: StockService) -> list[Subscription[Any]]:
         )
 
     def on_canceled(event: reservation_events.ReservationCanceled, envelope: events.Envelope) -> None:
-        hold = service.release_copy(event.reservation_id, event.user_id, event.book_id)
+        hold = service.release_copy(event.reservation_id, event.user_id, event.book_id, utcnow())
         log.info(
             "reservation canceled",
             extra={

@@ -25,6 +25,7 @@ from playhouse.db_url import connect
 
 from services.alert import entrypoints as alert_entrypoints
 from services.chassis import events
+from services.reservation import entrypoints as reservation_entrypoints
 from tests import contracts
 from tests.integration import flows, topics
 from tools.client import eventually
@@ -35,8 +36,8 @@ TOPICS = contracts.event_topics()  # type -> topic, producer, consumers, key
 CURRENT = contracts.message_classes(FDS)
 PREVIOUS = contracts.message_classes(contracts.load(contracts.PREVIOUS_SET))
 
-# alert's IGNORED are types it knows and drops on purpose (neither handled nor "unknown").
-KNOWN_BUT_IGNORED = {"alert": set(alert_entrypoints.IGNORED)}
+# IGNORED are types a service knows and drops on purpose (neither handled nor "unknown").
+KNOWN_BUT_IGNORED = {"alert": set(alert_entrypoints.IGNORED), "reservation": set(reservation_entrypoints.IGNORED)}
 
 
 @dataclasses.dataclass
@@ -102,11 +103,12 @@ PRODUCED = {
     ],
 }
 
-# Declared (issue 19, docs/holds.md) before anything publishes them: stock's publication
-# table and the flow below do not cause them yet. Their producer test is skipped, saying
-# so, until the step named here wires them and adds them to PRODUCED instead.
+# Issue 19's decisions (docs/holds.md): stock publishes them and reservation subscribes,
+# but the flow below does not cause them yet (a waitlist, check-out and return, the
+# deadline scanner). Their producer and consumer tests are skipped, saying so, until the
+# flow causes them and they move to PRODUCED.
 NOT_YET_PRODUCED = {
-    f"bookrental.stock.v1.{name}": f"{name} is declared but not published yet (docs/holds.md, what remains: 3)"
+    f"bookrental.stock.v1.{name}": f"{name}: the contract flow does not cause it yet (docs/holds.md, what remains)"
     for name in (
         "StockWaitlisted",
         "StockAllocated",
@@ -240,6 +242,8 @@ def inbox(stack, service: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("service,event_type", [(s, t) for s, types in topics.CONSUMED.items() for t in sorted(types)])
 def test_a_consumer_accepts_every_type_it_subscribes_to(stack, flow, service, event_type):
+    if event_type in NOT_YET_PRODUCED:
+        pytest.skip(NOT_YET_PRODUCED[event_type])
     ids = {topics.headers(m)["ce_id"].decode() for m in flow.messages.get(event_type, [])}
     assert ids, f"the flow caused no {event_type}"
     eventually(lambda: ids <= set(inbox(stack, service)), what=f"{service} recorded every {event_type}")

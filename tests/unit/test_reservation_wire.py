@@ -32,3 +32,8 @@ def test_the_life_fields_are_set_only_when_the_reservation_has_them():
     loan = wire.reservation_resource(reservation(domain.Status.PICKED_UP, due_time=T))
     assert loan.due_time.ToDatetime() == T and not loan.HasField("pickup_deadline")
     assert not wire.reservation_resource(reservation(domain.Status.CONFIRMED)).HasField("pickup_deadline")
+
+
+def test_the_request_event_carries_waitlist():
+    assert wire.event_message(domain.ReservationRequested("r1", "u1", "b1", waitlist=True)).waitlist is True
+    assert wire.event_message(domain.ReservationRequested("r1", "u1", "b1")).waitlist is False
