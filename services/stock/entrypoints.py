@@ -10,7 +10,7 @@ import grpc
 from bookrental.reservation.v1 import events_pb2 as reservation_events
 from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
 from services import shared_kernel
-from services.chassis import events, paging
+from services.chassis import events, paging, validate
 from services.chassis.consumer import Subscription
 from services.chassis.identity import Identity
 from services.chassis.server import rpc
@@ -56,6 +56,45 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
             stocks=[wire.stock_resource(s) for s in stocks],
             next_page_token=paging.next_token(offset, limit, len(stocks)),
         )
+
+    # Issue 19: the hold shelf's desk. The clock is read here and passed as `now`.
+
+    @rpc(role=shared_kernel.STOCK_MANAGER)
+    def CheckOut(
+        self, request: stock_pb2.CheckOutRequest, context: grpc.ServicerContext, caller: Identity
+    ) -> stock_pb2.CheckOutResponse:
+        hold = self.service.check_out(_reservation_id(request.reservation_id), utcnow())
+        log.info(
+            "checked out",
+            extra={
+                "reservation_id": hold.reservation_id,
+                "book_id": hold.book_id,
+                "correlation_id": hold.reservation_id,
+            },
+        )
+        return stock_pb2.CheckOutResponse(hold=wire.hold_resource(hold, self.service.get_stock(hold.book_id)))
+
+    @rpc(role=shared_kernel.STOCK_MANAGER)
+    def Return(
+        self, request: stock_pb2.ReturnRequest, context: grpc.ServicerContext, caller: Identity
+    ) -> stock_pb2.ReturnResponse:
+        hold = self.service.return_copy(_reservation_id(request.reservation_id), utcnow())
+        log.info(
+            "returned",
+            extra={
+                "reservation_id": hold.reservation_id,
+                "book_id": hold.book_id,
+                "correlation_id": hold.reservation_id,
+            },
+        )
+        return stock_pb2.ReturnResponse(hold=wire.hold_resource(hold, self.service.get_stock(hold.book_id)))
+
+
+MAX_RESERVATION_ID = 64  # as the reservation service makes them
+
+
+def _reservation_id(value: str) -> str:
+    return validate.text(value, "reservation_id", MAX_RESERVATION_ID, required=True)
 
 
 def subscriptions(service: StockService) -> list[Subscription[Any]]:

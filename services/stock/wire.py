@@ -25,6 +25,34 @@ def stock_resource(stock: domain.Stock) -> stock_pb2.Stock:
     )
 
 
+_HOLD_STATUS = {
+    domain.HoldStatus.RESERVED: stock_pb2.HOLD_STATUS_RESERVED,
+    domain.HoldStatus.REJECTED: stock_pb2.HOLD_STATUS_REJECTED,
+    domain.HoldStatus.RELEASED: stock_pb2.HOLD_STATUS_RELEASED,
+    domain.HoldStatus.CANCELED: stock_pb2.HOLD_STATUS_CANCELED,
+    domain.HoldStatus.WAITING: stock_pb2.HOLD_STATUS_WAITING,
+    domain.HoldStatus.ON_LOAN: stock_pb2.HOLD_STATUS_ON_LOAN,
+    domain.HoldStatus.RETURNED: stock_pb2.HOLD_STATUS_RETURNED,
+    domain.HoldStatus.EXPIRED: stock_pb2.HOLD_STATUS_EXPIRED,
+}
+
+
+def hold_resource(hold: domain.Hold, stock: domain.Stock) -> stock_pb2.Hold:
+    """A hold with its book's stock; a time it does not have stays unset, not the epoch."""
+    message = stock_pb2.Hold(
+        reservation_id=hold.reservation_id,
+        book_id=hold.book_id,
+        user_id=hold.user_id,
+        status=_HOLD_STATUS[hold.status],
+        stock=stock_resource(stock),
+    )
+    if hold.pickup_deadline is not None:
+        message.pickup_deadline.CopyFrom(timestamp(hold.pickup_deadline))
+    if hold.due_time is not None:
+        message.due_time.CopyFrom(timestamp(hold.due_time))
+    return message
+
+
 # Domain event -> the protobuf message published for it.
 Message = (
     events_pb2.StockReceived

@@ -88,6 +88,9 @@ class Case:
                 ),
                 what="reservation confirmed",
             )
+            if route.method == "Return":  # only a loan can be returned: check the held copy out first
+                checked = gateway.post(f"/v1/holds/{rid}:checkout", {}, self.tokens["stock_manager"])
+                assert checked.status == 200, checked
         # The request's fields the case has a value for (book_id, quantity, ...), or a fixed request.
         self.fields = {f: self.values[f] for f in fields if f in self.values}
         self.fixed = REQUESTS.get(route.method)

@@ -8,6 +8,7 @@ import dataclasses
 import datetime
 import typing
 
+from bookrental.stock.v1 import stock_pb2
 from services.stock import domain, wire
 
 T = datetime.datetime(2026, 12, 1, 12, 0, 0)
@@ -38,3 +39,14 @@ def test_the_stock_resource_counts_every_copy():
     r = wire.stock_resource(stock)
     assert (r.available, r.held, r.on_loan, r.waiting, r.total_received) == (1, 1, 2, 0, 4)
     assert r.available + r.held + r.on_loan == r.total_received
+
+
+def test_a_hold_goes_with_its_status_its_times_only_when_set_and_its_books_stock():
+    stock = domain.Stock("b1", "T", available=0, total_received=1, stock_version=3, on_loan=1)
+    loan = domain.Hold("r1", "b1", "u1", domain.HoldStatus.ON_LOAN, due_time=T)
+    h = wire.hold_resource(loan, stock)
+    assert (h.reservation_id, h.book_id, h.user_id, h.status) == ("r1", "b1", "u1", stock_pb2.HOLD_STATUS_ON_LOAN)
+    assert h.due_time.ToDatetime() == T and not h.HasField("pickup_deadline")
+    assert (h.stock.on_loan, h.stock.held) == (1, 0)
+    names = {wire.hold_resource(domain.Hold("r", "b", "u", s), stock).status for s in domain.HoldStatus}
+    assert len(names) == len(domain.HoldStatus) and stock_pb2.HOLD_STATUS_UNSPECIFIED not in names
