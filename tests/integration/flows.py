@@ -15,6 +15,10 @@ from tools.client import eventually
 CONFIRMED = "RESERVATION_STATUS_CONFIRMED"
 REJECTED = "RESERVATION_STATUS_REJECTED"
 CANCELED = "RESERVATION_STATUS_CANCELED"
+WAITLISTED = "RESERVATION_STATUS_WAITLISTED"
+PICKED_UP = "RESERVATION_STATUS_PICKED_UP"
+RETURNED = "RESERVATION_STATUS_RETURNED"
+EXPIRED = "RESERVATION_STATUS_EXPIRED"
 
 
 def ok(resp):
@@ -22,8 +26,9 @@ def ok(resp):
     return resp.json()
 
 
-def reserve(gateway, customer, book_id) -> str:
-    return ok(gateway.post("/v1/reservations", {"bookId": book_id}, customer))["reservation"]["reservationId"]
+def reserve(gateway, customer, book_id, waitlist: bool = False) -> str:
+    body = {"bookId": book_id, **({"waitlist": True} if waitlist else {})}
+    return ok(gateway.post("/v1/reservations", body, customer))["reservation"]["reservationId"]
 
 
 def cancel(gateway, customer, reservation_id) -> str:
