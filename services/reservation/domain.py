@@ -191,12 +191,16 @@ class Book:
     title: str = ""
     available: int = 0
     stock_version: int = 0
+    waiting: int = 0  # the book's queue length, from issue 19's events
 
-    def apply_stock_change(self, title: str, available: int, stock_version: int) -> bool:
-        """Takes a newer stock state; an older or repeated one changes nothing."""
+    def apply_stock_change(self, title: str, available: int, stock_version: int, waiting: int | None = None) -> bool:
+        """Takes a newer stock state; an older or repeated one changes nothing. `waiting`
+        None: the event does not carry it (the seed's events), the queue is as it was."""
         if stock_version <= self.stock_version:
             return False
         self.title = title or self.title
         self.available = available
         self.stock_version = stock_version
+        if waiting is not None:
+            self.waiting = waiting
         return True

@@ -134,7 +134,7 @@ def subscriptions(service: ReservationService) -> list[Subscription[Any]]:
         what: str, change: Callable[[Any], domain.Reservation | None]
     ) -> Callable[[Any, events.Envelope], None]:
         def handle(event: Any, envelope: events.Envelope) -> None:
-            service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
+            service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version, event.waiting)
             r = change(event)
             log.info(
                 what,
@@ -148,7 +148,7 @@ def subscriptions(service: ReservationService) -> list[Subscription[Any]]:
         return handle
 
     def book_only(event: Any, _envelope: events.Envelope) -> None:
-        service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
+        service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version, event.waiting)
 
     return [
         Subscription(stock_events.StockReceived, on_received),

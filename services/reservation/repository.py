@@ -59,7 +59,18 @@ class ReservationLifeRow(BaseModel):
         indexes = ((("book_id", "queue_ticket"), False),)
 
 
-MODELS = [ReservationRow, BookRow, ReservationLifeRow]
+class BookQueueRow(BaseModel):
+    """Issue 19's `waiting` of a book in the book list, beside its row (a table of its own,
+    as ReservationLifeRow). No row: nobody waits."""
+
+    book_id = peewee.CharField(max_length=64, primary_key=True)
+    waiting = peewee.BigIntegerField(default=0)
+
+    class Meta:
+        table_name = "book_queue"
+
+
+MODELS = [ReservationRow, BookRow, ReservationLifeRow, BookQueueRow]
 # The database itself holds the rules "one active reservation per customer and
 # book" and "one reservation per request_id", so concurrent replicas cannot break them.
 INDEXES = [
@@ -233,9 +244,21 @@ _BOOK_COLUMNS = db.columns(BookRow)
 class BookRepository(Repository):
     """The book list's rows; whether a stock change is newer, the domain decides (Book)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._waiting: dict[str, int] = {}  # book_id -> waiting as read, so an unchanged queue writes nothing
+
     def get(self, book_id: str) -> domain.Book | None:
-        found = db.rows("SELECT title, available, stock_version FROM book WHERE book_id = ?", (book_id,))
-        return self._seen(domain.Book(book_id, *found[0])) if found else None
+        found = db.rows(
+            "SELECT b.title, b.available, b.stock_version, COALESCE(q.waiting, 0) FROM book b"
+            " LEFT JOIN book_queue q ON q.book_id = b.book_id WHERE b.book_id = ?",
+            (book_id,),
+        )
+        if not found:
+            return None
+        book = domain.Book(book_id, *found[0])
+        self._waiting[book_id] = book.waiting
+        return self._seen(book)
 
     def save(self, book: domain.Book) -> None:
         db.execute(
@@ -245,4 +268,11 @@ class BookRepository(Repository):
             " update_time = excluded.update_time",
             (book.book_id, book.title, book.available, book.stock_version, utcnow()),
         )
+        if book.waiting != self._waiting.get(book.book_id, 0):  # the seed's path never gets here
+            db.execute(
+                "INSERT INTO book_queue (book_id, waiting) VALUES (?, ?)"
+                " ON CONFLICT (book_id) DO UPDATE SET waiting = excluded.waiting",
+                (book.book_id, book.waiting),
+            )
+            self._waiting[book.book_id] = book.waiting
         self._seen(book)

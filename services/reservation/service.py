@@ -83,12 +83,14 @@ class ReservationService:
 
     # Stock outcomes; they run inside the consumer's transaction (with the inbox row).
 
-    def apply_stock_change(self, book_id: str, title: str, available: int, stock_version: int) -> None:
+    def apply_stock_change(
+        self, book_id: str, title: str, available: int, stock_version: int, waiting: int | None = None
+    ) -> None:
         if stock_version <= 0:  # a rejection of a book never received has no stock state
             return
         with self.uow() as uow:
             book = uow.books.get(book_id) or domain.Book(book_id)
-            if book.apply_stock_change(title, available, stock_version):
+            if book.apply_stock_change(title, available, stock_version, waiting):
                 uow.books.save(book)
 
     def confirm(

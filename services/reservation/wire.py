@@ -42,7 +42,11 @@ def reservation_resource(r: domain.Reservation) -> reservation_pb2.Reservation:
 
 def book_resource(book: BookView) -> reservation_pb2.Book:
     return reservation_pb2.Book(
-        book_id=book.book_id, title=book.title, available=book.available, update_time=timestamp(book.update_time)
+        book_id=book.book_id,
+        title=book.title,
+        available=book.available,
+        update_time=timestamp(book.update_time),
+        waiting=book.waiting,
     )
 
 

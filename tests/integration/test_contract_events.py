@@ -162,6 +162,10 @@ NOT_YET_PRODUCED = {
 }
 
 
+def book_waiting(gateway, book_id: str) -> int:
+    return flows.ok(gateway.get(f"/v1/books/{book_id}"))["book"]["waiting"]
+
+
 def topic_of(stack, documented: str) -> str:
     """The stack's own name for a topic of the architecture page (bookrental.stock.v1.t<run>)."""
     return next(v for k, v in stack.env.items() if k.endswith("_TOPIC") and v.startswith(documented + "."))
@@ -214,6 +218,7 @@ def flow(stack, gateway, token) -> Flow:
     flows.settled(gateway, token(dave), dave_rid, flows.WAITLISTED)
     erin_rid = flows.reserve(gateway, token(erin), book_id, waitlist=True)
     flows.settled(gateway, token(erin), erin_rid, flows.WAITLISTED)
+    eventually(lambda: book_waiting(gateway, book_id) == 2, what="two waiting in the book list")
     assert flows.cancel(gateway, token(erin), erin_rid) == flows.CANCELED
     eventually(lambda: flows.stock(gateway, manager, book_id)["waiting"] == 1, what="erin left the queue")
     checked = flows.ok(gateway.post(f"/v1/holds/{carol_rid}:checkout", {}, manager))["hold"]
@@ -229,6 +234,7 @@ def flow(stack, gateway, token) -> Flow:
     flows.settled(gateway, token(dave), dave_rid, flows.CONFIRMED)
     assert flows.cancel(gateway, token(dave), dave_rid) == flows.CANCELED
     eventually(lambda: flows.book_available(gateway, book_id) == 1, what="dave's released copy in the book list")
+    assert book_waiting(gateway, book_id) == 0
     eventually(
         lambda: (
             (flows.notification_count(gateway, token(carol)), flows.notification_count(gateway, token(dave))) == (1, 1)

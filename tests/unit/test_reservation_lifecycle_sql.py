@@ -74,3 +74,20 @@ def test_the_active_check_uses_the_partial_unique_index(service):
     )
     plan = " ".join(str(row) for row in db.rows(sql, ("alice", "b-1")))
     assert "reservation_one_active_life" in plan, plan
+
+
+def test_the_book_lists_queue_length_round_trips_and_the_seed_path_writes_no_queue_row(service):
+    from services.reservation import views
+
+    service.apply_stock_change("b-1", "Dune", 1, 1)  # StockReceived: no waiting on the event
+    service.apply_stock_change("b-1", "Dune", 0, 2)
+    assert db.rows("SELECT COUNT(*) FROM book_queue")[0][0] == 0
+    assert views.book("b-1").waiting == 0
+    service.apply_stock_change("b-1", "Dune", 0, 3, waiting=2)  # StockWaitlisted
+    assert (views.book("b-1").waiting, [b.waiting for b in views.books(0, 10)]) == (2, [2])
+    service.apply_stock_change("b-1", "Dune", 0, 4)  # an event without the field keeps the queue
+    service.apply_stock_change("b-1", "Dune", 0, 3, waiting=9)  # an older one changes nothing
+    assert views.book("b-1").waiting == 2
+    service.apply_stock_change("b-1", "Dune", 0, 5, waiting=0)
+    assert views.book("b-1").waiting == 0
+    assert views.book("b-2") is None

@@ -37,3 +37,9 @@ def test_the_life_fields_are_set_only_when_the_reservation_has_them():
 def test_the_request_event_carries_waitlist():
     assert wire.event_message(domain.ReservationRequested("r1", "u1", "b1", waitlist=True)).waitlist is True
     assert wire.event_message(domain.ReservationRequested("r1", "u1", "b1")).waitlist is False
+
+
+def test_the_book_goes_with_its_queue_length():
+    from services.reservation.views import BookView
+
+    assert wire.book_resource(BookView("b1", "Dune", 0, T, waiting=3)).waiting == 3
