@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime
+import os
+from collections.abc import Callable, Mapping
 
 from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
 from services import catalogue
 from services.catalogue import STOCK
 from services.chassis import app
 from services.chassis.server import Service
-from services.chassis.settings import Settings, Topic
+from services.chassis.settings import Settings, Topic, number
 from services.chassis.uow import Publication, SqlUnitOfWork
 
 from . import domain, entrypoints, repository, wire
@@ -18,6 +20,18 @@ from .service import StockService
 # The topics it uses (docs/architecture.md §4): it publishes on the first and consumes the second.
 STOCK_TOPIC = Topic("STOCK_TOPIC", catalogue.STOCK_TOPIC)
 RESERVATION_TOPIC = Topic("RESERVATION_TOPIC", catalogue.RESERVATION_TOPIC)
+
+
+MAX_SPAN_SECONDS = 366 * 24 * 3600  # a year and a day: longer is a typo, not a policy
+
+
+def hold_spans(env: Mapping[str, str] | None = None) -> tuple[datetime.timedelta, datetime.timedelta]:
+    """HOLD_PICKUP_SECONDS (how long a held copy waits for its customer, default 3 days)
+    and LOAN_SECONDS (how long a loan lasts, default 14 days); refused when out of range."""
+    env = os.environ if env is None else env
+    pickup = number(env, "HOLD_PICKUP_SECONDS", int(domain.HOLD_PICKUP.total_seconds()), 1, MAX_SPAN_SECONDS)
+    loan = number(env, "LOAN_SECONDS", int(domain.LOAN.total_seconds()), 1, MAX_SPAN_SECONDS)
+    return datetime.timedelta(seconds=pickup), datetime.timedelta(seconds=loan)
 
 
 def publications(topic: str) -> dict[type, Publication]:
@@ -65,9 +79,10 @@ def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Ca
 
 def main() -> None:
     settings = Settings.from_env(STOCK.name, grpc_port=STOCK.grpc_port, metrics_port=STOCK.metrics_port)
+    pickup, loan = hold_spans()
     published, consumed = STOCK_TOPIC.name(), RESERVATION_TOPIC.name()
     runtime = app.start(settings, repository.MODELS, topics=[published, consumed])
-    service = StockService(unit_of_work(published, runtime.relay.wake))
+    service = StockService(unit_of_work(published, runtime.relay.wake), hold_pickup=pickup, loan=loan)
     app.serve(
         runtime,
         [
