@@ -249,3 +249,23 @@ def test_the_active_check_and_the_databases_unique_index_name_the_same_statuses(
     from services.reservation import repository
 
     assert any(f"WHERE status IN ({repository._ACTIVE_SQL})" in sql for sql in repository.INDEXES)
+
+
+def test_a_repeat_that_sees_its_first_only_as_the_active_one_gets_it_back(store, service, monkeypatch):
+    """The race on PostgreSQL: a concurrent repeat of one request_id commits between the
+    repeat's by_request_id (nothing yet) and its active check (there it is). That active
+    reservation is the first, not a second one: the repeat gets it, not a 409."""
+    from tests.unit import fakes
+
+    first = service.create_reservation(ALICE, "b-1", request_id="req-1")
+    real = fakes.FakeReservations.by_request_id
+    calls = []
+
+    def not_yet_committed(self, user_id, request_id):
+        calls.append(request_id)
+        return None if len(calls) == 1 else real(self, user_id, request_id)
+
+    monkeypatch.setattr(fakes.FakeReservations, "by_request_id", not_yet_committed)
+    assert service.create_reservation(ALICE, "b-1", request_id="req-1").reservation_id == first.reservation_id
+    with pytest.raises(AlreadyExists):  # a different request for the same book is still refused
+        service.create_reservation(ALICE, "b-1", request_id="req-2")
