@@ -23,21 +23,31 @@ class ReservationService:
             with self.uow() as uow:
                 if request_id and (first := uow.reservations.by_request_id(user.user_id, request_id)):
                     return first
-                self._refuse_second_active(uow, user.user_id, book_id)
+                if first := self._refuse_second_active(uow, user.user_id, book_id, request_id):
+                    return first
                 uow.reservations.add(reservation)
         except Conflict:
             # A concurrent request won the race for the same request_id or the same book.
             with self.uow() as uow:
                 if request_id and (first := uow.reservations.by_request_id(user.user_id, request_id)):
                     return first
-                self._refuse_second_active(uow, user.user_id, book_id)
+                if first := self._refuse_second_active(uow, user.user_id, book_id, request_id):
+                    return first
             raise
         return reservation
 
     @staticmethod
-    def _refuse_second_active(uow: ReservationUnitOfWork, user_id: str, book_id: str) -> None:
+    def _refuse_second_active(
+        uow: ReservationUnitOfWork, user_id: str, book_id: str, request_id: str = ""
+    ) -> domain.Reservation | None:
+        """Refuses a second active reservation of the book; returns the active one when it
+        is this very request: a concurrent repeat of the request_id committed between our
+        by_request_id and this read (READ COMMITTED sees it only now)."""
         if active := uow.reservations.active(user_id, book_id):
+            if request_id and active.request_id == request_id:
+                return active
             raise AlreadyExists(f"you already hold reservation {active.reservation_id} of book {book_id!r}")
+        return None
 
     def get_reservation(self, user: Identity, reservation_id: str) -> domain.Reservation:
         with self.uow(read_only=True) as uow:
