@@ -14,14 +14,6 @@ from . import domain
 from .ports import ReservationUnitOfWork
 
 
-class _Repeat(Exception):  # noqa: N818 - control flow, never leaves the use case
-    """The reservation a repeat of one request_id gets back, found as the active one."""
-
-    def __init__(self, first: domain.Reservation):
-        super().__init__(first.reservation_id)
-        self.first = first
-
-
 class ReservationService:
     """`reservation_limit`: the most active reservations a customer may hold across all
     books (RESERVATION_LIMIT, which the wiring passes); None, no limit (the seed's rule)."""
@@ -38,28 +30,33 @@ class ReservationService:
             with self.uow() as uow:
                 if request_id and (first := uow.reservations.by_request_id(user.user_id, request_id)):
                     return first
-                self._refuse_second_active(uow, user.user_id, book_id, request_id)
+                if first := self._refuse_second_active(uow, user.user_id, book_id, request_id):
+                    return first
                 if self.reservation_limit is not None:
                     domain.refuse_over_limit(uow.reservations.count_active(user.user_id), self.reservation_limit)
                 uow.reservations.add(reservation)
-        except _Repeat as repeat:
-            return repeat.first
         except Conflict:
             # A concurrent request won the race for the same request_id or the same book.
             with self.uow() as uow:
                 if request_id and (first := uow.reservations.by_request_id(user.user_id, request_id)):
                     return first
-                self._refuse_second_active(uow, user.user_id, book_id)
+                if first := self._refuse_second_active(uow, user.user_id, book_id, request_id):
+                    return first
             raise
         return reservation
 
     @staticmethod
-    def _refuse_second_active(uow: ReservationUnitOfWork, user_id: str, book_id: str, request_id: str = "") -> None:
+    def _refuse_second_active(
+        uow: ReservationUnitOfWork, user_id: str, book_id: str, request_id: str = ""
+    ) -> domain.Reservation | None:
+        """Refuses a second active reservation of the book; returns the active one when it
+        is this very request: a concurrent repeat of the request_id committed between our
+        by_request_id and this read (READ COMMITTED sees it only now)."""
         if active := uow.reservations.active(user_id, book_id):
             if request_id and active.request_id == request_id:
-                # A concurrent repeat committed between our by_request_id and this read: it is the first.
-                raise _Repeat(active)
+                return active
             raise AlreadyExists(f"you already hold reservation {active.reservation_id} of book {book_id!r}")
+        return None
 
     def get_reservation(self, user: Identity, reservation_id: str) -> domain.Reservation:
         with self.uow(read_only=True) as uow:

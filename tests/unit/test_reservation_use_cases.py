@@ -112,6 +112,16 @@ def test_a_concurrent_request_with_the_same_request_id_that_committed_first_is_r
     assert list(store.tables["reservations"]) == ["r-winner"] and store.published == []  # ours rolled back
 
 
+def test_a_repeat_that_sees_the_first_only_as_the_active_one_gets_it_back(service, store, monkeypatch):
+    """The first commits between the repeat's by_request_id (nothing yet) and its active check."""
+    first = Reservation.request("r-first", "alice", "b-1", "req-1")
+    store.commit_concurrently("reservations", first.reservation_id, first)
+    monkeypatch.setattr(type(store.uow().reservations), "by_request_id", lambda self, user_id, request_id: None)
+    got = service.create_reservation(ALICE, "b-1", "req-1")
+    assert got.reservation_id == "r-first"
+    assert list(store.tables["reservations"]) == ["r-first"] and store.published == []
+
+
 def test_a_concurrent_active_reservation_of_the_same_book_makes_ours_already_exists(service, store):
     winner = Reservation.request("r-winner", "alice", "b-1")
     store.race = lambda: store.commit_concurrently("reservations", winner.reservation_id, winner)
