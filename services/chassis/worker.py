@@ -1,6 +1,6 @@
-"""A background loop shared by the outbox relay and the alert dispatcher:
-runs a step until stopped, waits (or is woken) when there was nothing to do,
-backs off on errors, and on stop drains what is left before it exits."""
+"""A background loop shared by the outbox relay, the alert dispatcher and the
+periodic tasks: runs a step until stopped, waits (or is woken) when there was
+nothing to do, backs off on errors, and on stop drains what is left before it exits."""
 
 from __future__ import annotations
 
@@ -21,12 +21,14 @@ class Worker:
         poll_interval_s: float = 0.5,
         on_error: Callable[[Exception], None] = lambda exc: None,
         on_exit: Callable[[], object] = lambda: None,
+        backoff_s: tuple[float, float] = (0.1, 2.0),
     ) -> None:
         self.name = name
         self.step = step  # returns how many items it handled
         self.poll_interval_s = poll_interval_s
         self.on_error = on_error
         self.on_exit = on_exit
+        self.backoff_s = backoff_s  # the wait after a failed step, doubled per failure up to the second
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -46,18 +48,19 @@ class Worker:
 
     def _run(self) -> None:
         name_native_thread()
-        backoff = 0.1
+        first, longest = self.backoff_s
+        backoff = first
         while True:
             stopping = self._stop.is_set()
             try:
                 handled = self.step()
-                backoff = 0.1
+                backoff = first
             except Exception as exc:  # noqa: BLE001 - the step's work stays where it is and is retried
                 self.on_error(exc)
                 if stopping:
                     break
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 2.0)
+                backoff = min(backoff * 2, longest)
                 continue
             if not handled:
                 if stopping:

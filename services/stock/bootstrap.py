@@ -10,6 +10,7 @@ from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
 from services import catalogue
 from services.catalogue import STOCK
 from services.chassis import app
+from services.chassis.periodic import Periodic
 from services.chassis.server import Service
 from services.chassis.settings import Settings, Topic, number
 from services.chassis.uow import Publication, SqlUnitOfWork
@@ -32,6 +33,14 @@ def hold_spans(env: Mapping[str, str] | None = None) -> tuple[datetime.timedelta
     pickup = number(env, "HOLD_PICKUP_SECONDS", int(domain.HOLD_PICKUP.total_seconds()), 1, MAX_SPAN_SECONDS)
     loan = number(env, "LOAN_SECONDS", int(domain.LOAN.total_seconds()), 1, MAX_SPAN_SECONDS)
     return datetime.timedelta(seconds=pickup), datetime.timedelta(seconds=loan)
+
+
+def scan_interval(env: Mapping[str, str] | None = None) -> float:
+    """HOLD_SCAN_SECONDS: how often each replica's deadline scanner looks for holds past
+    their pickup deadline and loans past their due time (default 5; fractions from 0.2, for
+    tests). A deadline fires at most this long after it passed."""
+    env = os.environ if env is None else env
+    return number(env, "HOLD_SCAN_SECONDS", 5.0, 0.2, 3600.0, float)
 
 
 def publications(topic: str) -> dict[type, Publication]:
@@ -80,6 +89,7 @@ def unit_of_work(topic: str, on_commit: Callable[[], None] = lambda: None) -> Ca
 def main() -> None:
     settings = Settings.from_env(STOCK.name, grpc_port=STOCK.grpc_port, metrics_port=STOCK.metrics_port)
     pickup, loan = hold_spans()
+    scan_every = scan_interval()
     published, consumed = STOCK_TOPIC.name(), RESERVATION_TOPIC.name()
     runtime = app.start(settings, repository.MODELS, topics=[published, consumed])
     service = StockService(unit_of_work(published, runtime.relay.wake), hold_pickup=pickup, loan=loan)
@@ -94,4 +104,5 @@ def main() -> None:
         ],
         consume=[consumed],
         subscriptions=entrypoints.subscriptions(service),
+        background=[Periodic("deadline-scan", entrypoints.deadline_scan(service), scan_every)],
     )

@@ -1,11 +1,15 @@
-"""Inbound adapters: the gRPC StockService and the reservation-event consumer."""
+"""Inbound adapters: the gRPC StockService, the reservation-event consumer and the
+deadline scanner's round (the clock's: run every HOLD_SCAN_SECONDS by bootstrap)."""
 
 from __future__ import annotations
 
+import datetime
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import grpc
+from prometheus_client import Counter
 
 from bookrental.reservation.v1 import events_pb2 as reservation_events
 from bookrental.stock.v1 import stock_pb2, stock_pb2_grpc
@@ -16,10 +20,14 @@ from services.chassis.identity import Identity
 from services.chassis.server import rpc
 from services.chassis.times import utcnow
 
-from . import wire
+from . import domain, wire
 from .service import StockService
 
 log = logging.getLogger(__name__)
+
+# What the deadline scanner did, on this replica (sum over replicas for the service's).
+HOLDS_EXPIRED = Counter("bookrental_stock_holds_expired_total", "Holds that expired at their pickup deadline")
+OVERDUE_NOTICES = Counter("bookrental_stock_overdue_notices_total", "Loans noticed past their due time (once each)")
 
 
 class StockServicer(stock_pb2_grpc.StockServiceServicer):
@@ -127,3 +135,41 @@ def subscriptions(service: StockService) -> list[Subscription[Any]]:
         Subscription(reservation_events.ReservationRequested, on_requested),
         Subscription(reservation_events.ReservationCanceled, on_canceled),
     ]
+
+
+def deadline_scan(service: StockService, clock: Callable[[], datetime.datetime] = utcnow) -> Callable[[], int]:
+    """The deadline scanner's round: holds past their pickup deadline expire (the copy
+    serves the next in line or goes back to the shelf) and loans past their due time get
+    their one overdue notice. Returns how many it handled. Every replica runs it: each
+    change is decided again under the book's lock, so a second scanner changes nothing."""
+
+    def expired(hold: domain.Hold) -> None:
+        HOLDS_EXPIRED.inc()
+        log.info(
+            "hold expired",
+            extra={
+                "reservation_id": hold.reservation_id,
+                "book_id": hold.book_id,
+                "user_id": hold.user_id,
+                "correlation_id": hold.reservation_id,
+            },
+        )
+
+    def overdue(hold: domain.Hold) -> None:
+        OVERDUE_NOTICES.inc()
+        log.info(
+            "loan overdue",
+            extra={
+                "reservation_id": hold.reservation_id,
+                "book_id": hold.book_id,
+                "user_id": hold.user_id,
+                "due_time": hold.due_time,
+                "correlation_id": hold.reservation_id,
+            },
+        )
+
+    def scan() -> int:
+        now = clock()
+        return len(service.expire_holds(now, done=expired)) + len(service.notice_overdue_loans(now, done=overdue))
+
+    return scan

@@ -110,10 +110,13 @@ class StockService:
             self._save_served(uow, stock)
         return hold
 
-    def expire_holds(self, now: datetime.datetime, limit: int = 100) -> list[domain.Hold]:
+    def expire_holds(
+        self, now: datetime.datetime, limit: int = 100, done: Callable[[domain.Hold], None] = lambda hold: None
+    ) -> list[domain.Hold]:
         """The deadline scanner's step: each hold past its pickup deadline expires in its own
         unit of work (re-read under the book's lock, so a check-out or a second scanner
-        that came first wins and nothing fires twice). Returns the holds that expired."""
+        that came first wins and nothing fires twice). Returns the holds that expired;
+        `done(hold)` is told of each as it commits, so a failure later in the round hides none."""
         with self.uow(read_only=True) as uow:
             due = uow.holds.expiring(now, limit)
         expired = []
@@ -131,10 +134,13 @@ class StockService:
                 uow.holds.save(after)
                 self._save_served(uow, stock)
             expired.append(after)
+            done(after)
         return expired
 
-    def notice_overdue_loans(self, now: datetime.datetime, limit: int = 100) -> list[domain.Hold]:
-        """The scanner's other step: one overdue notice per loan past its due time."""
+    def notice_overdue_loans(
+        self, now: datetime.datetime, limit: int = 100, done: Callable[[domain.Hold], None] = lambda hold: None
+    ) -> list[domain.Hold]:
+        """The scanner's other step: one overdue notice per loan past its due time (`done` as above)."""
         with self.uow(read_only=True) as uow:
             due = uow.holds.overdue(now, limit)
         noticed = []
@@ -150,6 +156,7 @@ class StockService:
                 uow.stocks.save(stock)
                 uow.holds.save(after)
             noticed.append(after)
+            done(after)
         return noticed
 
     @staticmethod

@@ -1,5 +1,6 @@
 """Stock's issue-19 settings: HOLD_PICKUP_SECONDS and LOAN_SECONDS, their defaults (3 and
-14 days) and the one-line refusal of a bad value."""
+14 days), HOLD_SCAN_SECONDS (the deadline scanner's interval, default 5 s, fractions for
+tests) and the one-line refusal of a bad value."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ def test_a_bad_value_is_refused_naming_the_variable(value):
         bootstrap.hold_spans({"HOLD_PICKUP_SECONDS": value})
     with pytest.raises(SettingsError, match="LOAN_SECONDS"):
         bootstrap.hold_spans({"LOAN_SECONDS": value})
+
+
+def test_the_scanner_looks_every_five_seconds_by_default_and_takes_fractions():
+    assert bootstrap.scan_interval({}) == 5.0
+    assert bootstrap.scan_interval({"HOLD_SCAN_SECONDS": "0.2"}) == 0.2
+    assert bootstrap.scan_interval({"HOLD_SCAN_SECONDS": "30"}) == 30.0
+
+
+@pytest.mark.parametrize("value", ["0", "0.1", "-1", "soon", "nan", "3601"])
+def test_a_bad_scan_interval_is_refused_naming_the_variable(value):
+    with pytest.raises(SettingsError, match="HOLD_SCAN_SECONDS"):
+        bootstrap.scan_interval({"HOLD_SCAN_SECONDS": value})
