@@ -1,7 +1,8 @@
 """A task every replica runs every few seconds, such as a scan for what fell due: a
 round per interval (at once again while rounds find work), a failed round logged in
 one line and tried again an interval later, never sooner; stopped with the service's
-other background workers, at once (no last round). Its rounds are counted on the metrics endpoint."""
+other background workers, at once (no last round). Its rounds are counted on the
+metrics endpoint."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ class Periodic(Worker):
         self._failed.inc()
         log.warning(
             "periodic task failed; trying again at the next round",
-            extra={"task": self.name, "retry_in_s": self.interval_s, "error": f"{type(exc).__name__}: {exc}"},
+            extra={"task": self.name, "retry_in_s": self.interval_s, "error": f"{type(exc).__name__}: {exc}".strip()},
         )
         if is_transient(exc):
             database.close()  # a broken connection is opened afresh at the next round

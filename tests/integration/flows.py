@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -24,6 +25,10 @@ EXPIRED = "RESERVATION_STATUS_EXPIRED"
 def ok(resp):
     assert resp.status == 200, resp
     return resp.json()
+
+
+def reservation(gateway, customer, reservation_id) -> dict:
+    return ok(gateway.get(f"/v1/reservations/{reservation_id}", customer))["reservation"]
 
 
 def reserve(gateway, customer, book_id, waitlist: bool = False) -> str:
@@ -49,6 +54,25 @@ def settled(gateway, customer, reservation_id, expected, timeout=15) -> None:
 
 def stock(gateway, manager, book_id) -> dict:
     return ok(gateway.get(f"/v1/stocks/{book_id}", manager))["stock"]
+
+
+def copies(gateway, manager, book_id) -> dict:
+    """The book's stock as its manager reads it (GetStock), after checking that every copy
+    is in exactly one place: available + held + on loan == received, none negative."""
+    s = stock(gateway, manager, book_id)
+    counts = {k: s[k] for k in ("available", "held", "onLoan", "waiting", "totalReceived")}
+    assert min(counts.values()) >= 0 and s["available"] + s["held"] + s["onLoan"] == s["totalReceived"], counts
+    return counts
+
+
+def check_out(gateway, manager, reservation_id):
+    """The stock manager hands the held copy over (CheckOut); the response as it came."""
+    return gateway.post(f"/v1/holds/{reservation_id}:checkout", {}, manager)
+
+
+def return_copy(gateway, manager, reservation_id):
+    """The stock manager takes the loaned copy back (Return); the response as it came."""
+    return gateway.post(f"/v1/loans/{reservation_id}:return", {}, manager)
 
 
 def book_available(gateway, book_id) -> int:
@@ -87,14 +111,20 @@ def log_records(stack, instance: str, message: str) -> list[dict]:
 
 
 @contextlib.contextmanager
-def stopped(stack, instance: str):
-    """The instance is stopped inside the block and always started again after it
-    (SERVING, its consumer group holding every partition), even when the block
-    fails: one failed test does not leave the next with a service down."""
-    stack.stop_process(instance)
+def stopped(stack, *instances: str, sig: int = signal.SIGTERM):
+    """The instances are stopped (by `sig`: SIGKILL for a crash) inside the block and
+    always started again after it (SERVING, their consumer groups holding every
+    partition), even when the block fails: one failed test does not leave the next with
+    a service down."""
+    for instance in instances:
+        stack.stop_process(instance, sig)
     try:
         yield
     finally:
-        if instance not in stack.procs:
-            stack.start_service(instance)
-            stack.wait_consumers_joined([instance])
+        down = [i for i in instances if i not in stack.procs]
+        for instance in down:
+            stack.start_service(instance, wait=False)
+        for instance in down:
+            stack.wait_serving(instance)
+        if down:
+            stack.wait_consumers_joined(down)

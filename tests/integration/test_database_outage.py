@@ -12,57 +12,17 @@ no such outage."""
 from __future__ import annotations
 
 import uuid
-from urllib.parse import urlsplit
 
-import psycopg2
 import pytest
 
 from tests.integration import flows, topics
-from tools import pgdb
+from tests.integration.backends import Outage
 from tools.client import eventually, exactly_once, scrape
 
 pytestmark = pytest.mark.parametrize("stack", ["postgresql"], indirect=True)
 
 RETRYING = "database unavailable; retrying event"
 CUSTOMERS = 4
-
-
-class Outage:
-    """Cuts services' databases off (`cut`) and gives them back (`restore`); on leaving
-    the block every database cut is given back, whatever happened inside."""
-
-    def __init__(self, stack):
-        self.stack = stack
-        self.cut_off: set[str] = set()
-
-    def __enter__(self):
-        self.admin = psycopg2.connect(pgdb.admin_url(), connect_timeout=3)
-        self.admin.autocommit = True
-        return self
-
-    def _name(self, service: str) -> str:
-        return urlsplit(self.stack.database_url(service)).path.lstrip("/")
-
-    def cut(self, *services: str) -> None:
-        with self.admin.cursor() as cur:
-            for s in services:
-                self.cut_off.add(s)
-                cur.execute(f'ALTER DATABASE "{self._name(s)}" ALLOW_CONNECTIONS false')
-                cur.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (self._name(s),)
-                )
-
-    def restore(self, *services: str) -> None:
-        with self.admin.cursor() as cur:
-            for s in services:
-                cur.execute(f'ALTER DATABASE "{self._name(s)}" ALLOW_CONNECTIONS true')
-                self.cut_off.discard(s)
-
-    def __exit__(self, *exc):
-        try:
-            self.restore(*list(self.cut_off))
-        finally:
-            self.admin.close()
 
 
 def retries(stack, instance: str) -> int:

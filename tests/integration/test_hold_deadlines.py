@@ -1,0 +1,438 @@
+"""The deadline scanner through the gateway (docs/holds.md, step 6), on a stack with
+short deadlines and two stock replicas, each running its scanner on the one database:
+
+- a held copy expires at its pickup deadline (EXPIRED), the copy goes to the next in
+  line (CONFIRMED with a deadline of its own) and, with nobody waiting, back on the shelf;
+- a deadline that fell due while stock was down (kill -9) fires when it is back, once;
+- a loan past its due time gets one overdue notice and stays PICKED_UP until returned;
+- a check-out too late is refused (400 FAILED_PRECONDITION, never a 500);
+- on PostgreSQL, the scanners outlive their database going away and catch up after;
+- two scanners racing for one due hold, the interleaving forced in this process on
+  SQLite and PostgreSQL: the one that read the hold as due and waited for the book's
+  lock finds it expired already, and changes nothing.
+
+"Once" is counted on the stock topic (one StockHoldExpired / StockLoanOverdue per
+reservation, though two scanners look every HOLD_SCAN_SECONDS) when the system is
+quiet, and every scenario ends with each copy in exactly one place (GetStock)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import signal
+import threading
+import uuid
+
+import psycopg2
+import pytest
+
+from bookrental.stock.v1 import events_pb2 as stock_events
+from services.chassis import db
+from services.chassis.times import utcnow
+from services.stock import bootstrap as stock_bootstrap
+from services.stock import domain
+from services.stock import repository as stock_repository
+from services.stock.service import StockService
+from tests.integration import flows, topics
+from tests.integration.backends import BACKENDS, Outage
+from tests.integration.conftest import launch, require_backend
+from tools import pgdb
+from tools.client import Gateway, eventually, exactly_once, scrape
+from tools.token import mint_token
+
+PICKUP_S, LOAN_S, SCAN_S = 2, 2, 0.3
+STOCKS = ("stock", "stock-2")
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def stack(request, tmp_path_factory, infra):
+    env = {"HOLD_PICKUP_SECONDS": str(PICKUP_S), "LOAN_SECONDS": str(LOAN_S), "HOLD_SCAN_SECONDS": str(SCAN_S)}
+    with launch(
+        tmp_path_factory.mktemp(f"deadlines-{request.param}"), request.param, infra, replicas={"stock": 2}, env=env
+    ) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def gateway(stack):
+    return Gateway(f"http://127.0.0.1:{stack.ports.envoy}")
+
+
+@pytest.fixture(scope="module")
+def token(stack):
+    return lambda user, role="customer": mint_token(user, [role], key_dir=str(stack.key_dir))
+
+
+@pytest.fixture
+def manager(token):
+    return token("deadlines-manager", "stock_manager")
+
+
+@pytest.fixture
+def book(gateway, manager):
+    """A new book with one copy, in the book list."""
+    book_id = f"deadlines-{uuid.uuid4().hex[:8]}"
+    flows.ok(gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 1, "title": "Deadlines"}, manager))
+    eventually(lambda: gateway.get(f"/v1/books/{book_id}").status == 200, what=f"{book_id} in the book list")
+    return book_id
+
+
+def customer(token, name: str) -> str:
+    return token(f"{name}-{uuid.uuid4().hex[:6]}")
+
+
+def when(value: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(value)
+
+
+def now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def stock_events_of(stack, event_type, reservation_id: str) -> list:
+    """The stock topic's events of this type for this reservation, decoded."""
+    name = event_type.DESCRIPTOR.full_name
+    found = [
+        event_type.FromString(m.value())
+        for m in topics.read_all(stack, stack.env["STOCK_TOPIC"])
+        if topics.headers(m).get("ce_type") == name.encode()
+    ]
+    return [e for e in found if e.reservation_id == reservation_id]
+
+
+def listed_available(gateway, book_id: str) -> int:
+    """The book's available count as ListBooks shows it (every page)."""
+    page_token = ""
+    while True:
+        page = flows.ok(gateway.get(f"/v1/books?page_size=100&page_token={page_token}"))
+        for b in page["books"]:
+            if b["bookId"] == book_id:
+                return b["available"]
+        page_token = page["nextPageToken"]
+        assert page_token, f"{book_id} is not in the book list"
+
+
+def scanned(stack, metric: str, **labels) -> float:
+    """A stock metric summed over the replicas (each counts what its own scanner did)."""
+    return sum(
+        v
+        for i in STOCKS
+        for got, v in scrape(stack.metrics_ports[i]).get(metric, [])
+        if all(got.get(k) == want for k, want in labels.items())
+    )
+
+
+def test_a_held_copy_expires_at_its_deadline_and_serves_the_next_in_line_then_the_shelf(
+    stack, gateway, token, manager, book
+):
+    ann, ben, cy = customer(token, "ann"), customer(token, "ben"), customer(token, "cy")
+    expired_before = scanned(stack, "bookrental_stock_holds_expired_total")
+    assert listed_available(gateway, book) == 1
+    ann_rid = flows.reserve(gateway, ann, book)
+    flows.settled(gateway, ann, ann_rid, flows.CONFIRMED)
+    ann_deadline = when(flows.reservation(gateway, ann, ann_rid)["pickupDeadline"])
+    ben_rid = flows.reserve(gateway, ben, book, waitlist=True)
+    flows.settled(gateway, ben, ben_rid, flows.WAITLISTED)
+    cy_rid = flows.reserve(gateway, cy, book, waitlist=True)
+    flows.settled(gateway, cy, cy_rid, flows.WAITLISTED)
+    assert listed_available(gateway, book) == 0
+
+    flows.settled(gateway, ann, ann_rid, flows.EXPIRED)
+    assert now() >= ann_deadline, "expired before its pickup deadline"
+    [expired] = stock_events_of(stack, stock_events.StockHoldExpired, ann_rid)
+    assert expired.occur_time.ToDatetime(datetime.UTC) >= ann_deadline
+    # The copy went to ben, the first in line, held until a deadline of his own; cy is next.
+    flows.settled(gateway, ben, ben_rid, flows.CONFIRMED)
+    ben_deadline = when(flows.reservation(gateway, ben, ben_rid)["pickupDeadline"])
+    assert ben_deadline >= ann_deadline + datetime.timedelta(seconds=PICKUP_S)
+    waiting = flows.reservation(gateway, cy, cy_rid)
+    assert (waiting["status"], waiting["queuePosition"]) == (flows.WAITLISTED, 1)
+    assert listed_available(gateway, book) == 0
+
+    flows.settled(gateway, ben, ben_rid, flows.EXPIRED)
+    flows.settled(gateway, cy, cy_rid, flows.CONFIRMED)
+    assert listed_available(gateway, book) == 0
+    # Nobody waits after cy: her expiry puts the copy back on the shelf.
+    flows.settled(gateway, cy, cy_rid, flows.EXPIRED)
+    eventually(lambda: listed_available(gateway, book) == 1, what="the copy back in the book list")
+
+    rids = {ann: ann_rid, ben: ben_rid, cy: cy_rid}
+
+    def outcome():
+        return {
+            "statuses": [flows.status(gateway, who, rid) for who, rid in rids.items()],
+            "expiries": [len(stock_events_of(stack, stock_events.StockHoldExpired, rid)) for rid in rids.values()],
+            "served": [len(stock_events_of(stack, stock_events.StockAllocated, rid)) for rid in (ben_rid, cy_rid)],
+            "copies": flows.copies(gateway, manager, book),
+        }
+
+    exactly_once(
+        stack,
+        outcome,
+        {
+            "statuses": [flows.EXPIRED] * 3,
+            "expiries": [1, 1, 1],
+            "served": [1, 1],
+            "copies": {"available": 1, "held": 0, "onLoan": 0, "waiting": 0, "totalReceived": 1},
+        },
+        what="three expiries, each once",
+    )
+    assert scanned(stack, "bookrental_stock_holds_expired_total") == expired_before + 3
+    assert scanned(stack, "bookrental_periodic_rounds_total", task="deadline-scan", result="ok") > 0
+    logged = [r for i in STOCKS for r in flows.log_records(stack, i, "hold expired")]
+    assert sorted(r["reservation_id"] for r in logged if r["book_id"] == book) == sorted(rids.values())
+
+
+def test_a_deadline_that_fell_due_while_stock_was_down_fires_once_when_it_is_back(stack, gateway, token, manager, book):
+    cat, dan = customer(token, "cat"), customer(token, "dan")
+    cat_rid = flows.reserve(gateway, cat, book)
+    flows.settled(gateway, cat, cat_rid, flows.CONFIRMED)
+    dan_rid = flows.reserve(gateway, dan, book, waitlist=True)
+    flows.settled(gateway, dan, dan_rid, flows.WAITLISTED)
+    deadline = when(flows.reservation(gateway, cat, cat_rid)["pickupDeadline"])
+
+    with flows.stopped(stack, *STOCKS, sig=signal.SIGKILL):
+        assert now() < deadline, "the deadline passed before stock was stopped: the scenario did not run"
+        eventually(lambda: now() > deadline + datetime.timedelta(seconds=SCAN_S), what="cat's deadline passed")
+        # Nothing decides without stock: the copy is still held for cat.
+        assert flows.status(gateway, cat, cat_rid) == flows.CONFIRMED
+        back = now()
+    for instance in STOCKS:
+        stack.wait_envoy_healthy(instance)
+
+    # Dan's hold, from the expiry on, lasts PICKUP_S: the restart's waits may outlast it,
+    # so that he was served shows as his own expiry (EXPIRED comes from CONFIRMED only).
+    flows.settled(gateway, cat, cat_rid, flows.EXPIRED)
+    flows.settled(gateway, dan, dan_rid, flows.EXPIRED)
+    [expired] = stock_events_of(stack, stock_events.StockHoldExpired, cat_rid)
+    assert expired.occur_time.ToDatetime(datetime.UTC) >= back, "fired before stock was stopped"
+    [served] = stock_events_of(stack, stock_events.StockAllocated, dan_rid)
+    assert served.pickup_deadline.ToDatetime(datetime.UTC) >= back + datetime.timedelta(seconds=PICKUP_S)
+
+    def outcome():
+        return {
+            "statuses": [flows.status(gateway, cat, cat_rid), flows.status(gateway, dan, dan_rid)],
+            "cat's expiry": len(stock_events_of(stack, stock_events.StockHoldExpired, cat_rid)),
+            "dan served": len(stock_events_of(stack, stock_events.StockAllocated, dan_rid)),
+            "copies": flows.copies(gateway, manager, book),
+        }
+
+    exactly_once(
+        stack,
+        outcome,
+        {
+            "statuses": [flows.EXPIRED, flows.EXPIRED],
+            "cat's expiry": 1,
+            "dan served": 1,
+            "copies": {"available": 1, "held": 0, "onLoan": 0, "waiting": 0, "totalReceived": 1},
+        },
+        what="the expiry after the restart, once",
+    )
+
+
+def test_a_loan_past_its_due_time_gets_one_overdue_notice_and_stays_out_until_returned(
+    stack, gateway, token, manager, book
+):
+    eve = customer(token, "eve")
+    noticed_before = scanned(stack, "bookrental_stock_overdue_notices_total")
+    rid = flows.reserve(gateway, eve, book)
+    flows.settled(gateway, eve, rid, flows.CONFIRMED)
+    loan = flows.ok(flows.check_out(gateway, manager, rid))["hold"]
+    assert (loan["status"], loan["stock"]["onLoan"]) == ("HOLD_STATUS_ON_LOAN", 1)
+    flows.settled(gateway, eve, rid, flows.PICKED_UP)
+    due = when(flows.reservation(gateway, eve, rid)["dueTime"])
+
+    [notice] = eventually(
+        lambda: stock_events_of(stack, stock_events.StockLoanOverdue, rid), what="the overdue notice on the topic"
+    )
+    assert notice.due_time.ToDatetime(datetime.UTC) == due and now() >= due
+
+    def outcome():
+        return {
+            "status": flows.status(gateway, eve, rid),
+            "notices": len(stock_events_of(stack, stock_events.StockLoanOverdue, rid)),
+            "copies": flows.copies(gateway, manager, book),
+        }
+
+    # Quiet, and several scanner rounds on each replica after the notice: still one.
+    exactly_once(
+        stack,
+        outcome,
+        {
+            "status": flows.PICKED_UP,
+            "notices": 1,
+            "copies": {"available": 0, "held": 0, "onLoan": 1, "waiting": 0, "totalReceived": 1},
+        },
+        what="one overdue notice, the loan still out",
+    )
+    assert scanned(stack, "bookrental_stock_overdue_notices_total") == noticed_before + 1
+    [line] = [r for i in STOCKS for r in flows.log_records(stack, i, "loan overdue") if r["reservation_id"] == rid]
+    assert line["book_id"] == book
+
+    returned = flows.ok(flows.return_copy(gateway, manager, rid))["hold"]
+    assert returned["status"] == "HOLD_STATUS_RETURNED"
+    flows.settled(gateway, eve, rid, flows.RETURNED)
+    eventually(lambda: listed_available(gateway, book) == 1, what="the returned copy in the book list")
+    assert flows.copies(gateway, manager, book) == {
+        "available": 1,
+        "held": 0,
+        "onLoan": 0,
+        "waiting": 0,
+        "totalReceived": 1,
+    }
+
+
+def test_a_check_out_after_the_deadline_is_refused_as_the_rpc_says_never_a_500(stack, gateway, token, manager, book):
+    fay = customer(token, "fay")
+    rid = flows.reserve(gateway, fay, book)
+    flows.settled(gateway, fay, rid, flows.CONFIRMED)
+    flows.settled(gateway, fay, rid, flows.EXPIRED)
+    late = flows.check_out(gateway, manager, rid)
+    assert late.status == 400 and late.json()["code"] == 9, late  # FAILED_PRECONDITION
+    assert late.json()["message"] == f"reservation {rid!r} has no copy held: its hold is EXPIRED", late
+    not_a_loan = flows.return_copy(gateway, manager, rid)
+    assert not_a_loan.status == 400 and not_a_loan.json()["code"] == 9, not_a_loan
+    unknown = flows.check_out(gateway, manager, f"r-{uuid.uuid4().hex}")
+    assert unknown.status == 404 and unknown.json()["code"] == 5, unknown
+    assert flows.status(gateway, fay, rid) == flows.EXPIRED
+    assert flows.copies(gateway, manager, book) == {
+        "available": 1,
+        "held": 0,
+        "onLoan": 0,
+        "waiting": 0,
+        "totalReceived": 1,
+    }
+
+
+@pytest.mark.parametrize("stack", ["postgresql"], indirect=True)  # a SQLite file has no such outage
+def test_the_scanners_outlive_their_database_going_away_and_catch_up_after(stack, gateway, token, manager, book):
+    gus = customer(token, "gus")
+    rid = flows.reserve(gateway, gus, book)
+    flows.settled(gateway, gus, rid, flows.CONFIRMED)
+    deadline = when(flows.reservation(gateway, gus, rid)["pickupDeadline"])
+    pids = {i: stack.procs[i].pid for i in STOCKS}
+
+    def failures() -> dict[str, int]:
+        return {
+            i: len(flows.log_records(stack, i, "periodic task failed; trying again at the next round")) for i in STOCKS
+        }
+
+    before = failures()
+    with Outage(stack) as outage:
+        outage.cut("stock")
+        cut_at = now()
+        eventually(
+            lambda: all(n >= before[i] + 3 for i, n in failures().items()),
+            timeout=15,
+            what="each scanner failing round after round",
+        )
+        eventually(lambda: now() > deadline, what="gus's deadline passed during the outage")
+        failed, lasted = failures(), (now() - cut_at).total_seconds()
+        outage.restore("stock")
+    # One line per round, a round per interval: the outage did not make them spin.
+    assert all(failed[i] - before[i] <= lasted / SCAN_S + 2 for i in STOCKS), (failed, before, lasted)
+
+    flows.settled(gateway, gus, rid, flows.EXPIRED)
+    exactly_once(
+        stack,
+        lambda: (
+            len(stock_events_of(stack, stock_events.StockHoldExpired, rid)),
+            flows.copies(gateway, manager, book),
+        ),
+        (1, {"available": 1, "held": 0, "onLoan": 0, "waiting": 0, "totalReceived": 1}),
+        what="the expiry after the outage, once",
+    )
+    assert {i: stack.procs[i].pid for i in STOCKS} == pids, "a stock replica was restarted"
+    assert all(flows.serving(stack, i) for i in STOCKS)
+
+
+@pytest.fixture(params=BACKENDS)
+def stock_here(request, tmp_path):
+    """Stock's use cases in this process, on a database of their own; (service, backend, url)."""
+    run = uuid.uuid4().hex[:8]
+    if request.param == "postgresql":
+        require_backend("postgresql", request.getfixturevalue("infra"))
+        url = pgdb.create(run, ["stock"])["stock"]
+    else:
+        url = f"sqlite:///{tmp_path / 'stock.db'}"
+    database = db.connect(url)
+    db.create_schema(database, stock_repository.MODELS)
+    pickup = datetime.timedelta(seconds=PICKUP_S)
+    try:
+        yield StockService(stock_bootstrap.unit_of_work("unused-topic"), hold_pickup=pickup), request.param, url
+    finally:
+        database.close()
+        if request.param == "postgresql":
+            pgdb.drop(run, ["stock"])
+
+
+def test_two_scanners_racing_for_one_due_hold_expire_it_once(stock_here, monkeypatch):
+    """Scanner B reads the hold as due, then scanner A expires it: A holds the book's lock
+    (in Stock.expire) until B is about to take it (and, on PostgreSQL, waits for it). B
+    then decides under the lock, after A's commit, on the hold read again: nothing to do."""
+    service, backend, url = stock_here
+    service.receive_stock("b-1", 1, "Race")
+    held_at = utcnow()
+    service.reserve_copy("r-1", "ann", "b-1", now=held_at)
+    due = held_at + datetime.timedelta(seconds=PICKUP_S)
+    b_read, a_locked, b_locking = threading.Event(), threading.Event(), threading.Event()
+    threads: dict[str, threading.Thread] = {}
+    expiring, expire, enter = (
+        stock_repository.HoldRepository.expiring,
+        domain.Stock.expire,
+        stock_bootstrap.StockSqlUnitOfWork.__enter__,
+    )
+
+    def b_waits_for_the_lock() -> bool:
+        if backend == "sqlite":  # one writer at a time: B's BEGIN IMMEDIATE waits for A's commit
+            return b_locking.is_set()
+        with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            return cur.fetchone()[0] > 0
+
+    def expiring_then_wait(repository, now, limit):
+        found = expiring(repository, now, limit)
+        if threading.current_thread() is threads["B"]:
+            b_read.set()
+            assert a_locked.wait(10), "A did not reach its expiry"
+        return found
+
+    def expire_once_b_waits(stock, hold, now, *args, **kwargs):
+        if threading.current_thread() is threads["A"]:
+            a_locked.set()
+            eventually(b_waits_for_the_lock, timeout=10, what="B waiting for the book's lock")
+        return expire(stock, hold, now, *args, **kwargs)
+
+    def enter_noting_b(uow):
+        if threading.current_thread() is threads["B"] and not uow._read_only:
+            b_locking.set()
+        return enter(uow)
+
+    monkeypatch.setattr(stock_repository.HoldRepository, "expiring", expiring_then_wait)
+    monkeypatch.setattr(domain.Stock, "expire", expire_once_b_waits)
+    monkeypatch.setattr(stock_bootstrap.StockSqlUnitOfWork, "__enter__", enter_noting_b)
+    expired: dict[str, object] = {}
+
+    def scan(name: str) -> None:
+        try:
+            expired[name] = [h.reservation_id for h in service.expire_holds(due)]
+        except Exception as exc:  # noqa: BLE001 - shown by the assertion below
+            expired[name] = exc
+        finally:
+            db.database.close()
+
+    threads["B"] = threading.Thread(target=scan, args=("B",))
+    threads["A"] = threading.Thread(target=scan, args=("A",))
+    threads["B"].start()
+    assert b_read.wait(10), "B did not read the due holds"
+    threads["A"].start()
+    for t in threads.values():
+        t.join(20)
+    assert expired == {"A": ["r-1"], "B": []}
+    assert db.rows(
+        "SELECT count(*) FROM outbox WHERE event_type = ?", (stock_events.StockHoldExpired.DESCRIPTOR.full_name,)
+    ) == [(1,)]
+    stock = service.get_stock("b-1")
+    assert (stock.available, stock.held) == (1, 0)
