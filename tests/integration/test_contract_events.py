@@ -11,7 +11,11 @@ Every consumer (each service's own subscriptions) accepts every type it subscrib
 dead-lettered, not recorded, and the partition moves on.
 
 The event types are read from build/bookrental.pb; the flow's expectations for each are
-PRODUCED[type], and a type without an entry fails naming it."""
+PRODUCED[type], and a type without an entry fails naming it.
+
+The module has a stack of its own, with short deadlines (a pickup deadline of
+PICKUP_S, a loan of LOAN_S, the deadline scanner every SCAN_S), so that the flow also
+lets a loan run overdue and a hold expire."""
 
 from __future__ import annotations
 
@@ -28,7 +32,10 @@ from services.chassis import events
 from services.reservation import entrypoints as reservation_entrypoints
 from tests import contracts
 from tests.integration import flows, topics
-from tools.client import eventually
+from tests.integration.backends import BACKENDS
+from tests.integration.conftest import launch
+from tools.client import Gateway, eventually
+from tools.token import mint_token
 
 FDS = contracts.load()
 EVENT_TYPES = contracts.event_types(FDS)
@@ -38,6 +45,27 @@ PREVIOUS = contracts.message_classes(contracts.load(contracts.PREVIOUS_SET))
 
 # IGNORED are types a service knows and drops on purpose (neither handled nor "unknown").
 KNOWN_BUT_IGNORED = {"alert": set(alert_entrypoints.IGNORED), "reservation": set(reservation_entrypoints.IGNORED)}
+
+# Long enough for the flow's holds that are canceled or checked out (each for a step or
+# two), short enough to wait for frank's to expire; carol's loan is overdue at once.
+PICKUP_S, LOAN_S, SCAN_S = 3, 1, 0.2
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def stack(request, tmp_path_factory, infra):
+    env = {"HOLD_PICKUP_SECONDS": str(PICKUP_S), "LOAN_SECONDS": str(LOAN_S), "HOLD_SCAN_SECONDS": str(SCAN_S)}
+    with launch(tmp_path_factory.mktemp(f"contracts-{request.param}"), request.param, infra, env=env) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def gateway(stack):
+    return Gateway(f"http://127.0.0.1:{stack.ports.envoy}")
+
+
+@pytest.fixture(scope="module")
+def token(stack):
+    return lambda user, role="customer": mint_token(user, [role], key_dir=str(stack.key_dir))
 
 
 @dataclasses.dataclass
@@ -50,14 +78,17 @@ class Flow:
     started: datetime.datetime
     messages: dict  # event type -> [Kafka message] for this book, in offset order
     newer: dict  # topic -> (ce_id, ce_type) of the newer-type event injected before the flow
-    # Issue 19's part of the flow: carol holds the copy and borrows it; dave waits for it,
-    # erin waits and leaves the queue; the return serves dave, who cancels.
+    # Issue 19's part of the flow: carol borrows the copy and keeps it past its due time;
+    # dave waits for it, erin waits and leaves the queue; the return serves dave, who
+    # cancels; frank lets his hold expire.
     carol: str
     dave: str
     erin: str
+    frank: str
     carol_rid: str
     dave_rid: str
     erin_rid: str
+    frank_rid: str
 
 
 # The flow's events of each type, as field values (a subset of each message's fields).
@@ -78,6 +109,7 @@ PRODUCED = {
         {"reservation_id": f.carol_rid, "user_id": f.carol, "book_id": f.book_id, "waitlist": False},
         {"reservation_id": f.dave_rid, "user_id": f.dave, "book_id": f.book_id, "waitlist": True},
         {"reservation_id": f.erin_rid, "user_id": f.erin, "book_id": f.book_id, "waitlist": True},
+        {"reservation_id": f.frank_rid, "user_id": f.frank, "book_id": f.book_id, "waitlist": False},
     ],
     "bookrental.stock.v1.StockReserved": lambda f: [
         {
@@ -89,6 +121,7 @@ PRODUCED = {
             "stock_version": 2,
         },
         {**outcome(f, "carol"), "available": 0, "stock_version": 4},
+        {**outcome(f, "frank"), "available": 0, "stock_version": 13},
     ],
     "bookrental.stock.v1.StockRejected": lambda f: [
         {
@@ -114,24 +147,30 @@ PRODUCED = {
             "available": 1,
             "stock_version": 3,
         },
-        {**outcome(f, "dave"), "available": 1, "stock_version": 11},
+        {**outcome(f, "dave"), "available": 1, "stock_version": 12},
     ],
     # Issue 19's decisions, in the order the flow causes them (times are checked as set).
+    "bookrental.stock.v1.StockCheckedOut": lambda f: [
+        {**outcome(f, "carol"), "available": 0, "stock_version": 5, "waiting": 0}
+    ],
+    "bookrental.stock.v1.StockLoanOverdue": lambda f: [
+        {**outcome(f, "carol"), "available": 0, "stock_version": 6, "waiting": 0}
+    ],
     "bookrental.stock.v1.StockWaitlisted": lambda f: [
-        {**outcome(f, "dave"), "available": 0, "stock_version": 5, "waiting": 1, "queue_position": 1, "ticket": 5},
-        {**outcome(f, "erin"), "available": 0, "stock_version": 6, "waiting": 2, "queue_position": 2, "ticket": 6},
+        {**outcome(f, "dave"), "available": 0, "stock_version": 7, "waiting": 1, "queue_position": 1, "ticket": 7},
+        {**outcome(f, "erin"), "available": 0, "stock_version": 8, "waiting": 2, "queue_position": 2, "ticket": 8},
     ],
     "bookrental.stock.v1.StockWaitlistLeft": lambda f: [
-        {**outcome(f, "erin"), "available": 0, "stock_version": 7, "waiting": 1}
-    ],
-    "bookrental.stock.v1.StockCheckedOut": lambda f: [
-        {**outcome(f, "carol"), "available": 0, "stock_version": 8, "waiting": 1}
+        {**outcome(f, "erin"), "available": 0, "stock_version": 9, "waiting": 1}
     ],
     "bookrental.stock.v1.StockReturned": lambda f: [
-        {**outcome(f, "carol"), "available": 0, "stock_version": 9, "waiting": 0}
+        {**outcome(f, "carol"), "available": 0, "stock_version": 10, "waiting": 0}
     ],
     "bookrental.stock.v1.StockAllocated": lambda f: [
-        {**outcome(f, "dave"), "available": 0, "stock_version": 10, "waiting": 0}
+        {**outcome(f, "dave"), "available": 0, "stock_version": 11, "waiting": 0}
+    ],
+    "bookrental.stock.v1.StockHoldExpired": lambda f: [
+        {**outcome(f, "frank"), "available": 1, "stock_version": 14, "waiting": 0}
     ],
 }
 # The times each type must carry (set, not the epoch): the deadline and due time of its step.
@@ -139,6 +178,7 @@ TIMES = {
     "bookrental.stock.v1.StockReserved": ("pickup_deadline",),
     "bookrental.stock.v1.StockAllocated": ("pickup_deadline",),
     "bookrental.stock.v1.StockCheckedOut": ("due_time",),
+    "bookrental.stock.v1.StockLoanOverdue": ("due_time",),
 }
 
 
@@ -152,14 +192,19 @@ def outcome(f: Flow, who: str) -> dict:
     }
 
 
-# Issue 19's decisions that only the deadline scanner causes (docs/holds.md, what
-# remains: 6): stock publishes them and reservation subscribes to the expiry, but no
-# flow can cause them yet. Their producer and consumer tests are skipped, saying so,
-# until the scanner exists, the flow waits for a short deadline, and they move to PRODUCED.
-NOT_YET_PRODUCED = {
-    f"bookrental.stock.v1.{name}": f"{name}: the contract flow does not cause it yet (docs/holds.md, what remains)"
-    for name in ("StockHoldExpired", "StockLoanOverdue")
-}
+# Types a producer declares that no flow can cause yet: their producer and consumer
+# tests are skipped, saying why, until the flow causes them and they move to PRODUCED.
+NOT_YET_PRODUCED: dict[str, str] = {}
+
+
+def overdue_noticed(stack, reservation_id: str) -> bool:
+    """A StockLoanOverdue for the reservation is on the stock topic (no read shows it)."""
+    name = "bookrental.stock.v1.StockLoanOverdue"
+    return any(
+        topics.headers(m).get("ce_type") == name.encode()
+        and CURRENT[name].FromString(m.value()).reservation_id == reservation_id
+        for m in topics.read_all(stack, stack.env["STOCK_TOPIC"])
+    )
 
 
 def book_waiting(gateway, book_id: str) -> int:
@@ -209,11 +254,18 @@ def flow(stack, gateway, token) -> Flow:
         ),
         what="alice told of confirm and cancel, bob of the rejection",
     )
-    # Issue 19: the copy is held for carol; dave and erin ask to wait; erin leaves the
-    # queue; carol borrows and returns it, which serves dave, who cancels.
-    carol, dave, erin = f"carol-{book_id}", f"dave-{book_id}", f"erin-{book_id}"
+    # Issue 19: carol borrows the copy held for her and keeps it past its due time (the
+    # scanner's overdue notice); dave and erin ask to wait; erin leaves the queue; carol
+    # returns it, which serves dave, who cancels; frank lets his hold expire (the
+    # scanner's expiry), which puts the copy back on the shelf.
+    carol, dave, erin, frank = (f"{who}-{book_id}" for who in ("carol", "dave", "erin", "frank"))
     carol_rid = flows.reserve(gateway, token(carol), book_id)
     flows.settled(gateway, token(carol), carol_rid, flows.CONFIRMED)
+    checked = flows.ok(flows.check_out(gateway, manager, carol_rid))["hold"]
+    assert (checked["status"], checked["stock"]["onLoan"]) == ("HOLD_STATUS_ON_LOAN", 1)
+    flows.settled(gateway, token(carol), carol_rid, flows.PICKED_UP)
+    eventually(lambda: overdue_noticed(stack, carol_rid), what="carol's loan noticed overdue")
+    assert flows.status(gateway, token(carol), carol_rid) == flows.PICKED_UP
     dave_rid = flows.reserve(gateway, token(dave), book_id, waitlist=True)
     flows.settled(gateway, token(dave), dave_rid, flows.WAITLISTED)
     erin_rid = flows.reserve(gateway, token(erin), book_id, waitlist=True)
@@ -221,10 +273,7 @@ def flow(stack, gateway, token) -> Flow:
     eventually(lambda: book_waiting(gateway, book_id) == 2, what="two waiting in the book list")
     assert flows.cancel(gateway, token(erin), erin_rid) == flows.CANCELED
     eventually(lambda: flows.stock(gateway, manager, book_id)["waiting"] == 1, what="erin left the queue")
-    checked = flows.ok(gateway.post(f"/v1/holds/{carol_rid}:checkout", {}, manager))["hold"]
-    assert (checked["status"], checked["stock"]["onLoan"]) == ("HOLD_STATUS_ON_LOAN", 1)
-    flows.settled(gateway, token(carol), carol_rid, flows.PICKED_UP)
-    returned = flows.ok(gateway.post(f"/v1/loans/{carol_rid}:return", {}, manager))["hold"]
+    returned = flows.ok(flows.return_copy(gateway, manager, carol_rid))["hold"]
     assert (returned["status"], returned["stock"]["held"], returned["stock"]["waiting"]) == (
         "HOLD_STATUS_RETURNED",
         1,
@@ -235,6 +284,10 @@ def flow(stack, gateway, token) -> Flow:
     assert flows.cancel(gateway, token(dave), dave_rid) == flows.CANCELED
     eventually(lambda: flows.book_available(gateway, book_id) == 1, what="dave's released copy in the book list")
     assert book_waiting(gateway, book_id) == 0
+    frank_rid = flows.reserve(gateway, token(frank), book_id)
+    flows.settled(gateway, token(frank), frank_rid, flows.CONFIRMED)
+    flows.settled(gateway, token(frank), frank_rid, flows.EXPIRED, timeout=PICKUP_S + 15)
+    eventually(lambda: flows.book_available(gateway, book_id) == 1, what="frank's expired hold back on the shelf")
     eventually(
         lambda: (
             (flows.notification_count(gateway, token(carol)), flows.notification_count(gateway, token(dave))) == (1, 1)
@@ -263,9 +316,11 @@ def flow(stack, gateway, token) -> Flow:
         carol,
         dave,
         erin,
+        frank,
         carol_rid,
         dave_rid,
         erin_rid,
+        frank_rid,
     )
 
 
