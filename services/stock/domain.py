@@ -393,7 +393,8 @@ class Stock:
         for h in head:
             self._allocate(h, now, pickup)
         self.check()
-        return dataclasses.replace(hold, status=HoldStatus.EXPIRED)
+        # Its deadline goes with it, as a release's does: the scanner's range holds only live deadlines.
+        return dataclasses.replace(hold, status=HoldStatus.EXPIRED, pickup_deadline=None)
 
     def check_out(
         self, reservation_id: str, hold: Hold | None, now: datetime.datetime, loan: datetime.timedelta = LOAN
@@ -457,7 +458,7 @@ class Stock:
         for h in head:
             self._allocate(h, now, pickup)
         self.check()
-        return dataclasses.replace(hold, status=HoldStatus.RETURNED)
+        return dataclasses.replace(hold, status=HoldStatus.RETURNED, due_time=None)  # due_time: while ON_LOAN
 
     def notice_overdue(self, hold: Hold, now: datetime.datetime) -> Hold:
         """A loan past its due time is announced once; it stays on loan. Changes no count."""

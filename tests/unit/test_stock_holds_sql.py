@@ -84,3 +84,19 @@ def test_a_released_hold_keeps_no_pickup_deadline(service):
     service.release_copy("r-1", "alice", "b-1", now=T0)
     assert db.rows("SELECT pickup_deadline FROM hold_life WHERE reservation_id = 'r-1'") == [(None,)]
     assert service.expire_holds(T0 + 2 * PICKUP) == []
+
+
+def test_an_expired_or_returned_hold_leaves_the_scanners_ranges(service):
+    """The scanner's queries search the hold_life indexes on pickup_deadline and due_time
+    (SQLite's plan: `SEARCH l USING INDEX holdliferow_pickup_deadline (pickup_deadline<?)`),
+    then look each hold up: a hold that expired or came back keeps neither time, so a
+    round visits the live holds, not every hold that ever expired or was returned."""
+    service.receive_stock("b-1", 2, "Dune")
+    service.reserve_copy("r-1", "alice", "b-1", now=T0)
+    service.reserve_copy("r-2", "bob", "b-1", now=T0)
+    assert len(service.expire_holds(T0 + PICKUP)) == 2
+    service.reserve_copy("r-3", "carol", "b-1", now=T0 + PICKUP)
+    service.check_out("r-3", T0 + PICKUP)
+    service.return_copy("r-3", T0 + PICKUP + domain.LOAN)
+    life = db.rows("SELECT reservation_id, pickup_deadline, due_time FROM hold_life ORDER BY reservation_id")
+    assert life == [("r-1", None, None), ("r-2", None, None), ("r-3", None, None)]

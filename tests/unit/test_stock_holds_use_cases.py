@@ -184,6 +184,7 @@ def test_a_hold_expires_at_its_deadline_not_before_and_its_copy_goes_to_the_next
     assert service.expire_holds(T0 + PICKUP - datetime.timedelta(seconds=1)) == []
     [expired] = service.expire_holds(T0 + PICKUP)
     assert expired.reservation_id == "r-1" and status(store, "r-1") is HoldStatus.EXPIRED
+    assert hold(store, "r-1").pickup_deadline is None  # a deadline only while RESERVED
     assert status(store, "r-2") is HoldStatus.RESERVED
     assert hold(store, "r-2").pickup_deadline == T0 + PICKUP + PICKUP  # from when the copy reached them
     assert counts(store) == (0, 1, 0, 0)
@@ -244,7 +245,8 @@ def test_a_held_copy_is_checked_out_with_its_due_time_then_returned_to_the_shelf
     assert (loan.status, loan.due_time, loan.pickup_deadline) == (HoldStatus.ON_LOAN, at(hours=5) + LOAN, None)
     assert counts(store) == (0, 0, 1, 0)
     assert published(store, domain.StockCheckedOut)[-1].due_time == at(hours=5) + LOAN
-    assert service.return_copy("r-1", at(days=3)).status is HoldStatus.RETURNED
+    returned = service.return_copy("r-1", at(days=3))
+    assert (returned.status, returned.due_time) == (HoldStatus.RETURNED, None)  # a due time only while ON_LOAN
     assert counts(store) == (1, 0, 0, 0) and published(store, domain.StockReturned)[-1].available == 1
 
 
