@@ -6,6 +6,7 @@ short deadlines and two stock replicas, each running its scanner on the one data
 - a deadline that fell due while stock was down (kill -9) fires when it is back, once;
 - a loan past its due time gets one overdue notice and stays PICKED_UP until returned;
 - a check-out too late is refused (400 FAILED_PRECONDITION, never a 500);
+- a replica stops cleanly on SIGTERM with its scanner running (exit 0) and scans after;
 - on PostgreSQL, the scanners outlive their database going away and catch up after;
 - two scanners racing for one due hold, the interleaving forced in this process on
   SQLite and PostgreSQL: the one that read the hold as due and waited for the book's
@@ -302,6 +303,17 @@ def test_a_check_out_after_the_deadline_is_refused_as_the_rpc_says_never_a_500(s
         "waiting": 0,
         "totalReceived": 1,
     }
+
+
+@pytest.mark.parametrize("stack", ["sqlite"], indirect=True)  # the stop does not depend on the database
+def test_a_replica_stops_cleanly_on_sigterm_with_its_scanner_running_and_scans_again_after(stack):
+    def rounds_of(instance: str) -> float:
+        samples = scrape(stack.metrics_ports[instance]).get("bookrental_periodic_rounds_total", [])
+        return sum(v for labels, v in samples if labels == {"task": "deadline-scan", "result": "ok"})
+
+    eventually(lambda: rounds_of("stock-2") > 0, what="stock-2's scanner running")
+    stack.restart("stock-2")  # SIGTERM; raises unless the process exited 0
+    eventually(lambda: rounds_of("stock-2") > 0, what="the restarted stock-2 scanning")
 
 
 @pytest.mark.parametrize("stack", ["postgresql"], indirect=True)  # a SQLite file has no such outage
