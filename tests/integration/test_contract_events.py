@@ -8,7 +8,8 @@ kept in tests/data/contracts/previous.pb, reads it with the same values.
 
 Every consumer (each service's own subscriptions) accepts every type it subscribes to
 (its inbox records the event) and skips a newer type it does not know: logged, not
-dead-lettered, not recorded, and the partition moves on.
+dead-lettered, not recorded, and the partition moves on. Alert tells each customer of
+each outcome the flow makes once, in the kind docs/holds.md's table names.
 
 The event types are read from build/bookrental.pb; the flow's expectations for each are
 PRODUCED[type], and a type without an entry fails naming it."""
@@ -28,7 +29,7 @@ from services.chassis import events
 from services.reservation import entrypoints as reservation_entrypoints
 from tests import contracts
 from tests.integration import flows, topics
-from tools.client import eventually
+from tools.client import eventually, exactly_once
 
 FDS = contracts.load()
 EVENT_TYPES = contracts.event_types(FDS)
@@ -153,9 +154,10 @@ def outcome(f: Flow, who: str) -> dict:
 
 
 # Issue 19's decisions that only the deadline scanner causes (docs/holds.md, what
-# remains: 6): stock publishes them and reservation subscribes to the expiry, but no
-# flow can cause them yet. Their producer and consumer tests are skipped, saying so,
-# until the scanner exists, the flow waits for a short deadline, and they move to PRODUCED.
+# remains: 6): stock publishes them, reservation subscribes to the expiry and alert to
+# both, but no flow can cause them yet. Their producer and consumer tests are skipped,
+# saying so, until the scanner exists, the flow waits for a short deadline, and they move
+# to PRODUCED (and alert's EXPIRED and OVERDUE join FLOW_NOTIFICATIONS).
 NOT_YET_PRODUCED = {
     f"bookrental.stock.v1.{name}": f"{name}: the contract flow does not cause it yet (docs/holds.md, what remains)"
     for name in ("StockHoldExpired", "StockLoanOverdue")
@@ -236,10 +238,8 @@ def flow(stack, gateway, token) -> Flow:
     eventually(lambda: flows.book_available(gateway, book_id) == 1, what="dave's released copy in the book list")
     assert book_waiting(gateway, book_id) == 0
     eventually(
-        lambda: (
-            (flows.notification_count(gateway, token(carol)), flows.notification_count(gateway, token(dave))) == (1, 1)
-        ),
-        what="carol told of her confirmation, dave of his cancel (alert skips issue 19's kinds for now)",
+        lambda: [flows.notification_count(gateway, token(who)) for who in (carol, dave, erin)] == [2, 3, 2],
+        what="carol told of her hold and return, dave of his place, his held copy and his cancel, erin of two",
     )
 
     messages: dict[str, list] = {}
@@ -323,6 +323,52 @@ def test_a_consumer_built_from_the_previous_contracts_reads_the_event(flow, even
         )
         known = {f.name for f in PREVIOUS[event_type].DESCRIPTOR.fields}
         assert older == {k: v for k, v in current.items() if k in known}
+
+
+# The kinds of notification each customer of the flow is told of, once each (docs/holds.md,
+# the kinds table): no notice for carol's check-out (she is at the desk); erin's cancel
+# while waiting is her one cancel notice (no copy went back, so no StockReleased).
+FLOW_NOTIFICATIONS = {
+    "alice": ["CANCELED", "CONFIRMED"],
+    "bob": ["REJECTED"],
+    "carol": ["CONFIRMED", "RETURNED"],
+    "dave": ["CANCELED", "READY", "WAITLISTED"],
+    "erin": ["CANCELED", "WAITLISTED"],
+}
+
+
+def told(gateway, token, f: Flow, who: str) -> dict[str, str]:
+    """kind -> message of what `who` lists (GET /v1/notifications)."""
+    notes = flows.notifications(gateway, token(getattr(f, who)))
+    return {n["kind"].removeprefix("NOTIFICATION_KIND_"): n["message"] for n in notes}
+
+
+def test_alert_tells_each_customer_each_outcome_of_the_flow_once(stack, gateway, token, flow):
+    def kinds():
+        return {
+            who: sorted(n["kind"].removeprefix("NOTIFICATION_KIND_") for n in flows.notifications(gateway, token(uid)))
+            for who, uid in ((w, getattr(flow, w)) for w in FLOW_NOTIFICATIONS)
+        }
+
+    exactly_once(stack, kinds, FLOW_NOTIFICATIONS, what="each customer's notification kinds")
+    carol, dave, erin = (told(gateway, token, flow, who) for who in ("carol", "dave", "erin"))
+
+    def pickup(event_type: str, rid: str) -> str:
+        """The pickup deadline the event carried, as the Korean message says it (UTC, minutes)."""
+        [event] = [
+            e
+            for e in (CURRENT[event_type].FromString(m.value()) for m in flow.messages[event_type])
+            if e.reservation_id == rid
+        ]
+        return f"{event.pickup_deadline.ToDatetime():%Y-%m-%d %H:%M} UTC까지 찾아가 주세요"
+
+    assert pickup("bookrental.stock.v1.StockReserved", flow.carol_rid) in carol["CONFIRMED"]
+    assert pickup("bookrental.stock.v1.StockAllocated", flow.dave_rid) in dave["READY"]
+    assert "(대기 순번 1번)" in dave["WAITLISTED"] and "(대기 순번 2번)" in erin["WAITLISTED"]
+    assert "대기 명단에서 빠졌습니다" in erin["CANCELED"] and "재고로 돌아갔습니다" in dave["CANCELED"]
+    assert "반납이 완료되었습니다" in carol["RETURNED"]
+    for said in (carol, dave, erin):
+        assert all(f"「Contracts」({flow.book_id})" in message for message in said.values()), said
 
 
 def inbox(stack, service: str) -> dict[str, str]:
