@@ -10,7 +10,8 @@ import random
 import threading
 import time
 
-from tests.integration import flows
+from bookrental.stock.v1 import events_pb2 as stock_events_pb2
+from tests.integration import flows, topics
 from tools.client import eventually
 
 HELD = "HOLD_STATUS_RESERVED"
@@ -143,7 +144,20 @@ def test_without_waitlist_a_customer_is_still_rejected(gateway, token, manager, 
     assert counts(gateway, manager, book_id) == (0, 1, 0, 0, 1)
 
 
-def test_the_copies_add_up_after_a_concurrent_run(gateway, token, manager, new_id):
+def stock_events(stack, book_id) -> list[tuple[str, str, int]]:
+    """(event type, reservation id, partition offset) of the book's stock events, in topic order: what
+    a failure shows."""
+    found = []
+    for m in topics.read_all(stack, stack.env["STOCK_TOPIC"]):
+        kind = topics.headers(m).get("ce_type", b"").decode()
+        message = getattr(stock_events_pb2, kind.rpartition(".")[2], None)
+        event = message.FromString(m.value()) if message else None
+        if event is not None and getattr(event, "book_id", "") == book_id:
+            found.append((kind.rpartition(".")[2], getattr(event, "reservation_id", ""), m.offset()))
+    return found
+
+
+def test_the_copies_add_up_after_a_concurrent_run(stack, gateway, token, manager, new_id):
     """Many customers, few copies: reserve (half of them willing to wait), cancel at random,
     and a stock manager checks out and takes back whatever is held, all at once. When it
     is quiet, every copy of each book is in exactly one place, and stock's counts agree
@@ -247,4 +261,8 @@ def test_the_copies_add_up_after_a_concurrent_run(gateway, token, manager, new_i
     try:
         eventually(agree, timeout=30, interval=0.3, what="stock's counts and the reservations' statuses agree")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; stock (held, on_loan, waiting, available) vs the reservations: {last}") from None
+        statuses = {rid: flows.status(gateway, me, rid) for me, rid in made}
+        raise AssertionError(
+            f"{exc}; stock (held, on_loan, waiting, available) vs the reservations: {last}; its events: "
+            + ", ".join(f"{k} {r[:8]} {statuses.get(r, '?')[19:]} @{o}" for k, r, o in stock_events(stack, last[0]))
+        ) from None
