@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import datetime
 import signal
 import threading
 import time
@@ -28,6 +29,9 @@ from services.reservation import bootstrap as reservation_bootstrap
 from services.reservation import repository as reservation_repository
 from services.reservation.domain import Status
 from services.reservation.service import ReservationService
+from services.stock import bootstrap as stock_bootstrap
+from services.stock import repository as stock_repository
+from services.stock.service import StockService
 from tests.integration import flows, topics
 from tests.integration.conftest import require_backend
 from tools import pgdb
@@ -286,3 +290,78 @@ def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(
         stored = uow.reservations.get(reservation.reservation_id)
     assert stored.status is told
     assert told is (Status.CANCELED if decide == "confirm" else Status.REJECTED)
+
+
+@pytest.fixture
+def stock_on_postgresql(infra):
+    """The stock service's use cases in this process, on a PostgreSQL database of their own."""
+    require_backend("postgresql", infra)
+    run = uuid.uuid4().hex[:8]
+    url = pgdb.create(run, ["stock"])["stock"]
+    database = db.connect(url)
+    db.create_schema(database, stock_repository.MODELS)
+    try:
+        yield StockService(stock_bootstrap.unit_of_work("unused-topic")), url
+    finally:
+        database.close()
+        pgdb.drop(run, ["stock"])
+
+
+def waits_for_a_lock(url: str) -> bool:
+    # closing(): psycopg2's own `with` ends the transaction but leaves the connection open.
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cur.fetchone()[0] > 0
+
+
+def test_two_customers_joining_a_queue_at_once_are_both_counted(stock_on_postgresql, monkeypatch):
+    """Issue 19's counts (on loan, waiting) live in a table beside the book's row. Forced:
+    one customer's join has the book's lock when the other's asks for it. The second must
+    read the count the first wrote (waiting 2, not 1): a lock taken in the statement that
+    also reads the joined count returns that count as it was before the wait."""
+    service, url = stock_on_postgresql
+    now = datetime.datetime.now(datetime.UTC)
+    service.receive_stock("book-q", 1, "Queue", now)
+    service.reserve_copy("r-held", "ann", "book-q", False, now)  # the one copy, held
+    first = threading.current_thread()  # replaced below by the thread that joins first
+    has_lock, second_done = threading.Event(), threading.Event()
+    save = stock_repository.StockRepository.save
+
+    def save_once_the_second_waits(repository, stock):
+        if threading.current_thread() is first:
+            has_lock.set()
+            eventually(
+                lambda: second_done.is_set() or waits_for_a_lock(url),
+                timeout=10,
+                what="the second join waiting for the book's lock",
+            )
+        save(repository, stock)
+
+    monkeypatch.setattr(stock_repository.StockRepository, "save", save_once_the_second_waits)
+    failures = []
+
+    def join_first():
+        try:
+            service.reserve_copy("r-first", "bob", "book-q", True, now)
+        except Exception as exc:  # noqa: BLE001 - reported by the test below
+            failures.append(exc)
+        finally:
+            db.database.close()
+
+    first = threading.Thread(target=join_first)
+    first.start()
+    assert has_lock.wait(10), "the first join did not reach its write"
+    try:
+        second = service.reserve_copy("r-second", "cat", "book-q", True, now)
+    finally:
+        second_done.set()
+    first.join(15)
+    assert not first.is_alive() and not failures, failures
+
+    stock = service.get_stock("book-q")
+    with service.uow(read_only=True) as uow:
+        queue = uow.holds.waiting("book-q", 10)
+    assert [h.reservation_id for h in queue] == ["r-first", "r-second"] and second.ticket > queue[0].ticket
+    assert (stock.available, stock.waiting) == (0, 2)
