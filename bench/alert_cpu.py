@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 
 from bookrental.stock.v1 import events_pb2 as stock_events
-from services.alert import bootstrap, channels, domain, entrypoints, repository
+from services.alert import bootstrap, channels, domain, entrypoints, repository, wire
 from services.alert.dispatcher import Dispatcher
 from services.alert.service import AlertService
 from services.alert.settings import AlertSettings
@@ -60,7 +60,7 @@ def record(service: AlertService, count: int, batch: int, with_handler: bool) ->
                 if with_handler:
                     handle(event, envelope)
                 else:
-                    service.record_outcome(envelope.event_id, domain.Kind.CONFIRMED, event)
+                    service.record_outcome(envelope.event_id, wire.outcome(domain.Kind.CONFIRMED, event))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     added = repository.NotificationRow.select().count() - before
     assert added == count, f"{added} notifications recorded for {count} events"
@@ -72,7 +72,7 @@ def dispatch(service: AlertService, count: int) -> tuple[float, float]:
     backlog: `count` more outcomes and those the recording runs left."""
     with db.database.atomic():
         for envelope, event in _events(count, users=100):
-            service.record_outcome(envelope.event_id, domain.Kind.CONFIRMED, event)
+            service.record_outcome(envelope.event_id, wire.outcome(domain.Kind.CONFIRMED, event))
     settings = AlertSettings.from_env({})
     deliveries = repository.DeliveryRepository()
     d = Dispatcher(

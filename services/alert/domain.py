@@ -5,6 +5,7 @@ long to wait before the next delivery attempt."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import random
 import re
@@ -23,9 +24,14 @@ DEFAULT_LANGUAGE = "ko"
 
 
 class Kind(str, enum.Enum):  # noqa: UP042 -- StrEnum's str() and format() differ
-    CONFIRMED = "CONFIRMED"
+    CONFIRMED = "CONFIRMED"  # a copy was free: held for the customer
     REJECTED = "REJECTED"
-    CANCELED = "CANCELED"
+    CANCELED = "CANCELED"  # the customer canceled: a held copy went back, or they left the waiting list
+    WAITLISTED = "WAITLISTED"  # none free: in the book's waiting list, at a place
+    READY = "READY"  # a copy freed for the waiting list is held for the customer
+    EXPIRED = "EXPIRED"  # the pickup deadline passed without a check-out
+    OVERDUE = "OVERDUE"  # a loan passed its due time
+    RETURNED = "RETURNED"  # a loan came back
 
 
 class DeliveryStatus(str, enum.Enum):  # noqa: UP042 -- StrEnum's str() and format() differ
@@ -140,10 +146,30 @@ def channels(values: Iterable[str], offered: tuple[str, ...]) -> tuple[str, ...]
 
 # -- messages --------------------------------------------------------------------
 
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What stock decided for one reservation, as its notification tells it. Times are
+    naive UTC, as the services store them; None: the event carried none."""
+
+    kind: Kind
+    reservation_id: str
+    user_id: str
+    book_id: str
+    title: str
+    reason: str = ""  # REJECTED: why, in words a customer reads
+    queue_position: int = 0  # WAITLISTED: 1 = next in line; 0: not known
+    pickup_deadline: datetime.datetime | None = None  # CONFIRMED, READY: held until then
+    due_time: datetime.datetime | None = None  # OVERDUE: when the copy was due back
+    left_queue: bool = False  # CANCELED: the reservation was waiting (no copy went back)
+
+
+# (subject, body) per language and kind. A body's optional parts ({why}, {pickup},
+# {place}, {due}) are _PARTS, or "" when the outcome has no such detail.
 _TEMPLATES = {
     ("en", Kind.CONFIRMED): (
         "Reservation confirmed: {title}",
-        "Your reservation of {book} is confirmed. Reservation {rid}.",
+        "Your reservation of {book} is confirmed{pickup}. Reservation {rid}.",
     ),
     ("en", Kind.REJECTED): (
         "Reservation not confirmed: {title}",
@@ -153,13 +179,69 @@ _TEMPLATES = {
         "Reservation canceled: {title}",
         "Your reservation of {book} is canceled and the copy went back to stock. Reservation {rid}.",
     ),
-    ("ko", Kind.CONFIRMED): ("예약 확정: {title}", "{book} 예약이 확정되었습니다. 예약 번호 {rid}."),
+    ("en", Kind.WAITLISTED): (
+        "On the waiting list: {title}",
+        "No copy of {book} is free now: your reservation is on the waiting list{place}."
+        " We will tell you when a copy is held for you. Reservation {rid}.",
+    ),
+    ("en", Kind.READY): (
+        "Ready for pickup: {title}",
+        "A copy of {book} you waited for is held for you{pickup}. Reservation {rid}.",
+    ),
+    ("en", Kind.EXPIRED): (
+        "Hold expired: {title}",
+        "Your hold on {book} expired: it was not picked up by its pickup deadline. Reservation {rid}.",
+    ),
+    ("en", Kind.OVERDUE): (
+        "Overdue: {title}",
+        "Your loan of {book} is overdue{due}: please return it. Reservation {rid}.",
+    ),
+    ("en", Kind.RETURNED): (
+        "Returned: {title}",
+        "Your loan of {book} is returned. Thank you. Reservation {rid}.",
+    ),
+    ("ko", Kind.CONFIRMED): ("예약 확정: {title}", "{book} 예약이 확정되었습니다{pickup}. 예약 번호 {rid}."),
     ("ko", Kind.REJECTED): (
         "예약 불가: {title}",
         "죄송합니다. {book} 예약을 확정하지 못했습니다{why}. 예약 번호 {rid}.",
     ),
     ("ko", Kind.CANCELED): ("예약 취소: {title}", "{book} 예약이 취소되어 책이 재고로 돌아갔습니다. 예약 번호 {rid}."),
+    ("ko", Kind.WAITLISTED): (
+        "예약 대기: {title}",
+        "지금 빌릴 수 있는 {book} 책이 없어 대기 명단에 올렸습니다{place}. 책이 준비되면 알려 드리겠습니다."
+        " 예약 번호 {rid}.",
+    ),
+    ("ko", Kind.READY): (
+        "예약 도서 준비: {title}",
+        "기다리신 {book} 책이 준비되었습니다{pickup}. 예약 번호 {rid}.",
+    ),
+    ("ko", Kind.EXPIRED): (
+        "예약 만료: {title}",
+        "찾아가실 기한이 지나 {book} 예약이 만료되었습니다. 예약 번호 {rid}.",
+    ),
+    ("ko", Kind.OVERDUE): (
+        "연체 안내: {title}",
+        "{book} 반납 기한{due}이 지났습니다. 반납해 주세요. 예약 번호 {rid}.",
+    ),
+    ("ko", Kind.RETURNED): ("반납 완료: {title}", "{book} 반납이 완료되었습니다. 감사합니다. 예약 번호 {rid}."),
 }
+# A cancel while waiting: no copy went back, the reservation left the waiting list.
+_LEFT_QUEUE = {
+    "en": "Your reservation of {book} is canceled and it left the waiting list. Reservation {rid}.",
+    "ko": "{book} 예약이 취소되어 대기 명단에서 빠졌습니다. 예약 번호 {rid}.",
+}
+_PARTS = {
+    "en": {"why": ": {}", "pickup": "; pick it up by {}", "place": ", number {} in line", "due": " (due {})"},
+    "ko": {"why": ": {}", "pickup": ". {}까지 찾아가 주세요", "place": " (대기 순번 {}번)", "due": "({})"},
+}
+
+
+def readable_time(value: datetime.datetime) -> str:
+    """A time as the messages say it, in every language: UTC to the minute, "2026-12-03 14:05 UTC"
+    (the seconds dropped, so a deadline never reads later than it is)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.UTC).replace(tzinfo=None)
+    return value.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _book(title: str, book_id: str, lang: str) -> str:
@@ -168,21 +250,29 @@ def _book(title: str, book_id: str, lang: str) -> str:
     return f"\u300c{title}\u300d({book_id})" if lang == "ko" else f"\u201c{title}\u201d ({book_id})"
 
 
-def compose(
-    kind: Kind, reservation_id: str, book_id: str, title: str, reason: str = "", lang: str = DEFAULT_LANGUAGE
-) -> str:
-    return subject_and_body(kind, reservation_id, book_id, title, reason, lang)[1]
+def compose(outcome: Outcome, lang: str = DEFAULT_LANGUAGE) -> str:
+    return subject_and_body(outcome, lang)[1]
 
 
-def subject_and_body(
-    kind: Kind, reservation_id: str, book_id: str, title: str, reason: str = "", lang: str = DEFAULT_LANGUAGE
-) -> tuple[str, str]:
-    subject, body = _TEMPLATES[(lang, kind)]
-    why = f": {reason}" if reason else ""
+def subject_and_body(outcome: Outcome, lang: str = DEFAULT_LANGUAGE) -> tuple[str, str]:
+    subject, body = _TEMPLATES[(lang, outcome.kind)]
+    if outcome.kind is Kind.CANCELED and outcome.left_queue:
+        body = _LEFT_QUEUE[lang]
+    parts = _PARTS[lang]
+    details = {
+        "why": outcome.reason,
+        "pickup": readable_time(outcome.pickup_deadline) if outcome.pickup_deadline else "",
+        "place": str(outcome.queue_position) if outcome.queue_position > 0 else "",
+        "due": readable_time(outcome.due_time) if outcome.due_time else "",
+    }
     # A subject is one line (an email header): a title's line breaks become spaces.
     return (
-        " ".join(subject.format(title=title or book_id).split()),
-        body.format(book=_book(title, book_id, lang), rid=reservation_id, why=why),
+        " ".join(subject.format(title=outcome.title or outcome.book_id).split()),
+        body.format(
+            book=_book(outcome.title, outcome.book_id, lang),
+            rid=outcome.reservation_id,
+            **{name: parts[name].format(value) if value else "" for name, value in details.items()},
+        ),
     )
 
 
@@ -208,26 +298,18 @@ class Notification:
 
 
 def notification_for(
-    event_id: str,
-    kind: Kind,
-    reservation_id: str,
-    user_id: str,
-    book_id: str,
-    title: str,
-    reason: str = "",
-    preferences: Preferences = Preferences(),
-    offered: tuple[str, ...] = (),
+    event_id: str, outcome: Outcome, preferences: Preferences = Preferences(), offered: tuple[str, ...] = ()
 ) -> Notification:
     """One notification per outcome event: its id derives from the event's id,
     so a redelivered event can never make a second one."""
     lang = preferences.language
-    subject, body = subject_and_body(kind, reservation_id, book_id, title, reason, lang)
+    subject, body = subject_and_body(outcome, lang)
     return Notification(
         str(uuid.uuid5(_NAMESPACE, event_id)),
-        reservation_id,
-        user_id,
-        book_id,
-        kind,
+        outcome.reservation_id,
+        outcome.user_id,
+        outcome.book_id,
+        outcome.kind,
         subject,
         body,
         lang,

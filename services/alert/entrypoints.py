@@ -20,8 +20,6 @@ from .service import AlertService
 
 log = logging.getLogger(__name__)
 
-StockOutcome = stock_events.StockReserved | stock_events.StockRejected | stock_events.StockReleased
-
 
 class AlertServicer(alert_pb2_grpc.AlertServiceServicer):
     public_rpcs: frozenset[str]  # set by create_server, read by rpc
@@ -67,9 +65,11 @@ class AlertServicer(alert_pb2_grpc.AlertServiceServicer):
 
 
 def subscriptions(service: AlertService) -> list[Subscription[Any]]:
-    def outcome(kind: domain.Kind) -> Callable[[StockOutcome, events.Envelope], None]:
-        def handle(event: StockOutcome, envelope: events.Envelope) -> None:
-            n = service.record_outcome(envelope.event_id, kind, event)
+    """Which stock outcome becomes which notification (docs/holds.md, the kinds table)."""
+
+    def outcome(kind: domain.Kind, left_queue: bool = False) -> Callable[[wire.StockOutcome, events.Envelope], None]:
+        def handle(event: wire.StockOutcome, envelope: events.Envelope) -> None:
+            n = service.record_outcome(envelope.event_id, wire.outcome(kind, event, left_queue))
             log.info(
                 "notification recorded",
                 extra={
@@ -86,23 +86,18 @@ def subscriptions(service: AlertService) -> list[Subscription[Any]]:
         Subscription(stock_events.StockReserved, outcome(domain.Kind.CONFIRMED)),
         Subscription(stock_events.StockRejected, outcome(domain.Kind.REJECTED)),
         Subscription(stock_events.StockReleased, outcome(domain.Kind.CANCELED)),
+        Subscription(stock_events.StockWaitlisted, outcome(domain.Kind.WAITLISTED)),
+        Subscription(stock_events.StockAllocated, outcome(domain.Kind.READY)),
+        # A cancel while waiting: the customer's one cancel notice, since no copy was held
+        # (stock sends StockReleased only for a held copy, StockWaitlistLeft only for a waiting one).
+        Subscription(stock_events.StockWaitlistLeft, outcome(domain.Kind.CANCELED, left_queue=True)),
+        Subscription(stock_events.StockHoldExpired, outcome(domain.Kind.EXPIRED)),
+        Subscription(stock_events.StockLoanOverdue, outcome(domain.Kind.OVERDUE)),
+        Subscription(stock_events.StockReturned, outcome(domain.Kind.RETURNED)),
     ]
 
 
-# Stock events the alert service knows and does not need (not "unknown"). Issue 19's
-# decisions are here for now, logged and skipped, until alert's new kinds (WAITLISTED,
-# READY, EXPIRED, OVERDUE, RETURNED; docs/holds.md, what remains: 8) take them: until then
-# nobody is told of a place in the queue, a copy held from it, an expiry, a loan or a return.
-IGNORED = tuple(
-    t.DESCRIPTOR.full_name
-    for t in (
-        stock_events.StockReceived,
-        stock_events.StockWaitlisted,
-        stock_events.StockAllocated,
-        stock_events.StockWaitlistLeft,
-        stock_events.StockHoldExpired,
-        stock_events.StockCheckedOut,
-        stock_events.StockReturned,
-        stock_events.StockLoanOverdue,
-    )
-)
+# Stock events the alert service knows and does not need (not "unknown"): a receipt is
+# nobody's outcome, and a check-out happens with the customer at the desk, the copy in
+# hand (the due time is on their reservation): a notice would tell them nothing new.
+IGNORED = tuple(t.DESCRIPTOR.full_name for t in (stock_events.StockReceived, stock_events.StockCheckedOut))

@@ -7,26 +7,9 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
-from typing import Protocol
 
 from . import domain
 from .ports import AlertUnitOfWork
-
-
-class StockOutcome(Protocol):
-    """A stock outcome as record_outcome reads it (StockReserved, StockRejected, StockReleased)."""
-
-    @property
-    def reservation_id(self) -> str: ...
-
-    @property
-    def user_id(self) -> str: ...
-
-    @property
-    def book_id(self) -> str: ...
-
-    @property
-    def title(self) -> str: ...
 
 
 class AlertService:
@@ -34,21 +17,12 @@ class AlertService:
         self.uow = uow  # uow() for a change, uow(read_only=True) for a read
         self.offered = offered  # optional channels the operator configured
 
-    def record_outcome(self, event_id: str, kind: domain.Kind, event: StockOutcome) -> domain.Notification:
-        """`event` is the stock outcome: its reservation_id, user_id, book_id, title and (on a rejection) reason."""
+    def record_outcome(self, event_id: str, outcome: domain.Outcome) -> domain.Notification:
+        """The notification of one stock outcome event, in the customer's language, through
+        their channels; the same event again changes nothing (its id is the event's)."""
         with self.uow() as uow:
-            prefs, _ = uow.preferences.get(event.user_id)
-            n = domain.notification_for(
-                event_id,
-                kind,
-                event.reservation_id,
-                event.user_id,
-                event.book_id,
-                event.title,
-                getattr(event, "reason", ""),
-                prefs,
-                self.offered,
-            )
+            prefs, _ = uow.preferences.get(outcome.user_id)
+            n = domain.notification_for(event_id, outcome, prefs, self.offered)
             uow.notifications.add(n)
         return n
 

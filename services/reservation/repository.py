@@ -153,9 +153,9 @@ class ReservationRepository(Repository):
     def get(self, reservation_id: str, for_update: bool = False) -> domain.Reservation | None:
         """`for_update` before a change of status: a customer's cancel and stock's
         decision may arrive at once, and neither may overwrite the other unseen."""
-        # OF reservation: PostgreSQL cannot lock the nullable side of an outer join (and needs not).
-        lock = db.for_update() + " OF reservation" if for_update and db.for_update() else ""
-        found = db.rows(f"{_SELECT} WHERE reservation.reservation_id = ?{lock}", (reservation_id,))
+        if for_update:  # the row first, then the row and its life as they are now
+            db.lock_row("reservation", "reservation_id", reservation_id)
+        found = db.rows(f"{_SELECT} WHERE reservation.reservation_id = ?", (reservation_id,))
         return self._loaded(_to_domain(*found[0])) if found else None
 
     def by_request_id(self, user_id: str, request_id: str) -> domain.Reservation | None:

@@ -40,7 +40,7 @@ class StockServicer(stock_pb2_grpc.StockServiceServicer):
     def ReceiveStock(
         self, request: stock_pb2.ReceiveStockRequest, context: grpc.ServicerContext, caller: Identity
     ) -> stock_pb2.ReceiveStockResponse:
-        stock = self.service.receive_stock(request.book_id, request.quantity, request.title)
+        stock = self.service.receive_stock(request.book_id, request.quantity, request.title, utcnow())
         log.info(
             "stock received",
             extra={"book_id": stock.book_id, "quantity": request.quantity, "available": stock.available},

@@ -92,9 +92,9 @@ class StockRepository(Repository):
         self._counts: dict[str, tuple[int, int]] = {}  # (on_loan, waiting) as read, to write only a change
 
     def get(self, book_id: str, for_update: bool = False) -> domain.Stock | None:
-        # OF stock: PostgreSQL cannot lock the nullable side of an outer join (and needs not).
-        lock = db.for_update() + " OF stock" if for_update and db.for_update() else ""
-        found = db.rows(f"{self._SELECT} WHERE stock.book_id = ?{lock}", (book_id,))
+        if for_update:  # the book's row first, then the row and its counts as they are now
+            db.lock_row("stock", "book_id", book_id)
+        found = db.rows(f"{self._SELECT} WHERE stock.book_id = ?", (book_id,))
         return self._seen(self._counted(_to_domain(*found[0]))) if found else None
 
     def _counted(self, stock: domain.Stock) -> domain.Stock:

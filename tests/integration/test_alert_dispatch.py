@@ -101,7 +101,7 @@ def outcome(service, user="ann", event_id=None, reservation_id=None):
     event = stock_events.StockReserved(
         reservation_id=reservation_id or str(uuid.uuid4()), user_id=user, book_id="b-1", title="Dune"
     )
-    return service.record_outcome(event_id or str(uuid.uuid4()), domain.Kind.CONFIRMED, event)
+    return service.record_outcome(event_id or str(uuid.uuid4()), wire.outcome(domain.Kind.CONFIRMED, event))
 
 
 def log_only_outcomes(service, count, user="ann"):
@@ -111,8 +111,10 @@ def log_only_outcomes(service, count, user="ann"):
         return [
             service.record_outcome(
                 str(uuid.uuid4()),
-                domain.Kind.CONFIRMED,
-                stock_events.StockReserved(reservation_id=f"r-{i}", user_id=user, book_id="b-1", title="Dune"),
+                wire.outcome(
+                    domain.Kind.CONFIRMED,
+                    stock_events.StockReserved(reservation_id=f"r-{i}", user_id=user, book_id="b-1", title="Dune"),
+                ),
             )
             for i in range(count)
         ]

@@ -8,7 +8,8 @@ kept in tests/data/contracts/previous.pb, reads it with the same values.
 
 Every consumer (each service's own subscriptions) accepts every type it subscribes to
 (its inbox records the event) and skips a newer type it does not know: logged, not
-dead-lettered, not recorded, and the partition moves on.
+dead-lettered, not recorded, and the partition moves on. Alert tells each customer of
+each outcome the flow makes once, in the kind docs/holds.md's table names.
 
 The event types are read from build/bookrental.pb; the flow's expectations for each are
 PRODUCED[type], and a type without an entry fails naming it.
@@ -34,7 +35,7 @@ from tests import contracts
 from tests.integration import flows, topics
 from tests.integration.backends import BACKENDS
 from tests.integration.conftest import launch
-from tools.client import Gateway, eventually
+from tools.client import Gateway, eventually, exactly_once
 from tools.token import mint_token
 
 FDS = contracts.load()
@@ -289,10 +290,9 @@ def flow(stack, gateway, token) -> Flow:
     flows.settled(gateway, token(frank), frank_rid, flows.EXPIRED, timeout=PICKUP_S + 15)
     eventually(lambda: flows.book_available(gateway, book_id) == 1, what="frank's expired hold back on the shelf")
     eventually(
-        lambda: (
-            (flows.notification_count(gateway, token(carol)), flows.notification_count(gateway, token(dave))) == (1, 1)
-        ),
-        what="carol told of her confirmation, dave of his cancel (alert skips issue 19's kinds for now)",
+        lambda: [flows.notification_count(gateway, token(who)) for who in (carol, dave, erin, frank)] == [3, 3, 2, 2],
+        what="carol told of her hold, her overdue loan and its return, dave of his place, his held copy and his"
+        " cancel, erin of two, frank of his hold and its expiry",
     )
 
     messages: dict[str, list] = {}
@@ -378,6 +378,60 @@ def test_a_consumer_built_from_the_previous_contracts_reads_the_event(flow, even
         )
         known = {f.name for f in PREVIOUS[event_type].DESCRIPTOR.fields}
         assert older == {k: v for k, v in current.items() if k in known}
+
+
+# The kinds of notification each customer of the flow is told of, once each (docs/holds.md,
+# the kinds table): no notice for carol's check-out (she is at the desk); erin's cancel
+# while waiting is her one cancel notice (no copy went back, so no StockReleased).
+FLOW_NOTIFICATIONS = {
+    "alice": ["CANCELED", "CONFIRMED"],
+    "bob": ["REJECTED"],
+    "carol": ["CONFIRMED", "OVERDUE", "RETURNED"],
+    "dave": ["CANCELED", "READY", "WAITLISTED"],
+    "erin": ["CANCELED", "WAITLISTED"],
+    "frank": ["CONFIRMED", "EXPIRED"],
+}
+
+
+def told(gateway, token, f: Flow, who: str) -> dict[str, str]:
+    """kind -> message of what `who` lists (GET /v1/notifications)."""
+    notes = flows.notifications(gateway, token(getattr(f, who)))
+    return {n["kind"].removeprefix("NOTIFICATION_KIND_"): n["message"] for n in notes}
+
+
+def test_alert_tells_each_customer_each_outcome_of_the_flow_once(stack, gateway, token, flow):
+    def kinds():
+        return {
+            who: sorted(n["kind"].removeprefix("NOTIFICATION_KIND_") for n in flows.notifications(gateway, token(uid)))
+            for who, uid in ((w, getattr(flow, w)) for w in FLOW_NOTIFICATIONS)
+        }
+
+    exactly_once(stack, kinds, FLOW_NOTIFICATIONS, what="each customer's notification kinds")
+    carol, dave, erin, frank = (told(gateway, token, flow, who) for who in ("carol", "dave", "erin", "frank"))
+
+    def event_of(event_type: str, rid: str):
+        [event] = [
+            e
+            for e in (CURRENT[event_type].FromString(m.value()) for m in flow.messages[event_type])
+            if e.reservation_id == rid
+        ]
+        return event
+
+    def pickup(event_type: str, rid: str) -> str:
+        """The pickup deadline the event carried, as the Korean message says it (UTC, minutes)."""
+        return f"{event_of(event_type, rid).pickup_deadline.ToDatetime():%Y-%m-%d %H:%M} UTC까지 찾아가 주세요"
+
+    assert pickup("bookrental.stock.v1.StockReserved", flow.carol_rid) in carol["CONFIRMED"]
+    assert pickup("bookrental.stock.v1.StockAllocated", flow.dave_rid) in dave["READY"]
+    assert pickup("bookrental.stock.v1.StockReserved", flow.frank_rid) in frank["CONFIRMED"]
+    assert "(대기 순번 1번)" in dave["WAITLISTED"] and "(대기 순번 2번)" in erin["WAITLISTED"]
+    assert "대기 명단에서 빠졌습니다" in erin["CANCELED"] and "재고로 돌아갔습니다" in dave["CANCELED"]
+    assert "반납이 완료되었습니다" in carol["RETURNED"]
+    due = event_of("bookrental.stock.v1.StockLoanOverdue", flow.carol_rid).due_time.ToDatetime()
+    assert f"반납 기한({due:%Y-%m-%d %H:%M} UTC)이 지났습니다" in carol["OVERDUE"]
+    assert "찾아가실 기한이 지나" in frank["EXPIRED"] and "만료되었습니다" in frank["EXPIRED"]
+    for said in (carol, dave, erin, frank):
+        assert all(f"「Contracts」({flow.book_id})" in message for message in said.values()), said
 
 
 def inbox(stack, service: str) -> dict[str, str]:

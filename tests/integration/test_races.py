@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import datetime
 import signal
 import threading
 import time
@@ -28,6 +29,9 @@ from services.reservation import bootstrap as reservation_bootstrap
 from services.reservation import repository as reservation_repository
 from services.reservation.domain import Status
 from services.reservation.service import ReservationService
+from services.stock import bootstrap as stock_bootstrap
+from services.stock import repository as stock_repository
+from services.stock.service import StockService
 from tests.integration import flows, topics
 from tests.integration.conftest import require_backend
 from tools import pgdb
@@ -94,25 +98,51 @@ def test_cancel_right_after_create_ends_canceled_and_leaves_stock_unchanged(
 
 def test_a_duplicate_of_every_consumed_event_type_changes_nothing(stack, gateway, manager, token, stocked_book, new_id):
     book_id = stocked_book(1)  # StockReceived
-    alice, bob, carol = (token(new_id(name)) for name in ("alice", "bob", "carol"))
+    alice, bob, carol, dave, erin, fay = (token(new_id(n)) for n in ("alice", "bob", "carol", "dave", "erin", "fay"))
     first = flows.reserve(gateway, alice, book_id)  # ReservationRequested
     flows.settled(gateway, alice, first, flows.CONFIRMED)  # StockReserved
     second = flows.reserve(gateway, bob, book_id)
     flows.settled(gateway, bob, second, flows.REJECTED)  # StockRejected
     assert flows.cancel(gateway, alice, first) == flows.CANCELED  # ReservationCanceled
     eventually(lambda: flows.book_available(gateway, book_id) == 1, what="copy back in the book view")  # StockReleased
+    # Issue 19's life: dave borrows the copy while erin waits and fay gives up waiting;
+    # his return serves erin (StockAllocated), who cancels, so the copy is free again.
+    loan = flows.reserve(gateway, dave, book_id)
+    flows.settled(gateway, dave, loan, flows.CONFIRMED)
+    waiting = flows.reserve(gateway, erin, book_id, waitlist=True)
+    flows.settled(gateway, erin, waiting, flows.WAITLISTED)  # StockWaitlisted
+    leaving = flows.reserve(gateway, fay, book_id, waitlist=True)
+    flows.settled(gateway, fay, leaving, flows.WAITLISTED)
+    assert flows.cancel(gateway, fay, leaving) == flows.CANCELED  # StockWaitlistLeft
+    assert gateway.post(f"/v1/holds/{loan}:checkout", {}, manager).status == 200  # StockCheckedOut
+    flows.settled(gateway, dave, loan, flows.PICKED_UP)
+    assert gateway.post(f"/v1/loans/{loan}:return", {}, manager).status == 200  # StockReturned
+    flows.settled(gateway, dave, loan, flows.RETURNED)
+    flows.settled(gateway, erin, waiting, flows.CONFIRMED)  # StockAllocated
+    assert flows.cancel(gateway, erin, waiting) == flows.CANCELED
+    eventually(lambda: flows.book_available(gateway, book_id) == 1, what="erin's copy back in the book view")
+    people = {"alice": (alice, first), "bob": (bob, second), "dave": (dave, loan), "erin": (erin, waiting)}
+    people["fay"] = (fay, leaving)
+    # One notification per outcome: confirmed+canceled, rejected, confirmed+returned,
+    # waitlisted+ready+canceled, waitlisted+left (a check-out is told nothing).
+    told = {"alice": 2, "bob": 1, "dave": 2, "erin": 3, "fay": 2}
     eventually(
-        lambda: (flows.notification_count(gateway, alice), flows.notification_count(gateway, bob)) == (2, 1),
+        lambda: {name: flows.notification_count(gateway, t) for name, (t, _) in people.items()} == told,
         what="one notification per outcome",
     )
 
     def state():
         s = flows.stock(gateway, manager, book_id)
         return {
-            "stock": (s["available"], s["totalReceived"]),
-            "book view": flows.book_available(gateway, book_id),
-            "alice": (flows.status(gateway, alice, first), flows.notification_count(gateway, alice)),
-            "bob": (flows.status(gateway, bob, second), flows.notification_count(gateway, bob)),
+            "stock": (s["available"], s["held"], s["onLoan"], s["waiting"], s["totalReceived"]),
+            "book view": (
+                flows.book_available(gateway, book_id),
+                flows.ok(gateway.get(f"/v1/books/{book_id}"))["book"]["waiting"],
+            ),
+            **{
+                name: (flows.status(gateway, t, rid), flows.notification_count(gateway, t))
+                for name, (t, rid) in people.items()
+            },
         }
 
     before = state()
@@ -122,7 +152,10 @@ def test_a_duplicate_of_every_consumed_event_type_changes_nothing(stack, gateway
     dlq_before = {t: len(topics.read_all(stack, f"{t}.dlq")) for t in topic_names}
     originals = [m for t in topic_names for m in topics.read_all(stack, t) if m.key() == book_id.encode()]
     types = {topics.headers(m)["ce_type"].decode() for m in originals}
-    assert types == set().union(*topics.CONSUMED.values()), "the scenario must cause every consumed event type"
+    # Stock's deadline scanner causes the other two (short deadlines): test_hold_deadlines has those.
+    assert types == set().union(*topics.CONSUMED.values()) - topics.SCANNED, (
+        "the scenario must cause every consumed event type"
+    )
     topics.produce_many(stack, [(m.topic(), m.key(), m.value(), m.headers()) for m in originals])
 
     # The marker: carol's reservation follows the duplicates on both topics.
@@ -132,7 +165,11 @@ def test_a_duplicate_of_every_consumed_event_type_changes_nothing(stack, gateway
     eventually(lambda: flows.book_available(gateway, book_id) == 0, what="book view past the duplicates")
 
     after = state()
-    assert after == {**before, "stock": (0, 1), "book view": 0}  # carol took the one copy; nothing else moved
+    assert after == {
+        **before,
+        "stock": (0, 1, 0, 0, 1),
+        "book view": (0, 0),
+    }  # carol took the one copy; nothing else moved
     assert {t: len(topics.read_all(stack, f"{t}.dlq")) for t in topic_names} == dlq_before  # none dead-lettered
 
     # Each duplicate reached each service that consumes its type, and its inbox dropped it.
@@ -253,3 +290,78 @@ def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(
         stored = uow.reservations.get(reservation.reservation_id)
     assert stored.status is told
     assert told is (Status.CANCELED if decide == "confirm" else Status.REJECTED)
+
+
+@pytest.fixture
+def stock_on_postgresql(infra):
+    """The stock service's use cases in this process, on a PostgreSQL database of their own."""
+    require_backend("postgresql", infra)
+    run = uuid.uuid4().hex[:8]
+    url = pgdb.create(run, ["stock"])["stock"]
+    database = db.connect(url)
+    db.create_schema(database, stock_repository.MODELS)
+    try:
+        yield StockService(stock_bootstrap.unit_of_work("unused-topic")), url
+    finally:
+        database.close()
+        pgdb.drop(run, ["stock"])
+
+
+def waits_for_a_lock(url: str) -> bool:
+    # closing(): psycopg2's own `with` ends the transaction but leaves the connection open.
+    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cur.fetchone()[0] > 0
+
+
+def test_two_customers_joining_a_queue_at_once_are_both_counted(stock_on_postgresql, monkeypatch):
+    """Issue 19's counts (on loan, waiting) live in a table beside the book's row. Forced:
+    one customer's join has the book's lock when the other's asks for it. The second must
+    read the count the first wrote (waiting 2, not 1): a lock taken in the statement that
+    also reads the joined count returns that count as it was before the wait."""
+    service, url = stock_on_postgresql
+    now = datetime.datetime.now(datetime.UTC)
+    service.receive_stock("book-q", 1, "Queue", now)
+    service.reserve_copy("r-held", "ann", "book-q", False, now)  # the one copy, held
+    first = threading.current_thread()  # replaced below by the thread that joins first
+    has_lock, second_done = threading.Event(), threading.Event()
+    save = stock_repository.StockRepository.save
+
+    def save_once_the_second_waits(repository, stock):
+        if threading.current_thread() is first:
+            has_lock.set()
+            eventually(
+                lambda: second_done.is_set() or waits_for_a_lock(url),
+                timeout=10,
+                what="the second join waiting for the book's lock",
+            )
+        save(repository, stock)
+
+    monkeypatch.setattr(stock_repository.StockRepository, "save", save_once_the_second_waits)
+    failures = []
+
+    def join_first():
+        try:
+            service.reserve_copy("r-first", "bob", "book-q", True, now)
+        except Exception as exc:  # noqa: BLE001 - reported by the test below
+            failures.append(exc)
+        finally:
+            db.database.close()
+
+    first = threading.Thread(target=join_first)
+    first.start()
+    assert has_lock.wait(10), "the first join did not reach its write"
+    try:
+        second = service.reserve_copy("r-second", "cat", "book-q", True, now)
+    finally:
+        second_done.set()
+    first.join(15)
+    assert not first.is_alive() and not failures, failures
+
+    stock = service.get_stock("book-q")
+    with service.uow(read_only=True) as uow:
+        queue = uow.holds.waiting("book-q", 10)
+    assert [h.reservation_id for h in queue] == ["r-first", "r-second"] and second.ticket > queue[0].ticket
+    assert (stock.available, stock.waiting) == (0, 2)

@@ -1,6 +1,7 @@
-"""The README's curl walk-through ("The seed scenario with curl"), run as written: the
-block is taken from README.md, pointed at a fresh stack of its own (its gateway port,
-tokens from its key) and given to bash in one piece, as a newcomer pastes it. Each
+"""The README's curl walk-throughs ("The seed scenario with curl", then "A hold's life
+with curl" in the same terminal), run as written: the blocks are taken from README.md,
+pointed at a fresh stack of their own (its gateway port, tokens from its key) and given
+to bash one after the other in one shell, as a newcomer pastes them. Each
 command's answer must have the shape of the `# {...}` comment under it:
 
 - an object has exactly the keys the comment shows, or at least those when the comment
@@ -23,18 +24,18 @@ import pytest
 from tests.integration.conftest import launch
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTION = "## The seed scenario with curl"
+SECTIONS = ("## The seed scenario with curl", "## A hold's life with curl")
 GATEWAY = "127.0.0.1:8080"
 TOKEN = re.compile(r"\$\(make -s token USER=(\S+) ROLE=(\S+)\)")
 FUNCTION = re.compile(r"^(\w+)\(\)\s*\{")
 MORE = "\u2026"  # what `...` becomes outside strings while the comment is parsed
 
 
-def walkthrough(readme: str) -> str:
-    """The first ```sh block under SECTION."""
-    section = readme[readme.index(SECTION) :]
-    match = re.search(r"^```sh\n(.*?)^```$", section, re.S | re.M)
-    assert match, f"no ```sh block under {SECTION!r}"
+def walkthrough(readme: str, heading: str) -> str:
+    """The first ```sh block under the section whose heading starts with `heading`."""
+    start = readme.index(f"\n{heading}") + 1
+    match = re.search(r"^```sh\n(.*?)^```$", readme[start:], re.S | re.M)
+    assert match, f"no ```sh block under {heading!r}"
     return match.group(1)
 
 
@@ -177,9 +178,12 @@ def test_the_block_is_split_into_commands_and_their_comments():
 
 
 def test_the_readme_walkthrough_answers_what_its_comments_show(tmp_path, infra):
-    block = walkthrough((ROOT / "README.md").read_text(encoding="utf-8"))
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [walkthrough(readme, heading) for heading in SECTIONS]
+    block = "\n".join(blocks)  # one terminal: the second uses the first's tokens and wait_for
     steps = commands(block)
-    assert sum(comment is not None for _, comment in steps) >= 8, steps  # the answers were found
+    promised = [b.count("\n# {") for b in blocks]
+    assert min(promised) >= 8 and sum(comment is not None for _, comment in steps) == sum(promised), steps
     with launch(tmp_path, "sqlite", infra) as stack:
         done = subprocess.run(
             ["bash"],

@@ -24,6 +24,10 @@ CONSUMED = {
     )
 }
 
+# The two that only stock's deadline scanner causes (a deadline or a due time passing),
+# so only a stack with short deadlines sees them (test_hold_deadlines).
+SCANNED = {"bookrental.stock.v1.StockHoldExpired", "bookrental.stock.v1.StockLoanOverdue"}
+
 
 def _bootstrap(stack) -> str:
     return f"127.0.0.1:{stack.ports.broker}"

@@ -44,12 +44,17 @@ def values(columns: int, count: int) -> str:
     return ", ".join([one] * count)
 
 
-def for_update() -> str:
-    """The row-lock suffix of a SELECT whose rows the transaction will change:
-    PostgreSQL's READ COMMITTED would otherwise let two transactions read the same
-    row and the later write silently undo the earlier. SQLite's IMMEDIATE
-    transactions already serialize writers (and it has no FOR UPDATE)."""
-    return "" if is_sqlite() else " FOR UPDATE"
+def lock_row(table: str, key_column: str, key: object) -> None:
+    """Locks one row for the rest of the transaction before the transaction reads it
+    to change it: PostgreSQL's READ COMMITTED would otherwise let two transactions read
+    the same row and the later write silently undo the earlier. SQLite's IMMEDIATE
+    transactions already serialize writers (and it has no FOR UPDATE).
+    In its own statement on purpose: a SELECT ... FOR UPDATE OF t that waited for the lock
+    re-reads only t's row once it has it, and returns the joined tables' rows as they
+    were when the statement began, so a count kept beside the row (written by the
+    transaction it waited for) would be read stale and its next write would undo that one."""
+    if not is_sqlite():
+        rows(f"SELECT 1 FROM {table} WHERE {key_column} = ? FOR UPDATE", (key,))
 
 
 def placeholders(count: int) -> str:
