@@ -5,6 +5,8 @@ short deadlines and two stock replicas, each running its scanner on the one data
   line (CONFIRMED with a deadline of its own) and, with nobody waiting, back on the shelf;
 - a deadline that fell due while stock was down (kill -9) fires when it is back, once;
 - a loan past its due time gets one overdue notice and stays PICKED_UP until returned;
+- the customer is told of an expiry and of an overdue loan once, even when the event is
+  delivered twice (the two types the duplicate test of test_races cannot cause);
 - a check-out too late is refused (400 FAILED_PRECONDITION, never a 500);
 - a replica stops cleanly on SIGTERM with its scanner running (exit 0) and scans after;
 - on PostgreSQL, the scanners outlive their database going away and catch up after;
@@ -12,7 +14,7 @@ short deadlines and two stock replicas, each running its scanner on the one data
   SQLite and PostgreSQL: the one that read the hold as due and waited for the book's
   lock finds it expired already, and changes nothing.
 
-"Once" is counted on the stock topic (one StockHoldExpired / StockLoanOverdue per
+"Once" is counted on the stock topic (one StockHoldExpired / StockLoanOverdue ce_id per
 reservation, though two scanners look every HOLD_SCAN_SECONDS) when the system is
 quiet, and every scenario ends with each copy in exactly one place (GetStock)."""
 
@@ -90,15 +92,34 @@ def now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
+def published(stack, event_type, reservation_id: str) -> dict:
+    """ce_id -> the first message of each event of this type for this reservation on the
+    stock topic. A decision is one ce_id: the outbox relay may publish a row twice (two
+    replicas' relays, or a publish whose "sent" mark was lost to an outage: at least once,
+    the same ce_id, which consumers drop); a second decision would carry a new one."""
+    name = event_type.DESCRIPTOR.full_name.encode()
+    found: dict = {}
+    for m in topics.read_all(stack, stack.env["STOCK_TOPIC"]):
+        h = topics.headers(m)
+        if h.get("ce_type") == name and event_type.FromString(m.value()).reservation_id == reservation_id:
+            found.setdefault(h["ce_id"], m)
+    return found
+
+
 def stock_events_of(stack, event_type, reservation_id: str) -> list:
-    """The stock topic's events of this type for this reservation, decoded."""
-    name = event_type.DESCRIPTOR.full_name
-    found = [
-        event_type.FromString(m.value())
-        for m in topics.read_all(stack, stack.env["STOCK_TOPIC"])
-        if topics.headers(m).get("ce_type") == name.encode()
-    ]
-    return [e for e in found if e.reservation_id == reservation_id]
+    """The reservation's events of this type (each decision once), decoded."""
+    return [event_type.FromString(m.value()) for m in published(stack, event_type, reservation_id).values()]
+
+
+def deliver_again(stack, event_type, reservation_id: str) -> None:
+    """The reservation's one event of this type, produced again exactly as it was (same
+    ce_id), as after a crash between a consumer's commit and its offset commit."""
+    [original] = published(stack, event_type, reservation_id).values()
+    topics.produce(stack, original.topic(), original.key(), original.value(), original.headers())
+
+
+def kinds_told(gateway, customer) -> list[str]:
+    return sorted(n["kind"].removeprefix("NOTIFICATION_KIND_") for n in flows.notifications(gateway, customer))
 
 
 def listed_available(gateway, book_id: str) -> int:
@@ -182,6 +203,14 @@ def test_a_held_copy_expires_at_its_deadline_and_serves_the_next_in_line_then_th
     assert scanned(stack, "bookrental_periodic_rounds_total", task="deadline-scan", result="ok") > 0
     logged = [r for i in STOCKS for r in flows.log_records(stack, i, "hold expired")]
     assert sorted(r["reservation_id"] for r in logged if r["book_id"] == book) == sorted(rids.values())
+
+    # ann was told once, and a second delivery of her expiry (same ce_id) changes nothing.
+    def told():
+        return flows.status(gateway, ann, ann_rid), kinds_told(gateway, ann), listed_available(gateway, book)
+
+    exactly_once(stack, told, (flows.EXPIRED, ["CONFIRMED", "EXPIRED"], 1), what="ann told of her expiry")
+    deliver_again(stack, stock_events.StockHoldExpired, ann_rid)
+    exactly_once(stack, told, (flows.EXPIRED, ["CONFIRMED", "EXPIRED"], 1), what="the expiry delivered twice")
 
 
 def test_a_deadline_that_fell_due_while_stock_was_down_fires_once_when_it_is_back(stack, gateway, token, manager, book):
@@ -269,6 +298,14 @@ def test_a_loan_past_its_due_time_gets_one_overdue_notice_and_stays_out_until_re
     assert scanned(stack, "bookrental_stock_overdue_notices_total") == noticed_before + 1
     [line] = [r for i in STOCKS for r in flows.log_records(stack, i, "loan overdue") if r["reservation_id"] == rid]
     assert line["book_id"] == book
+
+    # eve was told once, and a second delivery of the notice (same ce_id) changes nothing.
+    def told():
+        return flows.status(gateway, eve, rid), kinds_told(gateway, eve)
+
+    exactly_once(stack, told, (flows.PICKED_UP, ["CONFIRMED", "OVERDUE"]), what="eve told her loan is overdue")
+    deliver_again(stack, stock_events.StockLoanOverdue, rid)
+    exactly_once(stack, told, (flows.PICKED_UP, ["CONFIRMED", "OVERDUE"]), what="the notice delivered twice")
 
     returned = flows.ok(flows.return_copy(gateway, manager, rid))["hold"]
     assert returned["status"] == "HOLD_STATUS_RETURNED"
