@@ -5,7 +5,7 @@ at start) and hand-written SQL with the dialects' differences (sql.py)."""
 
 from .connection import SqliteDatabase, connect, database, is_sqlite, is_transient, release
 from .schema import BaseModel, OutboxMessage, ProcessedEvent, columns, create_schema
-from .sql import execute, for_update, placeholders, rows, values
+from .sql import execute, for_update, lock_key, placeholders, rows, values
 
 __all__ = [
     "BaseModel",
@@ -20,6 +20,7 @@ __all__ = [
     "for_update",
     "is_sqlite",
     "is_transient",
+    "lock_key",
     "placeholders",
     "release",
     "rows",
