@@ -352,6 +352,20 @@ def _cancel_twice(w: World):
     ]
 
 
+@case("a customer's 6th active reservation across books")
+def _over_the_limit(w: World):
+    # The session's stack runs the default RESERVATION_LIMIT, 5: five books received (so
+    # the five stay active, REQUESTED then CONFIRMED), and a sixth asked for.
+    customer = w.token(w.new_id("limited"))
+    books = [w.new_id("readme-limit") for _ in range(6)]
+    for book_id in books:
+        received = w.gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 1, "title": "Limits"}, w.manager)
+        assert received.status == 200, received
+    for book_id in books[:5]:
+        _reservation_of_token(w, customer, book_id)
+    return [[Answer("the 6th, of a 6th book", w.gateway.post("/v1/reservations", {"bookId": books[5]}, customer))]]
+
+
 def _reservation_of_token(w: World, customer: str, book_id: str) -> str:
     resp = w.gateway.post("/v1/reservations", {"bookId": book_id}, customer)
     assert resp.status == 200, resp

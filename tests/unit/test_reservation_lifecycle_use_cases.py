@@ -205,11 +205,51 @@ def test_a_retry_with_the_same_request_id_at_the_limit_gets_the_first_back(servi
     assert service.create_reservation(ALICE, "b-1", "req-1").reservation_id == first.reservation_id
 
 
-def test_without_a_limit_there_is_none_the_seeds_rule(store):
+def test_at_the_limit_a_second_reservation_of_a_held_book_is_refused_as_one_per_book(service, store):
+    """The per-book rule first: the customer asking again for a book they hold is told
+    they hold it (409), not that they hold too many."""
+    held = [reservation_in(service, Status.CONFIRMED, book_id=book) for book in ("b-1", "b-2", "b-3")]
+    with pytest.raises(AlreadyExists, match=f"you already hold reservation {held[1].reservation_id} of book 'b-2'"):
+        service.create_reservation(ALICE, "b-2", waitlist=True)
+    with pytest.raises(FailedPrecondition, match=f"at most {LIMIT} active"):
+        service.create_reservation(ALICE, "b-4")
+    assert len(store.tables["reservations"]) == LIMIT
+
+
+def test_a_refusal_over_the_limit_stores_and_announces_nothing_and_a_cancel_frees_the_place(service, store):
+    held = [service.create_reservation(ALICE, f"b-{n}") for n in range(LIMIT)]
+    before = (dict(store.tables["reservations"]), list(store.published))
+    with pytest.raises(FailedPrecondition, match=f"at most {LIMIT} active reservations.*you hold {LIMIT}"):
+        service.create_reservation(ALICE, "b-9", "req-9", waitlist=True)
+    assert (store.tables["reservations"], store.published) == before
+    service.cancel_reservation(ALICE, held[0].reservation_id)
+    assert service.create_reservation(ALICE, "b-9", "req-9").status is Status.REQUESTED
+
+
+def test_each_create_locks_its_customer_before_it_reads_what_they_hold(service, store, monkeypatch):
+    """What makes the limit hold under concurrent creates (docs/holds.md, step 7): the
+    count is read after the customer's lock, which the repository holds to the commit."""
+    from tests.unit import fakes
+
+    real = fakes.FakeReservations.active_and_count
+    locked_when_read = []
+
+    def read(self, user_id, book_id):
+        locked_when_read.append(list(store.locked))
+        return real(self, user_id, book_id)
+
+    monkeypatch.setattr(fakes.FakeReservations, "active_and_count", read)
+    service.create_reservation(ALICE, "b-1")
+    service.create_reservation(BOB, "b-1")
+    assert locked_when_read == [["alice"], ["alice", "bob"]]
+
+
+def test_without_a_limit_there_is_none_and_no_lock_the_seeds_rule(store):
     service = ReservationService(store.uow)
     for n in range(domain.RESERVATION_LIMIT + 2):
         service.create_reservation(ALICE, f"b-{n}")
     assert len(store.tables["reservations"]) == domain.RESERVATION_LIMIT + 2
+    assert store.locked == []
 
 
 @pytest.mark.parametrize("status", [Status.WAITLISTED, Status.PICKED_UP])
