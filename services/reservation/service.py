@@ -132,8 +132,20 @@ class ReservationService:
         return self._apply(reservation_id, domain.Reservation.expire)
 
     def pick_up(self, reservation_id: str, due_time: datetime.datetime) -> domain.Reservation | None:
-        """StockCheckedOut."""
-        return self._apply(reservation_id, lambda r: r.pick_up(due_time))
+        """StockCheckedOut. A canceled reservation whose check-out won the race becomes the
+        loan, unless its customer has made another active reservation of the book since
+        (one active per book): then it stays CANCELED and stock's return still ends the loan."""
+        with self.uow() as uow:
+            reservation = uow.reservations.get(reservation_id, for_update=True)
+            if reservation is None:
+                return None
+            if reservation.status is domain.Status.CANCELED and uow.reservations.active(
+                reservation.user_id, reservation.book_id
+            ):
+                return reservation
+            if reservation.pick_up(due_time):
+                uow.reservations.save(reservation)
+        return reservation
 
     def mark_returned(self, reservation_id: str) -> domain.Reservation | None:
         """StockReturned."""

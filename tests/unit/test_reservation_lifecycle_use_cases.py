@@ -116,7 +116,6 @@ def test_a_check_out_picks_up_with_a_due_time_and_a_return_ends_it(service, stor
         (Status.RETURNED, "confirm"),
         (Status.CANCELED, "confirm"),
         (Status.CANCELED, "waitlist"),
-        (Status.CANCELED, "pick_up"),
         (Status.REJECTED, "confirm"),
     ],
 )
@@ -126,6 +125,28 @@ def test_an_outcome_that_does_not_follow_from_the_status_changes_nothing(service
     args = {"waitlist": (9, 1), "pick_up": (DUE,), "confirm": (DEADLINE,)}.get(outcome, ())
     assert getattr(service, outcome)(r.reservation_id, *args).status is status
     assert stored(store, r.reservation_id).update_time == before.update_time  # not even written
+
+
+def test_a_check_out_that_won_the_race_against_the_cancel_is_the_loan(service, store):
+    """The desk checked the held copy out before stock saw the customer's cancel: stock
+    counts it on loan, so the reservation shows the loan, and its return ends it."""
+    r = reservation_in(service, Status.CONFIRMED)
+    assert service.cancel_reservation(ALICE, r.reservation_id).status is Status.CANCELED
+    loan = service.pick_up(r.reservation_id, DUE)
+    assert (loan.status, loan.due_time) == (Status.PICKED_UP, DUE)
+    assert stored(store, r.reservation_id).status is Status.PICKED_UP
+    assert service.mark_returned(r.reservation_id).status is Status.RETURNED
+
+
+def test_a_late_check_out_leaves_a_canceled_reservation_when_the_book_is_reserved_again(service, store):
+    """One active reservation per book: the customer canceled and reserved the book anew
+    before the check-out's event came; the old one stays CANCELED (stock's return still
+    ends the loan), the new one is untouched."""
+    r = reservation_in(service, Status.CANCELED)
+    again = service.create_reservation(ALICE, "b-1")
+    assert service.pick_up(r.reservation_id, DUE).status is Status.CANCELED
+    assert stored(store, r.reservation_id).status is Status.CANCELED
+    assert stored(store, again.reservation_id).status is Status.REQUESTED
 
 
 @pytest.mark.parametrize("outcome", ["waitlist", "expire", "pick_up", "mark_returned"])
