@@ -91,7 +91,11 @@ class Bench:
         self.workdir = workdir
         key_dir = workdir / "keys"
         ensure_keys(key_dir)
-        self.stack = BenchStack(workdir, {"LOG_LEVEL": "INFO"}, key_dir)
+        # Its customers never cancel: each ends up holding one reservation of many books
+        # (every (user, book) pair once), so the limit is the book count. The customer's
+        # lock and count still run on every create, as with the default of 5, but never refuse.
+        env = {"LOG_LEVEL": "INFO", "RESERVATION_LIMIT": str(cfg.books)}
+        self.stack = BenchStack(workdir, env, key_dir)
         self.k = 0  # next request number: every phase gets (user, book) pairs never used before
         self.tokens = workdir / "tokens.lua"
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 from services import catalogue
 from services.catalogue import RESERVATION
 from services.chassis import app
 from services.chassis.server import Service
-from services.chassis.settings import Settings, Topic
+from services.chassis.settings import Settings, SettingsError, Topic, number
 from services.chassis.uow import Publication, SqlUnitOfWork
 
 from . import domain, entrypoints, repository, wire
@@ -18,6 +19,21 @@ from .service import ReservationService
 # The topics it uses (docs/architecture.md §4): it publishes on the first and consumes the second.
 RESERVATION_TOPIC = Topic("RESERVATION_TOPIC", catalogue.RESERVATION_TOPIC)
 STOCK_TOPIC = Topic("STOCK_TOPIC", catalogue.STOCK_TOPIC)
+
+MAX_RESERVATION_LIMIT = 1000  # more is a typo, not a library's policy
+
+
+def reservation_limit(env: Mapping[str, str] | None = None) -> int | None:
+    """RESERVATION_LIMIT: the most active reservations a customer may hold across all
+    books, 1 to 1000 (default 5), or `off` for no limit; anything else is refused. 0 is
+    refused too, not read as "no limit": a limit of nothing would refuse every request."""
+    env = os.environ if env is None else env
+    if env.get("RESERVATION_LIMIT", "").strip().lower() == "off":
+        return None
+    try:
+        return number(env, "RESERVATION_LIMIT", domain.RESERVATION_LIMIT, 1, MAX_RESERVATION_LIMIT)
+    except SettingsError as exc:
+        raise SettingsError(f"{exc} (or off, for no limit)") from None
 
 
 def publications(topic: str) -> dict[type, Publication]:
@@ -55,9 +71,10 @@ def main() -> None:
     settings = Settings.from_env(
         RESERVATION.name, grpc_port=RESERVATION.grpc_port, metrics_port=RESERVATION.metrics_port
     )
+    limit = reservation_limit()
     published, consumed = RESERVATION_TOPIC.name(), STOCK_TOPIC.name()
     runtime = app.start(settings, repository.MODELS, repository.INDEXES, topics=[consumed, published])
-    service = ReservationService(unit_of_work(published, runtime.relay.wake))
+    service = ReservationService(unit_of_work(published, runtime.relay.wake), reservation_limit=limit)
     app.serve(
         runtime,
         [

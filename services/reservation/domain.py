@@ -120,8 +120,11 @@ class Reservation:
         return False
 
     def pick_up(self, due_time: datetime.datetime) -> bool:
-        """The held copy was checked out to the customer, due back at `due_time`."""
-        if self.status is Status.CONFIRMED:
+        """The held copy was checked out to the customer, due back at `due_time`. From
+        CANCELED too: the desk checked the copy out before stock saw the customer's cancel,
+        so the copy is in the customer's hands and stock (which released nothing) counts it
+        on loan; the reservation says so, and the return ends it as any loan."""
+        if self.status in (Status.CONFIRMED, Status.CANCELED):
             self.status = Status.PICKED_UP
             self.pickup_deadline, self.due_time = None, due_time
             return True

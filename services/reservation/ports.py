@@ -19,8 +19,13 @@ class Reservations(Protocol):
     def active(self, user_id: str, book_id: str) -> domain.Reservation | None:
         """The customer's active reservation of the book (domain.ACTIVE), if any."""
 
-    def count_active(self, user_id: str) -> int:
-        """How many active reservations (domain.ACTIVE) the customer holds, across all books."""
+    def lock_customer(self, user_id: str) -> None:
+        """Until the unit of work ends, another that locks the same customer waits: what
+        this one reads of the customer's reservations after it stays true until it commits."""
+
+    def active_and_count(self, user_id: str, book_id: str) -> tuple[domain.Reservation | None, int]:
+        """The customer's active reservation of the book, if any, and how many active ones
+        (domain.ACTIVE) they hold across all books: both rules of a create in one read."""
 
     def waitlisted(self, book_id: str) -> list[domain.Reservation]:
         """The book's WAITLISTED reservations, in queue order (queue_ticket)."""

@@ -97,6 +97,16 @@ _SELECT = (
 # `status IN (?, ?)` the check below scanned every reservation the customer ever made.
 _ACTIVE_SQL = ", ".join(f"'{s.value}'" for s in domain.ACTIVE)
 
+# How many active reservations a customer holds, and the id of the one of this book:
+# the limit and the one-active rule of a create in one statement. Its text implies
+# the partial unique index's WHERE, so SQLite reads the customer's active entries only.
+_HELD = (
+    "SELECT COUNT(*), MAX(CASE WHEN book_id = ? THEN reservation_id END) FROM reservation"
+    f" WHERE user_id = ? AND status IN ({_ACTIVE_SQL})"
+)
+# The space of reservation's key locks (db.lock_key): the customers'.
+_CUSTOMER_LOCKS = 1
+
 # A time column as the driver returns it: SQLite the stored text, PostgreSQL a datetime.
 StoredTime = str | datetime.datetime | None
 
@@ -172,9 +182,15 @@ class ReservationRepository(Repository):
         )
         return self._loaded(_to_domain(*found[0])) if found else None
 
-    def count_active(self, user_id: str) -> int:
-        found = db.rows(f"SELECT COUNT(*) FROM reservation WHERE user_id = ? AND status IN ({_ACTIVE_SQL})", (user_id,))
-        return int(found[0][0])
+    def lock_customer(self, user_id: str) -> None:
+        db.lock_key(_CUSTOMER_LOCKS, user_id)
+
+    def active_and_count(self, user_id: str, book_id: str) -> tuple[domain.Reservation | None, int]:
+        count, active_id = db.rows(_HELD, (book_id, user_id))[0]
+        # Read whole only when there is one (a repeat or a 409, not the seed's path); a
+        # cancel may have committed in between (PostgreSQL's next statement sees it).
+        active = self.get(active_id) if active_id else None
+        return (active if active is not None and active.is_active else None), int(count)
 
     def waitlisted(self, book_id: str) -> list[domain.Reservation]:
         return [

@@ -25,34 +25,45 @@ class ReservationService:
     def create_reservation(
         self, user: Identity, book_id: str, request_id: str = "", waitlist: bool = False
     ) -> domain.Reservation:
+        """A repeat of a request_id gets its first back, a second active reservation of the
+        book is refused (409), then one over the limit (400); else it is REQUESTED."""
         reservation = domain.Reservation.request(str(uuid.uuid4()), user.user_id, book_id, request_id, waitlist)
+        limit = self.reservation_limit
         try:
             with self.uow() as uow:
+                if limit is not None:
+                    # The limit is a count, which no unique index holds: the customer's
+                    # creates queue here, so the count read below holds until the commit.
+                    uow.reservations.lock_customer(user.user_id)
                 if request_id and (first := uow.reservations.by_request_id(user.user_id, request_id)):
                     return first
-                if first := self._refuse_second_active(uow, user.user_id, book_id, request_id):
+                if limit is None:
+                    active, held = uow.reservations.active(user.user_id, book_id), 0
+                else:
+                    active, held = uow.reservations.active_and_count(user.user_id, book_id)
+                if first := self._refuse_second_active(active, book_id, request_id):
                     return first
-                if self.reservation_limit is not None:
-                    domain.refuse_over_limit(uow.reservations.count_active(user.user_id), self.reservation_limit)
+                domain.refuse_over_limit(held, limit)
                 uow.reservations.add(reservation)
         except Conflict:
             # A concurrent request won the race for the same request_id or the same book.
             with self.uow() as uow:
                 if request_id and (first := uow.reservations.by_request_id(user.user_id, request_id)):
                     return first
-                if first := self._refuse_second_active(uow, user.user_id, book_id, request_id):
+                active = uow.reservations.active(user.user_id, book_id)
+                if first := self._refuse_second_active(active, book_id, request_id):
                     return first
             raise
         return reservation
 
     @staticmethod
     def _refuse_second_active(
-        uow: ReservationUnitOfWork, user_id: str, book_id: str, request_id: str = ""
+        active: domain.Reservation | None, book_id: str, request_id: str = ""
     ) -> domain.Reservation | None:
         """Refuses a second active reservation of the book; returns the active one when it
         is this very request: a concurrent repeat of the request_id committed between our
         by_request_id and this read (READ COMMITTED sees it only now)."""
-        if active := uow.reservations.active(user_id, book_id):
+        if active:
             if request_id and active.request_id == request_id:
                 return active
             raise AlreadyExists(f"you already hold reservation {active.reservation_id} of book {book_id!r}")
@@ -121,8 +132,20 @@ class ReservationService:
         return self._apply(reservation_id, domain.Reservation.expire)
 
     def pick_up(self, reservation_id: str, due_time: datetime.datetime) -> domain.Reservation | None:
-        """StockCheckedOut."""
-        return self._apply(reservation_id, lambda r: r.pick_up(due_time))
+        """StockCheckedOut. A canceled reservation whose check-out won the race becomes the
+        loan, unless its customer has made another active reservation of the book since
+        (one active per book): then it stays CANCELED and stock's return still ends the loan."""
+        with self.uow() as uow:
+            reservation = uow.reservations.get(reservation_id, for_update=True)
+            if reservation is None:
+                return None
+            if reservation.status is domain.Status.CANCELED and uow.reservations.active(
+                reservation.user_id, reservation.book_id
+            ):
+                return reservation
+            if reservation.pick_up(due_time):
+                uow.reservations.save(reservation)
+        return reservation
 
     def mark_returned(self, reservation_id: str) -> domain.Reservation | None:
         """StockReturned."""

@@ -352,6 +352,62 @@ def _cancel_twice(w: World):
     ]
 
 
+@case("cancel a PICKED_UP reservation")
+def _cancel_a_loan(w: World):
+    customer = w.token(w.new_id("borrower"))
+    book_id = w.stocked_book(1)
+    rid = _reservation_of_token(w, customer, book_id)
+    eventually(lambda: w.gateway.post(f"/v1/holds/{rid}:checkout", {}, w.manager).status == 200, what="checked out")
+    eventually(
+        lambda: (
+            w.gateway.get(f"/v1/reservations/{rid}", customer).json()["reservation"]["status"]
+            == "RESERVATION_STATUS_PICKED_UP"
+        ),
+        what="the loan reached the reservation",
+    )
+    return [[Answer("cancel a loan", w.gateway.post(f"/v1/reservations/{rid}:cancel", {}, customer))]]
+
+
+@case("check out a reservation whose copy is not held for it")
+def _not_held(w: World):
+    book_id = w.stocked_book(1)
+    holder, waiter = w.token(w.new_id("holder")), w.token(w.new_id("waiter"))
+    held = _reservation_of_token(w, holder, book_id)
+    eventually(lambda: w.gateway.get(f"/v1/books/{book_id}").json()["book"]["available"] == 0, what="held")
+    resp = w.gateway.post("/v1/reservations", {"bookId": book_id, "waitlist": True}, waiter)
+    assert resp.status == 200, resp
+    waiting = resp.json()["reservation"]["reservationId"]
+    eventually(lambda: w.gateway.get(f"/v1/books/{book_id}").json()["book"]["waiting"] == 1, what="waiting")
+    return [
+        [Answer("check out a waiting one", w.gateway.post(f"/v1/holds/{waiting}:checkout", {}, w.manager))],
+        [Answer("take back a held one", w.gateway.post(f"/v1/loans/{held}:return", {}, w.manager))],
+    ]
+
+
+@case("check out or take back a reservation stock has no hold for")
+def _no_hold(w: World):
+    return [
+        [
+            Answer("check out", w.gateway.post("/v1/holds/nope:checkout", {}, w.manager)),
+            Answer("take back", w.gateway.post("/v1/loans/nope:return", {}, w.manager)),
+        ]
+    ]
+
+
+@case("a customer's 6th active reservation across books")
+def _over_the_limit(w: World):
+    # The session's stack runs the default RESERVATION_LIMIT, 5: five books received (so
+    # the five stay active, REQUESTED then CONFIRMED), and a sixth asked for.
+    customer = w.token(w.new_id("limited"))
+    books = [w.new_id("readme-limit") for _ in range(6)]
+    for book_id in books:
+        received = w.gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 1, "title": "Limits"}, w.manager)
+        assert received.status == 200, received
+    for book_id in books[:5]:
+        _reservation_of_token(w, customer, book_id)
+    return [[Answer("the 6th, of a 6th book", w.gateway.post("/v1/reservations", {"bookId": books[5]}, customer))]]
+
+
 def _reservation_of_token(w: World, customer: str, book_id: str) -> str:
     resp = w.gateway.post("/v1/reservations", {"bookId": book_id}, customer)
     assert resp.status == 200, resp

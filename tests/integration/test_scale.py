@@ -117,14 +117,14 @@ def test_two_alert_replicas_share_the_outcomes(replicated):
     books = [f"book-{uuid.uuid4().hex[:8]}" for _ in range(12)]
     for book_id in books:
         assert gw.post(f"/v1/stocks/{book_id}:receive", {"quantity": 1, "title": "Dune"}, manager).status == 200
-    user = f"reader-{uuid.uuid4().hex[:6]}"
-    token = mint_token(user, ["customer"], key_dir=str(s.key_dir))
-    for book_id in books:
+    # A customer per book: one customer may hold at most RESERVATION_LIMIT (5) at once.
+    tokens = [mint_token(f"reader-{uuid.uuid4().hex[:6]}", ["customer"], key_dir=str(s.key_dir)) for _ in books]
+    for book_id, token in zip(books, tokens, strict=True):
         eventually(lambda book_id=book_id: gw.get(f"/v1/books/{book_id}").status == 200, what="book in the list")
         assert gw.post("/v1/reservations", {"bookId": book_id}, token).status == 200
 
     def notes():
-        return flows.notifications(gw, token)
+        return [n for token in tokens for n in flows.notifications(gw, token)]
 
     exactly_once(s, lambda: sorted(n["bookId"] for n in notes()), sorted(books), what="one notification per book")
     handled = {name: s.log_text(name).count('"notification recorded"') - before[name] for name in before}

@@ -29,6 +29,7 @@ class FakeStore:
         self.published: list = []
         self.commits = 0
         self.race: Callable[[], None] | None = None  # another transaction, committed just before our next write
+        self.locked: list = []  # the keys units of work locked (lock_customer), in order
         self._ticks = 0
         self._concurrent: list[tuple[str, object, object]] = []
 
@@ -131,8 +132,12 @@ class FakeReservations(FakeRepository):
             None,
         )
 
-    def count_active(self, user_id: str) -> int:
-        return sum(1 for r in self.rows.values() if r.user_id == user_id and r.is_active)
+    def lock_customer(self, user_id: str) -> None:
+        self.store.locked.append(user_id)
+
+    def active_and_count(self, user_id: str, book_id: str):
+        held = sum(1 for r in self.rows.values() if r.user_id == user_id and r.is_active)
+        return self.active(user_id, book_id), held
 
     def waitlisted(self, book_id: str):
         mine = [r for r in self.rows.values() if r.book_id == book_id and r.status is reservation.Status.WAITLISTED]

@@ -17,7 +17,7 @@ ANSWER_413 = {"code": 413, "message": "Payload Too Large"}
 
 def test_every_row_of_the_readme_table_is_read():
     table = error_table()
-    assert len(table) == 25, sorted(table)
+    assert len(table) == 29, sorted(table)
     assert all(400 <= row.status < 600 and row.bodies for row in table.values())
     assert len(table["expired / nbf in the future"].bodies) == 2  # "A / B": two alternatives
     assert table["over a rate limit"].headers == (("retry-after", "1"),)

@@ -74,6 +74,20 @@ def test_the_active_check_uses_the_partial_unique_index(service):
     )
     plan = " ".join(str(row) for row in db.rows(sql, ("alice", "b-1")))
     assert "reservation_one_active_life" in plan, plan
+    # The limit's read (the count and the book's active one): the customer's active entries only.
+    plan = " ".join(str(row) for row in db.rows(f"EXPLAIN QUERY PLAN {repository._HELD}", ("b-1", "alice")))
+    assert "reservation_one_active_life" in plan, plan
+
+
+def test_the_limits_read_counts_the_active_ones_and_finds_the_books(service):
+    a = service.create_reservation(ALICE, "b-1")
+    service.create_reservation(BOB, "b-2")
+    gone = service.create_reservation(ALICE, "b-3")
+    service.cancel_reservation(ALICE, gone.reservation_id)
+    with service.uow() as uow:
+        assert uow.reservations.active_and_count("alice", "b-1") == (a, 1)
+        assert uow.reservations.active_and_count("alice", "b-3") == (None, 1)
+        assert uow.reservations.active_and_count("carol", "b-1") == (None, 0)
 
 
 def test_the_book_lists_queue_length_round_trips_and_the_seed_path_writes_no_queue_row(service):

@@ -116,7 +116,6 @@ def test_a_check_out_picks_up_with_a_due_time_and_a_return_ends_it(service, stor
         (Status.RETURNED, "confirm"),
         (Status.CANCELED, "confirm"),
         (Status.CANCELED, "waitlist"),
-        (Status.CANCELED, "pick_up"),
         (Status.REJECTED, "confirm"),
     ],
 )
@@ -126,6 +125,28 @@ def test_an_outcome_that_does_not_follow_from_the_status_changes_nothing(service
     args = {"waitlist": (9, 1), "pick_up": (DUE,), "confirm": (DEADLINE,)}.get(outcome, ())
     assert getattr(service, outcome)(r.reservation_id, *args).status is status
     assert stored(store, r.reservation_id).update_time == before.update_time  # not even written
+
+
+def test_a_check_out_that_won_the_race_against_the_cancel_is_the_loan(service, store):
+    """The desk checked the held copy out before stock saw the customer's cancel: stock
+    counts it on loan, so the reservation shows the loan, and its return ends it."""
+    r = reservation_in(service, Status.CONFIRMED)
+    assert service.cancel_reservation(ALICE, r.reservation_id).status is Status.CANCELED
+    loan = service.pick_up(r.reservation_id, DUE)
+    assert (loan.status, loan.due_time) == (Status.PICKED_UP, DUE)
+    assert stored(store, r.reservation_id).status is Status.PICKED_UP
+    assert service.mark_returned(r.reservation_id).status is Status.RETURNED
+
+
+def test_a_late_check_out_leaves_a_canceled_reservation_when_the_book_is_reserved_again(service, store):
+    """One active reservation per book: the customer canceled and reserved the book anew
+    before the check-out's event came; the old one stays CANCELED (stock's return still
+    ends the loan), the new one is untouched."""
+    r = reservation_in(service, Status.CANCELED)
+    again = service.create_reservation(ALICE, "b-1")
+    assert service.pick_up(r.reservation_id, DUE).status is Status.CANCELED
+    assert stored(store, r.reservation_id).status is Status.CANCELED
+    assert stored(store, again.reservation_id).status is Status.REQUESTED
 
 
 @pytest.mark.parametrize("outcome", ["waitlist", "expire", "pick_up", "mark_returned"])
@@ -205,11 +226,51 @@ def test_a_retry_with_the_same_request_id_at_the_limit_gets_the_first_back(servi
     assert service.create_reservation(ALICE, "b-1", "req-1").reservation_id == first.reservation_id
 
 
-def test_without_a_limit_there_is_none_the_seeds_rule(store):
+def test_at_the_limit_a_second_reservation_of_a_held_book_is_refused_as_one_per_book(service, store):
+    """The per-book rule first: the customer asking again for a book they hold is told
+    they hold it (409), not that they hold too many."""
+    held = [reservation_in(service, Status.CONFIRMED, book_id=book) for book in ("b-1", "b-2", "b-3")]
+    with pytest.raises(AlreadyExists, match=f"you already hold reservation {held[1].reservation_id} of book 'b-2'"):
+        service.create_reservation(ALICE, "b-2", waitlist=True)
+    with pytest.raises(FailedPrecondition, match=f"at most {LIMIT} active"):
+        service.create_reservation(ALICE, "b-4")
+    assert len(store.tables["reservations"]) == LIMIT
+
+
+def test_a_refusal_over_the_limit_stores_and_announces_nothing_and_a_cancel_frees_the_place(service, store):
+    held = [service.create_reservation(ALICE, f"b-{n}") for n in range(LIMIT)]
+    before = (dict(store.tables["reservations"]), list(store.published))
+    with pytest.raises(FailedPrecondition, match=f"at most {LIMIT} active reservations.*you hold {LIMIT}"):
+        service.create_reservation(ALICE, "b-9", "req-9", waitlist=True)
+    assert (store.tables["reservations"], store.published) == before
+    service.cancel_reservation(ALICE, held[0].reservation_id)
+    assert service.create_reservation(ALICE, "b-9", "req-9").status is Status.REQUESTED
+
+
+def test_each_create_locks_its_customer_before_it_reads_what_they_hold(service, store, monkeypatch):
+    """What makes the limit hold under concurrent creates (docs/holds.md, step 7): the
+    count is read after the customer's lock, which the repository holds to the commit."""
+    from tests.unit import fakes
+
+    real = fakes.FakeReservations.active_and_count
+    locked_when_read = []
+
+    def read(self, user_id, book_id):
+        locked_when_read.append(list(store.locked))
+        return real(self, user_id, book_id)
+
+    monkeypatch.setattr(fakes.FakeReservations, "active_and_count", read)
+    service.create_reservation(ALICE, "b-1")
+    service.create_reservation(BOB, "b-1")
+    assert locked_when_read == [["alice"], ["alice", "bob"]]
+
+
+def test_without_a_limit_there_is_none_and_no_lock_the_seeds_rule(store):
     service = ReservationService(store.uow)
     for n in range(domain.RESERVATION_LIMIT + 2):
         service.create_reservation(ALICE, f"b-{n}")
     assert len(store.tables["reservations"]) == domain.RESERVATION_LIMIT + 2
+    assert store.locked == []
 
 
 @pytest.mark.parametrize("status", [Status.WAITLISTED, Status.PICKED_UP])

@@ -31,9 +31,11 @@ def store():
     return reservation_store()
 
 
-@pytest.fixture
-def service(store):
-    return ReservationService(store.uow)
+@pytest.fixture(params=[None, domain.RESERVATION_LIMIT], ids=["no limit", "the default limit"])
+def service(store, request):
+    """Each rule here holds with RESERVATION_LIMIT off and on (the limit's path reads the
+    active reservation of the book in the same statement as the count)."""
+    return ReservationService(store.uow, reservation_limit=request.param)
 
 
 def stored(store, reservation_id) -> Reservation:

@@ -1,4 +1,4 @@
-"""Hand-written SQL, and where SQLite and PostgreSQL differ for it (placeholders, row locks)."""
+"""Hand-written SQL, and where SQLite and PostgreSQL differ for it (placeholders, row and key locks)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,21 @@ def lock_row(table: str, key_column: str, key: object) -> None:
     transaction it waited for) would be read stale and its next write would undo that one."""
     if not is_sqlite():
         rows(f"SELECT 1 FROM {table} WHERE {key_column} = ? FOR UPDATE", (key,))
+
+
+def lock_key(space: int, key: str) -> None:
+    """Holds a lock on `key` until the transaction ends, so transactions that take the same
+    one run one at a time: what each reads after it stays true until it commits (a count a
+    write depends on, which no unique index can hold). `space` (an int4) keeps unrelated
+    uses apart. PostgreSQL: a transaction-level advisory lock on (space, hash of the key),
+    no row and no table, released by the commit or rollback; two keys with the same hash
+    only wait for each other. SQLite: nothing, its IMMEDIATE transactions already run one
+    at a time."""
+    if is_sqlite():
+        return
+    if not database.in_transaction():
+        raise RuntimeError("lock_key outside a transaction would be released at once")
+    execute("SELECT pg_advisory_xact_lock(?, hashtext(?))", (space, key))
 
 
 def placeholders(count: int) -> str:
