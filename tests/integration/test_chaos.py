@@ -1,10 +1,13 @@
 """Chaos: under a steady load of reservations and cancels, every service is
 killed with SIGKILL twice and the broker once, at random moments, and restarted
-(the broker on its own log directory). Then the load stops
-and the promises are checked: every reservation final; per book, available =
-received - confirmed; no customer over RESERVATION_LIMIT (six books, a limit of
-five: a create over it is answered 400 and counted); every outcome notified exactly
-once; no unsent outbox row; nothing dead-lettered. The counts it checked are printed."""
+(the broker on its own log directory). Held copies have a 3 s pickup deadline that
+nobody meets, so stock's deadline scanner expires holds all through the run, and
+stock is killed while they fall due. Then the load stops and the promises are
+checked: every reservation decided; no customer over RESERVATION_LIMIT (six books, a
+limit of five: a create over it is answered 400 and counted); every hold expired,
+each exactly once (one StockHoldExpired per reservation), so every copy is back on
+the shelf; every outcome notified exactly once; no unsent outbox row; nothing
+dead-lettered. The counts it checked are printed."""
 
 from __future__ import annotations
 
@@ -20,9 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from playhouse import db_url
 
+from bookrental.stock.v1 import events_pb2 as stock_events
 from services.catalogue import NAMES as SERVICES
 from services.reservation import domain as reservation_domain
-from tests.integration import flows
+from tests.integration import flows, topics
 from tools import dlq
 from tools.client import Gateway, eventually, exactly_once
 from tools.token import mint_token
@@ -30,6 +34,7 @@ from tools.token import mint_token
 from .conftest import BACKENDS, launch
 
 BOOKS, COPIES, USERS = 6, 12, 20
+PICKUP_S = 3  # the holds' pickup deadline: a few seconds, so deadlines fall due during the kills
 LIMIT = reservation_domain.RESERVATION_LIMIT  # the stack sets no RESERVATION_LIMIT
 KILLS = ["stock", "alert", "reservation"] * 2 + ["broker"]
 ACTIVE = {f"RESERVATION_STATUS_{s.value}" for s in reservation_domain.ACTIVE}
@@ -38,7 +43,8 @@ ACTIVE = {f"RESERVATION_STATUS_{s.value}" for s in reservation_domain.ACTIVE}
 @pytest.fixture(scope="module", params=BACKENDS)
 def stack(request, tmp_path_factory, infra):
     # Its own broker: the rotation kills the broker too.
-    with launch(tmp_path_factory.mktemp(f"chaos-{request.param}"), request.param, infra, own_broker=True) as s:
+    env = {"HOLD_PICKUP_SECONDS": str(PICKUP_S), "HOLD_SCAN_SECONDS": "0.3"}
+    with launch(tmp_path_factory.mktemp(f"chaos-{request.param}"), request.param, infra, env=env, own_broker=True) as s:
         yield s
 
 
@@ -135,26 +141,50 @@ def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
         final.update((r["reservationId"], r) for r in got if r["status"] != "RESERVATION_STATUS_REQUESTED")
         return len(final) == len(customers.reservations)
 
-    eventually(all_final, timeout=60, interval=0.2, what="every reservation final")
-
-    def stock_matches():
-        confirmed = Counter(r["bookId"] for r in final.values() if r["status"] == "RESERVATION_STATUS_CONFIRMED")
-        return all(
-            gw.get(f"/v1/stocks/{b}", manager).json()["stock"]["available"] == COPIES - confirmed[b] for b in books
-        )
-
-    eventually(stock_matches, timeout=30, interval=0.2, what="available = received - confirmed, per book")
-    # The limit held through the kills: nobody ends with more active reservations than it.
+    eventually(all_final, timeout=60, interval=0.2, what="every reservation decided")
+    # The limit held through the kills. No reservation is made after the load stopped and
+    # none becomes active again, so what reads active now was active then, together.
     held = Counter(customers.reservations[rid][0] for rid, r in final.items() if r["status"] in ACTIVE)
     assert max(held.values(), default=0) <= LIMIT, held
 
+    def all_ended():
+        todo = [rid for rid, r in final.items() if r["status"] == "RESERVATION_STATUS_CONFIRMED"]
+        for rid in todo:
+            final[rid] = gw.get(f"/v1/reservations/{rid}", tokens[customers.reservations[rid][0]]).json()["reservation"]
+        return all(r["status"] != "RESERVATION_STATUS_CONFIRMED" for r in final.values())
+
+    eventually(all_ended, timeout=PICKUP_S + 30, interval=0.3, what="every held copy's deadline fired")
+
+    def all_back():
+        return all(
+            (s := gw.get(f"/v1/stocks/{b}", manager).json()["stock"])["available"] == COPIES
+            and (s["held"], s["onLoan"], s["waiting"]) == (0, 0, 0)
+            for b in books
+        )
+
+    eventually(all_back, timeout=30, interval=0.2, what="every copy back on the shelf, per book")
+
+    # Each deadline fired once, through the kills of stock: one decision (one ce_id; a relay
+    # killed before it marked a row sent publishes it again under the same id) per hold.
+    expiries: dict[str, set[str]] = {}
+    for m in topics.read_all(stack, stack.env["STOCK_TOPIC"]):
+        h = topics.headers(m)
+        if h.get("ce_type") == b"bookrental.stock.v1.StockHoldExpired":
+            rid = stock_events.StockHoldExpired.FromString(m.value()).reservation_id
+            expiries.setdefault(rid, set()).add(h["ce_id"].decode())
+    assert all(len(ids) == 1 for ids in expiries.values()), {r: i for r, i in expiries.items() if len(i) > 1}
+    expired = {rid for rid, r in final.items() if r["status"] == "RESERVATION_STATUS_EXPIRED"}
+    assert expired and expired <= set(expiries), expired - set(expiries)
+
     allowed = {
-        "RESERVATION_STATUS_CONFIRMED": [["NOTIFICATION_KIND_CONFIRMED"]],
+        "RESERVATION_STATUS_EXPIRED": [["NOTIFICATION_KIND_CONFIRMED", "NOTIFICATION_KIND_EXPIRED"]],
         "RESERVATION_STATUS_REJECTED": [["NOTIFICATION_KIND_REJECTED"]],
-        # canceled after stock took a copy (then released it), or before stock rejected it
+        # canceled after stock took a copy (then released it), or before stock rejected it,
+        # or while its deadline fired (stock expired the hold first: nothing left to release)
         "RESERVATION_STATUS_CANCELED": [
             ["NOTIFICATION_KIND_CANCELED", "NOTIFICATION_KIND_CONFIRMED"],
             ["NOTIFICATION_KIND_REJECTED"],
+            ["NOTIFICATION_KIND_CONFIRMED", "NOTIFICATION_KIND_EXPIRED"],
         ],
     }
 
@@ -189,6 +219,7 @@ def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
     print(
         f"[{stack.backend}] checked {len(final)} reservations {dict(statuses)}; "
         f"{sum(notes.values())} notifications {dict(notes)}; {BOOKS} books' stock; "
+        f"{len(expiries)} holds expired once each; "
         f"answers {dict(customers.answers)}; unsent outbox rows {unsent}; dead-lettered {dead}; "
         f"settled {settled:.1f}s after the load stopped"
     )
