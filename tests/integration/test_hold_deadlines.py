@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import random
 import signal
 import threading
+import time
 import uuid
 
 import psycopg2
@@ -485,3 +487,134 @@ def test_two_scanners_racing_for_one_due_hold_expire_it_once(stock_here, monkeyp
     ) == [(1,)]
     stock = service.get_stock("b-1")
     assert (stock.available, stock.held) == (1, 0)
+
+
+def counts(gateway, manager, book_id) -> tuple[int, int, int, int, int]:
+    s = flows.stock(gateway, manager, book_id)
+    return s["available"], s["held"], s["onLoan"], s["waiting"], s["totalReceived"]
+
+
+def book_stock_events(stack, book_id) -> list[tuple[str, str, int]]:
+    """(event type, reservation id, partition offset) of the book's stock events, in topic order: what
+    a failure shows."""
+    found = []
+    for m in topics.read_all(stack, stack.env["STOCK_TOPIC"]):
+        kind = topics.headers(m).get("ce_type", b"").decode()
+        message = getattr(stock_events, kind.rpartition(".")[2], None)
+        event = message.FromString(m.value()) if message else None
+        if event is not None and getattr(event, "book_id", "") == book_id:
+            found.append((kind.rpartition(".")[2], getattr(event, "reservation_id", ""), m.offset()))
+    return found
+
+
+def test_the_copies_add_up_after_a_concurrent_run(stack, gateway, token, manager, new_id):
+    """Many customers, few copies, short deadlines: reserve (half of them willing to wait),
+    cancel at random, and a stock manager checks out and takes back whatever is held, all
+    at once, while holds expire and loans fall overdue. When it is quiet, every copy of
+    each book is in exactly one place, and stock's counts agree with the reservations'
+    statuses and the book list."""
+    books = [new_id("book") for _ in range(3)]
+    for book_id in books:
+        assert gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 2, "title": "Crowd"}, manager).status == 200
+    for book_id in books:
+        eventually(lambda b=book_id: gateway.get(f"/v1/books/{b}").status == 200, what=f"{book_id} listed")
+    made: list[tuple[str, str]] = []  # (customer token, reservation id)
+    lock = threading.Lock()
+    errors: list = []
+
+    def customer(n: int) -> None:
+        rng = random.Random(n)
+        me = token(f"crowd-{n}-{books[0]}")
+        try:
+            for book_id in rng.sample(books, 2):
+                resp = gateway.post("/v1/reservations", {"bookId": book_id, "waitlist": n % 2 == 0}, me)
+                assert resp.status == 200, resp
+                rid = resp.json()["reservation"]["reservationId"]
+                with lock:
+                    made.append((me, rid))
+                if rng.random() < 0.4:
+                    # At once or later: the cancel may meet REQUESTED, WAITLISTED or CONFIRMED.
+                    assert gateway.post(f"/v1/reservations/{rid}:cancel", {}, me).status in (200, 400)
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    crowd_done = threading.Event()
+    desk_done: list[str] = []  # "out" / "back" per check-out and return that took
+
+    def desk() -> None:
+        rng = random.Random(99)
+        try:
+            deadline = time.monotonic() + 20
+            # Through the crowd's run, and after it until some loans went out and came back.
+            while time.monotonic() < deadline and not (
+                crowd_done.is_set() and desk_done.count("out") >= 4 and desk_done.count("back") >= 2
+            ):
+                with lock:
+                    picked = rng.sample(made, min(len(made), 3))
+                if not picked:
+                    crowd_done.wait(0.05)  # nothing reserved yet
+                for _, rid in picked:
+                    # 200 when held or on loan; 400/404 otherwise (a race with the customer's cancel, not yet held).
+                    out = flows.check_out(gateway, manager, rid).status
+                    assert out in (200, 400, 404)
+                    desk_done.extend(["out"] if out == 200 else [])
+                    if rng.random() < 0.5:
+                        back = flows.return_copy(gateway, manager, rid).status
+                        assert back in (200, 400, 404)
+                        desk_done.extend(["back"] if back == 200 else [])
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+
+    crowd = [threading.Thread(target=customer, args=(n,)) for n in range(16)]
+    clerk = threading.Thread(target=desk)
+    for t in [*crowd, clerk]:
+        t.start()
+    for t in crowd:
+        t.join(timeout=60)
+    crowd_done.set()
+    clerk.join(timeout=60)
+    assert not errors, errors
+    # The run did what it claims: loans went out and came back while customers came and went.
+    assert desk_done.count("out") and desk_done.count("back"), desk_done
+
+    def settled_statuses() -> dict[str, list[str]] | None:
+        by_book: dict[str, list[str]] = {b: [] for b in books}
+        for me, rid in made:
+            r = flows.ok(gateway.get(f"/v1/reservations/{rid}", me))["reservation"]
+            if r["status"] == "RESERVATION_STATUS_REQUESTED":
+                return None
+            by_book[r["bookId"]].append(r["status"])
+        return by_book
+
+    def agree() -> bool:
+        statuses = settled_statuses()
+        if statuses is None:
+            return False
+        for book_id in books:
+            available, held, on_loan, waiting, total = counts(gateway, manager, book_id)
+            assert min(available, held, on_loan, waiting) >= 0
+            assert available + held + on_loan == total == 2, (book_id, available, held, on_loan)
+            assert not (available and waiting), (book_id, available, waiting)
+            mine = statuses[book_id]
+            expected = (mine.count(flows.CONFIRMED), mine.count(flows.PICKED_UP), mine.count(flows.WAITLISTED))
+            listed = flows.book_available(gateway, book_id)
+            if (held, on_loan, waiting, listed) != (*expected, available):
+                last[:] = [
+                    book_id,
+                    (held, on_loan, waiting, available),
+                    "reservations/book list say",
+                    (*expected, listed),
+                ]
+                return False  # the last events are still on their way to reservation
+        return True
+
+    last: list = []
+    try:
+        eventually(agree, timeout=30, interval=0.3, what="stock's counts and the reservations' statuses agree")
+    except AssertionError as exc:
+        statuses = {rid: flows.status(gateway, me, rid) for me, rid in made}
+        events = book_stock_events(stack, last[0])
+        raise AssertionError(
+            f"{exc}; stock (held, on_loan, waiting, available) vs the reservations: {last}; its events: "
+            + ", ".join(f"{k} {r[:8]} {statuses.get(r, '?')[19:]} @{o}" for k, r, o in events)
+        ) from None
