@@ -20,7 +20,6 @@ quiet, and every scenario ends with each copy in exactly one place (GetStock).""
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import random
 import signal
@@ -28,7 +27,6 @@ import threading
 import time
 import uuid
 
-import psycopg2
 import pytest
 
 from bookrental.stock.v1 import events_pb2 as stock_events
@@ -39,9 +37,8 @@ from services.stock import domain
 from services.stock import repository as stock_repository
 from services.stock.service import StockService
 from tests.integration import flows, topics
-from tests.integration.backends import BACKENDS, Outage
+from tests.integration.backends import BACKENDS, Outage, own_database, waits_for_a_lock
 from tests.integration.conftest import launch, require_backend
-from tools import pgdb
 from tools.client import Gateway, eventually, exactly_once, scrape
 from tools.token import mint_token
 
@@ -400,21 +397,12 @@ def test_the_scanners_outlive_their_database_going_away_and_catch_up_after(stack
 @pytest.fixture(params=BACKENDS)
 def stock_here(request, tmp_path):
     """Stock's use cases in this process, on a database of their own; (service, backend, url)."""
-    run = uuid.uuid4().hex[:8]
     if request.param == "postgresql":
         require_backend("postgresql", request.getfixturevalue("infra"))
-        url = pgdb.create(run, ["stock"])["stock"]
-    else:
-        url = f"sqlite:///{tmp_path / 'stock.db'}"
-    database = db.connect(url)
-    db.create_schema(database, stock_repository.MODELS)
+    sqlite_dir = tmp_path if request.param == "sqlite" else None
     pickup = datetime.timedelta(seconds=PICKUP_S)
-    try:
+    with own_database("stock", stock_repository.MODELS, sqlite_dir=sqlite_dir) as url:
         yield StockService(stock_bootstrap.unit_of_work("unused-topic"), hold_pickup=pickup), request.param, url
-    finally:
-        database.close()
-        if request.param == "postgresql":
-            pgdb.drop(run, ["stock"])
 
 
 def test_two_scanners_racing_for_one_due_hold_expire_it_once(stock_here, monkeypatch):
@@ -437,11 +425,7 @@ def test_two_scanners_racing_for_one_due_hold_expire_it_once(stock_here, monkeyp
     def b_waits_for_the_lock() -> bool:
         if backend == "sqlite":  # one writer at a time: B's BEGIN IMMEDIATE waits for A's commit
             return b_locking.is_set()
-        with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            return cur.fetchone()[0] > 0
+        return waits_for_a_lock(url)
 
     def expiring_then_wait(repository, now, limit):
         found = expiring(repository, now, limit)

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import datetime
 import signal
 import threading
@@ -18,7 +17,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import psycopg2
 import pytest
 
 from bookrental.reservation.v1 import events_pb2 as reservation_events
@@ -33,8 +31,8 @@ from services.stock import bootstrap as stock_bootstrap
 from services.stock import repository as stock_repository
 from services.stock.service import StockService
 from tests.integration import flows, topics
+from tests.integration.backends import own_database, waits_for_a_lock
 from tests.integration.conftest import require_backend
-from tools import pgdb
 from tools.client import eventually
 
 PAIRS = 20
@@ -212,15 +210,8 @@ def test_a_redelivered_event_is_dropped_by_the_inbox_even_when_its_body_differs(
 def reservations_on_postgresql(infra):
     """The reservation service's use cases in this process, on a PostgreSQL database of their own."""
     require_backend("postgresql", infra)
-    run = uuid.uuid4().hex[:8]
-    url = pgdb.create(run, ["reservation"])["reservation"]
-    database = db.connect(url)
-    db.create_schema(database, reservation_repository.MODELS, reservation_repository.INDEXES)
-    try:
+    with own_database("reservation", reservation_repository.MODELS, reservation_repository.INDEXES) as url:
         yield ReservationService(reservation_bootstrap.unit_of_work("unused-topic")), url
-    finally:
-        database.close()
-        pgdb.drop(run, ["reservation"])
 
 
 @pytest.mark.parametrize("decide", ["confirm", "reject"])
@@ -239,19 +230,11 @@ def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(
     has_read, cancel_done = threading.Event(), threading.Event()
     save = reservation_repository.ReservationRepository.save
 
-    def cancel_waits_for_our_lock() -> bool:
-        # closing(): psycopg2's own `with` ends the transaction but leaves the connection open.
-        with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
-            cur.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            return cur.fetchone()[0] > 0
-
     def save_once_the_cancel_has_run_or_waits(repository, r):
         if threading.current_thread() is decider:
             has_read.set()
             eventually(
-                lambda: cancel_done.is_set() or cancel_waits_for_our_lock(),
+                lambda: cancel_done.is_set() or waits_for_a_lock(url),
                 timeout=10,
                 what="the cancel committed or waiting for the decision's row lock",
             )
@@ -296,24 +279,8 @@ def test_a_cancel_committed_while_stocks_decision_is_applied_is_not_overwritten(
 def stock_on_postgresql(infra):
     """The stock service's use cases in this process, on a PostgreSQL database of their own."""
     require_backend("postgresql", infra)
-    run = uuid.uuid4().hex[:8]
-    url = pgdb.create(run, ["stock"])["stock"]
-    database = db.connect(url)
-    db.create_schema(database, stock_repository.MODELS)
-    try:
+    with own_database("stock", stock_repository.MODELS) as url:
         yield StockService(stock_bootstrap.unit_of_work("unused-topic")), url
-    finally:
-        database.close()
-        pgdb.drop(run, ["stock"])
-
-
-def waits_for_a_lock(url: str) -> bool:
-    # closing(): psycopg2's own `with` ends the transaction but leaves the connection open.
-    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cur.fetchone()[0] > 0
 
 
 def test_two_customers_joining_a_queue_at_once_are_both_counted(stock_on_postgresql, monkeypatch):

@@ -13,13 +13,11 @@ writes already run one at a time: there the burst shows it.)"""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-import psycopg2
 import pytest
 
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
@@ -30,8 +28,8 @@ from services.reservation import bootstrap, domain
 from services.reservation import repository as reservation_repository
 from services.reservation.service import ReservationService
 from tests.integration import flows
+from tests.integration.backends import own_database, waits_for_a_lock
 from tests.integration.conftest import require_backend
-from tools import pgdb
 from tools.client import eventually
 
 LIMIT = domain.RESERVATION_LIMIT
@@ -146,24 +144,8 @@ def test_a_burst_of_concurrent_creates_for_different_books_leaves_exactly_the_li
 def service_on_postgresql(infra):
     """The reservation use cases in this process, limit 1, on a PostgreSQL database of their own."""
     require_backend("postgresql", infra)
-    run = uuid.uuid4().hex[:8]
-    url = pgdb.create(run, ["reservation"])["reservation"]
-    database = db.connect(url)
-    db.create_schema(database, reservation_repository.MODELS, reservation_repository.INDEXES)
-    try:
+    with own_database("reservation", reservation_repository.MODELS, reservation_repository.INDEXES) as url:
         yield ReservationService(bootstrap.unit_of_work("unused-topic"), reservation_limit=1), url
-    finally:
-        database.close()
-        pgdb.drop(run, ["reservation"])
-
-
-def waiting_on_an_advisory_lock(url: str) -> bool:
-    with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
-        )
-        return cur.fetchone()[0] > 0
 
 
 def test_on_postgresql_a_create_waits_for_its_customers_lock_and_counts_what_the_holder_added(
@@ -204,7 +186,7 @@ def test_on_postgresql_a_create_waits_for_its_customers_lock_and_counts_what_the
     second = threading.Thread(target=create_another)
     second.start()
     try:
-        eventually(lambda: waiting_on_an_advisory_lock(url), timeout=10, what="the other create waiting for ann's lock")
+        eventually(lambda: waits_for_a_lock(url, "advisory"), timeout=10, what="the other create waits for ann's lock")
     finally:
         release.set()
         first.join(15)
