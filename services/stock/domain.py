@@ -376,23 +376,7 @@ class Stock:
         (checked out meanwhile, already expired, no deadline, not yet due) is left as it is."""
         if hold.status is not HoldStatus.RESERVED or hold.pickup_deadline is None or now < hold.pickup_deadline:
             return hold
-        head = self._heads(queue, skip=hold.reservation_id)[:1]
-        self.available += 1 - len(head)
-        self.stock_version += 1
-        self.events.append(
-            StockHoldExpired(
-                hold.reservation_id,
-                hold.user_id,
-                self.book_id,
-                self.title,
-                self.available,
-                self.stock_version,
-                self.waiting - len(head),
-            )
-        )
-        for h in head:
-            self._allocate(h, now, pickup)
-        self.check()
+        self._free_copy(hold, StockHoldExpired, queue, now, pickup)
         # Its deadline goes with it, as a release's does: the scanner's range holds only live deadlines.
         return dataclasses.replace(hold, status=HoldStatus.EXPIRED, pickup_deadline=None)
 
@@ -440,24 +424,8 @@ class Stock:
             raise NotFound(f"no loan for reservation {reservation_id!r}")
         if hold.status is not HoldStatus.ON_LOAN:
             raise FailedPrecondition(f"reservation {reservation_id!r} is not a loan: its hold is {hold.status.value}")
-        head = self._heads(queue, skip=reservation_id)[:1]
         self.on_loan -= 1
-        self.available += 1 - len(head)
-        self.stock_version += 1
-        self.events.append(
-            StockReturned(
-                reservation_id,
-                hold.user_id,
-                self.book_id,
-                self.title,
-                self.available,
-                self.stock_version,
-                self.waiting - len(head),
-            )
-        )
-        for h in head:
-            self._allocate(h, now, pickup)
-        self.check()
+        self._free_copy(hold, StockReturned, queue, now, pickup)
         return dataclasses.replace(hold, status=HoldStatus.RETURNED, due_time=None)  # due_time: while ON_LOAN
 
     def notice_overdue(self, hold: Hold, now: datetime.datetime) -> Hold:
@@ -482,6 +450,34 @@ class Stock:
         return dataclasses.replace(hold, overdue_noticed=True)
 
     # -- the queue ---------------------------------------------------------------------
+
+    def _free_copy(
+        self,
+        hold: Hold,
+        freed: type[StockHoldExpired] | type[StockReturned],
+        queue: Sequence[Hold],
+        now: datetime.datetime | None,
+        pickup: datetime.timedelta,
+    ) -> None:
+        """The hold's copy serves the head of `queue`, or goes back to the shelf; `freed`
+        is the event that says why (its `waiting` counts the queue after the head left)."""
+        head = self._heads(queue, skip=hold.reservation_id)[:1]
+        self.available += 1 - len(head)
+        self.stock_version += 1
+        self.events.append(
+            freed(
+                hold.reservation_id,
+                hold.user_id,
+                self.book_id,
+                self.title,
+                self.available,
+                self.stock_version,
+                self.waiting - len(head),
+            )
+        )
+        for h in head:
+            self._allocate(h, now, pickup)
+        self.check()
 
     def _heads(self, queue: Sequence[Hold], skip: str = "") -> list[Hold]:
         """The waiting holds of this book in FIFO order, without those already served."""
