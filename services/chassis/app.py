@@ -97,3 +97,5 @@ def main(build: Callable[[], None]) -> None:
         build()
     except SettingsError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
+    except server.PortUnavailable as exc:
+        raise SystemExit(f"cannot start: {exc}") from None

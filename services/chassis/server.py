@@ -241,6 +241,10 @@ class AfterEachCall(_WrappingInterceptor):
 MAX_REQUEST_BYTES = 64 * 1024
 
 
+class PortUnavailable(Exception):
+    """A port the service must listen on is taken (another instance, or `make run` already up)."""
+
+
 def create_server(
     address: str, services: list[Service], max_workers: int = 8, after_call: Callable[[], None] = lambda: None
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
@@ -261,9 +265,12 @@ def create_server(
     reflection.enable_server_reflection(
         [s.name for s in services] + [health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio raises where it once returned 0
+        port = 0
     if port == 0:
-        raise RuntimeError(f"cannot bind {address}")
+        raise PortUnavailable(f"gRPC port {address}: cannot bind it (in use?)")
     return server, port, health_servicer
 
 
@@ -278,7 +285,11 @@ def serve(
     """Runs until SIGTERM/SIGINT (or `stopping` is set by a failing worker):
     NOT_SERVING while starting and draining. `after_call` runs when each call ends."""
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.grpc_host)
+        try:
+            start_http_server(settings.metrics_port, addr=settings.grpc_host)
+        except OSError as exc:  # said in one line by app.main, as a bad setting is
+            where = f"{settings.grpc_host}:{settings.metrics_port}"
+            raise PortUnavailable(f"metrics port {where}: {exc.strerror}") from None
     server, port, health_servicer = create_server(settings.grpc_address, services, settings.rpc_threads, after_call)
     server.start()
     start_background()
