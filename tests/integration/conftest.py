@@ -27,11 +27,18 @@ from tools.devstack import SERVICES, Ports, Stack, free_port
 from tools.token import mint_token
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
 def pytest_collection_modifyitems(items):
     here = Path(__file__).parent
     for item in items:
         if here in Path(item.path).parents:
             item.add_marker(pytest.mark.integration)
+    # make run's gRPC ports (50051-50053) lie in the kernel's ephemeral range, so any
+    # long-lived client connection of a stack started earlier in the session (a Kafka
+    # client's, say) may hold one as its local port, and make run then refuses to start
+    # (seen in a CI check: "port 50052 is in use"). Its tests go first, before any stack.
+    first = [item for item in items if Path(item.path).name == "test_make_run.py"]
+    items[:] = first + [item for item in items if item not in first]
 
 
 class Infra:
