@@ -22,10 +22,12 @@ from bookrental.reservation.v1 import reservation_pb2
 from tests.integration import grpc_web
 from tests.integration.backends import ONE_STACK
 from tests.integration.fake_upstream import FakeUpstream
+from tests.integration.require import require
 from tools.client import Gateway, eventually
 
 pytestmark = ONE_STACK
 
+ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "/bookrental.reservation.v1.ReservationService"
 UNAUTHENTICATED, RESOURCE_EXHAUSTED = 16, 8
 
@@ -95,6 +97,31 @@ def test_a_rate_limited_grpc_web_call_is_resource_exhausted(own_envoy, token):
     refused = [a for a in answers if a.grpc_status == RESOURCE_EXHAUSTED]
     assert refused, answers
     assert all(a.http_status == 200 and "too many requests" in a.grpc_message for a in refused), refused
+
+
+def test_connect_webs_own_client_reads_every_answer(stack, stocked_book, token, tmp_path):
+    """The client library the app is built on (web/node_modules, from `make web`), in
+    Node.js: a public call's data, UNAUTHENTICATED with the gateway's message for no or a
+    bad token, and a customer's own (empty) reservations."""
+    modules = ROOT / "web" / "node_modules"
+    require((modules / "@connectrpc" / "connect-web").is_dir(), f"no {modules}/@connectrpc/connect-web: run make web")
+    book_id = stocked_book(1, "Momo")
+    script = tmp_path / "check.mjs"  # beside a node_modules, where Node.js looks for its imports
+    script.write_text((Path(__file__).parent / "connect_web_check.mjs").read_text())
+    (tmp_path / "node_modules").symlink_to(modules)
+    base = f"http://127.0.0.1:{stack.ports.envoy}"
+    done = subprocess.run(
+        ["node", str(script), base, str(ROOT / "build" / "bookrental.pb"), token("web-connect")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert "Momo" in seen["books"]["ok"], (book_id, seen)
+    for refused in (seen["anonymous"], seen["badToken"]):
+        assert refused["code"] == "Unauthenticated" and "bearer token" in refused["message"], seen
+    assert seen["mine"] == {"ok": 0}, seen
 
 
 # -- the built app ------------------------------------------------------------------
@@ -249,7 +276,7 @@ def test_dev_token_is_post_only(gateway):
 def test_the_readmes_sign_in_commands_work_as_pasted(stack):
     """The README's block under "The browser's way in", run by bash against this stack
     (its gateway port for make run's 8080): each answer as the comment under it says."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("\n## The browser's way in") :]
     block = re.search(r"^```sh\n(.*?)^```$", section, re.S | re.M).group(1)
     commands = [line for line in block.splitlines() if line.startswith("curl ")]
