@@ -16,6 +16,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
+import grpc
 import pytest
 
 from bookrental.reservation.v1 import reservation_pb2
@@ -24,6 +25,7 @@ from tests.integration.backends import ONE_STACK
 from tests.integration.fake_upstream import FakeUpstream
 from tests.integration.require import require
 from tools.client import Gateway, eventually
+from tools.envoy_config import SAFE_CALL_RETRIES
 
 pytestmark = ONE_STACK
 
@@ -36,7 +38,7 @@ def list_books(port: int, **kw) -> reservation_pb2.ListBooksResponse:
     answer = grpc_web.call(port, f"{SERVICE}/ListBooks", reservation_pb2.ListBooksRequest(page_size=100), **kw)
     assert answer.http_status == 200 and answer.grpc_status == 0, answer
     assert answer.headers["content-type"].startswith("application/grpc-web"), answer.headers
-    assert len(answer.messages) == 1, answer
+    assert len(answer.messages) == 1 and answer.trailers["grpc-status"] == "0", answer  # data, then the trailer frame
     return reservation_pb2.ListBooksResponse.FromString(answer.messages[0])
 
 
@@ -122,6 +124,22 @@ def test_connect_webs_own_client_reads_every_answer(stack, stocked_book, token, 
     for refused in (seen["anonymous"], seen["badToken"]):
         assert refused["code"] == "Unauthenticated" and "bearer token" in refused["message"], seen
     assert seen["mine"] == {"ok": 0}, seen
+
+
+def test_a_grpc_web_create_reservation_is_retried_only_with_a_request_id(own_envoy, token):
+    """strict_json.lua reads the request as the grpc_web filter decoded it (-text too):
+    with a request_id it is marked safe to retry; an upstream's UNAVAILABLE reaches the
+    caller as it gave it."""
+    with FakeUpstream(fail_with=grpc.StatusCode.UNAVAILABLE) as upstream:
+        envoy = own_envoy(upstream_ports={"reservation": upstream.port, "stock": upstream.port, "alert": upstream.port})
+        alice = token("web-retried")
+        for text in (False, True):
+            for request_id, attempts in (("w-1", 1 + SAFE_CALL_RETRIES), ("", 1)):
+                before = upstream.attempts("CreateReservation")
+                request = reservation_pb2.CreateReservationRequest(book_id="b-1", request_id=request_id)
+                answer = grpc_web.call(envoy.ports.envoy, f"{SERVICE}/CreateReservation", request, alice, text=text)
+                assert answer.http_status == 200 and answer.grpc_status == 14, answer  # the upstream's status
+                assert upstream.attempts("CreateReservation") - before == attempts, (text, request_id)
 
 
 # -- the built app ------------------------------------------------------------------
