@@ -14,7 +14,8 @@ import { LANGUAGE_NAMES, LANGUAGES, type Lang } from "./i18n";
 import { canCancel, holdWord, kindWord, pollInterval, SLOW_POLL_MS, statusWord } from "./status";
 
 const BOOKS_PAGE_SIZE = 10;
-const STOCK_PAGE_SIZE = 20;
+// ListStocks has no search: the largest page it gives, so a book just received is seldom on a later one.
+const STOCK_PAGE_SIZE = 100;
 
 export function Alert({ message, id }: { message: string | undefined; id?: string }) {
   return message ? (
