@@ -68,8 +68,8 @@ export function App() {
 
   useEffect(() => {
     document.documentElement.lang = lang;
-    document.title = t("appName");
-  }, [lang]);
+    if (!session) document.title = `${t("signInHeading")} · ${t("appName")}`;
+  }, [lang, session]);
 
   useEffect(() => {
     const onHash = () => setRoute(currentRoute());

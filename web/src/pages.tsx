@@ -78,7 +78,11 @@ function Pager({ paging, nextToken }: { paging: ReturnType<typeof usePaging>; ne
 
 function Page({ title, children }: { title: string; children: ComponentChildren }) {
   const heading = useRef<HTMLHeadingElement>(null);
-  useEffect(() => heading.current?.focus(), [title]);
+  const { t } = useApp();
+  useEffect(() => {
+    heading.current?.focus();
+    document.title = `${title} · ${t("appName")}`;
+  }, [title]);
   return (
     <section aria-labelledby="page-heading">
       <h1 id="page-heading" tabIndex={-1} ref={heading}>
