@@ -42,9 +42,7 @@ def test_current_producers_are_readable_by_consumers_of_the_previous_contracts()
 
 def test_additive_changes_pass():
     def add(events, reserved):
-        reserved.field.add(
-            name="shelf_mark", number=99, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING, label=1
-        )
+        reserved.field.add(name="shelf_mark", number=99, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING, label=1)
         events.message_type.add(name="StockTeleported").field.add(name="book_id", number=1, type=9, label=1)
 
     assert contracts.compat_problems(PREVIOUS, changed(add)) == []
