@@ -22,6 +22,7 @@ import pytest
 from tests.integration import browser as chromium_browser
 from tests.integration import budgets
 from tests.integration.flows import CANCELED, CONFIRMED, PICKED_UP, REJECTED, RETURNED, WAITLISTED, stopped
+from tests.integration.require import require
 from tools.client import Gateway, eventually
 from tools.token import mint_token
 
@@ -63,6 +64,7 @@ def chromium():
 @pytest.fixture(scope="module")
 def site(stack) -> str:
     """The app's address on the stack's gateway (GET / serves its index.html)."""
+    require((chromium_browser.WEB_DIST / "index.html").is_file(), "no build/web/dist: `make web` builds the app")
     base = f"http://127.0.0.1:{stack.ports.envoy}"
     index = Gateway(base).get("/")
     assert index.status == 200 and b"<html" in index.raw.lower(), (
