@@ -77,6 +77,7 @@ class Ports:
     envoy: int = 8080
     envoy_admin: int = 9901
     envoy_tls: int = 8443  # HTTPS and gRPC over TLS, when the stack has a tls_dir (make run TLS=1)
+    dev_signin: int = 8090  # tools/devsignin.py, behind the gateway's POST /dev/token (development only)
     reservation: int = catalogue.RESERVATION.grpc_port
     stock: int = catalogue.STOCK.grpc_port
     alert: int = catalogue.ALERT.grpc_port
@@ -277,9 +278,29 @@ class Stack:
         """SIGSTOP/SIGCONT a process (pause the broker, hang a service)."""
         self.procs[name].send_signal(sig)
 
+    def start_dev_signin(self) -> None:
+        """The development sign-in (tools/devsignin.py) with this stack's signing key."""
+        self._spawn(
+            "devsignin",
+            [
+                sys.executable,
+                "-m",
+                "tools.devsignin",
+                "--port",
+                str(self.ports.dev_signin),
+                "--key-dir",
+                str(self.key_dir),
+            ],
+            {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+        )
+        self._wait_tcp("devsignin", self.ports.dev_signin)
+
     def start_envoy(self, **render_options) -> None:
-        """`render_options` are tools.envoy_config.Options fields (limits, TLS, JWKS source ...)."""
+        """`render_options` are tools.envoy_config.Options fields (limits, TLS, JWKS source ...).
+        The gateway routes POST /dev/token to this stack's dev_signin port and serves the
+        web app when `make web` has built it (build/web/dist)."""
         from tools import envoy_config
+        from tools.gateway.web import WEB_DIR
 
         config = self.workdir / "envoy.yaml"
         p = self.ports
@@ -297,6 +318,8 @@ class Stack:
             docs_dir=docs
             if all((docs / path.rpartition("/")[2]).is_file() for path in envoy_config.DOCS_PATHS)
             else None,
+            web_dir=ROOT / WEB_DIR if (ROOT / WEB_DIR / "index.html").is_file() else None,
+            dev_signin=p.dev_signin,
         )
         envoy_config.render(config, envoy_config.Options(**{**options, **render_options}))
         envoy = Path(sys.executable).parent / "envoy"
@@ -313,6 +336,7 @@ class Stack:
             self.start_service(instance, wait=False)
         for instance in self.instances():
             self.wait_serving(instance)
+        self.start_dev_signin()
         self.start_envoy()
         self.wait_consumers_joined()
 

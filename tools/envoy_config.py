@@ -21,7 +21,7 @@ from pathlib import Path
 from string import Template
 
 from services.catalogue import SERVICES
-from tools.gateway import auth, clusters, listeners, transcoding
+from tools.gateway import auth, clusters, listeners, transcoding, web
 from tools.gateway import routes as routing
 from tools.gateway.clusters import cluster, parse_upstream
 from tools.gateway.descriptor import Descriptor
@@ -74,7 +74,7 @@ def render(out_path: str | os.PathLike, o: Options) -> str:
     # a config rendered for another machine (a container path) takes them from this checkout's build.
     descriptor = Descriptor.load(o.descriptor_path if Path(o.descriptor_path).is_file() else ROOT / DEFAULT_DESCRIPTOR)
     services = transcoding.transcoder_services(o.extra_backends)
-    docs = listeners.docs(o.docs_dir)
+    static = listeners.static_placeholders([listeners.docs(o.docs_dir), web.web(o)])
     served = [s.grpc_service for s in SERVICES] + [name for name, _ in o.extra_backends]
     port("tls_port", o.tls_port)  # checked with or without TLS, as the other ports
     text = Template(TEMPLATE.read_text()).substitute(
@@ -85,16 +85,19 @@ def render(out_path: str | os.PathLike, o: Options) -> str:
         admin_address=address("admin_address", o.admin_address),
         clusters=clusters.clusters_yaml(o.replicas(), o.health_interval_s, o.max_requests_per_service)
         + clusters.extra_clusters(o.extra_backends, o.health_interval_s)
-        + (auth.jwks_cluster(o.jwks_uri, o.jwks_ca_path) if o.jwks_uri else ""),
+        + (auth.jwks_cluster(o.jwks_uri, o.jwks_ca_path) if o.jwks_uri else "")
+        + web.dev_signin_cluster(o),
         extra_routes=transcoding.INDENT.join(
-            r for r in (docs.pop("docs_routes"), routing.extra_routes(o.extra_backends)) if r
+            r for r in (static.pop("static_routes"), routing.extra_routes(o.extra_backends)) if r
         ),
         **services,
-        **docs,
+        **static,
+        compressor=json.dumps(web.compressor()),
         routes=routing.routes_yaml(routing.routes(descriptor, o)),
-        public_rules=auth.public_rules(auth.public_methods(descriptor, served)),
+        public_rules=auth.public_rules(auth.public_methods(descriptor, served)) + web.public_rules(o),
         trusted_proxy_hops=str(int(o.trusted_proxy_hops)),
         idempotent_header=IDEMPOTENT_HEADER,
+        client_content_type_header=web.CLIENT_CONTENT_TYPE_HEADER,
         descriptor_path=yaml_path(o.descriptor_path),
         strict_json_lua=json.dumps(transcoding.strict_json_lua(descriptor)),
         jwks_source=auth.jwks_source(o.jwks_path, o.jwks_uri, o.jwks_cache_s, o.jwks_fetch_timeout_s),

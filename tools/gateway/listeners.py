@@ -1,5 +1,5 @@
 """What the gateway serves besides the RPCs' routes: the HTTPS/gRPC-over-TLS listener
-beside the plain one, and the API documents at /docs/."""
+beside the plain one, and the API documents at /docs/ (the app's files: web.py)."""
 
 from __future__ import annotations
 
@@ -16,17 +16,17 @@ DOCS_PATHS = {  # path -> (title, what it is); the file is the path's last part 
 }
 
 
-def docs(docs_dir: str | os.PathLike | None) -> dict[str, str]:
-    """What serving the documents adds to the template, all of it empty without `docs_dir`
-    (the Kubernetes config has no docs: its rendering stays as it was):
+def docs(docs_dir: str | os.PathLike | None) -> tuple[list[dict], list[dict], int]:
+    """(routes, local-reply mappers, the largest direct response) serving the documents
+    adds, none of them without `docs_dir` (the Kubernetes config has no docs):
     - a GET route per document answered by Envoy itself from the file, read when the
       config loads, with no token needed (jwt_authn off on it) and the transcoder off
       (it refuses any path that is not an RPC's);
     - a local-reply mapper that passes those replies through as JSON: a direct response
       is a local reply, which the gateway otherwise wraps in {"code", "message"};
-    - a direct-response size limit that fits them (Envoy's default is 4 KiB)."""
+    - the size the route config's direct-response limit must fit (Envoy's default is 4 KiB)."""
     if not docs_dir:
-        return {"docs_routes": "", "docs_reply_mappers": "", "docs_route_limit": ""}
+        return [], [], 0
     files = {path: Path(docs_dir) / path.rpartition("/")[2] for path in DOCS_PATHS}
     for f in files.values():
         if not f.is_file():
@@ -61,11 +61,20 @@ def docs(docs_dir: str | os.PathLike | None) -> dict[str, str]:
             "content_type": "application/json",
         },
     }
-    limit = max(f.stat().st_size for f in files.values())
+    return routes_, [mapper], max(f.stat().st_size for f in files.values())
+
+
+def static_placeholders(parts: list[tuple[list[dict], list[dict], int]]) -> dict[str, str]:
+    """The template's placeholders for what Envoy answers itself (the documents, the app):
+    their routes, their pass-through mappers, and the route config's direct-response
+    limit (left at Envoy's default when nothing is served so)."""
+    routes_ = [r for p in parts for r in p[0]]
+    mappers = [m for p in parts for m in p[1]]
+    limit = max((p[2] for p in parts), default=0)
     return {
-        "docs_routes": INDENT.join(f"- {json.dumps(r)}" for r in routes_),
-        "docs_reply_mappers": f"\n            - {json.dumps(mapper)}",
-        "docs_route_limit": f"\n            max_direct_response_body_size_bytes: {limit}",
+        "static_routes": INDENT.join(f"- {json.dumps(r)}" for r in routes_),
+        "static_reply_mappers": "".join(f"\n            - {json.dumps(m)}" for m in mappers),
+        "direct_response_limit": f"\n            max_direct_response_body_size_bytes: {limit}" if limit else "",
     }
 
 

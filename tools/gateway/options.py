@@ -37,6 +37,12 @@ class Options:
     `tls_port` with the same filter chain. `docs_dir` (build/docs, made by `make docs`): the
     gateway serves the API documents in it at DOCS_PATHS, without a token.
 
+    The browser app (tools/gateway/web.py): `web_dir` (build/web/dist, made by `make web`)
+    is served at / and /assets/; GET /config.json tells the app how to sign in:
+    `dev_signin` (the port of tools/devsignin.py on 127.0.0.1, development only: it adds
+    POST /dev/token) or the identity provider's `oidc_issuer` and the app's
+    `oidc_client_id` there (production, docs/security.md); with neither, no /config.json.
+
     `extra_backends` are (gRPC service full name, port on 127.0.0.1) pairs routed,
     transcoded and JWT-checked like ours (make bench's echo); the descriptor set must
     contain them."""
@@ -68,6 +74,10 @@ class Options:
     tls_dir: str | os.PathLike | None = None
     tls_port: int = 8443
     docs_dir: str | os.PathLike | None = None
+    web_dir: str | os.PathLike | None = None
+    dev_signin: int | None = None
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
 
     def replicas(self) -> dict[str, list[tuple[str, int]]]:
         """Each service's replicas, in the catalogue's order."""

@@ -1,0 +1,213 @@
+"""The gateway as the browser app meets it (issue 20), without a browser: gRPC-Web calls
+framed by hand (tests/integration/grpc_web.py) for a public, an authenticated and an
+unauthenticated RPC, and Envoy's own refusals (401, 429) as grpc-status the Connect-Web
+client reads; the built app's files with their types, caching and gzip; GET /config.json
+and the development sign-in, POST /dev/token, whose token the gateway accepts.
+
+The gateway's behaviour does not depend on the database: one stack (SQLite)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import urllib.request
+
+import pytest
+
+from bookrental.reservation.v1 import reservation_pb2
+from tests.integration import grpc_web
+from tests.integration.backends import ONE_STACK
+from tests.integration.fake_upstream import FakeUpstream
+from tools.client import Gateway, eventually
+
+pytestmark = ONE_STACK
+
+SERVICE = "/bookrental.reservation.v1.ReservationService"
+UNAUTHENTICATED, RESOURCE_EXHAUSTED = 16, 8
+
+
+def list_books(port: int, **kw) -> reservation_pb2.ListBooksResponse:
+    answer = grpc_web.call(port, f"{SERVICE}/ListBooks", reservation_pb2.ListBooksRequest(page_size=100), **kw)
+    assert answer.http_status == 200 and answer.grpc_status == 0, answer
+    assert answer.headers["content-type"].startswith("application/grpc-web"), answer.headers
+    assert len(answer.messages) == 1, answer
+    return reservation_pb2.ListBooksResponse.FromString(answer.messages[0])
+
+
+def find_book(port: int, book_id: str, **kw):
+    """The book in ListBooks' pages, or None."""
+    return next((b for b in list_books(port, **kw).books if b.book_id == book_id), None)
+
+
+@pytest.mark.parametrize("text", [False, True], ids=["proto", "text"])
+def test_a_public_rpc_answers_grpc_web_without_a_token(stack, stocked_book, text):
+    book_id = stocked_book(2, "Momo")
+    book = eventually(lambda: find_book(stack.ports.envoy, book_id, text=text), what=f"{book_id} over gRPC-Web")
+    assert (book.title, book.available) == ("Momo", 2)
+
+
+def test_an_authenticated_rpc_answers_grpc_web_with_the_callers_data(stack, stocked_book, token):
+    book_id = stocked_book(1, "Momo")
+    alice = token("web-alice")
+    created = grpc_web.call(
+        stack.ports.envoy,
+        f"{SERVICE}/CreateReservation",
+        reservation_pb2.CreateReservationRequest(book_id=book_id),
+        alice,
+    )
+    assert created.grpc_status == 0, created
+    made = reservation_pb2.CreateReservationResponse.FromString(created.messages[0]).reservation
+    assert made.book_id == book_id and made.user_id == "web-alice"
+
+    listed = grpc_web.call(
+        stack.ports.envoy, f"{SERVICE}/ListReservations", reservation_pb2.ListReservationsRequest(), alice
+    )
+    assert listed.grpc_status == 0, listed
+    mine = reservation_pb2.ListReservationsResponse.FromString(listed.messages[0]).reservations
+    assert [r.reservation_id for r in mine] == [made.reservation_id]
+
+
+@pytest.mark.parametrize("text", [False, True], ids=["proto", "text"])
+def test_no_token_or_a_bad_one_is_grpc_status_16_for_grpc_web(stack, token, text):
+    path = f"{SERVICE}/ListReservations"
+    for bearer in (None, "not-a-jwt", token("web-late", exp=1)):
+        answer = grpc_web.call(stack.ports.envoy, path, reservation_pb2.ListReservationsRequest(), bearer, text=text)
+        assert answer.http_status == 200, answer  # gRPC-Web carries the error in grpc-status
+        assert answer.grpc_status == UNAUTHENTICATED and "bearer token" in answer.grpc_message, answer
+        assert answer.headers["content-type"].startswith("application/grpc-web"), answer.headers
+        assert answer.messages == [], answer
+
+
+def test_a_rate_limited_grpc_web_call_is_resource_exhausted(own_envoy, token):
+    with FakeUpstream() as upstream:
+        envoy = own_envoy(
+            upstream_ports={"reservation": upstream.port, "stock": upstream.port, "alert": upstream.port},
+            write_rate_per_user=1,
+            write_burst_per_user=1,
+        )
+        alice = token("web-limited")
+        request = reservation_pb2.CreateReservationRequest(book_id="b-1")
+        answers = [grpc_web.call(envoy.ports.envoy, f"{SERVICE}/CreateReservation", request, alice) for _ in range(3)]
+    refused = [a for a in answers if a.grpc_status == RESOURCE_EXHAUSTED]
+    assert refused, answers
+    assert all(a.http_status == 200 and "too many requests" in a.grpc_message for a in refused), refused
+
+
+# -- the built app ------------------------------------------------------------------
+
+JS = "export const app = 'bookrental';\n" + "".join(f"console.log('line {i} of the app');\n" for i in range(200))
+CSS = "body { margin: 0; font-family: sans-serif; }\n" * 50
+PNG = bytes([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0xFF, 0x7F, 0x80]) + bytes(range(256))
+INDEX = (
+    '<!doctype html><html lang="en"><head><script type="module" src="/assets/app-abc123.js"></script>'
+    '<link rel="stylesheet" href="/assets/app-abc123.css"></head><body><div id="app"></div></body></html>\n'
+)
+
+
+@pytest.fixture
+def web_gateway(own_envoy, tmp_path):
+    """An Envoy serving a small built app (what `make web` writes to build/web/dist)."""
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text(INDEX)
+    (dist / "assets" / "app-abc123.js").write_text(JS)
+    (dist / "assets" / "app-abc123.css").write_text(CSS)
+    (dist / "assets" / "logo-abc123.png").write_bytes(PNG)
+    envoy = own_envoy(web_dir=dist)
+    return f"http://127.0.0.1:{envoy.ports.envoy}"
+
+
+def fetch(url: str, gzip_ok: bool = False):
+    req = urllib.request.Request(url, headers={"accept-encoding": "gzip"} if gzip_ok else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()
+
+
+def test_the_app_is_served_with_its_types_and_caching(web_gateway):
+    for path in ("/", "/index.html"):
+        status, headers, body = fetch(web_gateway + path)
+        assert (status, body.decode()) == (200, INDEX), path
+        assert headers["content-type"].startswith("text/html"), headers
+        assert headers["cache-control"] == "no-cache", headers
+    for name, kind, content in (
+        ("app-abc123.js", "text/javascript", JS.encode()),
+        ("app-abc123.css", "text/css", CSS.encode()),
+        ("logo-abc123.png", "image/png", PNG),
+    ):
+        status, headers, body = fetch(f"{web_gateway}/assets/{name}")
+        assert (status, body) == (200, content), name
+        assert headers["content-type"].split(";")[0] == kind, headers
+        assert headers["cache-control"] == "public, max-age=31536000, immutable", headers
+
+
+def test_the_app_is_gzipped_for_a_client_that_accepts_it_and_the_api_is_not(web_gateway):
+    status, headers, body = fetch(f"{web_gateway}/assets/app-abc123.js", gzip_ok=True)
+    assert status == 200 and headers["content-encoding"] == "gzip", headers
+    assert gzip.decompress(body) == JS.encode() and len(body) < len(JS) / 4
+    status, headers, body = fetch(f"{web_gateway}/v1/books", gzip_ok=True)
+    assert status == 200 and "content-encoding" not in headers, headers
+    assert "books" in json.loads(body)
+
+
+def test_an_unknown_path_is_still_the_json_404(web_gateway, token):
+    gw = Gateway(web_gateway)
+    for path in ("/assets/app-000000.js", "/books", "/index.htm", "/assets/"):
+        resp = gw.get(path, token("web-erin"))
+        assert resp.status == 404 and resp.headers["content-type"] == "application/json", (path, resp)
+        assert resp.json()["code"] == 404 and resp.json()["message"], resp  # the transcoder's or the router's
+        assert gw.get(path).status == 401  # as before the app: no token, no route to tell of
+
+
+# -- signing in -----------------------------------------------------------------------
+
+
+def test_config_json_says_development_sign_in(gateway):
+    resp = gateway.get("/config.json")
+    assert resp.status == 200 and resp.headers["content-type"] == "application/json", resp
+    assert resp.json() == {"signIn": "dev"}
+
+
+def test_dev_token_is_a_token_the_gateway_accepts(stack, gateway):
+    resp = gateway.post("/dev/token", {"user": "web-carol", "role": "customer"})
+    assert resp.status == 200, resp
+    body = resp.json()
+    assert body["expiresIn"] == 3600 and body["token"].count(".") == 2, body
+    mine = gateway.get("/v1/reservations", body["token"])
+    assert mine.status == 200 and mine.json()["reservations"] == [], mine
+    answer = grpc_web.call(
+        stack.ports.envoy, f"{SERVICE}/ListReservations", reservation_pb2.ListReservationsRequest(), body["token"]
+    )
+    assert answer.grpc_status == 0, answer
+    manager = gateway.post("/dev/token", {"user": "web-desk", "role": "stock_manager"}).json()["token"]
+    assert gateway.get("/v1/stocks", manager).status == 200
+    assert gateway.get("/v1/stocks", body["token"]).status == 403  # a customer is not a stock manager
+    assert body["token"] not in stack.log_text("devsignin") and manager not in stack.log_text("devsignin")
+
+
+@pytest.mark.parametrize(
+    "body, says",
+    [
+        ({"user": "", "role": "customer"}, "user"),
+        ({"user": "   ", "role": "customer"}, "user"),
+        ({"role": "customer"}, "user"),
+        ({"user": "x" * 65, "role": "customer"}, "user"),
+        ({"user": "web-dan", "role": "admin"}, "role"),
+        ({"user": "web-dan"}, "role"),
+        ({"user": "web-dan", "role": "customer", "roles": "stock_manager"}, "unknown field"),
+        (b"{not json", "JSON"),
+        (b"[]", "JSON object"),
+    ],
+)
+def test_dev_token_refuses_a_bad_user_role_or_body_with_a_json_400(gateway, body, says):
+    resp = gateway.post("/dev/token", body)
+    assert resp.status == 400, resp
+    answer = resp.json()
+    assert answer["code"] == 400 and says in answer["message"], answer
+
+
+def test_dev_token_is_post_only(gateway):
+    resp = gateway.get("/dev/token")
+    assert resp.status == 404 and resp.json()["code"] == 404, resp
