@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import signal
+import statistics
 import time
 import uuid
 
@@ -484,10 +485,11 @@ def test_a_bad_email_shows_the_apis_message_beside_the_field(alice, api):
     expect(main.get_by_role("alert")).to_contain_text(message)
 
 
-def test_signing_out_forgets_the_token(people):
+def test_signing_out_forgets_the_token(visitor):
     from playwright.sync_api import expect
 
-    customer = people("leaver")
+    customer = visitor
+    customer.sign_in(f"leaver-{uuid.uuid4().hex[:6]}")
     kept = customer.page.evaluate("JSON.parse(sessionStorage.getItem('bookrental.session'))")
     assert kept["user"] == customer.user and kept["token"].count(".") == 2, kept
     customer.button("Sign out").click()
@@ -584,5 +586,10 @@ def test_time_to_first_render_of_the_sign_in_form(chromium, site, stack):
             )
         finally:
             context.close()
-    print(f"\n[{stack.backend}] time to first render (cold, 3 runs): " + ", ".join(f"{f:.0f} ms" for f in figures))
-    budgets.within(max(figures) / 1000, FIRST_RENDER_S, "time to first render")
+    median = statistics.median(figures)
+    print(
+        f"\n[{stack.backend}] time to first render (cold, 3 runs): "
+        + ", ".join(f"{f:.0f} ms" for f in figures)
+        + f"; median {median:.0f} ms"
+    )
+    budgets.within(median / 1000, FIRST_RENDER_S, "time to first render (median of 3)")
