@@ -8,12 +8,14 @@ PY := $(VENV)/bin/python
 BUF_VERSION := 1.75.0
 BUF := build/npm/node_modules/.bin/buf
 GEN := build/gen
+WEB_GEN := build/web/gen
+WEB_DIST := build/web/dist
 PROTOS := $(shell find protos -name '*.proto')
 SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup broker proto lint format keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege chromium axe rolling contracts-snapshot docs
+.PHONY: help setup broker proto lint format keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege chromium axe rolling contracts-snapshot docs web web-test
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -64,15 +66,22 @@ $(BUF):
 # buf breaking (and the REST routes, which buf does not compare) against the contracts
 # before this change, read from git: see tools/breaking.py; BREAKING_AGAINST=<ref> overrides.
 # Then ruff and mypy with pyproject.toml's settings; mypy reads the generated stubs' types.
-lint: $(BUF) $(VENV)/.installed $(GEN)/.stamp ## buf lint + buf format check of protos/, no breaking change against main (BREAKING_AGAINST=ref), ruff (lint, format) and mypy
+# google/api/*.proto for buf (lint, and generate for the web app), copied from the
+# googleapis-common-protos wheel (buf.yaml says why).
+PROTODEPS := build/protodeps/.stamp
+$(PROTODEPS): $(VENV)/.installed
 	@rm -rf build/protodeps && mkdir -p build/protodeps/google/api
 	@cp $(SITE)/google/api/annotations.proto $(SITE)/google/api/http.proto build/protodeps/google/api/
+	@touch $@
+
+lint: $(BUF) $(VENV)/.installed $(GEN)/.stamp $(PROTODEPS) $(WEB_GEN)/.stamp ## buf lint + buf format check of protos/, no breaking change against main (BREAKING_AGAINST=ref), ruff (lint, format), mypy, and tsc of the web app
 	$(BUF) lint
 	$(BUF) format -d --exit-code protos
 	$(PY) -m tools.breaking $(if $(BREAKING_AGAINST),--against '$(BREAKING_AGAINST)')
 	$(VENV)/bin/ruff check tools bench tests services
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m mypy tools bench services
+	cd web && node_modules/.bin/tsc --noEmit
 
 format: $(VENV)/.installed ## ruff format the Python code and apply ruff's safe fixes (what make lint checks)
 	$(VENV)/bin/ruff format .
@@ -105,6 +114,30 @@ $(DOCS)/.stamp: $(GEN)/.stamp $(OPENAPI_PLUGIN) $(ASYNCAPI_SPEC) tools/openapi.p
 
 docs: $(DOCS)/.stamp ## OpenAPI 3 (REST) and AsyncAPI 3 (Kafka) documents from protos/ into build/docs/
 
+# The web app (web/, issue 20): npm ci when web/package-lock.json changes; its API client
+# generated from protos/ by buf with protoc-gen-es v2 (web/buf.gen.yaml) into build/web/gen,
+# whose imports of @bufbuild/protobuf resolve through build/web/node_modules -> web/node_modules;
+# tsc, then Vite's build into build/web/dist, which the gateway serves at /.
+WEB_SRC := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.ts web/tsconfig.json
+web/node_modules/.installed: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(WEB_GEN)/.stamp: web/node_modules/.installed $(BUF) $(PROTODEPS) $(PROTOS) web/buf.gen.yaml
+	@rm -rf $(WEB_GEN) && mkdir -p build/web && ln -sfn ../../web/node_modules build/web/node_modules
+	$(BUF) generate --template web/buf.gen.yaml
+	@touch $@
+
+$(WEB_DIST)/.stamp: $(WEB_GEN)/.stamp $(WEB_SRC)
+	cd web && node_modules/.bin/tsc --noEmit && node_modules/.bin/vite build --logLevel warn
+	@touch $@
+
+web: $(WEB_DIST)/.stamp ## build the web app (web/) into build/web/dist: npm ci, client generated from protos/, tsc, Vite
+	@echo "web app: $$(cat $(WEB_DIST)/assets/*.js $(WEB_DIST)/assets/*.css | gzip -9 | wc -c) bytes of JS+CSS gzipped in $(WEB_DIST)"
+
+web-test: $(WEB_GEN)/.stamp ## the web app's unit tests (Vitest): seconds
+	cd web && node_modules/.bin/vitest run
+
 var/dev-keys/jwks.json: | $(VENV)/.installed
 	$(PY) -m tools.devkeys var/dev-keys
 
@@ -119,10 +152,11 @@ tls: var/dev-tls/cert.pem ## the development CA and gateway certificate for make
 token: keys ## print a token: make -s token USER=alice ROLE=customer (or ROLE=stock_manager) [TTL=seconds, 60..86400, default 3600]
 	@$(PY) -m tools.token --user "$(if $(filter command line,$(origin USER)),$(USER))" --role "$(ROLE)" --ttl "$(TTL)"
 
-run: setup docs ## start Kafka, the three services and Envoy (TLS=1: also HTTPS/gRPC-TLS on 8443; PG=1: on PostgreSQL); Ctrl-C stops them all
+run: setup docs web ## start Kafka, the three services and Envoy (TLS=1: also HTTPS/gRPC-TLS on 8443; PG=1: on PostgreSQL); Ctrl-C stops them all
 	$(PY) -m tools.devstack $(if $(filter 1 true yes,$(TLS)),--tls) $(if $(filter 1 true yes,$(PG)),--postgres)
 
-test: setup siege chromium axe k8s-check $(BUF) docs ## k8s-check, then unit and integration tests (real broker, services, Envoy and a headless browser)
+test: setup siege chromium axe k8s-check $(BUF) docs web ## k8s-check, the web app's unit tests (Vitest), then unit and integration tests (real broker, services, Envoy and a headless browser)
+	cd web && node_modules/.bin/vitest run
 	$(PY) -m pytest
 
 # siege loads the rolling-restart test (Debian package); installed only when missing.

@@ -318,7 +318,10 @@ class Stack:
             docs_dir=docs
             if all((docs / path.rpartition("/")[2]).is_file() for path in envoy_config.DOCS_PATHS)
             else None,
-            web_dir=ROOT / WEB_DIR if (ROOT / WEB_DIR / "index.html").is_file() else None,
+            # the app, once `make web` has built it, unless the caller mounts one (web_mount)
+            web_dir=ROOT / WEB_DIR
+            if (ROOT / WEB_DIR / "index.html").is_file() and not render_options.get("web_mount")
+            else None,
             dev_signin=p.dev_signin,
         )
         envoy_config.render(config, envoy_config.Options(**{**options, **render_options}))

@@ -93,6 +93,7 @@ def render(out_path: str | os.PathLike, o: Options) -> str:
         **services,
         **static,
         compressor=json.dumps(web.compressor()),
+        file_server_filter=web.file_server_filter(o),
         routes=routing.routes_yaml(routing.routes(descriptor, o)),
         public_rules=auth.public_rules(auth.public_methods(descriptor, served)) + web.public_rules(o),
         trusted_proxy_hops=str(int(o.trusted_proxy_hops)),

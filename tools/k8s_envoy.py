@@ -14,7 +14,9 @@ API listens on the pod's loopback only (it can stop Envoy and rewrite its runtim
 a `stats` listener on STATS_PORT passes just GET /ready (probes) and GET
 /stats/prometheus (Prometheus) through to it. Tokens: the base (development)
 config reads the JWKS from the envoy-jwks Secret; prod's fetches the identity
-provider's (PROD_JWKS_URI).
+provider's (PROD_JWKS_URI). The web app: its files from the gateway image (WEB_MOUNT),
+GET /config.json only in prod (its OIDC sign-in: PROD_OIDC_ISSUER, PROD_OIDC_CLIENT_ID);
+never the development sign-in.
 """
 
 from __future__ import annotations
@@ -38,6 +40,15 @@ STATS_PORT = 9902
 # The identity provider's JWKS (a placeholder host, like the overlay's registry.example.com):
 # set it to yours; the gateway's egress policy in the prod overlay opens its port.
 PROD_JWKS_URI = "https://id.example.com/realms/bookrental/protocol/openid-connect/certs"
+# The browser app's sign-in at the identity provider (the same placeholder realm): its
+# issuer (OIDC discovery at <issuer>/.well-known/openid-configuration) and the app's
+# public client there (authorization code with PKCE, no secret); GET /config.json tells the
+# app both (docs/security.md). Set them to yours with PROD_JWKS_URI.
+PROD_OIDC_ISSUER = "https://id.example.com/realms/bookrental"
+PROD_OIDC_CLIENT_ID = "bookrental-web"
+# The built app (build/web/dist) in the gateway image (envoy/Dockerfile), read per request
+# by Envoy's file_server filter: the config is rendered before the app's hashed names exist.
+WEB_MOUNT = "/srv/web"
 # Proxies in front of Envoy that append to x-forwarded-for: none. prod's LoadBalancer
 # Service keeps the client's address (externalTrafficPolicy: Local), so the per-client
 # rate limit counts clients. An L7 Ingress in front would be one hop: render 1.
@@ -78,7 +89,14 @@ ADMIN_CLUSTER = (
 )
 
 
-def render(descriptor: str = DESCRIPTOR, jwks: str = JWKS, jwks_uri: str | None = None) -> str:
+def render(
+    descriptor: str = DESCRIPTOR,
+    jwks: str = JWKS,
+    jwks_uri: str | None = None,
+    oidc_issuer: str | None = None,
+    oidc_client_id: str | None = None,
+) -> str:
+    """Never with dev_signin: no Kubernetes config has POST /dev/token (tests/unit/test_k8s_web.py)."""
     with tempfile.TemporaryDirectory() as tmp:
         text = envoy_config.render(
             Path(tmp) / "envoy.yaml",
@@ -91,6 +109,9 @@ def render(descriptor: str = DESCRIPTOR, jwks: str = JWKS, jwks_uri: str | None 
                 descriptor_path=descriptor,
                 jwks_path=jwks,
                 jwks_uri=jwks_uri,
+                web_mount=WEB_MOUNT,
+                oidc_issuer=oidc_issuer,
+                oidc_client_id=oidc_client_id,
             ),
         )
     listeners = "\nstatic_resources:\n  listeners:\n"
@@ -103,7 +124,12 @@ def render(descriptor: str = DESCRIPTOR, jwks: str = JWKS, jwks_uri: str | None 
 
 def targets(descriptor: str = DESCRIPTOR, jwks: str = JWKS) -> dict[Path, str]:
     """Each committed config and its text."""
-    return {OUT: render(descriptor, jwks), PROD_OUT: render(descriptor, jwks, jwks_uri=PROD_JWKS_URI)}
+    return {
+        OUT: render(descriptor, jwks),
+        PROD_OUT: render(
+            descriptor, jwks, jwks_uri=PROD_JWKS_URI, oidc_issuer=PROD_OIDC_ISSUER, oidc_client_id=PROD_OIDC_CLIENT_ID
+        ),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from typing import cast
 
 import peewee
 
+from services.chassis.errors import InvalidArgument
+
 from .repository import BookQueueRow, BookRow
+
+MAX_QUERY = 100  # characters of ListBooks' query
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +43,32 @@ def book(book_id: str) -> BookView | None:
     return _view(row) if row is not None else None
 
 
-def books(offset: int, limit: int) -> list[BookView]:
-    """Ordered by book_id."""
-    return [_view(row) for row in _select().order_by(BookRow.book_id).offset(offset).limit(limit)]
+def book_query(raw: str) -> str:
+    """ListBooks' query as searched: surrounding spaces dropped; InvalidArgument when too long."""
+    query = raw.strip()
+    if len(query) > MAX_QUERY:
+        raise InvalidArgument(f"query must be at most {MAX_QUERY} characters (got {len(query)})")
+    return query
+
+
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own wildcards (% _) and the escape
+    character taken literally."""
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _contains(column: peewee.Field, pattern: str) -> peewee.ColumnBase:
+    """LOWER(column) LIKE pattern ESCAPE '\\', the same on SQLite and PostgreSQL."""
+    like = peewee.NodeList((peewee.fn.LOWER(column), peewee.SQL("LIKE"), pattern, peewee.SQL("ESCAPE '\\'")))
+    return cast(peewee.ColumnBase, like)  # a NodeList is one (peewee's stubs say Node)
+
+
+def books(offset: int, limit: int, query: str = "") -> list[BookView]:
+    """Ordered by book_id; with a `query` (book_query), only the books whose title or
+    book id contains it, ignoring case."""
+    select = _select()
+    if query:
+        pattern = _like_pattern(query)
+        select = select.where(_contains(BookRow.title, pattern) | _contains(BookRow.book_id, pattern))
+    return [_view(row) for row in select.order_by(BookRow.book_id).offset(offset).limit(limit)]

@@ -104,16 +104,18 @@ INDEX = (
 )
 
 
-@pytest.fixture
-def web_gateway(own_envoy, tmp_path):
-    """An Envoy serving a small built app (what `make web` writes to build/web/dist)."""
+@pytest.fixture(params=["web_dir", "web_mount"])
+def web_gateway(request, own_envoy, tmp_path):
+    """An Envoy serving a small built app (what `make web` writes to build/web/dist):
+    read when the config loads (web_dir: make run) or per request (web_mount: the
+    Kubernetes render, made before the app's file names are known)."""
     dist = tmp_path / "dist"
     (dist / "assets").mkdir(parents=True)
     (dist / "index.html").write_text(INDEX)
     (dist / "assets" / "app-abc123.js").write_text(JS)
     (dist / "assets" / "app-abc123.css").write_text(CSS)
     (dist / "assets" / "logo-abc123.png").write_bytes(PNG)
-    envoy = own_envoy(web_dir=dist)
+    envoy = own_envoy(**{request.param: str(dist)})
     return f"http://127.0.0.1:{envoy.ports.envoy}"
 
 
@@ -154,11 +156,15 @@ def test_the_app_is_gzipped_for_a_client_that_accepts_it_and_the_api_is_not(web_
 
 def test_an_unknown_path_is_still_the_json_404(web_gateway, token):
     gw = Gateway(web_gateway)
-    for path in ("/assets/app-000000.js", "/books", "/index.htm", "/assets/"):
+    for path in ("/assets/app-000000.js", "/assets/", "/assets/sub/app-abc123.js", "/books", "/index.htm"):
         resp = gw.get(path, token("web-erin"))
         assert resp.status == 404 and resp.headers["content-type"] == "application/json", (path, resp)
-        assert resp.json()["code"] == 404 and resp.json()["message"], resp  # the transcoder's or the router's
-        assert gw.get(path).status == 401  # as before the app: no token, no route to tell of
+        assert resp.json()["code"] == resp.status and resp.json()["message"], resp
+        anonymous = gw.get(path)
+        if path.startswith("/assets/"):  # the app's files need no token, found or not
+            assert anonymous.status == resp.status, (path, anonymous)
+        else:  # as before the app: no token, no route to tell of
+            assert anonymous.status == 401, (path, anonymous)
 
 
 # -- signing in -----------------------------------------------------------------------

@@ -38,10 +38,13 @@ class Options:
     gateway serves the API documents in it at DOCS_PATHS, without a token.
 
     The browser app (tools/gateway/web.py): `web_dir` (build/web/dist, made by `make web`)
-    is served at / and /assets/; GET /config.json tells the app how to sign in:
-    `dev_signin` (the port of tools/devsignin.py on 127.0.0.1, development only: it adds
-    POST /dev/token) or the identity provider's `oidc_issuer` and the app's
-    `oidc_client_id` there (production, docs/security.md); with neither, no /config.json.
+    is served at / and /assets/, each file read when the config loads; `web_mount` (a
+    directory where Envoy runs: Kubernetes' /srv/web) serves the same, read per request by
+    Envoy's file_server filter, for a config rendered before the app is built. GET
+    /config.json tells the app how to sign in: `dev_signin` (the port of tools/devsignin.py
+    on 127.0.0.1, development only: it adds POST /dev/token) or the identity provider's
+    `oidc_issuer` and the app's `oidc_client_id` there (production, docs/security.md);
+    with neither, no /config.json.
 
     `extra_backends` are (gRPC service full name, port on 127.0.0.1) pairs routed,
     transcoded and JWT-checked like ours (make bench's echo); the descriptor set must
@@ -75,6 +78,7 @@ class Options:
     tls_port: int = 8443
     docs_dir: str | os.PathLike | None = None
     web_dir: str | os.PathLike | None = None
+    web_mount: str | None = None
     dev_signin: int | None = None
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None

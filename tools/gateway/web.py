@@ -44,6 +44,16 @@ def _get(path: str) -> dict:
     return {"path": path, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]}
 
 
+ASSET_NAME = r"^/assets/[A-Za-z0-9][A-Za-z0-9._-]*$"
+# Any other file under /assets/ (an old build's, a typo): the JSON 404, with or without a
+# token, as the file server's is where the app is mounted.
+NO_SUCH_ASSET = {
+    "match": {"prefix": "/assets/", "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+    "direct_response": {"status": 404, "body": {"inline_string": "no such file"}},
+    "typed_per_filter_config": STATIC_FILTERS_OFF,
+}
+
+
 def static_route(path: str, body: dict, cache_control: str) -> dict:
     return {
         "match": _get(path),
@@ -103,6 +113,83 @@ def app_files(web_dir: str | os.PathLike) -> dict[str, Path]:
     return files
 
 
+FILE_SERVER = "envoy.filters.http.file_server"
+# One pool of file-reading threads, shared by id by the filter and every route's config.
+FILE_MANAGER = {"id": "web", "thread_pool": {"thread_count": 1}}
+
+
+def _cache(value: str) -> dict:
+    """cache-control on a file the file_server filter answers (a route's own
+    response_headers_to_add reach only what the router or a direct response sends)."""
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutationPerRoute",
+        "mutations": {
+            "response_mutations": [
+                {
+                    "append": {
+                        "header": {"key": "cache-control", "value": value},
+                        "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                    }
+                }
+            ]
+        },
+    }
+
+
+def mounted_app_routes(mount: str) -> list[dict]:
+    """The app read per request from a directory (Options.web_mount; Kubernetes: the
+    gateway image's /srv/web), for a config rendered before the app's hashed file names
+    are known: Envoy's file_server filter on /, /index.html and /assets/ only, with the
+    content types by extension; a missing file is its local 404 (JSON, as any other).
+    Each route's own answer (never reached while the file server answers) is the 404."""
+    root = mount.rstrip("/")
+    content_types = {ext.lstrip("."): kind for ext, kind in CONTENT_TYPES.items()}
+
+    def serve(prefix: str, directory: str) -> dict:
+        return {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.file_server.v3.FileServerConfig",
+            "manager_config": FILE_MANAGER,
+            "path_mappings": [{"request_path_prefix": prefix, "file_path_prefix": directory}],
+            "content_types": content_types,
+            "directory_behaviors": [{"default_file": "index.html"}],
+        }
+
+    def route(match: dict, prefix: str, directory: str, cache: str) -> dict:
+        return {
+            "match": match,
+            "direct_response": {"status": 404, "body": {"inline_string": "no such route"}},
+            "typed_per_filter_config": {
+                **STATIC_FILTERS_OFF,
+                FILE_SERVER: serve(prefix, directory),
+                "envoy.filters.http.header_mutation": _cache(cache),
+            },
+        }
+
+    get = [{"name": ":method", "string_match": {"exact": "GET"}}]
+    return [
+        route({"path": "/", "headers": get}, "/", f"{root}/", NO_CACHE),
+        route({"path": "/index.html", "headers": get}, "/", f"{root}/", NO_CACHE),
+        # a file name, no deeper path (the file server would answer a directory with a 403)
+        route({"safe_regex": {"regex": ASSET_NAME}, "headers": get}, "/assets/", f"{root}/assets/", IMMUTABLE),
+        NO_SUCH_ASSET,
+    ]
+
+
+def file_server_filter(o: Options) -> str:
+    """The file_server filter (before the router), only where the app is mounted: its
+    per-route configs above say what it serves; elsewhere it passes every request."""
+    if not o.web_mount:
+        return ""
+    f = {
+        "name": FILE_SERVER,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.file_server.v3.FileServerConfig",
+            "manager_config": FILE_MANAGER,
+        },
+    }
+    return f"\n          - {json.dumps(f)}"
+
+
 def sign_in_config(o: Options) -> dict | None:
     """What GET /config.json tells the app: development sign-in where the stack runs it,
     else the identity provider's (production renders), else nothing (no route)."""
@@ -120,6 +207,10 @@ def web(o: Options) -> tuple[list[dict], list[dict], int]:
     routes: list[dict] = []
     by_type: dict[str, list[str]] = {}
     largest = 0
+    if o.web_dir and o.web_mount:
+        raise ValueError("web_dir (files read when the config loads) or web_mount (read per request), not both")
+    if o.web_mount:
+        routes += mounted_app_routes(str(o.web_mount))
     if o.web_dir:
         for path, f in app_files(o.web_dir).items():
             routes.append(
@@ -127,6 +218,7 @@ def web(o: Options) -> tuple[list[dict], list[dict], int]:
             )
             by_type.setdefault(CONTENT_TYPES[f.suffix], []).append(path)
             largest = max(largest, f.stat().st_size)
+        routes.append(NO_SUCH_ASSET)
     config = sign_in_config(o)
     if config is not None:
         text = json.dumps(config, separators=(",", ":"))

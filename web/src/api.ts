@@ -4,12 +4,7 @@ import { create } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { AlertService } from "@gen/bookrental/alert/v1/alert_pb";
-import {
-  ListBooksRequestSchema,
-  ReservationService,
-  type Book,
-  type ListBooksRequest,
-} from "@gen/bookrental/reservation/v1/reservation_pb";
+import { ListBooksRequestSchema, ReservationService, type ListBooksRequest } from "@gen/bookrental/reservation/v1/reservation_pb";
 import { StockService } from "@gen/bookrental/stock/v1/stock_pb";
 
 export interface Api {
@@ -37,23 +32,9 @@ export function createApi(baseUrl: string, token: () => string | undefined, fetc
   };
 }
 
-/** Whether this build's ListBooksRequest has the `query` field (the server-side search). */
-export const SERVER_SEARCH = ListBooksRequestSchema.fields.some((f) => f.localName === "query");
-
-/** A ListBooks request for one page, searching `query` on the server when the contract has it. */
+/** A ListBooks request for one page of the books whose title or id contains `query` (ignoring case). */
 export function listBooksRequest(query: string, pageToken: string, pageSize: number): ListBooksRequest {
-  const request = create(ListBooksRequestSchema, { pageToken, pageSize });
-  if (SERVER_SEARCH && query) (request as unknown as Record<string, unknown>).query = query;
-  return request;
-}
-
-/**
- * The search's rule (a case-insensitive substring of the title or the book id), applied here
- * only when the server cannot search (a ListBooksRequest without `query`).
- */
-export function matchesSearch(book: Pick<Book, "bookId" | "title">, query: string): boolean {
-  const q = query.trim().toLowerCase();
-  return !q || book.title.toLowerCase().includes(q) || book.bookId.toLowerCase().includes(q);
+  return create(ListBooksRequestSchema, { query: query.trim(), pageToken, pageSize });
 }
 
 export class DevSignInError extends Error {}

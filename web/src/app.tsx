@@ -207,15 +207,11 @@ export function App() {
         </button>
       </header>
       <nav aria-label={t("mainNavigation")}>
-        <ul>
-          {routes.map((r) => (
-            <li key={r.route}>
-              <a href={`#/${r.route}`} aria-current={r.route === active ? "page" : undefined}>
-                {t(r.label)}
-              </a>
-            </li>
-          ))}
-        </ul>
+        {routes.map((r) => (
+          <a key={r.route} href={`#/${r.route}`} aria-current={r.route === active ? "page" : undefined}>
+            {t(r.label)}
+          </a>
+        ))}
       </nav>
       <main>
         {banner}
