@@ -712,6 +712,13 @@ def main(argv: list[str] | None = None) -> None:
         from tools.envoy_config import DOCS_PATHS
 
         docs = ", ".join(f"http://127.0.0.1:{p.envoy}{path}" for path in DOCS_PATHS)
+        from tools.gateway.web import WEB_DIR
+
+        web = (
+            f"http://127.0.0.1:{p.envoy}/  (development sign-in: POST /dev/token)"
+            if (ROOT / WEB_DIR / "index.html").is_file()
+            else f"not built (make web), sign-in at POST http://127.0.0.1:{p.envoy}/dev/token"
+        )
         services = "\n".join(
             f"  {name + ' gRPC':<20} 127.0.0.1:{getattr(p, name)}  "
             f"metrics http://127.0.0.1:{getattr(p, name + '_metrics')}/metrics"
@@ -733,6 +740,7 @@ bookrental is up: every service serving, every consumer group holding its partit
   broker               127.0.0.1:{p.broker}   (Apache Kafka, one KRaft node; its log in var/kafka/)
   logs                 var/logs/<process>.log
   API docs             {docs}
+  web app              {web}
 
 Try it (another terminal):
   curl -s http://127.0.0.1:{p.envoy}/v1/books

@@ -9,8 +9,12 @@ The gateway's behaviour does not depend on the database: one stack (SQLite)."""
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
+import re
+import subprocess
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -167,6 +171,29 @@ def test_an_unknown_path_is_still_the_json_404(web_gateway, token):
             assert anonymous.status == 401, (path, anonymous)
 
 
+def test_no_path_leaves_the_apps_files(web_gateway, tmp_path):
+    port = int(web_gateway.rpartition(":")[2])
+    secret = tmp_path / "secret.txt"  # beside dist/, where a climb out of it would land
+    secret.write_text("not for the web")
+    for path in (
+        "/assets/../secret.txt",
+        "/assets/../../secret.txt",
+        "/assets/%2e%2e/secret.txt",
+        "/assets/..%2fsecret.txt",
+        "/assets/..%5csecret.txt",
+        "/../secret.txt",
+        "/assets//../../secret.txt",
+    ):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", path)  # as written: http.client does not normalise
+            resp = conn.getresponse()
+            body = resp.read()
+        finally:
+            conn.close()
+        assert resp.status != 200 and b"not for the web" not in body, (path, resp.status, body)
+
+
 # -- signing in -----------------------------------------------------------------------
 
 
@@ -217,3 +244,27 @@ def test_dev_token_refuses_a_bad_user_role_or_body_with_a_json_400(gateway, body
 def test_dev_token_is_post_only(gateway):
     resp = gateway.get("/dev/token")
     assert resp.status == 404 and resp.json()["code"] == 404, resp
+
+
+def test_the_readmes_sign_in_commands_work_as_pasted(stack):
+    """The README's block under "The browser's way in", run by bash against this stack
+    (its gateway port for make run's 8080): each answer as the comment under it says."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("\n## The browser's way in") :]
+    block = re.search(r"^```sh\n(.*?)^```$", section, re.S | re.M).group(1)
+    commands = [line for line in block.splitlines() if line.startswith("curl ")]
+    assert len(commands) == 3, block
+    answers = []
+    for command in commands:
+        done = subprocess.run(
+            ["bash", "-c", command.replace("127.0.0.1:8080", f"127.0.0.1:{stack.ports.envoy}")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, (command, done.stderr)
+        answers.append(json.loads(done.stdout))
+    assert answers[0] == {"signIn": "dev"}
+    assert set(answers[1]) == {"token", "expiresIn"} and answers[1]["token"].startswith("eyJ"), answers[1]
+    assert answers[1]["expiresIn"] == 3600
+    assert all("prince" in (b["title"] + b["bookId"]).lower() for b in answers[2]["books"]), answers[2]

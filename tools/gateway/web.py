@@ -31,6 +31,7 @@ CONTENT_TYPES = {  # by file name extension; any other file in dist/assets is no
     ".ico": "image/x-icon",
     ".woff2": "font/woff2",
     ".json": "application/json",
+    ".map": "application/json",  # a source map, if the build makes them
 }
 COMPRESSIBLE = ("text/html", "text/javascript", "text/css", "image/svg+xml")  # the compressor's list
 NO_CACHE = "no-cache"  # index.html and /config.json: asked again each time (they name the current assets)
