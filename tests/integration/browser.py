@@ -54,11 +54,15 @@ def axe_violations(page) -> list[dict]:
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.add_script_tag(path=str(AXE))
     found = page.evaluate(
-        """async () => (await axe.run(document, {resultTypes: ['violations']})).violations.map(v => ({
-            id: v.id, impact: v.impact, help: v.help,
-            targets: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))"""
+        """async () => {
+            const result = await axe.run(document, {resultTypes: ['violations']});
+            return {passed: result.passes.length, violations: result.violations.map(v => ({
+                id: v.id, impact: v.impact, help: v.help,
+                targets: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))};
+        }"""
     )
-    return found
+    assert found["passed"] > 0, f"axe-core passed no rule on {page.url}: it did not scan the page"
+    return found["violations"]
 
 
 def failing(violations: list[dict]) -> list[dict]:

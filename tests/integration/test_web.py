@@ -547,6 +547,17 @@ PAGES = {  # page -> (who, navigation entry)
 }
 
 
+def test_the_accessibility_scan_fails_a_page_with_a_known_violation(chromium):
+    """The scan below can fail: an image without a text alternative is critical to axe-core."""
+    context = chromium.new_context()
+    try:
+        page = context.new_page()
+        page.set_content('<html lang="en"><title>t</title><main><h1>Books</h1><img src="cover.png"></main></html>')
+        assert [v["id"] for v in chromium_browser.failing(chromium_browser.axe_violations(page))] == ["image-alt"]
+    finally:
+        context.close()
+
+
 def test_every_page_passes_axe_and_is_photographed(librarian, alice, visitor, api, stack):
     """axe-core on each page, with something on it (a book received, one reservation,
     its notification); no serious or critical violation. Each page's screenshot lands in
