@@ -9,7 +9,7 @@ from typing import cast
 
 import peewee
 
-from services.chassis.errors import InvalidArgument
+from services.chassis import validate
 
 from .repository import BookQueueRow, BookRow
 
@@ -44,11 +44,9 @@ def book(book_id: str) -> BookView | None:
 
 
 def book_query(raw: str) -> str:
-    """ListBooks' query as searched: surrounding spaces dropped; InvalidArgument when too long."""
-    query = raw.strip()
-    if len(query) > MAX_QUERY:
-        raise InvalidArgument(f"query must be at most {MAX_QUERY} characters (got {len(query)})")
-    return query
+    """ListBooks' query as searched: surrounding spaces dropped; InvalidArgument when too
+    long or holding a control character (PostgreSQL refuses NUL in text)."""
+    return validate.text(raw.strip(), "query", MAX_QUERY)
 
 
 def _like_pattern(text: str) -> str:

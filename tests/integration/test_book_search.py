@@ -82,7 +82,9 @@ def test_the_page_token_pages_through_the_matches(gateway, shelf, tag):
     assert ids == sorted(shelf)
 
 
-def test_a_query_over_100_characters_is_a_400_saying_so(gateway):
+def test_a_query_over_100_characters_or_with_a_nul_is_a_400_saying_so(gateway):
     resp = gateway.get(f"/v1/books?query={'x' * 101}")
     assert resp.status == 400, resp
     assert resp.json()["message"].startswith("query must be at most 100 characters"), resp
+    resp = gateway.get("/v1/books?query=mo%00mo")  # PostgreSQL refuses NUL in text: never a 500
+    assert resp.status == 400 and "control characters" in resp.json()["message"], resp

@@ -16,16 +16,20 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
+import grpc
 import pytest
 
 from bookrental.reservation.v1 import reservation_pb2
 from tests.integration import grpc_web
 from tests.integration.backends import ONE_STACK
 from tests.integration.fake_upstream import FakeUpstream
+from tests.integration.require import require
 from tools.client import Gateway, eventually
+from tools.envoy_config import SAFE_CALL_RETRIES
 
 pytestmark = ONE_STACK
 
+ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "/bookrental.reservation.v1.ReservationService"
 UNAUTHENTICATED, RESOURCE_EXHAUSTED = 16, 8
 
@@ -34,7 +38,7 @@ def list_books(port: int, **kw) -> reservation_pb2.ListBooksResponse:
     answer = grpc_web.call(port, f"{SERVICE}/ListBooks", reservation_pb2.ListBooksRequest(page_size=100), **kw)
     assert answer.http_status == 200 and answer.grpc_status == 0, answer
     assert answer.headers["content-type"].startswith("application/grpc-web"), answer.headers
-    assert len(answer.messages) == 1, answer
+    assert len(answer.messages) == 1 and answer.trailers["grpc-status"] == "0", answer  # data, then the trailer frame
     return reservation_pb2.ListBooksResponse.FromString(answer.messages[0])
 
 
@@ -95,6 +99,47 @@ def test_a_rate_limited_grpc_web_call_is_resource_exhausted(own_envoy, token):
     refused = [a for a in answers if a.grpc_status == RESOURCE_EXHAUSTED]
     assert refused, answers
     assert all(a.http_status == 200 and "too many requests" in a.grpc_message for a in refused), refused
+
+
+def test_connect_webs_own_client_reads_every_answer(stack, stocked_book, token, tmp_path):
+    """The client library the app is built on (web/node_modules, from `make web`), in
+    Node.js: a public call's data, UNAUTHENTICATED with the gateway's message for no or a
+    bad token, and a customer's own (empty) reservations."""
+    modules = ROOT / "web" / "node_modules"
+    require((modules / "@connectrpc" / "connect-web").is_dir(), f"no {modules}/@connectrpc/connect-web: run make web")
+    book_id = stocked_book(1, "Momo")
+    script = tmp_path / "check.mjs"  # beside a node_modules, where Node.js looks for its imports
+    script.write_text((Path(__file__).parent / "connect_web_check.mjs").read_text())
+    (tmp_path / "node_modules").symlink_to(modules)
+    base = f"http://127.0.0.1:{stack.ports.envoy}"
+    done = subprocess.run(
+        ["node", str(script), base, str(ROOT / "build" / "bookrental.pb"), token("web-connect")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert "Momo" in seen["books"]["ok"], (book_id, seen)
+    for refused in (seen["anonymous"], seen["badToken"]):
+        assert refused["code"] == "Unauthenticated" and "bearer token" in refused["message"], seen
+    assert seen["mine"] == {"ok": 0}, seen
+
+
+def test_a_grpc_web_create_reservation_is_retried_only_with_a_request_id(own_envoy, token):
+    """strict_json.lua reads the request as the grpc_web filter decoded it (-text too):
+    with a request_id it is marked safe to retry; an upstream's UNAVAILABLE reaches the
+    caller as it gave it."""
+    with FakeUpstream(fail_with=grpc.StatusCode.UNAVAILABLE) as upstream:
+        envoy = own_envoy(upstream_ports={"reservation": upstream.port, "stock": upstream.port, "alert": upstream.port})
+        alice = token("web-retried")
+        for text in (False, True):
+            for request_id, attempts in (("w-1", 1 + SAFE_CALL_RETRIES), ("", 1)):
+                before = upstream.attempts("CreateReservation")
+                request = reservation_pb2.CreateReservationRequest(book_id="b-1", request_id=request_id)
+                answer = grpc_web.call(envoy.ports.envoy, f"{SERVICE}/CreateReservation", request, alice, text=text)
+                assert answer.http_status == 200 and answer.grpc_status == 14, answer  # the upstream's status
+                assert upstream.attempts("CreateReservation") - before == attempts, (text, request_id)
 
 
 # -- the built app ------------------------------------------------------------------
@@ -249,7 +294,7 @@ def test_dev_token_is_post_only(gateway):
 def test_the_readmes_sign_in_commands_work_as_pasted(stack):
     """The README's block under "The browser's way in", run by bash against this stack
     (its gateway port for make run's 8080): each answer as the comment under it says."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("\n## The browser's way in") :]
     block = re.search(r"^```sh\n(.*?)^```$", section, re.S | re.M).group(1)
     commands = [line for line in block.splitlines() if line.startswith("curl ")]

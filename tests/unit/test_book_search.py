@@ -65,7 +65,9 @@ def test_paging_goes_through_the_matches_only(book_list):
     assert book_list("s", 6, 2) == []
 
 
-def test_a_query_over_100_characters_is_invalid():
+def test_a_query_over_100_characters_or_with_a_control_character_is_invalid():
     assert views.book_query("x" * 100) == "x" * 100
     with pytest.raises(InvalidArgument, match="query must be at most 100 characters"):
         views.book_query("x" * 101)
+    with pytest.raises(InvalidArgument, match="query must not contain control characters"):
+        views.book_query("mo\x00mo")

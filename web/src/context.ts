@@ -2,8 +2,8 @@
 import { createContext } from "preact";
 import { useContext, useEffect, useRef, useState } from "preact/hooks";
 import type { Api } from "./api";
-import { describeError, retryDelay, type Problem } from "./errors";
 import { format, type Lang, type MessageKey } from "./i18n";
+import { poll } from "./poller";
 
 export interface AppContext {
   api: Api;
@@ -54,41 +54,21 @@ export function useLoad<T>(
   const latest = useRef({ load, every, app });
   latest.current = { load, every, app };
 
-  useEffect(() => {
-    let stopped = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let failures = 0;
-    const run = async () => {
-      const { load, every, app } = latest.current;
-      try {
-        const value = await load();
-        if (stopped) return;
-        failures = 0;
-        setData(value);
-        setError(undefined);
-        app.setUnreachable(source, false);
-        const next = every?.(value);
-        if (next !== undefined) timer = setTimeout(run, next);
-      } catch (err) {
-        if (stopped) return;
-        const problem: Problem = describeError(err);
-        if (problem.kind === "signin") {
-          app.signOut(problem.message);
-        } else if (problem.kind === "unreachable") {
-          app.setUnreachable(source, true);
-          timer = setTimeout(run, retryDelay(failures++));
-        } else {
-          setError(problem.message);
-        }
-      }
-    };
-    void run();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
-      latest.current.app.setUnreachable(source, false);
-    };
-  }, [...deps, generation]);
+  useEffect(
+    () =>
+      poll(() => ({
+        load: latest.current.load,
+        every: latest.current.every,
+        onData: (value: T) => {
+          setData(value);
+          setError(undefined);
+        },
+        onUnreachable: (down) => latest.current.app.setUnreachable(source, down),
+        onSignIn: (message) => latest.current.app.signOut(message),
+        onRefused: setError,
+      })),
+    [...deps, generation],
+  );
 
   return { data, error, reload: () => setGeneration((g) => g + 1) };
 }

@@ -14,7 +14,8 @@ import { LANGUAGE_NAMES, LANGUAGES, type Lang } from "./i18n";
 import { canCancel, holdWord, kindWord, pollInterval, SLOW_POLL_MS, statusWord } from "./status";
 
 const BOOKS_PAGE_SIZE = 10;
-const STOCK_PAGE_SIZE = 20;
+// ListStocks has no search: the largest page it gives, so a book just received is seldom on a later one.
+const STOCK_PAGE_SIZE = 100;
 
 export function Alert({ message, id }: { message: string | undefined; id?: string }) {
   return message ? (
@@ -77,7 +78,11 @@ function Pager({ paging, nextToken }: { paging: ReturnType<typeof usePaging>; ne
 
 function Page({ title, children }: { title: string; children: ComponentChildren }) {
   const heading = useRef<HTMLHeadingElement>(null);
-  useEffect(() => heading.current?.focus(), [title]);
+  const { t } = useApp();
+  useEffect(() => {
+    heading.current?.focus();
+    document.title = `${title} · ${t("appName")}`;
+  }, [title]);
   return (
     <section aria-labelledby="page-heading">
       <h1 id="page-heading" tabIndex={-1} ref={heading}>

@@ -1,7 +1,9 @@
+import { NotificationKind } from "@gen/bookrental/alert/v1/alert_pb";
 import { ReservationStatus } from "@gen/bookrental/reservation/v1/reservation_pb";
+import { HoldStatus } from "@gen/bookrental/stock/v1/stock_pb";
 import { describe, expect, it } from "vitest";
 import { format } from "./i18n";
-import { canCancel, FAST_POLL_MS, pollInterval, SLOW_POLL_MS, statusWord } from "./status";
+import { canCancel, FAST_POLL_MS, holdWord, kindWord, pollInterval, SLOW_POLL_MS, statusWord } from "./status";
 
 describe("status words", () => {
   // The words of the contract (notes/web-contract.md), per generated enum value.
@@ -61,5 +63,21 @@ describe("poll interval", () => {
     expect(pollInterval([ReservationStatus.WAITLISTED, ReservationStatus.CONFIRMED])).toBe(SLOW_POLL_MS);
     expect(SLOW_POLL_MS).toBeGreaterThanOrEqual(2000);
     expect(SLOW_POLL_MS).toBeLessThanOrEqual(3000);
+  });
+});
+
+describe("hold and notification words", () => {
+  it("give every value of the generated HoldStatus and NotificationKind enums a word", () => {
+    for (const [values, word] of [
+      [Object.values(HoldStatus), (v: number) => format("en", holdWord(v as HoldStatus))],
+      [Object.values(NotificationKind), (v: number) => format("ko", kindWord(v as NotificationKind))],
+    ] as const) {
+      const numbers = values.filter((v): v is number => typeof v === "number" && v !== 0);
+      const words = numbers.map(word);
+      expect(new Set(words).size).toBe(numbers.length);
+      expect(words.every((w) => w !== "" && !w.includes("{"))).toBe(true);
+    }
+    expect(format("en", holdWord(HoldStatus.ON_LOAN))).toBe("on loan");
+    expect(format("ko", kindWord(NotificationKind.READY))).toBe("수령 준비");
   });
 });
