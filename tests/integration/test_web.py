@@ -648,7 +648,8 @@ def test_time_to_first_render_of_the_sign_in_form(chromium, site, stack):
                 ).json_value()
             )
             # the app's own performance mark of its first usable screen, for comparison
-            marks.append(page.evaluate(f"performance.getEntriesByName('{FIRST_RENDER_MARK}')[0]?.startTime ?? null"))
+            mark = f"performance.getEntriesByName('{FIRST_RENDER_MARK}')[0]?.startTime"
+            marks.append(page.wait_for_function(mark, timeout=ms(UI_S)).json_value())  # set after the paint
         finally:
             context.close()
     median = statistics.median(figures)
@@ -656,7 +657,7 @@ def test_time_to_first_render_of_the_sign_in_form(chromium, site, stack):
         f"\n[{stack.backend}] time to first render (cold, 3 runs): "
         + ", ".join(f"{f:.0f} ms" for f in figures)
         + f"; median {median:.0f} ms (the app's own {FIRST_RENDER_MARK} mark: "
-        + ", ".join("none" if m is None else f"{m:.0f} ms" for m in marks)
+        + ", ".join(f"{m:.0f} ms" for m in marks)
         + ")"
     )
     budgets.within(median / 1000, FIRST_RENDER_S, "time to first render (median of 3)")
