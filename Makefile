@@ -15,7 +15,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup broker proto lint format keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege rolling contracts-snapshot docs web web-test
+.PHONY: help setup broker proto lint format keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege chromium axe rolling contracts-snapshot docs web web-test
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -155,13 +155,26 @@ token: keys ## print a token: make -s token USER=alice ROLE=customer (or ROLE=st
 run: setup docs web ## start Kafka, the three services and Envoy (TLS=1: also HTTPS/gRPC-TLS on 8443; PG=1: on PostgreSQL); Ctrl-C stops them all
 	$(PY) -m tools.devstack $(if $(filter 1 true yes,$(TLS)),--tls) $(if $(filter 1 true yes,$(PG)),--postgres)
 
-test: setup siege k8s-check $(BUF) docs web ## k8s-check, the web app's unit tests (Vitest), then unit and integration tests (real broker, services and Envoy)
+test: setup siege chromium axe k8s-check $(BUF) docs web ## k8s-check, the web app's unit tests (Vitest), then unit and integration tests (real broker, services, Envoy and a headless browser)
 	cd web && node_modules/.bin/vitest run
 	$(PY) -m pytest
 
 # siege loads the rolling-restart test (Debian package); installed only when missing.
 siege:
 	@command -v siege >/dev/null || (apt-get update && apt-get install -y siege)
+
+# The browser tests (tests/integration/test_web.py) drive Debian's Chromium with
+# Playwright for Python (requirements.txt), never a browser Playwright downloads, and
+# scan each page with axe-core (npm), injected into the page from build/npm.
+AXE_CORE_VERSION := 4.14.1
+AXE_JS := build/npm/node_modules/axe-core/axe.min.js
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+$(AXE_JS):
+	npm install --silent --no-audit --no-fund --prefix build/npm axe-core@$(AXE_CORE_VERSION)
+
+axe: $(AXE_JS)
 
 rolling: setup siege ## rolling restart of every service under siege, plus a killed replica (docs/operations.md)
 	$(PY) -m tools.rolling --kill
