@@ -65,6 +65,9 @@ export function App() {
   const t = useMemo(() => translator(lang), [lang]);
   const token = useRef<string | undefined>(session?.token);
   token.current = session?.token;
+  // The session now, for answers that arrive after a sign-out: they must not change the page.
+  const current = useRef<Session | null>(session);
+  current.current = session;
 
   useEffect(() => {
     document.documentElement.lang = lang;
@@ -139,10 +142,14 @@ export function App() {
   // A customer's saved notification language is the page's language unless one was chosen here.
   useEffect(() => {
     if (!session?.roles.includes("customer")) return;
+    let signedIn = true; // until this session ends: a late answer is then ignored
     api.alerts.getPreferences({}).then(
-      (r) => setPreference(r.preferences?.updateTime ? r.preferences.language : undefined),
+      (r) => signedIn && setPreference(r.preferences?.updateTime ? r.preferences.language : undefined),
       () => undefined, // the language falls back to the browser's; the Preferences page reports errors
     );
+    return () => {
+      signedIn = false;
+    };
   }, [session]);
 
   const setUnreachable = useCallback((source: string, isDown: boolean) => {
@@ -201,7 +208,7 @@ export function App() {
     t,
     signOut,
     setUnreachable,
-    setPreferredLanguage: (language) => setPreference(language || undefined),
+    setPreferredLanguage: (language) => current.current === session && setPreference(language || undefined),
   };
   return (
     <Ctx.Provider value={ctx}>
