@@ -25,6 +25,52 @@ export function Alert({ message, id }: { message: string | undefined; id?: strin
   ) : null;
 }
 
+/** A page's list as a table: the page's problem and answer above it, then "loading" until the
+ * first answer, the empty text for none, or one row per item under the column headings (an
+ * unnamed last column when the rows carry buttons). */
+function Listing<T>(props: {
+  problem: string | undefined;
+  answer?: string;
+  items: readonly T[] | undefined;
+  empty: string;
+  columns: readonly string[];
+  actions?: boolean;
+  row: (item: T) => ComponentChildren;
+}) {
+  const { t } = useApp();
+  return (
+    <>
+      <Alert message={props.problem} />
+      <p role="status" class="answer">
+        {props.answer}
+      </p>
+      {props.items === undefined ? (
+        <p>{t("loading")}</p>
+      ) : props.items.length === 0 ? (
+        <p>{props.empty}</p>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              {props.columns.map((c) => (
+                <th scope="col" key={c}>
+                  {c}
+                </th>
+              ))}
+              {props.actions ? (
+                <th scope="col">
+                  <span class="visually-hidden">{t("actions")}</span>
+                </th>
+              ) : null}
+            </tr>
+          </thead>
+          <tbody>{props.items.map(props.row)}</tbody>
+        </table>
+      )}
+    </>
+  );
+}
+
 function when(lang: Lang, ts: Timestamp | undefined): string {
   if (!ts) return "";
   return new Intl.DateTimeFormat(lang === "ko" ? "ko-KR" : "en-GB", {
@@ -114,7 +160,6 @@ export function BooksPage() {
     [query, paging.token],
     () => SLOW_POLL_MS,
   );
-  const shown = books.data?.books ?? [];
 
   const reserve = async (book: Book) => {
     setAnswer(undefined);
@@ -142,42 +187,26 @@ export function BooksPage() {
           {t("joinWaitlist")}
         </label>
       </div>
-      <Alert message={problem ?? books.error} />
-      <p role="status" class="answer">
-        {answer}
-      </p>
-      {books.data === undefined ? (
-        <p>{t("loading")}</p>
-      ) : shown.length === 0 ? (
-        <p>{t("noBooks")}</p>
-      ) : (
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">{t("title")}</th>
-              <th scope="col">{t("available")}</th>
-              <th scope="col">{t("waiting")}</th>
-              <th scope="col">
-                <span class="visually-hidden">{t("actions")}</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {shown.map((b) => (
-              <tr key={b.bookId}>
-                <th scope="row">{b.title || b.bookId}</th>
-                <td>{b.available}</td>
-                <td>{b.waiting}</td>
-                <td>
-                  <button type="button" onClick={() => void reserve(b)} aria-label={t("reserveBook", { title: b.title || b.bookId })}>
-                    {t("reserve")}
-                  </button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <Listing
+        problem={problem ?? books.error}
+        answer={answer}
+        items={books.data?.books}
+        empty={t("noBooks")}
+        columns={[t("title"), t("available"), t("waiting")]}
+        actions
+        row={(b) => (
+          <tr key={b.bookId}>
+            <th scope="row">{b.title || b.bookId}</th>
+            <td>{b.available}</td>
+            <td>{b.waiting}</td>
+            <td>
+              <button type="button" onClick={() => void reserve(b)} aria-label={t("reserveBook", { title: b.title || b.bookId })}>
+                {t("reserve")}
+              </button>
+            </td>
+          </tr>
+        )}
+      />
       <Pager paging={paging} nextToken={books.data?.nextPageToken} />
     </Page>
   );
@@ -257,53 +286,35 @@ export function ReservationsPage() {
 
   return (
     <Page title={t("myReservations")}>
-      <Alert message={problem ?? list.error} />
-      <p role="status" class="answer">
-        {answer}
-      </p>
-      {list.data === undefined ? (
-        <p>{t("loading")}</p>
-      ) : reservations.length === 0 ? (
-        <p>{t("noReservations")}</p>
-      ) : (
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">{t("book")}</th>
-              <th scope="col">{t("status")}</th>
-              <th scope="col">{t("queuePosition")}</th>
-              <th scope="col">{t("deadline")}</th>
-              <th scope="col">{t("reservationId")}</th>
-              <th scope="col">
-                <span class="visually-hidden">{t("actions")}</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {reservations.map((r) => (
-              <tr key={r.reservationId} data-status={ReservationStatus[r.status]}>
-                <th scope="row">{names[r.bookId] ?? r.bookId}</th>
-                <td>
-                  <span class="status">{t(statusWord(r.status))}</span>
-                  {r.reason ? <span class="reason"> ({r.reason})</span> : null}
-                </td>
-                <td>{r.status === ReservationStatus.WAITLISTED && r.queuePosition > 0 ? r.queuePosition : ""}</td>
-                <td>{deadlineText(app, r)}</td>
-                <td>
-                  <code>{r.reservationId}</code>
-                </td>
-                <td>
-                  {canCancel(r.status) ? (
-                    <button type="button" onClick={() => void cancel(r)}>
-                      {t("cancel")}
-                    </button>
-                  ) : null}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <Listing
+        problem={problem ?? list.error}
+        answer={answer}
+        items={list.data === undefined ? undefined : reservations}
+        empty={t("noReservations")}
+        columns={[t("book"), t("status"), t("queuePosition"), t("deadline"), t("reservationId")]}
+        actions
+        row={(r) => (
+          <tr key={r.reservationId} data-status={ReservationStatus[r.status]}>
+            <th scope="row">{names[r.bookId] ?? r.bookId}</th>
+            <td>
+              <span class="status">{t(statusWord(r.status))}</span>
+              {r.reason ? <span class="reason"> ({r.reason})</span> : null}
+            </td>
+            <td>{r.status === ReservationStatus.WAITLISTED && r.queuePosition > 0 ? r.queuePosition : ""}</td>
+            <td>{deadlineText(app, r)}</td>
+            <td>
+              <code>{r.reservationId}</code>
+            </td>
+            <td>
+              {canCancel(r.status) ? (
+                <button type="button" onClick={() => void cancel(r)}>
+                  {t("cancel")}
+                </button>
+              ) : null}
+            </td>
+          </tr>
+        )}
+      />
     </Page>
   );
 }
@@ -473,7 +484,6 @@ export function StockPage() {
   };
   const described = (field: string) =>
     errors[field] ? { "aria-describedby": `${field}-error`, "aria-invalid": true } : {};
-  const rows = stocks.data?.stocks ?? [];
   return (
     <Page title={t("stock")}>
       <form aria-labelledby="receive-heading" onSubmit={(e) => void receive(e)} noValidate class="stacked">
@@ -491,42 +501,25 @@ export function StockPage() {
           <button type="submit">{t("receive")}</button>
         </div>
       </form>
-      <Alert message={problem ?? stocks.error} />
-      <p role="status" class="answer">
-        {answer}
-      </p>
-      {stocks.data === undefined ? (
-        <p>{t("loading")}</p>
-      ) : rows.length === 0 ? (
-        <p>{t("noStock")}</p>
-      ) : (
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">{t("book")}</th>
-              <th scope="col">{t("title")}</th>
-              <th scope="col">{t("available")}</th>
-              <th scope="col">{t("held")}</th>
-              <th scope="col">{t("onLoan")}</th>
-              <th scope="col">{t("waiting")}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {rows.map((s) => (
-              <tr key={s.bookId}>
-                <th scope="row">
-                  <code>{s.bookId}</code>
-                </th>
-                <td>{s.title}</td>
-                <td>{s.available}</td>
-                <td>{s.held}</td>
-                <td>{s.onLoan}</td>
-                <td>{s.waiting}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <Listing
+        problem={problem ?? stocks.error}
+        answer={answer}
+        items={stocks.data?.stocks}
+        empty={t("noStock")}
+        columns={[t("book"), t("title"), t("available"), t("held"), t("onLoan"), t("waiting")]}
+        row={(s) => (
+          <tr key={s.bookId}>
+            <th scope="row">
+              <code>{s.bookId}</code>
+            </th>
+            <td>{s.title}</td>
+            <td>{s.available}</td>
+            <td>{s.held}</td>
+            <td>{s.onLoan}</td>
+            <td>{s.waiting}</td>
+          </tr>
+        )}
+      />
       <Pager paging={paging} nextToken={stocks.data?.nextPageToken} />
     </Page>
   );
