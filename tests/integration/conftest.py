@@ -99,6 +99,10 @@ def launch(
     env = {
         "STOCK_TOPIC": f"bookrental.stock.v1.t{run}",
         "RESERVATION_TOPIC": f"bookrental.reservation.v1.t{run}",
+        # No drain on SIGTERM (1.5 s by default, so Envoy's health check moves traffic
+        # away first): a stack stops or a test stops a service at once. The tests of the
+        # drain set their own (test_graceful_shutdown; tools.rolling keeps the default).
+        "DRAIN_MS": "0",
         **(env or {}),
     }
     urls = pgdb.create(run, SERVICES) if backend == "postgresql" else {}
