@@ -31,7 +31,7 @@ from tools import dlq
 from tools.client import Gateway, eventually, exactly_once
 from tools.token import mint_token
 
-from .conftest import BACKENDS, launch
+from .conftest import BACKENDS, launch, own_broker
 
 BOOKS, COPIES, USERS = 6, 12, 20
 PICKUP_S = 3  # the holds' pickup deadline: a few seconds, so deadlines fall due during the kills
@@ -40,11 +40,17 @@ KILLS = ["stock", "alert", "reservation"] * 2 + ["broker"]
 ACTIVE = {f"RESERVATION_STATUS_{s.value}" for s in reservation_domain.ACTIVE}
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def stack(request, tmp_path_factory, infra):
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
     # Its own broker: the rotation kills the broker too.
+    with own_broker(tmp_path_factory.mktemp("chaos-broker")) as b:
+        yield b
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def stack(request, tmp_path_factory, infra, broker):
     env = {"HOLD_PICKUP_SECONDS": str(PICKUP_S), "HOLD_SCAN_SECONDS": "0.3"}
-    with launch(tmp_path_factory.mktemp(f"chaos-{request.param}"), request.param, infra, env=env, own_broker=True) as s:
+    with launch(tmp_path_factory.mktemp(f"chaos-{request.param}"), request.param, infra, env=env, broker=broker) as s:
         yield s
 
 
@@ -98,7 +104,7 @@ class Customers:
             time.sleep(0.02)
 
 
-def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
+def test_kill_9_each_service_twice_and_the_broker_under_load(stack, broker):
     gw = Gateway(f"http://127.0.0.1:{stack.ports.envoy}")
     manager = mint_token("manager-1", ["stock_manager"], key_dir=str(stack.key_dir))
     books = [f"book-{uuid.uuid4().hex[:8]}" for _ in range(BOOKS)]
@@ -119,9 +125,9 @@ def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
     try:
         for name in rng.sample(KILLS, len(KILLS)):
             time.sleep(rng.uniform(1.0, 3.0))
-            stack.stop_process(name, signal.SIGKILL)
+            (broker if name == "broker" else stack).stop_process(name, signal.SIGKILL)
             time.sleep(rng.uniform(0.2, 1.5))
-            stack.start_broker() if name == "broker" else stack.start_service(name)
+            broker.start_broker() if name == "broker" else stack.start_service(name)
             print(f"  killed and restarted {name} at {len(customers.reservations)} reservations")
         time.sleep(1)
     finally:
