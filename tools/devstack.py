@@ -90,6 +90,23 @@ class Ports:
         return cls(**{f.name: free_port() for f in dataclasses.fields(cls)})
 
 
+_compiled = threading.Event()
+
+
+def compile_sources() -> None:
+    """Byte-compiles services/ and the generated stubs once per process, as the image
+    does (services/Dockerfile): a service process then loads them instead of compiling
+    them at every start, also where PYTHONDONTWRITEBYTECODE keeps it from writing them
+    (about 0.15 s of CPU per start here). A source changed since is compiled again."""
+    if _compiled.is_set():
+        return
+    import compileall
+
+    for tree in (ROOT / "services", ROOT / "build" / "gen"):
+        compileall.compile_dir(tree, quiet=2)
+    _compiled.set()
+
+
 def service_of(instance: str) -> str:
     """`stock-2` -> `stock`"""
     return instance.rsplit("-", 1)[0] if instance[-1].isdigit() else instance
@@ -270,6 +287,7 @@ class Stack:
         return started
 
     def start_service(self, instance: str, wait: bool = True) -> None:
+        compile_sources()
         self._spawn(instance, [sys.executable, "-m", f"services.{service_of(instance)}"], self.service_env(instance))
         if wait:
             self.wait_serving(instance)

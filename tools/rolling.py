@@ -115,15 +115,33 @@ def run(
     env: dict | None = None,
     log=print,
     database_urls: dict | None = None,
+    broker_port: int | None = None,
 ) -> dict:
     """Siege runs from before the first restart until 2 s after the last. The services'
-    databases: SQLite files in `workdir`, or `database_urls` (service -> URL)."""
+    databases: SQLite files in `workdir`, or `database_urls` (service -> URL). The broker:
+    one of its own in `workdir`, or the one already listening on `broker_port` (a test
+    session's), with topics and consumer groups of this run's own there."""
     workdir = Path(workdir)
     key_dir = workdir / "keys"
     ensure_keys(key_dir)
     tag = uuid.uuid4().hex[:8]
+    ports = Ports.free()
+    if broker_port is not None:
+        ports.broker = broker_port
+        env = {
+            "STOCK_TOPIC": f"bookrental.stock.v1.r{tag}",
+            "RESERVATION_TOPIC": f"bookrental.reservation.v1.r{tag}",
+            **(env or {}),
+        }
     stack = Stack(
-        workdir, Ports.free(), env, database_urls=database_urls, key_dir=key_dir, replicas={n: 2 for n in SERVICES}
+        workdir,
+        ports,
+        env,
+        database_urls=database_urls,
+        key_dir=key_dir,
+        replicas={n: 2 for n in SERVICES},
+        broker_running=broker_port is not None,
+        group_suffix=tag if broker_port is not None else "",
     )
     report: dict = {"restarts": {}}
     stopping, load_done = threading.Event(), threading.Event()

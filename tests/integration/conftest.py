@@ -1,7 +1,8 @@
 """Starts the real system: Apache Kafka, the three services and Envoy, on free
 ports. One Kafka node serves the whole test session (a JVM start costs
 seconds); each stack has its own topics and consumer groups on it. Modules that
-crash or pause the broker start their own (`launch(..., own_broker=True)`).
+crash or pause the broker start one of their own (`own_broker`), which the module's
+stacks on both backends share (`launch(..., broker=...)`), one after the other.
 
 Every test that uses `stack` runs twice: on SQLite (files under a temp dir) and
 on PostgreSQL (databases made for the run and dropped after) on the session's
@@ -20,11 +21,16 @@ import pytest
 
 from tests.integration.backends import BACKENDS
 from tests.integration.require import require
-from tools import pgdb
+from tools import kafka, pgdb
 from tools.client import Gateway, eventually
 from tools.devkeys import ensure_keys
 from tools.devstack import SERVICES, Ports, Stack, free_port
 from tools.token import mint_token
+
+# Every broker the tests start (the session's, a module's own, make run's and the bench's,
+# which inherit this environment) compiles with C1 only: a start costs about half the CPU
+# (5.9 s instead of 10.3 s), and they start often and carry little load (tools/kafka.py).
+os.environ.setdefault("KAFKA_JVM_PERFORMANCE_OPTS", f"{kafka.PERFORMANCE_DEFAULT} -XX:TieredStopAtLevel=1")
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
@@ -86,12 +92,31 @@ def require_backend(backend: str, infra: Infra) -> None:
 
 
 @contextlib.contextmanager
+def own_broker(workdir: Path):
+    """A broker of its own in `workdir`, for a module whose tests kill or pause it: they
+    do so through this Stack (`stop_process("broker", ...)`, `start_broker()`,
+    `send_signal("broker", ...)`), which restarts it on its log directory."""
+    broker = Stack(workdir, Ports.free())
+    try:
+        broker.start_broker()
+        yield broker
+    finally:
+        broker.stop()
+        print(f"\nown broker's log: {broker.logs}")
+
+
+@contextlib.contextmanager
 def launch(
-    workdir, backend: str, infra: Infra, replicas: dict | None = None, env: dict | None = None, own_broker: bool = False
+    workdir,
+    backend: str,
+    infra: Infra,
+    replicas: dict | None = None,
+    env: dict | None = None,
+    broker: Stack | None = None,
 ):
     """A started stack with its own topics, consumer groups and databases; stopped and
-    cleaned up after. On the session's broker, or (own_broker) on a broker of its own
-    in `workdir`, for tests that kill or pause it."""
+    cleaned up after. On the session's broker, or on `broker` (own_broker), for tests
+    that kill or pause it."""
     require_backend(backend, infra)
     key_dir = workdir / "keys"
     ensure_keys(key_dir)
@@ -99,12 +124,15 @@ def launch(
     env = {
         "STOCK_TOPIC": f"bookrental.stock.v1.t{run}",
         "RESERVATION_TOPIC": f"bookrental.reservation.v1.t{run}",
+        # No drain on SIGTERM (1.5 s by default, so Envoy's health check moves traffic
+        # away first): a stack stops or a test stops a service at once. The tests of the
+        # drain set their own (test_graceful_shutdown; tools.rolling keeps the default).
+        "DRAIN_MS": "0",
         **(env or {}),
     }
     urls = pgdb.create(run, SERVICES) if backend == "postgresql" else {}
     ports = Ports.free()
-    if not own_broker:
-        ports.broker = infra.broker_port
+    ports.broker = broker.ports.broker if broker else infra.broker_port
     s = Stack(
         workdir,
         ports,
@@ -112,7 +140,7 @@ def launch(
         database_urls=urls,
         key_dir=key_dir,
         replicas=replicas,
-        broker_running=not own_broker,
+        broker_running=True,
         group_suffix=run,
     )
     s.backend = backend

@@ -1,13 +1,15 @@
 """Chaos: under a steady load of reservations and cancels, every service is
-killed with SIGKILL twice and the broker once, at random moments, and restarted
-(the broker on its own log directory). Held copies have a 3 s pickup deadline that
-nobody meets, so stock's deadline scanner expires holds all through the run, and
-stock is killed while they fall due. Then the load stops and the promises are
-checked: every reservation decided; no customer over RESERVATION_LIMIT (six books, a
-limit of five: a create over it is answered 400 and counted); every hold expired,
-each exactly once (one StockHoldExpired per reservation), so every copy is back on
-the shelf; every outcome notified exactly once; no unsent outbox row; nothing
-dead-lettered. The counts it checked are printed."""
+killed with SIGKILL twice and the broker once, at random moments (0.5-1.5 s of
+load before each kill, checked: requests were answered before every kill and after
+the last restart), and restarted 0.1-0.6 s later (the broker on its own log
+directory). Held copies have a 3 s pickup deadline that nobody meets, so stock's
+deadline scanner expires holds all through the run, and stock is killed while they
+fall due. Then the load stops and the promises are checked: every reservation
+decided; no customer over RESERVATION_LIMIT (six books, a limit of five: a create
+over it is answered 400 and counted); every hold expired, each exactly once (one
+StockHoldExpired per reservation), so every copy is back on the shelf; every outcome
+notified exactly once; no unsent outbox row; nothing dead-lettered. The counts it
+checked are printed."""
 
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from tools import dlq
 from tools.client import Gateway, eventually, exactly_once
 from tools.token import mint_token
 
-from .conftest import BACKENDS, launch
+from .conftest import BACKENDS, launch, own_broker
 
 BOOKS, COPIES, USERS = 6, 12, 20
 PICKUP_S = 3  # the holds' pickup deadline: a few seconds, so deadlines fall due during the kills
@@ -40,11 +42,17 @@ KILLS = ["stock", "alert", "reservation"] * 2 + ["broker"]
 ACTIVE = {f"RESERVATION_STATUS_{s.value}" for s in reservation_domain.ACTIVE}
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def stack(request, tmp_path_factory, infra):
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
     # Its own broker: the rotation kills the broker too.
+    with own_broker(tmp_path_factory.mktemp("chaos-broker")) as b:
+        yield b
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def stack(request, tmp_path_factory, infra, broker):
     env = {"HOLD_PICKUP_SECONDS": str(PICKUP_S), "HOLD_SCAN_SECONDS": "0.3"}
-    with launch(tmp_path_factory.mktemp(f"chaos-{request.param}"), request.param, infra, env=env, own_broker=True) as s:
+    with launch(tmp_path_factory.mktemp(f"chaos-{request.param}"), request.param, infra, env=env, broker=broker) as s:
         yield s
 
 
@@ -58,6 +66,7 @@ class Customers:
         self.reservations: dict[str, tuple[str, str]] = {}  # id -> (user, book)
         self.active: dict[tuple[str, str], str] = {}  # (user, book) -> id
         self.answers = Counter()
+        self.sent = 0  # requests answered so far, whatever the answer
         self.stopping = threading.Event()
 
     def _call(self, method, path, token, body):
@@ -65,6 +74,7 @@ class Customers:
         while True:
             resp = self.gw.call(method, path, token, body=body)
             self.answers[resp.status] += 1
+            self.sent += 1
             if resp.status not in (502, 503, 504) or time.monotonic() > deadline:
                 return resp
             time.sleep(0.1)
@@ -98,7 +108,7 @@ class Customers:
             time.sleep(0.02)
 
 
-def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
+def test_kill_9_each_service_twice_and_the_broker_under_load(stack, broker):
     gw = Gateway(f"http://127.0.0.1:{stack.ports.envoy}")
     manager = mint_token("manager-1", ["stock_manager"], key_dir=str(stack.key_dir))
     books = [f"book-{uuid.uuid4().hex[:8]}" for _ in range(BOOKS)]
@@ -116,18 +126,25 @@ def test_kill_9_each_service_twice_and_the_broker_under_load(stack):
     customers = Customers(gw, tokens, books, seed)
     load = threading.Thread(target=customers.run)
     load.start()
+    sent = []  # requests answered by each kill, and by the end of the load
     try:
         for name in rng.sample(KILLS, len(KILLS)):
-            time.sleep(rng.uniform(1.0, 3.0))
-            stack.stop_process(name, signal.SIGKILL)
-            time.sleep(rng.uniform(0.2, 1.5))
-            stack.start_broker() if name == "broker" else stack.start_service(name)
-            print(f"  killed and restarted {name} at {len(customers.reservations)} reservations")
+            time.sleep(rng.uniform(0.5, 1.5))
+            sent.append(customers.sent)
+            (broker if name == "broker" else stack).stop_process(name, signal.SIGKILL)
+            time.sleep(rng.uniform(0.1, 0.6))  # then the restart, itself a second or more down
+            broker.start_broker() if name == "broker" else stack.start_service(name)
+            print(
+                f"  killed {name} after {sent[-1]} requests; restarted it at {len(customers.reservations)} reservations"
+            )
         time.sleep(1)
+        sent.append(customers.sent)
     finally:
         customers.stopping.set()
         load.join()
     stopped = time.monotonic()
+    # Every kill came under load: requests were answered before it, and since the one before.
+    assert sent[0] > 0 and all(later > earlier for earlier, later in zip(sent, sent[1:], strict=False)), sent
 
     pool = ThreadPoolExecutor(8)
     final: dict[str, dict] = {}

@@ -18,7 +18,7 @@ from tests.integration.flows import stopped
 from tools.client import Gateway, eventually, exactly_once
 from tools.token import mint_token
 
-from .conftest import BACKENDS, launch
+from .conftest import BACKENDS, launch, own_broker
 
 CONFIRMED, REJECTED, CANCELED, REQUESTED = (
     f"RESERVATION_STATUS_{s}" for s in ("CONFIRMED", "REJECTED", "CANCELED", "REQUESTED")
@@ -26,10 +26,16 @@ CONFIRMED, REJECTED, CANCELED, REQUESTED = (
 PAUSED_REQUEST_S = 0.5  # docs/guarantees.md: a request's bound while the broker is unreachable
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
-def stack(request, tmp_path_factory, infra):
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
     # Its own broker: these tests pause and crash it.
-    with launch(tmp_path_factory.mktemp(f"outages-{request.param}"), request.param, infra, own_broker=True) as s:
+    with own_broker(tmp_path_factory.mktemp("outages-broker")) as b:
+        yield b
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def stack(request, tmp_path_factory, infra, broker):
+    with launch(tmp_path_factory.mktemp(f"outages-{request.param}"), request.param, infra, broker=broker) as s:
         yield s
 
 
@@ -143,10 +149,10 @@ def test_stock_down_reservations_are_accepted_and_decided_after_it_returns(stack
     assert world.available(book_id) == 0
 
 
-def test_broker_paused_requests_are_answered_and_nothing_is_lost(stack, world):
+def test_broker_paused_requests_are_answered_and_nothing_is_lost(stack, broker, world):
     book_id = world.book(40)
     eventually(lambda: world.gw.get(f"/v1/books/{book_id}").status == 200, what="book listed")
-    stack.send_signal("broker", signal.SIGSTOP)
+    broker.send_signal("broker", signal.SIGSTOP)
     pairs, slowest = [], 0.0
     try:
         paused_until = time.monotonic() + 10
@@ -158,7 +164,7 @@ def test_broker_paused_requests_are_answered_and_nothing_is_lost(stack, world):
             slowest = max(slowest, time.monotonic() - t0)
             time.sleep(0.2)
     finally:
-        stack.send_signal("broker", signal.SIGCONT)
+        broker.send_signal("broker", signal.SIGCONT)
     resumed = time.monotonic()
     decided = world.wait_decided(pairs, timeout=60)
     print(
@@ -178,7 +184,7 @@ def test_broker_paused_requests_are_answered_and_nothing_is_lost(stack, world):
     )
 
 
-def test_broker_killed_under_load_is_restarted_on_its_log_and_nothing_is_lost(stack, world):
+def test_broker_killed_under_load_is_restarted_on_its_log_and_nothing_is_lost(stack, broker, world):
     """kill -9 the broker while customers keep reserving, start it again on the same log
     directory: every accepted reservation is decided, stock matches, each customer is
     notified once, and no service was restarted to get there."""
@@ -187,7 +193,7 @@ def test_broker_killed_under_load_is_restarted_on_its_log_and_nothing_is_lost(st
     services = {name: stack.procs[name].pid for name in stack.instances()}
     before = [(u := world.user("broker-kill"), world.reserve(u, book_id)) for _ in range(5)]
     world.wait_decided(before)  # the pipeline is flowing before the crash
-    stack.stop_process("broker", signal.SIGKILL)
+    broker.stop_process("broker", signal.SIGKILL)
     killed = time.monotonic()
     during = []
     while time.monotonic() < killed + 3:  # requests keep being accepted while it is gone
@@ -195,7 +201,7 @@ def test_broker_killed_under_load_is_restarted_on_its_log_and_nothing_is_lost(st
         during.append((u, world.reserve(u, book_id)))
         time.sleep(0.1)
     down_for = time.monotonic() - killed
-    stack.start_broker()
+    broker.start_broker()
     restarted = time.monotonic()
     after = [(u := world.user("broker-kill"), world.reserve(u, book_id)) for _ in range(5)]
     pairs = before + during + after

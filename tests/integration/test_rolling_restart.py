@@ -27,7 +27,10 @@ def test_rolling_restart_and_a_killed_replica_under_siege(tmp_path, infra, backe
     run = uuid.uuid4().hex[:8]
     urls = pgdb.create(run, SERVICES) if backend == "postgresql" else None
     try:
-        report = rolling.run(tmp_path, services=["reservation"], kill=True, database_urls=urls)
+        # On the session's broker: the test restarts and kills services, never the broker.
+        report = rolling.run(
+            tmp_path, services=["reservation"], kill=True, database_urls=urls, broker_port=infra.broker_port
+        )
     finally:
         if urls:
             pgdb.drop(run, SERVICES)
