@@ -4,7 +4,7 @@ service with py-spy meanwhile. Writes collapsed stacks to build/profile/ and
 prints, per service, the functions with the most samples on CPU (self and
 inclusive) and the share of samples per thread.
 
-    make bench-profile [PROFILE_ARGS='--rate 100 --seconds 20']
+    make bench-profile [PROFILE_ARGS='--rate 100 --seconds 20 --backend postgresql']
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from bench.run import Bench, Config
-from bench.stack import ROOT
+from bench.stack import BACKENDS, ROOT
 from services.catalogue import NAMES as SERVICES
 
 OUT = ROOT / "build" / "profile"
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=100, help="reservations per second through Envoy REST")
     p.add_argument("--seconds", type=int, default=20)
     p.add_argument("--top", type=int, default=25)
+    p.add_argument("--backend", choices=BACKENDS, default="sqlite", help="the services' database")
     a = p.parse_args(argv)
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if not py_spy:
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="bookrental-profile-"))
     # The stack starts on new topics and keeps them: py-spy follows the processes it started with.
-    bench = Bench(Config(reps=1), workdir)
+    bench = Bench(Config(reps=1), workdir, a.backend)
     try:
         bench.start()
         spies = {

@@ -1,5 +1,6 @@
 """Where `make bench` writes: bench/results/<date>-<sha>.json (everything) and
-one row per run in docs/performance.md (history kept: a newer run adds a row)."""
+one row per backend of each run in docs/performance.md (history kept: a newer run
+adds its rows), PostgreSQL's beside SQLite's with the ratio of their REST rates."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "performance.md"
 ROWS_END = "<!-- bench rows end: make bench adds a row above this line -->"
+DATABASE = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 
 def _run(argv: list[str]) -> str:
@@ -93,24 +95,41 @@ def one_line(m: dict) -> str:
     )
 
 
-def table_row(result: dict, path: Path) -> str:
-    m, cfg = result["median"], result["config"]
-    cpu = m.get("rest_cpu_per_1000", {})
-    cpu_cell = " · ".join(
-        f"{name} {cpu[name]:.2f}"
-        for name in ("reservation", "stock", "alert", "envoy", "broker", "load")
-        if name in cpu
-    )
+def backend_ratio(runs: dict[str, dict]) -> float | None:
+    """REST reservations/s on PostgreSQL over those on SQLite, both passes of one run
+    (their medians); None unless both ran and SQLite's kept up."""
+    try:
+        pg, lite = (runs[b]["median"]["rest_rps"] for b in ("postgresql", "sqlite"))
+    except KeyError:
+        return None
+    return pg / lite if lite else None
+
+
+def table_rows(result: dict, path: Path) -> list[str]:
+    """One row per backend, in the order they ran; PostgreSQL's row carries the ratio."""
+    cfg, ratio = result["config"], result.get("postgresql_sqlite_rest_ratio")
     when = datetime.datetime.fromtimestamp(result["started"], datetime.UTC).strftime("%Y-%m-%d %H:%M")
     rel = path.relative_to(ROOT)
-    return (
-        f"| {when} | [{result['machine']['git']}](../{rel}) | {result['note'] or '–'} "
-        f"| {cfg['reps']}×{cfg['sustain_s']:.0f}s | {_f(m['echo_rps'])} | {_f(m['rest_rps'])} "
-        f"| {_f(m['rest_ratio'] * 100, 1)}% | {_f(m['grpc_rps'])} | {_f(m['rest_grpc_ratio'], 2)} "
-        f"| {_f(m['e2e_confirm_p50_ms'], 1)} / {_f(m['e2e_confirm_p95_ms'], 1)} / {_f(m['e2e_confirm_p99_ms'], 1)} "
-        f"| {_f(m['e2e_notify_p50_ms'], 1)} / {_f(m['e2e_notify_p99_ms'], 1)} | {_f(m['books_rps'])} "
-        f"| {_f(m.get('catchup_eps'))} | {cpu_cell} |"
-    )
+    rows = []
+    for backend, run in result["runs"].items():
+        m = run["median"]
+        cpu = m.get("rest_cpu_per_1000", {})
+        cpu_cell = " · ".join(
+            f"{name} {cpu[name]:.2f}"
+            for name in ("reservation", "stock", "alert", "envoy", "broker", "postgres", "load")
+            if name in cpu
+        )
+        rows.append(
+            f"| {when} | [{result['machine']['git']}](../{rel}) | {result['note'] or '–'} "
+            f"| {cfg['reps']}×{cfg['sustain_s']:.0f}s | {DATABASE[backend]} | {_f(m['echo_rps'])} "
+            f"| {_f(m['rest_rps'])} | {_f(m['rest_ratio'] * 100, 1)}% "
+            f"| {_f(ratio if backend == 'postgresql' else None, 2)} | {_f(m['grpc_rps'])} "
+            f"| {_f(m['rest_grpc_ratio'], 2)} "
+            f"| {_f(m['e2e_confirm_p50_ms'], 1)} / {_f(m['e2e_confirm_p95_ms'], 1)} / {_f(m['e2e_confirm_p99_ms'], 1)} "
+            f"| {_f(m['e2e_notify_p50_ms'], 1)} / {_f(m['e2e_notify_p99_ms'], 1)} | {_f(m['books_rps'])} "
+            f"| {_f(m.get('catchup_eps'))} | {cpu_cell} |"
+        )
+    return rows
 
 
 def write(result: dict) -> Path:
@@ -124,5 +143,5 @@ def write(result: dict) -> Path:
     text = DOC.read_text()
     if ROWS_END not in text:
         raise RuntimeError(f"{DOC} lost its marker line; add it back below the table: {ROWS_END}")
-    DOC.write_text(text.replace(ROWS_END, table_row(result, path) + "\n" + ROWS_END))
+    DOC.write_text(text.replace(ROWS_END, "".join(row + "\n" for row in table_rows(result, path)) + ROWS_END))
     return path

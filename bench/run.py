@@ -11,8 +11,14 @@ a shared, noisy machine. Phases of each repetition:
   e2e        REST at half the sustained rate: request -> CONFIRMED, -> notification
   catch-up   alert stopped while CATCHUP_N outcomes pile up, then started: events/s
 
-    python -m bench [--reps 3] [--sustain 30] [--note TEXT]   # writes bench/results/ and a row in docs/performance.md
-    python -m bench --smoke                                   # ~30 s: checks it runs, writes nothing
+Each backend (--backend: SQLite, PostgreSQL, or both, the default) is a pass of its own:
+its own stack (PostgreSQL: the project's embedded server, tools.pgserver, or the one
+PG_ADMIN_URL names), all the phases above; both passes in one run give the ratio of
+their REST rates.
+
+    python -m bench [--reps 3] [--sustain 30] [--backend both] [--note TEXT]
+        # writes bench/results/ and a row per backend in docs/performance.md
+    python -m bench --smoke [--backend sqlite]   # ~30 s: checks it runs, writes nothing
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import grpc
 import jwt
 
 from bench import report
-from bench.stack import BenchStack
+from bench.stack import BACKENDS, BenchStack
 from tools.devkeys import ensure_keys, load_private_key, public_jwk
 from tools.token import AUDIENCE, ISSUER
 
@@ -86,7 +92,7 @@ class Config:
 
 
 class Bench:
-    def __init__(self, cfg: Config, workdir: Path):
+    def __init__(self, cfg: Config, workdir: Path, backend: str = "sqlite"):
         self.cfg = cfg
         self.workdir = workdir
         key_dir = workdir / "keys"
@@ -95,7 +101,7 @@ class Bench:
         # (every (user, book) pair once), so the limit is the book count. The customer's
         # lock and count still run on every create, as with the default of 5, but never refuse.
         env = {"LOG_LEVEL": "INFO", "RESERVATION_LIMIT": str(cfg.books)}
-        self.stack = BenchStack(workdir, env, key_dir)
+        self.stack = BenchStack(workdir, env, key_dir, backend)
         self.k = 0  # next request number: every phase gets (user, book) pairs never used before
         self.tokens = workdir / "tokens.lua"
 
@@ -416,7 +422,8 @@ def median_of(reps: list[dict]) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def options(argv: list[str] | None = None) -> tuple[argparse.Namespace, Config, list[str]]:
+    """The command line: its options, the Config they make, the backends to run, in order."""
     p = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -424,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, help="repetitions (default 3); figures are their medians")
     p.add_argument("--sustain", type=float, help="seconds of sustained reservation load (default 30)")
     p.add_argument("--catchup", type=int, help="outcomes piled up for the catch-up phase (default 20000)")
+    p.add_argument(
+        "--backend",
+        choices=[*BACKENDS, "both"],
+        help="the services' database: a pass on each with both (the default; --smoke: sqlite)",
+    )
     p.add_argument("--note", default="", help="what this run measures, e.g. the change it follows")
     p.add_argument("--keep", action="store_true", help="keep the stack's work dir (logs, databases)")
     a = p.parse_args(argv)
@@ -431,21 +443,21 @@ def main(argv: list[str] | None = None) -> int:
     for field, value in (("reps", a.reps), ("sustain_s", a.sustain), ("catchup_n", a.catchup)):
         if value is not None:
             setattr(cfg, field, value)
-    if shutil.which("wrk") is None:
-        print("bench: wrk is not installed (make bench installs it)", file=sys.stderr)
-        return 2
-    workdir = Path(tempfile.mkdtemp(prefix="bookrental-bench-"))
-    bench = Bench(cfg, workdir)
-    info = report.machine_info()
-    started = time.time()
-    reps = []
+    backend = a.backend or ("sqlite" if a.smoke else "both")
+    return a, cfg, list(BACKENDS) if backend == "both" else [backend]
+
+
+def run_pass(cfg: Config, workdir: Path, backend: str) -> list[dict]:
+    """One backend's pass: its own stack, the repetitions, then the catch-up; its repetitions."""
+    bench = Bench(cfg, workdir, backend)
+    reps: list[dict] = []
     try:
-        print(f"bench: starting the stack in {workdir}", flush=True)
+        print(f"bench: [{backend}] starting the stack in {workdir}", flush=True)
         bench.start()
         for i in range(cfg.reps):
             rep = bench.repetition()
             reps.append(rep)
-            print(f"bench: repetition {i + 1}/{cfg.reps}: " + report.one_line(rep), flush=True)
+            print(f"bench: [{backend}] repetition {i + 1}/{cfg.reps}: " + report.one_line(rep), flush=True)
         # Catch-up: one pile-up on new topics (it takes the pipeline's own pace), then
         # alert drains it; the further repetitions replay that stock topic into a fresh
         # alert (new consumer group, empty database): the same work, without piling up again.
@@ -455,14 +467,31 @@ def main(argv: list[str] | None = None) -> int:
             )
             for i in range(cfg.reps):
                 figures = bench.catch_up(piled) if i == 0 else bench.catch_up(piled, fresh_as=f"alert_replay{i}")
-                print(f"bench:   catch-up {i + 1}/{cfg.reps}: {figures}", flush=True)
+                print(f"bench:   [{backend}] catch-up {i + 1}/{cfg.reps}: {figures}", flush=True)
                 reps[i].update(figures)
         except Exception as exc:  # noqa: BLE001 - the other figures still count
-            print(f"bench: catch-up failed: {exc}", flush=True)
+            print(f"bench: [{backend}] catch-up failed: {exc}", flush=True)
             for rep in reps:
                 rep.setdefault("catchup_error", str(exc))
     finally:
         bench.stack.stop()
+    return reps
+
+
+def main(argv: list[str] | None = None) -> int:
+    a, cfg, backends = options(argv)
+    if shutil.which("wrk") is None:
+        print("bench: wrk is not installed (make bench installs it)", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="bookrental-bench-"))
+    info = report.machine_info()
+    started = time.time()
+    runs: dict[str, dict] = {}
+    try:
+        for backend in backends:
+            reps = run_pass(cfg, workdir / backend, backend)
+            runs[backend] = {"median": median_of(reps), "repetitions": reps}
+    finally:
         if not a.keep and not a.smoke:
             shutil.rmtree(workdir, ignore_errors=True)
     result = {
@@ -472,15 +501,19 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "started": started,
         "duration_s": time.time() - started,
-        "median": median_of(reps),
-        "repetitions": reps,
+        "runs": runs,  # per backend, in the order run
+        "postgresql_sqlite_rest_ratio": report.backend_ratio(runs),
     }
     result["machine"]["loadavg_end"] = report.loadavg()
-    print(json.dumps(result["median"], indent=1, default=str), flush=True)
+    for backend, run in runs.items():
+        print(f"bench: [{backend}] " + json.dumps(run["median"], indent=1, default=str), flush=True)
+    if result["postgresql_sqlite_rest_ratio"] is not None:
+        print(f"bench: REST reservations PostgreSQL / SQLite: {result['postgresql_sqlite_rest_ratio']:.2f}", flush=True)
     if cfg.smoke:
-        print("BENCH-SMOKE " + json.dumps(result["median"], default=str), flush=True)
+        for backend, run in runs.items():
+            print("BENCH-SMOKE " + json.dumps({"backend": backend, **run["median"]}, default=str), flush=True)
         shutil.rmtree(workdir, ignore_errors=True)
         return 0
     path = report.write(result)
-    print(f"bench: results in {path}; row added to docs/performance.md", flush=True)
+    print(f"bench: results in {path}; rows added to docs/performance.md", flush=True)
     return 0

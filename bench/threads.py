@@ -7,7 +7,9 @@ librdkafka's, the broker's). The services name their threads (chassis/threads.py
     make bench-threads THREADS_ARGS='--rate 615 --seconds 20 --preload 45'   # after 45 s at 1,300/s on the same topics
 
 `--preload` first loads the same topics at 1,300/s for that many seconds without
-measuring: it shows what a fuller partition costs the broker.
+measuring: it shows what a fuller partition costs the broker. `--backend postgresql`
+runs the services on PostgreSQL (as `make bench`'s pass): its server is one line, the
+postmaster with its backends (a process per connection, not threads).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from bench.run import Bench, Config
-from bench.stack import cpu_seconds_in
+from bench.stack import BACKENDS, cpu_seconds_in
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
@@ -42,20 +44,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=500, help="reservations per second (REST, paced)")
     p.add_argument("--seconds", type=float, default=15)
     p.add_argument("--preload", type=float, default=0, help="seconds at 1,300/s on the same topics first")
+    p.add_argument("--backend", choices=BACKENDS, default="sqlite", help="the services' database")
     a = p.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="bookrental-threads-"))
     # The stack starts on new topics; the loads below stay on them (services are not
     # restarted in between, so their threads can be followed).
-    bench = Bench(Config(reps=1, e2e_s=a.seconds), workdir)
+    bench = Bench(Config(reps=1, e2e_s=a.seconds), workdir, a.backend)
     try:
         bench.start()
         if a.preload:
             pre = bench._reservation_load("rest", a.preload, 1300)
             print(f"preload: {pre['made']} reservations at {pre['rate']:.0f}/s (kept up: {pre['kept_up']})")
-        pids = {name: proc.pid for name, proc in bench.stack.procs.items() if name != "echo"}
+        pids = {name: proc.pid for name, proc in bench.stack.procs.items() if name not in ("echo", "postgres")}
         before = {name: thread_cpu(pid) for name, pid in pids.items()}
+        server0 = bench.stack.cpu_seconds().get("postgres")
         r = bench.e2e(a.rate)
         after = {name: thread_cpu(pid) for name, pid in pids.items()}
+        server1 = bench.stack.cpu_seconds().get("postgres")
         made = r["e2e_n"]
         print(
             f"{made} reservations at {r['e2e_rate']:.0f}/s; request p50 {r['e2e_request_p50_ms']:.1f} ms; "
@@ -68,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             per = {t: (after[name][t] - before[name].get(t, 0)) / made * 1e6 for t in after[name]}
             shown = "  ".join(f"{t}={us:.0f}" for t, us in sorted(per.items(), key=lambda x: -x[1]) if us >= 5)
             print(f"  {name:12s} {sum(per.values()):6.0f}   {shown}")
+        if server0 is not None and server1 is not None:
+            print(f"  {'postgres':12s} {(server1 - server0) / made * 1e6:6.0f}   (the server and its backends)")
     finally:
         bench.stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
