@@ -125,11 +125,15 @@ def group_holds_partitions(admin, group: str, members: int | None = None) -> boo
     from confluent_kafka import ConsumerGroupState
 
     try:
+        # The broker answers metadata first: librdkafka aborts the process when the
+        # connection drops under a coordinator request such as DescribeConsumerGroups
+        # (librdkafka PR 5397; docs/guarantees.md), which polling a broker that is still
+        # coming back invites. A broker that answers this is up, and seldom drops then.
+        topics = admin.list_topics(timeout=2).topics
         described = admin.describe_consumer_groups([group], request_timeout=2)[group].result()
         if described.state != ConsumerGroupState.STABLE or members not in (None, len(described.members)):
             return False
         assigned = [tp for m in described.members for tp in m.assignment.topic_partitions]
-        topics = admin.list_topics(timeout=2).topics
         return bool(assigned) and len(assigned) == sum(len(topics[t].partitions) for t in {tp.topic for tp in assigned})
     except Exception:  # noqa: BLE001 - the broker is not answering yet: not ready
         return False
