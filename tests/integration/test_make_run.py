@@ -4,12 +4,15 @@ stack is taken, starts nothing and says why in one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,7 @@ from tools.devstack import Ports, group_holds_partitions
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = [getattr(Ports(), name) for name in Ports.__dataclass_fields__]
 PLAIN_PORTS = [p for p in PORTS if p != Ports().envoy_tls]  # 8443 only with TLS=1
+GATEWAY = "http://127.0.0.1:8080"  # the address the README gives
 
 
 def bound_ports() -> list[int]:
@@ -85,6 +89,16 @@ def test_make_run_serves_and_ctrl_c_stops_everything(tmp_path, tls):
         assert groups_holding_partitions() == {"reservation": True, "stock": True, "alert": True}
         assert bound_ports() == (PORTS if tls else PLAIN_PORTS)
         assert "http://127.0.0.1:8080" in log.read_text() and "curl" in log.read_text()
+        # The web app at the address the README gives, and its development sign-in.
+        page = urllib.request.urlopen(f"{GATEWAY}/", timeout=10)
+        assert page.headers["content-type"].startswith("text/html") and b'<div id="app"' in page.read()
+        sign_in = {"user": f"web-{uuid.uuid4().hex[:8]}", "role": "customer"}
+        signed = urllib.request.urlopen(
+            urllib.request.Request(f"{GATEWAY}/dev/token", data=json.dumps(sign_in).encode()), timeout=10
+        )
+        bearer = {"authorization": f"Bearer {json.loads(signed.read())['token']}"}
+        mine = urllib.request.urlopen(urllib.request.Request(f"{GATEWAY}/v1/reservations", headers=bearer), timeout=10)
+        assert json.loads(mine.read())["reservations"] == []  # a new customer's, through the gateway's token check
         if tls:  # HTTPS and gRPC over TLS on 8443, trusting the CA that setup made
             ca = str(ROOT / "var" / "dev-tls" / "ca.pem")
             https = subprocess.run(
