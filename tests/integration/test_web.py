@@ -551,6 +551,29 @@ def test_signing_out_forgets_the_token(visitor):
     expect(customer.button("Sign out")).to_have_count(0)
 
 
+def test_a_token_the_gateway_refuses_leads_back_to_sign_in_saying_why(visitor):
+    """A 401 from the gateway (here a token whose signature is not the key's) ends the
+    session: the sign-in form, the reason in an alert, and nothing kept."""
+    from playwright.sync_api import expect
+
+    customer = visitor
+    customer.sign_in(f"forged-{uuid.uuid4().hex[:6]}")
+    customer.go("My reservations")
+    expect(customer.page.get_by_role("heading", name="My reservations", exact=True)).to_be_visible()
+    customer.page.evaluate(
+        """() => {
+          const s = JSON.parse(sessionStorage.getItem('bookrental.session'));
+          const [head, claims, sig] = s.token.split('.');
+          s.token = [head, claims, (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1)].join('.');
+          sessionStorage.setItem('bookrental.session', JSON.stringify(s));
+        }"""
+    )
+    customer.page.reload()  # the app starts on the stored (forged) token
+    expect(customer.textbox("User")).to_be_visible(timeout=ms(UI_S))
+    expect(customer.page.get_by_role("alert").filter(has_text="Please sign in again.")).to_be_visible()
+    assert customer.page.evaluate("sessionStorage.getItem('bookrental.session')") is None
+
+
 def test_the_api_down_is_said_and_the_page_recovers_by_itself(bob, stack):
     from playwright.sync_api import expect
 
