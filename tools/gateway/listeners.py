@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from .transcoding import INDENT
+from .web import pass_through_mapper, static_route
 
 DOCS_DIR = "build/docs"  # made by `make docs` (tools/openapi.py, tools/asyncapi.py)
 DOCS_PATHS = {  # path -> (title, what it is); the file is the path's last part in DOCS_DIR
@@ -31,36 +32,8 @@ def docs(docs_dir: str | os.PathLike | None) -> tuple[list[dict], list[dict], in
     for f in files.values():
         if not f.is_file():
             raise ValueError(f"no {f.name} in {docs_dir} (run make docs)")
-    off = {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}
-    routes_ = [
-        {
-            "match": {"path": path, "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
-            "direct_response": {"status": 200, "body": {"filename": str(f.resolve())}},
-            "typed_per_filter_config": {
-                "envoy.filters.http.jwt_authn": off,
-                "envoy.filters.http.grpc_json_transcoder": off,
-            },
-        }
-        for path, f in files.items()
-    ]
-    mapper = {
-        "filter": {
-            "and_filter": {
-                "filters": [
-                    {
-                        "status_code_filter": {
-                            "comparison": {"op": "EQ", "value": {"default_value": 200, "runtime_key": "gateway.docs"}}
-                        }
-                    },
-                    {"header_filter": {"header": {"name": ":path", "string_match": {"prefix": "/docs/"}}}},
-                ]
-            }
-        },
-        "body_format_override": {
-            "text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"},
-            "content_type": "application/json",
-        },
-    }
+    routes_ = [static_route(path, {"filename": str(f.resolve())}) for path, f in files.items()]
+    mapper = pass_through_mapper(list(files), "application/json")
     return routes_, [mapper], max(f.stat().st_size for f in files.values())
 
 

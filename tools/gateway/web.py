@@ -55,15 +55,20 @@ NO_SUCH_ASSET = {
 }
 
 
-def static_route(path: str, body: dict, cache_control: str) -> dict:
-    return {
+def static_route(path: str, body: dict, cache_control: str | None = None) -> dict:
+    """GET `path` answered by Envoy itself with `body` (a file read when the config loads,
+    or an inline string), no token needed and the transcoder off (it refuses any path
+    that is not an RPC's); the app's files and the API documents (listeners.docs) alike."""
+    route: dict = {
         "match": _get(path),
         "direct_response": {"status": 200, "body": body},
         "typed_per_filter_config": STATIC_FILTERS_OFF,
-        "response_headers_to_add": [
-            {"header": {"key": "cache-control", "value": cache_control}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
-        ],
     }
+    if cache_control:
+        route["response_headers_to_add"] = [
+            {"header": {"key": "cache-control", "value": cache_control}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+        ]
+    return route
 
 
 def pass_through_mapper(paths: list[str], content_type: str) -> dict:
