@@ -11,14 +11,14 @@ effect and inbox row in ONE transaction, Kafka offset committed after.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from google.protobuf import message as pb_message
 
 from . import db, events, metrics
@@ -48,19 +48,6 @@ class Subscription(Generic[_M]):
 Prepared = tuple[Message, Subscription[Any], pb_message.Message, events.Envelope]
 
 
-def join_stalled(unassigned_s: float, session_s: float, group: dict[str, Any]) -> bool:
-    """A consumer without partitions is stalled in its join when it has had none for 5
-    session timeouts, has been connected to its coordinator for 2 of them (librdkafka's
-    group state "up", its "stateage" in ms: time enough for a join that is going to
-    finish), and is still not through the join (its join state is not "steady": a member
-    that joined and was given no partitions, as with more replicas than partitions, is
-    steady). With the coordinator away it is not stalled but waiting."""
-    if unassigned_s < 5 * session_s:
-        return False
-    connected_s = group.get("stateage", 0) / 1000 if group.get("state") == "up" else 0
-    return connected_s >= 2 * session_s and group.get("join_state", "steady") != "steady"
-
-
 class EventConsumer:
     MAX_ATTEMPTS = 5  # for non-transient handler errors, before dead-lettering
 
@@ -86,7 +73,7 @@ class EventConsumer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-consumer", daemon=True)
         self._steady_at = time.monotonic()  # when the consumer last held partitions (or was made)
-        self._group_stats: dict[str, Any] = {}  # librdkafka's last view of its group ("cgrp" in its stats)
+        self._admin_client: AdminClient | None = None  # made the first time a stall is judged
 
     def start(self) -> None:
         self._thread.start()
@@ -98,41 +85,47 @@ class EventConsumer:
     def _subscribe(self) -> Consumer:
         group = self.consumer_config["group.id"]
         self._steady_at = time.monotonic()
-        self._group_stats = {}
-        consumer = Consumer({**self.consumer_config, "stats_cb": lambda stats: self._on_stats(stats, group)})
+        consumer = Consumer(
+            {**self.consumer_config, "stats_cb": lambda stats: metrics.record_consumer_stats(stats, group)}
+        )
         consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         return consumer
-
-    def _on_stats(self, stats_json: str, group: str) -> None:
-        metrics.record_consumer_stats(stats_json, group)
-        try:
-            self._group_stats = json.loads(stats_json).get("cgrp") or {}
-        except ValueError:
-            self._group_stats = {}
 
     def _join_stalled(self, consumer: Consumer) -> bool:
         """librdkafka can stall in a group join that never completes when the coordinator
         reloads the group under it (seen after a broker paused past its session was
         fenced: one consumer's JoinGroup was lost and it waited for the answer while its
-        group stayed empty). Then a new consumer joins afresh (committed offsets and the
-        inbox make that safe). Judged on the consumer's own statistics (join_stalled), not
-        by asking the broker: librdkafka's coordinator Admin requests (DescribeConsumerGroups)
-        abort the process when the connection drops under one (`rd_kafka_enq_once_del_source_return:
-        Assertion eonce->refcnt > 0`, librdkafka PR 5397), which a broker coming back from a
-        long outage did here, killing the service."""
+        group stayed empty). Stalled = no partitions for 5 session timeouts, and the
+        broker, asked, does not list this consumer as a member of a stable group; then a
+        new consumer joins afresh (committed offsets and the inbox make that safe). A
+        replica that is a member but got no partitions (more replicas than partitions)
+        is not stalled."""
         now = time.monotonic()
         if consumer.assignment():
             self._steady_at = now
             return False
-        session_s = self.consumer_config["session.timeout.ms"] / 1000
-        if not join_stalled(now - self._steady_at, session_s, self._group_stats):
+        if now - self._steady_at < 5 * self.consumer_config["session.timeout.ms"] / 1000:
             return False
         self._steady_at = now  # judged now; the next judgement is a whole bound away
+        group = self.consumer_config["group.id"]
+        try:
+            described = self._admin().describe_consumer_groups([group], request_timeout=5)[group].result()
+        except KafkaException:
+            return False  # the broker is away: wait for it, then judge again
+        if described.state == ConsumerGroupState.STABLE and consumer.memberid() in {
+            m.member_id for m in described.members
+        }:
+            return False
         log.warning(
             "consumer group join stalled; starting a new consumer",
-            extra={"group_state": self._group_stats.get("state"), "join_state": self._group_stats.get("join_state")},
+            extra={"group_state": str(described.state), "members": len(described.members)},
         )
         return True
+
+    def _admin(self) -> AdminClient:
+        if self._admin_client is None:
+            self._admin_client = AdminClient({"bootstrap.servers": self.consumer_config["bootstrap.servers"]})
+        return self._admin_client
 
     def _run(self) -> None:
         name_native_thread()
