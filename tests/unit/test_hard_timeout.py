@@ -14,7 +14,7 @@ import pytest
 
 pytestmark = pytest.mark.io
 
-BLOCKED = '''
+BLOCKED = """
 import signal
 import time
 
@@ -22,7 +22,7 @@ import time
 def test_blocked_where_no_signal_reaches():
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})  # as a thread deep in C would be
     time.sleep(60)
-'''
+"""
 
 
 def test_a_test_blocked_past_its_timeout_ends_the_session_showing_where(tmp_path):
