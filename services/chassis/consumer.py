@@ -18,10 +18,9 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 from google.protobuf import message as pb_message
 
-from . import db, events, metrics
+from . import db, events, group_probe, metrics
 from .db import database, is_transient
 from .threads import name_native_thread
 
@@ -73,7 +72,6 @@ class EventConsumer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-consumer", daemon=True)
         self._steady_at = time.monotonic()  # when the consumer last held partitions (or was made)
-        self._admin_client: AdminClient | None = None  # made the first time a stall is judged
 
     def start(self) -> None:
         self._thread.start()
@@ -108,24 +106,18 @@ class EventConsumer:
             return False
         self._steady_at = now  # judged now; the next judgement is a whole bound away
         group = self.consumer_config["group.id"]
-        try:
-            described = self._admin().describe_consumer_groups([group], request_timeout=5)[group].result()
-        except KafkaException:
-            return False  # the broker is away: wait for it, then judge again
-        if described.state == ConsumerGroupState.STABLE and consumer.memberid() in {
-            m.member_id for m in described.members
-        }:
+        # From a child process: a coordinator request of this process's own could abort it
+        # (group_probe says why).
+        seen = group_probe.describe(self.consumer_config["bootstrap.servers"], group)
+        if seen is None:
+            return False  # the broker is away, or could not say: wait for it, then judge again
+        if seen.state == ConsumerGroupState.STABLE.name and consumer.memberid() in seen.members:
             return False
         log.warning(
             "consumer group join stalled; starting a new consumer",
-            extra={"group_state": str(described.state), "members": len(described.members)},
+            extra={"group_state": seen.state, "members": len(seen.members)},
         )
         return True
-
-    def _admin(self) -> AdminClient:
-        if self._admin_client is None:
-            self._admin_client = AdminClient({"bootstrap.servers": self.consumer_config["bootstrap.servers"]})
-        return self._admin_client
 
     def _run(self) -> None:
         name_native_thread()
