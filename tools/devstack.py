@@ -10,7 +10,6 @@ It starts nothing if a port it would listen on is taken (another `make run`, mos
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import os
 import random
@@ -25,13 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from services import catalogue
+from tools import child
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = catalogue.NAMES
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 _handed_out: set[int] = set()
@@ -112,12 +111,6 @@ def service_of(instance: str) -> str:
     return instance.rsplit("-", 1)[0] if instance[-1].isdigit() else instance
 
 
-def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG: a child gets SIGTERM if this supervisor dies, so no orphans.
-    # It fires when the spawning *thread* exits: spawn only from long-lived threads.
-    _libc.prctl(1, signal.SIGTERM)
-
-
 def group_holds_partitions(admin, group: str, members: int | None = None) -> bool:
     """Is the consumer group stable, with `members` members (if given) and every
     partition of its topics assigned, as the broker reports it? False while the broker
@@ -190,15 +183,15 @@ class Stack:
         log = open(self.logs / f"{name}.log", "ab")
         self._log_starts[name] = log.tell()  # a restart appends: read only this run's lines
         proc = subprocess.Popen(
-            argv,
+            # A child gets SIGTERM if this supervisor dies, so no orphans; it fires when the
+            # spawning *thread* exits: spawn only from long-lived threads (tools/child.py).
+            child.argv(argv, user),
             cwd=ROOT,
             env={**os.environ, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
-            user=user,
         )
         log.close()
         self.procs[name] = proc

@@ -15,6 +15,8 @@ import subprocess
 import warnings
 from pathlib import Path
 
+from tools import child
+
 USER = "postgres"  # the cluster's superuser, trusted on 127.0.0.1 (a development cluster)
 
 
@@ -58,20 +60,22 @@ def init(data_dir: Path) -> None:
         data_dir.chmod(0o700)
     if (data_dir / "PG_VERSION").exists():
         return
+    initdb = [
+        str(binaries() / "initdb"),
+        "-D",
+        str(data_dir),
+        "-U",
+        USER,
+        "--auth=trust",
+        "--encoding=UTF8",
+        "--no-instructions",
+    ]
     done = subprocess.run(
-        [
-            str(binaries() / "initdb"),
-            "-D",
-            str(data_dir),
-            "-U",
-            USER,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--no-instructions",
-        ],
+        # As `user` through tools/child.py, never subprocess's user=: that forks this
+        # process, and a fork waits on gRPC's threads (child.py says why).
+        child.argv(initdb, user) if user else initdb,
         capture_output=True,
         text=True,
-        user=user,
     )
     if done.returncode != 0:
         raise RuntimeError(f"initdb {data_dir} failed: {(done.stderr or done.stdout).strip()[-500:]}")
