@@ -21,11 +21,11 @@ import json
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from services.chassis.identity import MAX_USER_ID
 from tools.token import DEFAULT_KEY_DIR, DEFAULT_TTL, ROLES, TokenError, mint_token
 
 PATH = "/dev/token"
 MAX_BODY = 4096
-MAX_USER = 64  # a user id is a short name (alice, manager-1)
 
 
 class BadRequest(Exception):
@@ -47,8 +47,8 @@ def parse(body: bytes) -> tuple[str, str]:
     if not isinstance(user, str) or not user.strip():
         raise BadRequest("user is required, e.g. alice")
     user = user.strip()
-    if len(user) > MAX_USER or not user.isprintable():
-        raise BadRequest(f"user must be at most {MAX_USER} printable characters")
+    if len(user) > MAX_USER_ID or not user.isprintable():  # the services' own bound on a subject
+        raise BadRequest(f"user must be at most {MAX_USER_ID} printable characters")
     if role not in ROLES:
         raise BadRequest(f"role must be one of {', '.join(ROLES)} (got {role!r})")
     return user, role

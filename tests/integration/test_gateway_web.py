@@ -20,6 +20,7 @@ import grpc
 import pytest
 
 from bookrental.reservation.v1 import reservation_pb2
+from services.chassis.identity import MAX_USER_ID
 from tests.integration import grpc_web
 from tests.integration.backends import ONE_STACK
 from tests.integration.fake_upstream import FakeUpstream
@@ -271,7 +272,7 @@ def test_dev_token_is_a_token_the_gateway_accepts(stack, gateway):
         ({"user": "", "role": "customer"}, "user"),
         ({"user": "   ", "role": "customer"}, "user"),
         ({"role": "customer"}, "user"),
-        ({"user": "x" * 65, "role": "customer"}, "user"),
+        ({"user": "x" * (MAX_USER_ID + 1), "role": "customer"}, "user"),
         ({"user": "web-dan", "role": "admin"}, "role"),
         ({"user": "web-dan"}, "role"),
         ({"user": "web-dan", "role": "customer", "roles": "stock_manager"}, "unknown field"),
@@ -284,6 +285,14 @@ def test_dev_token_refuses_a_bad_user_role_or_body_with_a_json_400(gateway, body
     assert resp.status == 400, resp
     answer = resp.json()
     assert answer["code"] == 400 and says in answer["message"], answer
+
+
+def test_the_longest_user_the_services_take_signs_in_and_is_served(gateway):
+    longest = "u" * MAX_USER_ID
+    resp = gateway.post("/dev/token", {"user": longest, "role": "customer"})
+    assert resp.status == 200, resp
+    mine = gateway.get("/v1/reservations", resp.json()["token"])
+    assert mine.status == 200 and mine.json()["reservations"] == [], mine
 
 
 def test_dev_token_is_post_only(gateway):
