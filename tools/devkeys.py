@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -39,10 +40,18 @@ def public_jwk(private_key: rsa.RSAPrivateKey) -> dict:
 
 def load_private_key(key_dir: str | os.PathLike) -> rsa.RSAPrivateKey:
     path = Path(key_dir) / PRIVATE_KEY
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    key = _parsed(path.read_bytes())
     if not isinstance(key, rsa.RSAPrivateKey):  # tokens are RS256
         raise ValueError(f"{path} holds a {type(key).__name__}, not an RSA private key")
     return key
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(pem: bytes) -> object:
+    """Parsing checks the RSA key, which costs some fifty signatures with it, and test
+    runs mint thousands of tokens (300 for one race), the dev sign-in one per request.
+    Keyed by the file's bytes, so a rotated key is read afresh."""
+    return serialization.load_pem_private_key(pem, password=None)
 
 
 def _write_private(path: Path, key: rsa.RSAPrivateKey) -> None:
