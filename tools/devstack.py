@@ -294,7 +294,8 @@ class Stack:
         self.procs[name].send_signal(sig)
 
     def start_dev_signin(self) -> None:
-        """The development sign-in (tools/devsignin.py) with this stack's signing key."""
+        """The development sign-in (tools/devsignin.py) with this stack's signing key;
+        returns once it is started, not listening (start waits for that)."""
         self._spawn(
             "devsignin",
             [
@@ -308,7 +309,6 @@ class Stack:
             ],
             {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
         )
-        self._wait_tcp("devsignin", self.ports.dev_signin)
 
     def start_envoy(self, **render_options) -> None:
         """`render_options` are tools.envoy_config.Options fields (limits, TLS, JWKS source ...).
@@ -352,9 +352,10 @@ class Stack:
             self.start_broker()
         for instance in self.instances():
             self.start_service(instance, wait=False)
+        self.start_dev_signin()  # starts while the services do; Envoy only once they serve
         for instance in self.instances():
             self.wait_serving(instance)
-        self.start_dev_signin()
+        self._wait_tcp("devsignin", self.ports.dev_signin)
         self.start_envoy()
         self.wait_consumers_joined()
 
@@ -598,7 +599,14 @@ class Stack:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_ports[name]}") as channel:
+        # Reconnects every 50-200 ms: gRPC's default backoff (1 s, growing) would see a
+        # service that began to listen just after a refused attempt only a second or more late.
+        backoff = [
+            ("grpc.initial_reconnect_backoff_ms", 50),
+            ("grpc.min_reconnect_backoff_ms", 50),
+            ("grpc.max_reconnect_backoff_ms", 200),
+        ]
+        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_ports[name]}", options=backoff) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
 
             def serving() -> bool:
