@@ -1,10 +1,12 @@
-"""Where the services spend their CPU under reservation load: starts the bench
-stack, loads CreateReservation through Envoy at a fixed rate, and samples each
-service with py-spy meanwhile. Writes collapsed stacks to build/profile/ and
+"""Where the services spend their CPU under load: starts the bench stack, loads
+CreateReservation through Envoy at a fixed rate (or, with --load books, GET /v1/books
+in wrk's closed loop, as make bench does), and samples each service with py-spy
+meanwhile. Writes collapsed stacks to build/profile/ and
 prints, per service, the functions with the most samples on CPU (self and
 inclusive) and the share of samples per thread.
 
     make bench-profile [PROFILE_ARGS='--rate 100 --seconds 20 --backend postgresql']
+    make bench-profile PROFILE_ARGS='--load books --seconds 10'
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=int, default=20)
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--backend", choices=BACKENDS, default="sqlite", help="the services' database")
+    p.add_argument("--load", choices=("reservations", "books"), default="reservations", help="what is loaded")
     a = p.parse_args(argv)
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if not py_spy:
@@ -101,15 +104,25 @@ def main(argv: list[str] | None = None) -> int:
             for name in SERVICES
         }
         cpu0 = bench.stack.cpu_seconds()
-        r = bench._reservation_load("rest", a.seconds, a.rate)
-        cpu1 = bench.stack.cpu_seconds()
+        if a.load == "books":
+            r = bench.wrk("books", a.seconds)
+            cpu1 = bench.stack.cpu_seconds()
+            pages = r["rate"] * a.seconds
+            print(
+                f"load: GET /v1/books {r['rate']:.0f} pages/s for {a.seconds} s (p50 {r['p50_us'] / 1000:.1f} ms, "
+                f"{r['errors']} errors); CPU ms per page: "
+                + ", ".join(f"{k} {(cpu1[k] - cpu0.get(k, 0)) * 1000 / max(pages, 1):.2f}" for k in cpu1)
+            )
+        else:
+            r = bench._reservation_load("rest", a.seconds, a.rate)
+            cpu1 = bench.stack.cpu_seconds()
+            print(
+                f"load: {r['rate']:.0f} reservations/s for {a.seconds} s, kept up: {r['kept_up']}, "
+                f"drain {r['drain_s']} s; CPU s per 1,000: "
+                + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_per_1000"].items())
+            )
         for spy in spies.values():
             spy.wait(60)
-        print(
-            f"load: {r['rate']:.0f} reservations/s for {a.seconds} s, kept up: {r['kept_up']}, "
-            f"drain {r['drain_s']} s; CPU s per 1,000: "
-            + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_per_1000"].items())
-        )
         print("CPU s during the load: " + ", ".join(f"{k} {cpu1[k] - cpu0.get(k, 0):.1f}" for k in cpu1))
         for name in SERVICES:
             print(f"\n== {name} ({OUT / f'{name}.txt'})\n{summarize(OUT / f'{name}.txt', a.top)}")
