@@ -13,6 +13,12 @@ def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
+def stored(value: datetime.datetime | str) -> datetime.datetime:
+    """A time as the database driver returns it from a plain query: a datetime from
+    PostgreSQL's, the text it was written as (ISO 8601) from SQLite's."""
+    return value if isinstance(value, datetime.datetime) else datetime.datetime.fromisoformat(value)
+
+
 def timestamp(value: datetime.datetime | None) -> timestamp_pb2.Timestamp:
     """A stored naive-UTC time as a protobuf Timestamp."""
     ts = timestamp_pb2.Timestamp()

@@ -35,10 +35,8 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         self, request: reservation_pb2.ListBooksRequest, context: grpc.ServicerContext, caller: Identity | None
     ) -> reservation_pb2.ListBooksResponse:
         offset, limit = paging.page(request.page_size, request.page_token)
-        books = views.books(offset, limit, views.book_query(request.query))
-        return reservation_pb2.ListBooksResponse(
-            books=[wire.book_resource(b) for b in books], next_page_token=paging.next_token(offset, limit, len(books))
-        )
+        rows = views.book_page(offset, limit, views.book_query(request.query))
+        return wire.book_list(rows, paging.next_token(offset, limit, len(rows)))
 
     @rpc
     def GetBook(

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import cast
+from typing import Any
 
-import peewee
-
-from services.chassis import validate
-
-from .repository import BookQueueRow, BookRow
+from services.chassis import db, times, validate
 
 MAX_QUERY = 100  # characters of ListBooks' query
 
@@ -25,22 +21,24 @@ class BookView:
     waiting: int = 0  # the book's queue length
 
 
-def _view(row: BookRow) -> BookView:
-    return BookView(row.book_id, row.title, row.available, row.update_time, getattr(row, "waiting", None) or 0)
+# One row of the book list as stored: book_id, title, available, update_time as the
+# driver returns it (text on SQLite: times.stored), waiting.
+BookListRow = tuple[str, str, int, Any, int]
+
+_BOOK_LIST = (
+    "SELECT b.book_id, b.title, b.available, b.update_time, COALESCE(q.waiting, 0) FROM book b"
+    " LEFT JOIN book_queue q ON q.book_id = b.book_id"  # no book_queue row: nobody waits
+)
 
 
-def _select() -> peewee.ModelSelect[BookRow]:
-    """The book rows with their queue's length (no book_queue row: nobody waits)."""
-    return (
-        BookRow.select(BookRow, BookQueueRow.waiting.alias("waiting"))
-        .join(BookQueueRow, peewee.JOIN.LEFT_OUTER, on=(BookQueueRow.book_id == BookRow.book_id))
-        .objects()
-    )
+def view(row: BookListRow) -> BookView:
+    book_id, title, available, update_time, waiting = row
+    return BookView(book_id, title, available, times.stored(update_time), waiting)
 
 
 def book(book_id: str) -> BookView | None:
-    row = _select().where(BookRow.book_id == book_id).first()
-    return _view(row) if row is not None else None
+    found = db.rows(f"{_BOOK_LIST} WHERE b.book_id = ?", (book_id,))
+    return view(found[0]) if found else None
 
 
 def book_query(raw: str) -> str:
@@ -56,17 +54,20 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _contains(column: peewee.Field, pattern: str) -> peewee.ColumnBase:
-    """LOWER(column) LIKE pattern ESCAPE '\\', the same on SQLite and PostgreSQL."""
-    like = peewee.NodeList((peewee.fn.LOWER(column), peewee.SQL("LIKE"), pattern, peewee.SQL("ESCAPE '\\'")))
-    return cast(peewee.ColumnBase, like)  # a NodeList is one (peewee's stubs say Node)
+def book_page(offset: int, limit: int, query: str = "") -> list[BookListRow]:
+    """A page of the book list as stored rows, ordered by book_id; with a `query`
+    (book_query), only the books whose title or book id contains it, ignoring case
+    (LOWER(...) LIKE ... ESCAPE, the same on SQLite and PostgreSQL). Plain rows, not
+    models: the list is read far more often than anything else (wire.book_list)."""
+    if not query:
+        return db.rows(f"{_BOOK_LIST} ORDER BY b.book_id LIMIT ? OFFSET ?", (limit, offset))
+    pattern = _like_pattern(query)
+    return db.rows(
+        f"{_BOOK_LIST} WHERE LOWER(b.title) LIKE ? ESCAPE '\\' OR LOWER(b.book_id) LIKE ? ESCAPE '\\'"
+        " ORDER BY b.book_id LIMIT ? OFFSET ?",
+        (pattern, pattern, limit, offset),
+    )
 
 
 def books(offset: int, limit: int, query: str = "") -> list[BookView]:
-    """Ordered by book_id; with a `query` (book_query), only the books whose title or
-    book id contains it, ignoring case."""
-    select = _select()
-    if query:
-        pattern = _like_pattern(query)
-        select = select.where(_contains(BookRow.title, pattern) | _contains(BookRow.book_id, pattern))
-    return [_view(row) for row in select.order_by(BookRow.book_id).offset(offset).limit(limit)]
+    return [view(row) for row in book_page(offset, limit, query)]

@@ -43,3 +43,25 @@ def test_the_book_goes_with_its_queue_length():
     from services.reservation.views import BookView
 
     assert wire.book_resource(BookView("b1", "Dune", 0, T, waiting=3)).waiting == 3
+
+
+def test_the_book_list_shows_each_rows_values_as_stored_on_either_database():
+    sqlite_row = ("b-1", "Dune", 3, "2026-12-01 12:00:00.250000", 2)  # SQLite returns the text it stored
+    postgres_row = ("b-2", "Momo", 0, T, 0)  # PostgreSQL a datetime
+    answer = wire.book_list([sqlite_row, postgres_row], "next")
+    assert [(b.book_id, b.title, b.available, b.waiting) for b in answer.books] == [
+        ("b-1", "Dune", 3, 2),
+        ("b-2", "Momo", 0, 0),
+    ]
+    assert answer.books[0].update_time.ToDatetime() == T.replace(microsecond=250000)
+    assert answer.books[1].update_time.ToDatetime() == T
+    assert answer.next_page_token == "next"
+
+
+def test_a_changed_book_is_never_answered_from_what_was_kept_of_it():
+    before = ("b-3", "Dune", 3, T, 0)
+    assert wire.book_list([before], "").books[0].available == 3
+    reserved = ("b-3", "Dune", 2, T + datetime.timedelta(microseconds=1), 0)
+    waiting = ("b-3", "Dune", 2, T + datetime.timedelta(microseconds=1), 1)  # a queue change alone, too
+    assert [(b.available, b.waiting) for b in wire.book_list([reserved, waiting], "").books] == [(2, 0), (2, 1)]
+    assert wire.book_list([before], "").books[0].available == 3  # asked again: the same answer
