@@ -58,13 +58,16 @@ class BenchStack(Stack):
         self.run = uuid.uuid4().hex[:8]  # names this run's PostgreSQL databases br_<run>_<name>
         self._databases: list[str] = []  # those made on a server we did not start (dropped at stop)
         self._own_postgres = False
+        self.postgres_settings: dict[str, str] = {}  # more settings for the server it starts
         self._readers: dict[str, peewee.Database] = {}  # DATABASE_URL -> the bench's connection
 
     def start(self) -> None:
         if self.backend == "postgresql":
             # Server settings as `make run PG=1` (fsync and synchronous_commit on), not the
             # tests' throwaway cluster: the production database, as documented.
-            self._own_postgres = self.ensure_postgres(self.workdir / "postgres", free_port())
+            self._own_postgres = self.ensure_postgres(
+                self.workdir / "postgres", free_port(), settings=self.postgres_settings
+            )
             self.database_urls.update(self._create_databases(list(SERVICES)))
         self._spawn("echo", [sys.executable, "-m", "bench.echo_server", str(self.echo_port)])
         self._wait_tcp("echo", self.echo_port)

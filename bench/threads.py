@@ -9,7 +9,9 @@ librdkafka's, the broker's). The services name their threads (chassis/threads.py
 `--preload` first loads the same topics at 1,300/s for that many seconds without
 measuring: it shows what a fuller partition costs the broker. `--backend postgresql`
 runs the services on PostgreSQL (as `make bench`'s pass): its server is one line, the
-postmaster with its backends (a process per connection, not threads).
+postmaster with its backends (a process per connection, not threads). `--statements 15`
+(PostgreSQL only) also lists the statements the server spent longest executing, with
+calls and microseconds per reservation (pg_stat_statements, preloaded for the run).
 """
 
 from __future__ import annotations
@@ -45,11 +47,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=15)
     p.add_argument("--preload", type=float, default=0, help="seconds at 1,300/s on the same topics first")
     p.add_argument("--backend", choices=BACKENDS, default="sqlite", help="the services' database")
+    p.add_argument(
+        "--statements",
+        type=int,
+        default=0,
+        metavar="N",
+        help="PostgreSQL only: also the N statements that took the server longest (pg_stat_statements)",
+    )
     a = p.parse_args(argv)
+    if a.statements and a.backend != "postgresql":
+        p.error("--statements needs --backend postgresql")
     workdir = Path(tempfile.mkdtemp(prefix="bookrental-threads-"))
     # The stack starts on new topics; the loads below stay on them (services are not
     # restarted in between, so their threads can be followed).
     bench = Bench(Config(reps=1, e2e_s=a.seconds), workdir, a.backend)
+    if a.statements:
+        bench.stack.postgres_settings = {"shared_preload_libraries": "pg_stat_statements"}
     try:
         bench.start()
         if a.preload:
@@ -58,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         pids = {name: proc.pid for name, proc in bench.stack.procs.items() if name not in ("echo", "postgres")}
         before = {name: thread_cpu(pid) for name, pid in pids.items()}
         server0 = bench.stack.cpu_seconds().get("postgres")
+        if a.statements:
+            _statements_reset()
         r = bench.e2e(a.rate)
         after = {name: thread_cpu(pid) for name, pid in pids.items()}
         server1 = bench.stack.cpu_seconds().get("postgres")
@@ -75,10 +90,38 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:12s} {sum(per.values()):6.0f}   {shown}")
         if server0 is not None and server1 is not None:
             print(f"  {'postgres':12s} {(server1 - server0) / made * 1e6:6.0f}   (the server and its backends)")
+        if a.statements:
+            print(f"The {a.statements} statements the server spent longest on, per reservation:")
+            print("  database                calls    µs exec  statement")
+            for database, calls, exec_ms, query in _statements_top(a.statements):
+                statement = " ".join(query.split())[:110]
+                print(f"  {database:22s} {calls / made:6.2f} {exec_ms * 1000 / made:9.1f}  {statement}")
     finally:
         bench.stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+def _statements_reset() -> None:
+    from tools import pgdb
+
+    with pgdb._admin() as conn, conn.cursor() as cur:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        cur.execute("SELECT pg_stat_statements_reset()")
+
+
+def _statements_top(n: int) -> list[tuple[str, int, float, str]]:
+    """(database, calls, total execution ms, statement) of the server's costliest statements
+    since the reset, the load's (the bench's own reads of the databases at the end too)."""
+    from tools import pgdb
+
+    with pgdb._admin() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT d.datname, s.calls, s.total_exec_time, s.query FROM pg_stat_statements s"
+            " JOIN pg_database d ON d.oid = s.dbid ORDER BY s.total_exec_time DESC LIMIT %s",
+            (n,),
+        )
+        return cur.fetchall()
 
 
 if __name__ == "__main__":

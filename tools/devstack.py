@@ -248,13 +248,15 @@ class Stack:
             self._admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.ports.broker}", "log_level": 0})
         return self._admin
 
-    def start_postgres(self, data_dir: Path, port: int, throwaway: bool = False) -> str:
+    def start_postgres(
+        self, data_dir: Path, port: int, throwaway: bool = False, settings: dict[str, str] | None = None
+    ) -> str:
         """The project's own PostgreSQL (tools.pgserver) as the process "postgres", its
         cluster made once in `data_dir`; returns its admin URL when it accepts connections."""
         from tools import pgserver
 
         pgserver.init(data_dir)
-        argv, user = pgserver.command(data_dir, port, throwaway)
+        argv, user = pgserver.command(data_dir, port, throwaway, settings=settings)
         self._spawn("postgres", argv, user=user)
         url = pgserver.admin_url(port)
 
@@ -270,7 +272,9 @@ class Stack:
         self._wait("postgres", accepts, f"connections on {port}", 60)
         return url
 
-    def ensure_postgres(self, data_dir: Path, port: int, throwaway: bool = False) -> bool:
+    def ensure_postgres(
+        self, data_dir: Path, port: int, throwaway: bool = False, settings: dict[str, str] | None = None
+    ) -> bool:
         """PG_ADMIN_URL names the PostgreSQL to make databases on; unset, the project's
         own is started here (start_postgres) and PG_ADMIN_URL set to it. Raises with
         why if that server does not answer; returns whether it started one."""
@@ -278,7 +282,7 @@ class Stack:
 
         started = not os.environ.get("PG_ADMIN_URL")
         if started:
-            os.environ["PG_ADMIN_URL"] = self.start_postgres(data_dir, port, throwaway)
+            os.environ["PG_ADMIN_URL"] = self.start_postgres(data_dir, port, throwaway, settings)
         if why := pgdb.reachable():
             raise RuntimeError(why)
         return started

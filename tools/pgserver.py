@@ -82,13 +82,18 @@ def init(data_dir: Path) -> None:
 
 
 def command(
-    data_dir: Path, port: int, throwaway: bool = False, max_connections: int = 300
+    data_dir: Path,
+    port: int,
+    throwaway: bool = False,
+    max_connections: int = 300,
+    settings: dict[str, str] | None = None,
 ) -> tuple[list[str], str | None]:
     """The server's command line and the user to run it as. `throwaway` (the tests'
     clusters, dropped with their directory) turns fsync off: nothing there must
     survive a power cut, and every commit would wait for the disk.
     max_connections: each service instance holds a pool of 8, a test session runs
-    two stacks of up to six instances and their tools at once."""
+    two stacks of up to six instances and their tools at once. `settings`: more server
+    settings (bench.threads --statements preloads pg_stat_statements)."""
     argv = [
         str(binaries() / "postgres"),
         "-D",
@@ -106,6 +111,8 @@ def command(
     ]
     if throwaway:
         argv += ["-c", "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]
+    for name, value in (settings or {}).items():
+        argv += ["-c", f"{name}={value}"]
     return argv, _system_user()
 
 
