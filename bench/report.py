@@ -85,12 +85,18 @@ def _f(x, digits: int = 0) -> str:
     return "–" if x is None else f"{x:,.{digits}f}"
 
 
+def _books(m: dict) -> str:
+    """The book list's rate, and its share of the echo limit (results before 2026-12-02 have none)."""
+    ratio = m.get("books_ratio")
+    return _f(m["books_rps"]) + (f" ({_f(ratio * 100, 1)}%)" if ratio is not None else "")
+
+
 def one_line(m: dict) -> str:
     m = {**m, "catchup_eps": m.get("catchup_eps")}
     return (
         f"echo {_f(m['echo_rps'])}/s, REST {_f(m['rest_rps'])}/s ({_f(m['rest_ratio'] * 100, 1)}% of echo), "
         f"gRPC {_f(m['grpc_rps'])}/s, e2e confirm p50/p99 {_f(m['e2e_confirm_p50_ms'], 1)}/"
-        f"{_f(m['e2e_confirm_p99_ms'], 1)} ms, books {_f(m['books_rps'])}/s"
+        f"{_f(m['e2e_confirm_p99_ms'], 1)} ms, books {_books(m)}/s"
         + (f", catch-up {_f(m['catchup_eps'])} ev/s" if m["catchup_eps"] else "")
     )
 
@@ -126,7 +132,7 @@ def table_rows(result: dict, path: Path) -> list[str]:
             f"| {_f(ratio if backend == 'postgresql' else None, 2)} | {_f(m['grpc_rps'])} "
             f"| {_f(m['rest_grpc_ratio'], 2)} "
             f"| {_f(m['e2e_confirm_p50_ms'], 1)} / {_f(m['e2e_confirm_p95_ms'], 1)} / {_f(m['e2e_confirm_p99_ms'], 1)} "
-            f"| {_f(m['e2e_notify_p50_ms'], 1)} / {_f(m['e2e_notify_p99_ms'], 1)} | {_f(m['books_rps'])} "
+            f"| {_f(m['e2e_notify_p50_ms'], 1)} / {_f(m['e2e_notify_p99_ms'], 1)} | {_books(m)} "
             f"| {_f(m.get('catchup_eps'))} | {cpu_cell} |"
         )
     return rows

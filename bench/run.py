@@ -402,6 +402,7 @@ class Bench:
         rest = rep["rest_rps"] or rep["rest_tried"][-1]["achieved"]
         phase("e2e", self.e2e(max(1.0, rest / 2)))
         rep["rest_ratio"] = rep["rest_rps"] / rep["echo_rps"]
+        rep["books_ratio"] = rep["books_rps"] / rep["echo_rps"]
         rep["rest_grpc_ratio"] = rep["rest_rps"] / rep["grpc_rps"] if rep["grpc_rps"] else None
         return rep
 

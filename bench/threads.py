@@ -93,9 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         if a.statements:
             print(f"The {a.statements} statements the server spent longest on, per reservation:")
             print("  database                calls    µs exec  statement")
-            for database, calls, exec_ms, query in _statements_top(a.statements):
+            top, totals = _statements_top(a.statements)
+            for database, calls, exec_ms, query in top:
                 statement = " ".join(query.split())[:110]
                 print(f"  {database:22s} {calls / made:6.2f} {exec_ms * 1000 / made:9.1f}  {statement}")
+            print("All statements, per reservation:")
+            for database, calls, exec_ms in totals:
+                print(f"  {database:22s} {calls / made:6.2f} {exec_ms * 1000 / made:9.1f}")
     finally:
         bench.stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -110,18 +114,21 @@ def _statements_reset() -> None:
         cur.execute("SELECT pg_stat_statements_reset()")
 
 
-def _statements_top(n: int) -> list[tuple[str, int, float, str]]:
+def _statements_top(n: int) -> tuple[list[tuple[str, int, float, str]], list[tuple[str, int, float]]]:
     """(database, calls, total execution ms, statement) of the server's costliest statements
-    since the reset, the load's (the bench's own reads of the databases at the end too)."""
+    since the reset, the load's (the bench's own reads of the databases at the end too),
+    and (database, calls, execution ms) of all statements per database."""
     from tools import pgdb
 
+    joined = "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
     with pgdb._admin() as conn, conn.cursor() as cur:
         cur.execute(
-            "SELECT d.datname, s.calls, s.total_exec_time, s.query FROM pg_stat_statements s"
-            " JOIN pg_database d ON d.oid = s.dbid ORDER BY s.total_exec_time DESC LIMIT %s",
+            f"SELECT d.datname, s.calls, s.total_exec_time, s.query {joined} ORDER BY s.total_exec_time DESC LIMIT %s",
             (n,),
         )
-        return cur.fetchall()
+        top = cur.fetchall()
+        cur.execute(f"SELECT d.datname, sum(s.calls), sum(s.total_exec_time) {joined} GROUP BY 1 ORDER BY 3 DESC")
+        return top, cur.fetchall()
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ def median(rest_rps: float, echo_rps: float = 1000.0) -> dict:
         "e2e_notify_p50_ms": 31.0,
         "e2e_notify_p99_ms": 95.0,
         "books_rps": 400.0,
+        "books_ratio": 400.0 / echo_rps,
         "catchup_eps": 3000.0,
         "rest_cpu_per_1000": {"reservation": 1.0, "postgres": 0.5, "load": 0.1},
     }
@@ -77,6 +78,7 @@ def test_postgresql_s_row_sits_beside_sqlite_s_with_the_ratio_of_their_rest_rate
     assert [r["REST reservations/s"] for r in rows] == ["800", "440"]
     assert [r["REST PostgreSQL / SQLite"] for r in rows] == ["–", "0.55"]
     assert rows[1]["CPU s per 1,000 reservations (REST run)"] == "reservation 1.00 · postgres 0.50 · load 0.10"
+    assert rows[0]["GET /v1/books req/s (% of echo)"] == "400 (40.0%)"
 
 
 def test_one_backend_alone_has_no_ratio():
