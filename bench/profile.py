@@ -69,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--backend", choices=BACKENDS, default="sqlite", help="the services' database")
     p.add_argument("--load", choices=("reservations", "books"), default="reservations", help="what is loaded")
+    p.add_argument(
+        "--gil",
+        action="store_true",
+        help="sample only the thread holding the GIL: Python's own CPU, without threads waiting in C or for the GIL",
+    )
     a = p.parse_args(argv)
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if not py_spy:
@@ -95,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                     "raw",
                     "--nonblocking",
                     "--threads",
+                    *(["--gil"] if a.gil else []),
                     "--output",
                     str(OUT / f"{name}.txt"),
                 ],
