@@ -96,7 +96,8 @@ def one_line(m: dict) -> str:
     return (
         f"echo {_f(m['echo_rps'])}/s, REST {_f(m['rest_rps'])}/s ({_f(m['rest_ratio'] * 100, 1)}% of echo), "
         f"gRPC {_f(m['grpc_rps'])}/s, e2e confirm p50/p99 {_f(m['e2e_confirm_p50_ms'], 1)}/"
-        f"{_f(m['e2e_confirm_p99_ms'], 1)} ms, books {_books(m)}/s"
+        f"{_f(m['e2e_confirm_p99_ms'], 1)} ms, books {_f(m['books_rps'])}/s"
+        + (f" ({_f(m['books_ratio'] * 100, 1)}% of echo)" if m.get("books_ratio") is not None else "")
         + (f", catch-up {_f(m['catchup_eps'])} ev/s" if m["catchup_eps"] else "")
     )
 
