@@ -64,19 +64,21 @@ def main(argv: list[str] | None = None) -> int:
         conn.commit()
         one = "(%s, %s, %s, %s, %s, %s, %s)"
 
-        def text(n: int) -> None:
-            for i in range(n):
-                cur.execute(f"INSERT INTO outbox ({COLUMNS}) VALUES {one}", _row())
-                if i % PER_COMMIT == PER_COMMIT - 1:
-                    conn.commit()
-            conn.commit()
+        def one_by_one(sql: str, name: str) -> Callable[[int], None]:
+            """A row per statement, a commit per PER_COMMIT rows."""
 
-        def prepared(n: int) -> None:
-            for i in range(n):
-                cur.execute(f"EXECUTE insert_outbox {one}", _row())
-                if i % PER_COMMIT == PER_COMMIT - 1:
-                    conn.commit()
-            conn.commit()
+            def run(n: int) -> None:
+                for i in range(n):
+                    cur.execute(sql, _row())
+                    if i % PER_COMMIT == PER_COMMIT - 1:
+                        conn.commit()
+                conn.commit()
+
+            run.__name__ = name
+            return run
+
+        text = one_by_one(f"INSERT INTO outbox ({COLUMNS}) VALUES {one}", "text")
+        prepared = one_by_one(f"EXECUTE insert_outbox {one}", "prepared")
 
         def multi_row(n: int) -> None:
             for _ in range(0, n, PER_COMMIT):
