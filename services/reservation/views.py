@@ -59,14 +59,12 @@ def book_page(offset: int, limit: int, query: str = "") -> list[BookListRow]:
     (book_query), only the books whose title or book id contains it, ignoring case
     (LOWER(...) LIKE ... ESCAPE, the same on SQLite and PostgreSQL). Plain rows, not
     models: the list is read far more often than anything else (wire.book_list)."""
-    if not query:
-        return db.rows(f"{_BOOK_LIST} ORDER BY b.book_id LIMIT ? OFFSET ?", (limit, offset))
-    pattern = _like_pattern(query)
-    return db.rows(
-        f"{_BOOK_LIST} WHERE LOWER(b.title) LIKE ? ESCAPE '\\' OR LOWER(b.book_id) LIKE ? ESCAPE '\\'"
-        " ORDER BY b.book_id LIMIT ? OFFSET ?",
-        (pattern, pattern, limit, offset),
-    )
+    where = ""
+    matching: tuple[str, ...] = ()
+    if query:
+        where = " WHERE LOWER(b.title) LIKE ? ESCAPE '\\' OR LOWER(b.book_id) LIKE ? ESCAPE '\\'"
+        matching = (_like_pattern(query),) * 2
+    return db.rows(f"{_BOOK_LIST}{where} ORDER BY b.book_id LIMIT ? OFFSET ?", (*matching, limit, offset))
 
 
 def books(offset: int, limit: int, query: str = "") -> list[BookView]:
