@@ -17,6 +17,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 
 from benchecho.v1 import echo_pb2, echo_pb2_grpc
+from services.chassis.server import wait_in_slices
 
 
 class Echo(echo_pb2_grpc.EchoServiceServicer):
@@ -37,7 +38,7 @@ def main(port: int) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    wait_in_slices(stop)  # a lone wait can miss a SIGTERM another thread took
     server.stop(1).wait()
 
 

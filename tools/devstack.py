@@ -599,6 +599,31 @@ class Stack:
             f.seek(self._log_starts.get(name, 0))
             return f.read().decode(errors="replace")
 
+    def describe(self, name: str) -> str:
+        """For a test that failed on a process: each thread's name and signal state (a
+        signal blocked or left pending is a shutdown that never starts) and py-spy's
+        dump of its Python and native stacks."""
+        proc = self.procs.get(name)
+        if proc is None or proc.poll() is not None:
+            return f"{name}: not running"
+        lines = [f"{name} (pid {proc.pid}):"]
+        fields = ("Name", "SigPnd", "ShdPnd", "SigBlk", "SigCgt")
+        for task in sorted(Path(f"/proc/{proc.pid}/task").iterdir(), key=lambda p: int(p.name)):
+            try:
+                status = dict(ln.split(":\t", 1) for ln in (task / "status").read_text().splitlines() if ":\t" in ln)
+            except OSError:
+                continue  # the thread ended meanwhile
+            lines.append(f"  {task.name} " + " ".join(f"{k}={status.get(k, '?').strip()}" for k in fields))
+        spy = Path(sys.executable).with_name("py-spy")
+        try:
+            dump = subprocess.run(
+                [str(spy), "dump", "--native", "--pid", str(proc.pid)], capture_output=True, text=True, timeout=30
+            )
+            lines.append(dump.stdout + dump.stderr)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            lines.append(f"py-spy dump: {exc}")
+        return "\n".join(lines)
+
     def wait_serving(self, name: str, timeout: float = 60) -> None:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc

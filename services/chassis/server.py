@@ -274,6 +274,20 @@ def create_server(
     return server, port, health_servicer
 
 
+# How long a signal may wait for the main thread to see it (wait_in_slices).
+SIGNAL_SLICE_S = 0.1
+
+
+def wait_in_slices(event: threading.Event) -> None:
+    """Waits for `event` in short slices, not in one wait. The kernel may hand a
+    process's SIGTERM to any of its threads; CPython then runs the Python handler in
+    the main thread when that thread next runs bytecode, and a main thread blocked on
+    a lock is not woken by a signal another thread took. One wait lost a SIGTERM for
+    good (a CI run: the service said SERVING until it was killed)."""
+    while not event.wait(SIGNAL_SLICE_S):
+        pass
+
+
 def serve(
     settings: Settings,
     services: list[Service],
@@ -305,7 +319,7 @@ def serve(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stopping.wait()
+    wait_in_slices(stopping)
     # Drain: say NOT_SERVING and keep answering for a moment, so Envoy's health check
     # (every 1 s) or a Kubernetes readiness probe moves traffic away before the port
     # closes; then refuse new RPCs and give in-flight ones the grace period.
