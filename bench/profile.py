@@ -1,12 +1,15 @@
 """Where the services spend their CPU under load: starts the bench stack, loads
 CreateReservation through Envoy at a fixed rate (or, with --load books, GET /v1/books
-in wrk's closed loop, as make bench does), and samples each service with py-spy
-meanwhile. Writes collapsed stacks to build/profile/ and
+in wrk's closed loop, as make bench does; with --load catchup, the bench's catch-up:
+alert stopped while --events outcomes pile up at --rate, then started), and samples
+each service (with catchup: alert, from its start to its last notification) with
+py-spy meanwhile. Writes collapsed stacks to build/profile/ and
 prints, per service, the functions with the most samples on CPU (self and
 inclusive) and the share of samples per thread.
 
     make bench-profile [PROFILE_ARGS='--rate 100 --seconds 20 --backend postgresql']
     make bench-profile PROFILE_ARGS='--load books --seconds 10'
+    make bench-profile PROFILE_ARGS='--load catchup --events 20000 --rate 400'
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from __future__ import annotations
 import argparse
 import collections
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench.run import Bench, Config
@@ -60,6 +65,29 @@ def summarize(path: Path, top: int) -> str:
     )
 
 
+def catch_up(bench: Bench, a: argparse.Namespace, spy) -> None:
+    """The bench's catch-up phase with py-spy on alert from its start to its last
+    notification: its rate, its CPU per event and where that CPU goes."""
+    bench.cfg.catchup_n = a.events
+    piled = bench.pile_up(a.rate)
+    stack = bench.stack
+    before = stack.notifications()
+    started = time.monotonic()
+    stack.restart_alert()
+    stack.wait_serving("alert")  # py-spy needs the interpreter up: the first events may pass unsampled
+    spied = spy("alert", 600)  # stopped at the last notification (SIGINT writes its file)
+    first = bench._until(lambda: stack.notifications() > before, 120, "alert's first notification", 0.01)
+    first_count = stack.notifications() - before
+    done = bench._until(lambda: stack.notifications() - before >= piled, 900, "alert caught up", 0.01)
+    cpu = stack.cpu_seconds().get("alert", 0)
+    spied.send_signal(signal.SIGINT)
+    spied.wait(60)
+    print(
+        f"catch-up: {piled} outcomes, {(piled - first_count) / max(done - first, 1e-3):.0f} events/s after the "
+        f"first notification ({first - started:.2f} s after start); alert's CPU {cpu * 1000 / piled:.3f} ms per event"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.profile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -68,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=int, default=20)
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--backend", choices=BACKENDS, default="sqlite", help="the services' database")
-    p.add_argument("--load", choices=("reservations", "books"), default="reservations", help="what is loaded")
+    p.add_argument(
+        "--load", choices=("reservations", "books", "catchup"), default="reservations", help="what is loaded"
+    )
+    p.add_argument("--events", type=int, default=20000, help="with --load catchup: outcomes piled up for alert")
     p.add_argument(
         "--gil",
         action="store_true",
@@ -85,15 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(Config(reps=1), workdir, a.backend)
     try:
         bench.start()
-        spies = {
-            name: subprocess.Popen(
+
+        def spy(name: str, seconds: float) -> subprocess.Popen:
+            return subprocess.Popen(
                 [
                     py_spy,
                     "record",
                     "--pid",
                     str(bench.stack.procs[name].pid),
                     "--duration",
-                    str(a.seconds),
+                    str(int(seconds)),
                     "--rate",
                     "100",
                     "--format",
@@ -107,8 +139,12 @@ def main(argv: list[str] | None = None) -> int:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.STDOUT,
             )
-            for name in SERVICES
-        }
+
+        if a.load == "catchup":
+            catch_up(bench, a, spy)
+            print(f"\n== alert ({OUT / 'alert.txt'})\n{summarize(OUT / 'alert.txt', a.top)}")
+            return 0
+        spies = {name: spy(name, a.seconds) for name in SERVICES}
         cpu0 = bench.stack.cpu_seconds()
         if a.load == "books":
             r = bench.wrk("books", a.seconds)
@@ -127,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"drain {r['drain_s']} s; CPU s per 1,000: "
                 + ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_per_1000"].items())
             )
-        for spy in spies.values():
-            spy.wait(60)
+        for spied in spies.values():
+            spied.wait(60)
         print("CPU s during the load: " + ", ".join(f"{k} {cpu1[k] - cpu0.get(k, 0):.1f}" for k in cpu1))
         for name in SERVICES:
             print(f"\n== {name} ({OUT / f'{name}.txt'})\n{summarize(OUT / f'{name}.txt', a.top)}")
