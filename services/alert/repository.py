@@ -114,13 +114,13 @@ _PENDING = domain.DeliveryStatus.PENDING.value
 
 _ADD_NOTIFICATION = (
     "INSERT INTO notification (notification_id, reservation_id, user_id, book_id, kind, message, subject, language,"
-    " channel, status, attempts, last_error, create_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?)"
-    " ON CONFLICT DO NOTHING"
+    " channel, status, attempts, last_error, create_time)"
 )
-_ADD_DELIVERIES = (
+_ADD_DELIVERY = (
     "INSERT INTO delivery (delivery_id, notification_id, channel, destination, status, attempts,"
-    " last_error, next_attempt_at) VALUES {} ON CONFLICT DO NOTHING"
+    " last_error, next_attempt_at)"
 )
+_IGNORE_REPEAT = " ON CONFLICT DO NOTHING"
 # The oldest due deliveries, leased in one statement. PostgreSQL: SKIP LOCKED lets two
 # replicas claim disjoint batches without waiting on each other, and the outer
 # conditions are checked again on the row as it is when the UPDATE gets to it.
@@ -147,30 +147,41 @@ _PREFERENCES = "SELECT email, phone, channels, language, update_time FROM prefer
 
 class NotificationRepository(Repository):
     def add(self, n: domain.Notification) -> None:
-        """The notification and one delivery per channel; a repeat changes nothing."""
-        added = db.execute(
-            _ADD_NOTIFICATION,
-            (
-                n.notification_id,
-                n.reservation_id,
-                n.user_id,
-                n.book_id,
-                n.kind.value,
-                n.message,
-                n.subject,
-                n.language,
-                n.channel,
-                n.status.value,
-                utcnow(),
-            ),
-        ).rowcount
-        if not added:
-            return  # its deliveries were written with it
+        """The notification and one delivery per channel; a repeat changes nothing.
+        In a consumer batch both wait for its end, with the batch's other notifications
+        (db.gathered): there its inbox claim, in the same transaction, has already
+        turned a repeat of the event away."""
+        row = (
+            n.notification_id,
+            n.reservation_id,
+            n.user_id,
+            n.book_id,
+            n.kind.value,
+            n.message,
+            n.subject,
+            n.language,
+            n.channel,
+            n.status.value,
+            0,
+            "",
+            utcnow(),
+        )
         now = time.time()
-        params: list[str | int | float] = []
-        for channel, destination in n.deliveries:
-            params += (f"{n.notification_id}:{channel}", n.notification_id, channel, destination, _PENDING, 0, "", now)
-        db.execute(_ADD_DELIVERIES.format(db.values(8, len(n.deliveries))), params)
+        deliveries = [
+            (f"{n.notification_id}:{channel}", n.notification_id, channel, destination, _PENDING, 0, "", now)
+            for channel, destination in n.deliveries
+        ]
+        if db.is_gathering():
+            db.insert_later(_ADD_NOTIFICATION, row, _IGNORE_REPEAT)
+            for delivery in deliveries:
+                db.insert_later(_ADD_DELIVERY, delivery, _IGNORE_REPEAT)
+            return
+        added = db.execute(f"{_ADD_NOTIFICATION} VALUES ({db.placeholders(len(row))}){_IGNORE_REPEAT}", row).rowcount
+        if added:  # else its deliveries were written with it
+            db.execute(
+                f"{_ADD_DELIVERY} VALUES {db.values(8, len(deliveries))}{_IGNORE_REPEAT}",
+                [v for d in deliveries for v in d],
+            )
 
 
 class DeliveryRepository:

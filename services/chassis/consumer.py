@@ -200,7 +200,9 @@ class EventConsumer:
         if not ready:
             return
         try:
-            with database.atomic():
+            # Rows nothing in the batch reads back (outbox rows, notifications) go in
+            # one statement each at its end (db.gathered), before the commit.
+            with database.atomic(), db.gathered():
                 claimed = self._claim([envelope for _, _, _, envelope in ready])
                 for _, sub, event, envelope in ready:
                     if envelope.event_id in claimed:

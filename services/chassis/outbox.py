@@ -22,16 +22,18 @@ log = logging.getLogger(__name__)
 
 
 _RECORDED = db.columns(OutboxMessage, without=("id", "sent_at"))  # the values record() gives, in this order
-_INSERT = f"INSERT INTO outbox ({_RECORDED}) VALUES ({db.placeholders(len(_RECORDED.split(', ')))})"
+_INSERT = f"INSERT INTO outbox ({_RECORDED})"
 _UNSENT = (
     f"SELECT {db.columns(OutboxMessage, without=('sent_at',))} FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT ?"
 )
 
 
 def record(topic: str, key: str, message: pb_message.Message, correlation_id: str = "") -> str:
-    """Writes the event in the current transaction; returns its ce_id."""
+    """Writes the event in the current transaction (in a consumer batch, with the batch's
+    other rows at its end: db.gathered); returns its ce_id. The rows of one INSERT
+    take ids in the order they are listed, so the relay's id order stays theirs."""
     event_id = events.new_event_id()
-    db.execute(
+    db.insert_later(
         _INSERT,
         (
             event_id,

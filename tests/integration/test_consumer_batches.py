@@ -2,18 +2,21 @@
 What that must not change, checked with the chassis consumer on the real broker and
 on each database: an event whose handler keeps failing is dead-lettered alone, every
 other event of its batch is applied exactly once, and an event delivered twice in
-the same batch is applied once."""
+the same batch is applied once. The outbox rows a batch's handlers record are written
+together at its end (db.gathered): exactly one per applied event, in the events'
+order, and none from a batch that rolled back."""
 
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 
 import peewee
 import pytest
 
 from bookrental.reservation.v1 import events_pb2
-from services.chassis import db, events, kafka
+from services.chassis import db, events, kafka, outbox
 from services.chassis.consumer import EventConsumer, Subscription
 from services.chassis.settings import Settings
 from tests.integration import topics
@@ -44,7 +47,13 @@ def database(stack, tmp_path):
             pgdb.drop(run, ["batch"])
 
 
-def test_a_failing_event_is_dead_lettered_alone_and_the_rest_of_its_batch_applied_once(stack, database, caplog):
+KIND = events_pb2.ReservationRequested.DESCRIPTOR.full_name
+
+
+def consumer_on_a_new_topic(stack, batch: list[tuple[str, str]], apply) -> tuple[str, EventConsumer]:
+    """A new topic holding `batch` ((reservation_id, ce_id) pairs) on one partition, all
+    there before the consumer starts, so its first poll takes them as one batch; and a
+    chassis consumer (not started) whose handler is `apply`."""
     topic = f"batch.t{uuid.uuid4().hex[:8]}"
     settings = Settings.from_env(
         "batchtest",
@@ -58,8 +67,30 @@ def test_a_failing_event_is_dead_lettered_alone_and_the_rest_of_its_batch_applie
         },
     )
     kafka.ensure_topics(settings, [topic])
+    topics.produce_many(
+        stack,
+        [
+            (
+                topic,
+                "one-key",
+                events_pb2.ReservationRequested(reservation_id=rid).SerializeToString(),
+                events.headers(ce_id, KIND, "test", events.now_iso(), rid),
+            )
+            for rid, ce_id in batch
+        ],
+    )
+    consumer = EventConsumer(
+        kafka.consumer_config(settings),
+        kafka.producer_config(settings),
+        [topic],
+        [Subscription(events_pb2.ReservationRequested, apply)],
+    )
+    return topic, consumer
 
+
+def test_a_failing_event_is_dead_lettered_alone_and_the_rest_of_its_batch_applied_once(stack, database, caplog):
     def apply(event, _envelope):
+        outbox.record("out", event.reservation_id, event)  # kept for the batch's end (gathered)
         if event.reservation_id == "poison":
             raise ValueError("this event's data breaks the handler")
         db.execute(
@@ -68,32 +99,12 @@ def test_a_failing_event_is_dead_lettered_alone_and_the_rest_of_its_batch_applie
             (event.reservation_id,),
         )
 
-    # 40 events on one partition, all on the topic before the consumer starts, so its
-    # first poll takes them as one batch: a poisoned one in the middle, and the 6th
-    # event's exact copy (same ce_id) a few places after it.
-    kind = events_pb2.ReservationRequested.DESCRIPTOR.full_name
+    # 40 events taken as one batch: a poisoned one in the middle, and the 6th event's
+    # exact copy (same ce_id) a few places after it.
     batch = [(f"r{i}", events.new_event_id()) for i in range(38)] + [("poison", events.new_event_id())]
     batch.insert(12, batch[5])
     batch.insert(20, batch.pop())  # the poisoned one into the middle
-    topics.produce_many(
-        stack,
-        [
-            (
-                topic,
-                "one-key",
-                events_pb2.ReservationRequested(reservation_id=rid).SerializeToString(),
-                events.headers(ce_id, kind, "test", events.now_iso(), rid),
-            )
-            for rid, ce_id in batch
-        ],
-    )
-
-    consumer = EventConsumer(
-        kafka.consumer_config(settings),
-        kafka.producer_config(settings),
-        [topic],
-        [Subscription(events_pb2.ReservationRequested, apply)],
-    )
+    topic, consumer = consumer_on_a_new_topic(stack, batch, apply)
     with caplog.at_level(logging.INFO, logger="services.chassis.consumer"):
         consumer.start()
         try:
@@ -111,9 +122,43 @@ def test_a_failing_event_is_dead_lettered_alone_and_the_rest_of_its_batch_applie
             consumer.stop()
 
     assert applied == {f"r{i}": 1 for i in range(38)}  # the repeat within the batch too: once
+    # The rolled-back batch's gathered rows went with it; applied one by one, each event
+    # wrote its own: one row per applied event, in the order they came, none for poison.
+    recorded = [key for (key,) in db.rows("SELECT key FROM outbox ORDER BY id")]
+    assert recorded == list(dict.fromkeys(rid for rid, _ in batch if rid != "poison"))
     assert [topics.headers(m)["ce_id"].decode() for m in dead] == [batch[20][1]]
     assert b"ValueError" in topics.headers(dead[0])["dlq_error"]
     assert db.rows("SELECT count(*) FROM inbox") == [(38,)]  # the dead-lettered one is not claimed
     # It was one batch: rolled back as a whole, then its events applied one by one.
     rolled = [r for r in caplog.records if r.getMessage().startswith("batch rolled back")]
     assert rolled and rolled[0].events == len(batch)
+
+
+def test_a_batch_writes_its_outbox_rows_together_at_its_end_in_the_events_order(stack, database, caplog):
+    seen_in_batch = []
+
+    def apply(event, _envelope):
+        outbox.record("out", event.reservation_id, event)
+        # Gathered: not yet in the table while the batch runs.
+        seen_in_batch.append(db.rows("SELECT count(*) FROM outbox")[0][0])
+
+    batch = [(f"r{i:03d}", events.new_event_id()) for i in range(150)]
+    random.Random(7).shuffle(batch)  # the order of arrival, not of the keys
+    _, consumer = consumer_on_a_new_topic(stack, batch, apply)
+    with caplog.at_level(logging.INFO, logger="services.chassis.consumer"):
+        consumer.start()
+        try:
+            recorded = eventually(
+                lambda: (lambda keys: len(keys) == len(batch) and keys)(
+                    [key for (key,) in db.rows("SELECT key FROM outbox ORDER BY id")]
+                ),
+                timeout=30,
+                what="an outbox row per event",
+            )
+        finally:
+            consumer.stop()
+    assert recorded == [rid for rid, _ in batch]
+    assert not [r for r in caplog.records if r.getMessage().startswith("batch rolled back")]
+    # Written at once, the second event would have counted the first one's row (the
+    # same transaction sees its own writes); a later batch counts the earlier ones'.
+    assert seen_in_batch[:2] == [0, 0] and seen_in_batch == sorted(seen_in_batch)

@@ -5,7 +5,7 @@ at start) and hand-written SQL with the dialects' differences (sql.py)."""
 
 from .connection import SqliteDatabase, connect, database, is_sqlite, is_transient, release
 from .schema import BaseModel, OutboxMessage, ProcessedEvent, columns, create_schema
-from .sql import execute, lock_key, lock_row, placeholders, rows, values
+from .sql import execute, gathered, insert_later, is_gathering, lock_key, lock_row, placeholders, rows, values
 
 __all__ = [
     "BaseModel",
@@ -17,6 +17,9 @@ __all__ = [
     "create_schema",
     "database",
     "execute",
+    "gathered",
+    "insert_later",
+    "is_gathering",
     "is_sqlite",
     "is_transient",
     "lock_key",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .connection import Cursor, database, is_sqlite
@@ -36,6 +38,61 @@ def execute(sql: str, params: Sequence[Any] = ()) -> Cursor:
 
 def rows(sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     return execute(sql, params).fetchall()
+
+
+# -- inserts gathered into one statement per batch ---------------------------------
+# A consumer batch writes rows that nothing in the same batch reads back (the outbox's,
+# alert's notifications): each INSERT was a statement and, on PostgreSQL, a round trip
+# of its own. Gathered, they go as one multi-row INSERT per statement before the batch
+# commits (docs/performance.md, issue 21).
+
+# Rows per multi-row INSERT: SQLite binds at most 32,766 parameters, PostgreSQL 65,535.
+_MAX_PARAMS = 30_000
+
+
+class _Gathering(threading.local):
+    rows: dict[tuple[str, int, str], list[Sequence[Any]]] | None = None
+
+
+_gathering = _Gathering()
+
+
+@contextlib.contextmanager
+def gathered() -> Iterator[None]:
+    """Inside it (within a transaction), `insert_later` keeps its rows; they are written
+    when the block ends without an exception, in the order they came, one multi-row
+    INSERT per statement, the statements in the order each was first used; on an
+    exception they are dropped with the transaction's other work. Nested: the outer
+    block writes them."""
+    if _gathering.rows is not None:
+        yield
+        return
+    _gathering.rows = {}
+    try:
+        yield
+        pending = _gathering.rows
+    finally:
+        _gathering.rows = None
+    for (head, columns, tail), rows_ in pending.items():
+        per_statement = max(1, _MAX_PARAMS // columns)
+        for i in range(0, len(rows_), per_statement):
+            chunk = rows_[i : i + per_statement]
+            execute(f"{head} VALUES {values(columns, len(chunk))}{tail}", [v for row in chunk for v in row])
+
+
+def is_gathering() -> bool:
+    return _gathering.rows is not None
+
+
+def insert_later(head: str, row: Sequence[Any], tail: str = "") -> None:
+    """`{head} VALUES (row){tail}`, e.g. head "INSERT INTO t (a, b)", tail " ON CONFLICT
+    DO NOTHING": at once, or inside `gathered()` with the block's other rows of the
+    same statement. Only for a row nothing reads back before the block ends, and whose
+    statement's outcome (a conflict, a row count) nobody needs."""
+    if _gathering.rows is None:
+        execute(f"{head} VALUES ({placeholders(len(row))}){tail}", row)
+    else:
+        _gathering.rows.setdefault((head, len(row), tail), []).append(row)
 
 
 def values(columns: int, count: int) -> str:
