@@ -50,12 +50,15 @@ def _events(count: int, users: int):
 def record(service: AlertService, count: int, batch: int, with_handler: bool) -> tuple[float, float]:
     """(CPU seconds, wall seconds) per event; a transaction per batch, its inserts
     gathered, as the consumer runs a poll batch."""
-    handle = entrypoints.subscriptions(service)[0].handler
+    subscription = entrypoints.subscriptions(service)[0]
+    handle, prepare = subscription.handler, subscription.prepare
+    assert prepare is not None
     todo = list(_events(count, users=max(count // 4, 1)))
     before = repository.NotificationRow.select().count()
     wall, cpu = time.perf_counter(), time.process_time()
     for i in range(0, count, batch):
         with db.database.atomic(), db.gathered():  # as the consumer applies a batch
+            prepare([event for _, event in todo[i : i + batch]])
             for envelope, event in todo[i : i + batch]:
                 if with_handler:
                     handle(event, envelope)

@@ -82,18 +82,24 @@ def subscriptions(service: AlertService) -> list[Subscription[Any]]:
 
         return handle
 
+    def read_ahead(batch: list[wire.StockOutcome]) -> None:
+        service.read_ahead({event.user_id for event in batch})
+
     return [
-        Subscription(stock_events.StockReserved, outcome(domain.Kind.CONFIRMED)),
-        Subscription(stock_events.StockRejected, outcome(domain.Kind.REJECTED)),
-        Subscription(stock_events.StockReleased, outcome(domain.Kind.CANCELED)),
-        Subscription(stock_events.StockWaitlisted, outcome(domain.Kind.WAITLISTED)),
-        Subscription(stock_events.StockAllocated, outcome(domain.Kind.READY)),
-        # A cancel while waiting: the customer's one cancel notice, since no copy was held
-        # (stock sends StockReleased only for a held copy, StockWaitlistLeft only for a waiting one).
-        Subscription(stock_events.StockWaitlistLeft, outcome(domain.Kind.CANCELED, left_queue=True)),
-        Subscription(stock_events.StockHoldExpired, outcome(domain.Kind.EXPIRED)),
-        Subscription(stock_events.StockLoanOverdue, outcome(domain.Kind.OVERDUE)),
-        Subscription(stock_events.StockReturned, outcome(domain.Kind.RETURNED)),
+        Subscription(message_class, outcome(kind, left_queue), prepare=read_ahead)
+        for message_class, kind, left_queue in (
+            (stock_events.StockReserved, domain.Kind.CONFIRMED, False),
+            (stock_events.StockRejected, domain.Kind.REJECTED, False),
+            (stock_events.StockReleased, domain.Kind.CANCELED, False),
+            (stock_events.StockWaitlisted, domain.Kind.WAITLISTED, False),
+            (stock_events.StockAllocated, domain.Kind.READY, False),
+            # A cancel while waiting: the customer's one cancel notice, since no copy was held
+            # (stock sends StockReleased only for a held copy, StockWaitlistLeft only for a waiting one).
+            (stock_events.StockWaitlistLeft, domain.Kind.CANCELED, True),
+            (stock_events.StockHoldExpired, domain.Kind.EXPIRED, False),
+            (stock_events.StockLoanOverdue, domain.Kind.OVERDUE, False),
+            (stock_events.StockReturned, domain.Kind.RETURNED, False),
+        )
     ]
 
 

@@ -20,6 +20,9 @@ class CustomerPreferences(Protocol):
     def get(self, user_id: str) -> tuple[domain.Preferences, datetime.datetime | None]:
         """The customer's preferences (defaults if never set) and when they last changed."""
 
+    def read_ahead(self, user_ids: set[str]) -> None:
+        """In a consumer batch: reads these customers' preferences at once for its rest."""
+
     def put(self, user_id: str, preferences: domain.Preferences) -> datetime.datetime:
         """Stores them; returns their update time."""
 

@@ -142,7 +142,9 @@ _RECORD_DELIVERIES = (
 _DELIVERY_STATUSES = "SELECT notification_id, status FROM delivery WHERE notification_id IN ({})"
 _LOCK_NOTIFICATIONS = "SELECT 1 FROM notification WHERE notification_id IN ({}) ORDER BY notification_id FOR UPDATE"
 _RELEASE = "UPDATE delivery SET next_attempt_at = ? WHERE delivery_id IN ({})"
-_PREFERENCES = "SELECT email, phone, channels, language, update_time FROM preferences WHERE user_id = ?"
+_PREFERENCE_COLUMNS = "email, phone, channels, language, update_time"
+_PREFERENCES = f"SELECT {_PREFERENCE_COLUMNS} FROM preferences WHERE user_id = ?"
+_PREFERENCES_OF = f"SELECT user_id, {_PREFERENCE_COLUMNS} FROM preferences WHERE user_id IN ({{}})"
 
 
 class NotificationRepository(Repository):
@@ -282,18 +284,42 @@ class DeliveryRepository:
         )
 
 
+def _preferences(
+    email: str, phone: str, channels: str, language: str, update_time: object
+) -> tuple[domain.Preferences, datetime.datetime | None]:
+    # SQLite hands back the stored text; the field turns it into a datetime as peewee would.
+    return (
+        domain.Preferences(email, phone, tuple(c for c in channels.split(",") if c), language),
+        PreferencesRow.update_time.python_value(update_time),
+    )
+
+
+_NEVER_SET: tuple[domain.Preferences, datetime.datetime | None] = (domain.Preferences(), None)
+
+
 class PreferencesRepository(Repository):
     def get(self, user_id: str) -> tuple[domain.Preferences, datetime.datetime | None]:
-        """The customer's preferences (defaults if never set) and when they last changed."""
-        found = db.rows(_PREFERENCES, (user_id,))
-        if not found:
-            return domain.Preferences(), None
-        email, phone, channels, language, update_time = found[0]
-        # SQLite hands back the stored text; the field turns it into a datetime as peewee would.
-        return (
-            domain.Preferences(email, phone, tuple(c for c in channels.split(",") if c), language),
-            PreferencesRow.update_time.python_value(update_time),
-        )
+        """The customer's preferences (defaults if never set) and when they last changed;
+        in a consumer batch, as `read_ahead` read them for the batch."""
+        memo = db.batch_memo()
+        if memo is not None and (found := memo.get(("preferences", user_id))) is not None:
+            return found  # type: ignore[no-any-return]
+        rows = db.rows(_PREFERENCES, (user_id,))
+        return _preferences(*rows[0]) if rows else _NEVER_SET
+
+    def read_ahead(self, user_ids: set[str]) -> None:
+        """Reads the customers' preferences in one statement for the rest of the consumer
+        batch (db.batch_memo); nothing outside one."""
+        memo = db.batch_memo()
+        if memo is None or not user_ids:
+            return
+        ids = sorted(user_ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            found = dict.fromkeys(chunk, _NEVER_SET)
+            for user_id, *row in db.rows(_PREFERENCES_OF.format(db.placeholders(len(chunk))), chunk):
+                found[user_id] = _preferences(*row)
+            memo.update((("preferences", u), p) for u, p in found.items())
 
     def put(self, user_id: str, p: domain.Preferences) -> datetime.datetime:
         now = utcnow()

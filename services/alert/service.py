@@ -26,6 +26,12 @@ class AlertService:
             uow.notifications.add(n)
         return n
 
+    def read_ahead(self, user_ids: set[str]) -> None:
+        """In a consumer batch: its customers' preferences in one read, so that
+        record_outcome does not read them one by one."""
+        with self.uow() as uow:
+            uow.preferences.read_ahead(user_ids)
+
     def get_preferences(self, user_id: str) -> tuple[domain.Preferences, datetime.datetime | None]:
         with self.uow(read_only=True) as uow:
             return uow.preferences.get(user_id)

@@ -37,10 +37,15 @@ class DeadLetterUnavailable(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Subscription(Generic[_M]):
-    """Events of one message class, and the handler they are given to (decoded as that class)."""
+    """Events of one message class, and the handler they are given to (decoded as that class).
+    `prepare`, if given, is called once per batch, in its transaction, with the batch's
+    new events of this class before any is handled: to read at once what each handler
+    would read alone, into db.batch_memo(). An event applied alone (a batch that rolled
+    back) is handled without it."""
 
     message_class: type[_M]
     handler: Callable[[_M, events.Envelope], None]
+    prepare: Callable[[list[_M]], None] | None = None
 
 
 # What _prepare hands on: the message, its subscription, the decoded event and its envelope.
@@ -204,12 +209,21 @@ class EventConsumer:
             # one statement each at its end (db.gathered), before the commit.
             with database.atomic(), db.gathered():
                 claimed = self._claim([envelope for _, _, _, envelope in ready])
+                new = []
                 for _, sub, event, envelope in ready:
                     if envelope.event_id in claimed:
                         claimed.discard(envelope.event_id)  # a repeat later in the batch is a duplicate
-                        sub.handler(event, envelope)
+                        new.append((sub, event, envelope))
                     else:
                         _log_duplicate(envelope)
+                by_subscription: dict[int, tuple[Subscription[Any], list[pb_message.Message]]] = {}
+                for sub, event, _ in new:
+                    if sub.prepare is not None:
+                        by_subscription.setdefault(id(sub), (sub, []))[1].append(event)
+                for sub, batch_events in by_subscription.values():
+                    sub.prepare(batch_events)  # type: ignore[misc]  # not None: filtered above
+                for sub, event, envelope in new:
+                    sub.handler(event, envelope)
             return
         except Exception as exc:  # noqa: BLE001 - each event is tried alone below
             if is_transient(exc):

@@ -50,10 +50,10 @@ def database(stack, tmp_path):
 KIND = events_pb2.ReservationRequested.DESCRIPTOR.full_name
 
 
-def consumer_on_a_new_topic(stack, batch: list[tuple[str, str]], apply) -> tuple[str, EventConsumer]:
+def consumer_on_a_new_topic(stack, batch: list[tuple[str, str]], apply, prepare=None) -> tuple[str, EventConsumer]:
     """A new topic holding `batch` ((reservation_id, ce_id) pairs) on one partition, all
     there before the consumer starts, so its first poll takes them as one batch; and a
-    chassis consumer (not started) whose handler is `apply`."""
+    chassis consumer (not started) whose handler is `apply` (and `prepare`, its batches')."""
     topic = f"batch.t{uuid.uuid4().hex[:8]}"
     settings = Settings.from_env(
         "batchtest",
@@ -83,7 +83,7 @@ def consumer_on_a_new_topic(stack, batch: list[tuple[str, str]], apply) -> tuple
         kafka.consumer_config(settings),
         kafka.producer_config(settings),
         [topic],
-        [Subscription(events_pb2.ReservationRequested, apply)],
+        [Subscription(events_pb2.ReservationRequested, apply, prepare)],
     )
     return topic, consumer
 
@@ -162,3 +162,28 @@ def test_a_batch_writes_its_outbox_rows_together_at_its_end_in_the_events_order(
     # Written at once, the second event would have counted the first one's row (the
     # same transaction sees its own writes); a later batch counts the earlier ones'.
     assert seen_in_batch[:2] == [0, 0] and seen_in_batch == sorted(seen_in_batch)
+
+
+def test_prepare_reads_ahead_once_per_batch_for_its_new_events_and_its_handlers_see_it(stack, database):
+    prepared: list[list[str]] = []
+    seen: dict[str, object] = {}
+
+    def prepare(batch_events):
+        prepared.append([e.reservation_id for e in batch_events])
+        db.batch_memo().update({e.reservation_id: f"read ahead for {e.reservation_id}" for e in batch_events})
+
+    def apply(event, _envelope):
+        memo = db.batch_memo()
+        seen[event.reservation_id] = memo.get(event.reservation_id) if memo is not None else None
+
+    batch = [(f"r{i}", events.new_event_id()) for i in range(30)]
+    batch.insert(8, batch[3])  # a copy: claimed once, so prepared and handled once
+    _, consumer = consumer_on_a_new_topic(stack, batch, apply, prepare)
+    consumer.start()
+    try:
+        eventually(lambda: len(seen) == 30, timeout=30, what="every event handled")
+    finally:
+        consumer.stop()
+    assert seen == {f"r{i}": f"read ahead for r{i}" for i in range(30)}
+    assert sorted(rid for call in prepared for rid in call) == sorted(f"r{i}" for i in range(30))
+    assert db.batch_memo() is None  # forgotten with its batch

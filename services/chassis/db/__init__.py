@@ -5,13 +5,25 @@ at start) and hand-written SQL with the dialects' differences (sql.py)."""
 
 from .connection import SqliteDatabase, connect, database, is_sqlite, is_transient, release
 from .schema import BaseModel, OutboxMessage, ProcessedEvent, columns, create_schema
-from .sql import execute, gathered, insert_later, is_gathering, lock_key, lock_row, placeholders, rows, values
+from .sql import (
+    batch_memo,
+    execute,
+    gathered,
+    insert_later,
+    is_gathering,
+    lock_key,
+    lock_row,
+    placeholders,
+    rows,
+    values,
+)
 
 __all__ = [
     "BaseModel",
     "OutboxMessage",
     "ProcessedEvent",
     "SqliteDatabase",
+    "batch_memo",
     "columns",
     "connect",
     "create_schema",

@@ -52,6 +52,7 @@ _MAX_PARAMS = 30_000
 
 class _Gathering(threading.local):
     rows: dict[tuple[str, int, str], list[Sequence[Any]]] | None = None
+    memo: dict[Any, Any] | None = None
 
 
 _gathering = _Gathering()
@@ -67,12 +68,12 @@ def gathered() -> Iterator[None]:
     if _gathering.rows is not None:
         yield
         return
-    _gathering.rows = {}
+    _gathering.rows, _gathering.memo = {}, {}
     try:
         yield
         pending = _gathering.rows
     finally:
-        _gathering.rows = None
+        _gathering.rows = _gathering.memo = None
     for (head, columns, tail), rows_ in pending.items():
         per_statement = max(1, _MAX_PARAMS // columns)
         for i in range(0, len(rows_), per_statement):
@@ -82,6 +83,13 @@ def gathered() -> Iterator[None]:
 
 def is_gathering() -> bool:
     return _gathering.rows is not None
+
+
+def batch_memo() -> dict[Any, Any] | None:
+    """Inside `gathered()`: a dict the block's code shares and that is forgotten when it
+    ends, e.g. rows a batch's handlers would each read, read once for all of them (by
+    a Subscription's `prepare`); None outside."""
+    return _gathering.memo
 
 
 def insert_later(head: str, row: Sequence[Any], tail: str = "") -> None:
