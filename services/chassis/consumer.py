@@ -38,10 +38,10 @@ class DeadLetterUnavailable(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Subscription(Generic[_M]):
     """Events of one message class, and the handler they are given to (decoded as that class).
-    `prepare`, if given, is called once per batch, in its transaction, with the batch's
-    new events of this class before any is handled: to read at once what each handler
-    would read alone, into db.batch_memo(). An event applied alone (a batch that rolled
-    back) is handled without it."""
+    `prepare`, if given, is called once per batch, in its transaction, before any event
+    is handled, with the batch's new events of every subscription that shares it: to
+    read at once what each handler would read alone, into db.batch_memo(). An event
+    applied alone (a batch that rolled back) is handled without it."""
 
     message_class: type[_M]
     handler: Callable[[_M, events.Envelope], None]
@@ -216,12 +216,12 @@ class EventConsumer:
                         new.append((sub, event, envelope))
                     else:
                         _log_duplicate(envelope)
-                by_subscription: dict[int, tuple[Subscription[Any], list[pb_message.Message]]] = {}
+                to_prepare: dict[Callable[[list[Any]], None], list[pb_message.Message]] = {}
                 for sub, event, _ in new:
                     if sub.prepare is not None:
-                        by_subscription.setdefault(id(sub), (sub, []))[1].append(event)
-                for sub, batch_events in by_subscription.values():
-                    sub.prepare(batch_events)  # type: ignore[misc]  # not None: filtered above
+                        to_prepare.setdefault(sub.prepare, []).append(event)
+                for prepare, batch_events in to_prepare.items():
+                    prepare(batch_events)
                 for sub, event, envelope in new:
                     sub.handler(event, envelope)
             return
