@@ -309,17 +309,14 @@ class PreferencesRepository(Repository):
 
     def read_ahead(self, user_ids: set[str]) -> None:
         """Reads the customers' preferences in one statement for the rest of the consumer
-        batch (db.batch_memo); nothing outside one."""
+        batch (db.batch_memo; a batch is at most 200 events); nothing outside one."""
         memo = db.batch_memo()
         if memo is None or not user_ids:
             return
-        ids = sorted(user_ids)
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            found = dict.fromkeys(chunk, _NEVER_SET)
-            for user_id, *row in db.rows(_PREFERENCES_OF.format(db.placeholders(len(chunk))), chunk):
-                found[user_id] = _preferences(*row)
-            memo.update((("preferences", u), p) for u, p in found.items())
+        found = dict.fromkeys(user_ids, _NEVER_SET)
+        for user_id, *row in db.rows(_PREFERENCES_OF.format(db.placeholders(len(found))), list(found)):
+            found[user_id] = _preferences(*row)
+        memo.update((("preferences", u), p) for u, p in found.items())
 
     def put(self, user_id: str, p: domain.Preferences) -> datetime.datetime:
         now = utcnow()
