@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from bench.run import Bench, Config
@@ -70,21 +69,20 @@ def catch_up(bench: Bench, a: argparse.Namespace, spy) -> None:
     notification: its rate, its CPU per event and where that CPU goes."""
     bench.cfg.catchup_n = a.events
     piled = bench.pile_up(a.rate)
-    stack = bench.stack
-    before = stack.notifications()
-    started = time.monotonic()
-    stack.restart_alert()
-    stack.wait_serving("alert")  # py-spy needs the interpreter up: the first events may pass unsampled
-    spied = spy("alert", 600)  # stopped at the last notification (SIGINT writes its file)
-    first = bench._until(lambda: stack.notifications() > before, 120, "alert's first notification", 0.01)
-    first_count = stack.notifications() - before
-    done = bench._until(lambda: stack.notifications() - before >= piled, 900, "alert caught up", 0.01)
-    cpu = stack.cpu_seconds().get("alert", 0)
-    spied.send_signal(signal.SIGINT)
-    spied.wait(60)
+    spied: list[subprocess.Popen] = []
+
+    def attach() -> None:
+        bench.stack.wait_serving("alert")  # py-spy needs the interpreter up: the first events may pass unsampled
+        spied.append(spy("alert", 600))  # ends with alert's process, which catch_up stops when done
+
+    figures = bench.catch_up(piled, on_start=attach)
+    for s in spied:
+        s.send_signal(signal.SIGINT)  # if it has not seen the process end yet: SIGINT writes its file
+        s.wait(60)
     print(
-        f"catch-up: {piled} outcomes, {(piled - first_count) / max(done - first, 1e-3):.0f} events/s after the "
-        f"first notification ({first - started:.2f} s after start); alert's CPU {cpu * 1000 / piled:.3f} ms per event"
+        f"catch-up: {piled} outcomes, {figures['catchup_eps']:.0f} events/s after the first notification "
+        f"({figures['catchup_start_s']:.2f} s after start); "
+        f"alert's CPU {figures['catchup_alert_cpu_per_1000']:.3f} ms per event"
     )
 
 

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -363,13 +364,15 @@ class Bench:
             raise RuntimeError("reservations did not reach a final state while alert was down")
         return r["requests"] - r["errors"]
 
-    def catch_up(self, expected: int, fresh_as: str | None = None) -> dict:
+    def catch_up(self, expected: int, fresh_as: str | None = None, on_start: Callable[[], None] = lambda: None) -> dict:
         """Starts alert and times it until its notifications reach `expected`
-        (the events/s counts from its first notification: start-up is reported apart)."""
+        (the events/s counts from its first notification: start-up is reported apart).
+        `on_start` runs once alert's process is started (bench.profile attaches py-spy)."""
         stack = self.stack
         before = stack.notifications() if not fresh_as else 0
         started = time.monotonic()
         stack.restart_alert(fresh_as)
+        on_start()
         first = self._until(lambda: stack.notifications() > before, 120, "alert's first notification", 0.01)
         first_count = stack.notifications() - before
         done = self._until(lambda: stack.notifications() - before >= expected, 900, "alert caught up", 0.01)
