@@ -48,15 +48,21 @@ class Dispatcher(Worker):
         poll_interval_s: float = 1.0,
         lease_s: float = 60.0,
     ):
-        super().__init__(f"alert-dispatcher-{channel.name}", self.deliver_due, poll_interval_s, on_error=self._on_error)
+        # A channel that does not say is taken for remote: the side that loses nothing.
+        self.local = getattr(channel, "local", False)
+        self.claim_size = self.LOCAL_BATCH if self.local else 1
+        super().__init__(
+            f"alert-dispatcher-{channel.name}",
+            self.deliver_due,
+            poll_interval_s,
+            on_error=self._on_error,
+            batch_size=self.claim_size,
+        )
         self.repo = repo
         self.channel = channel
         self.breaker = breaker
         self.retry = retry
         self.lease_s = lease_s  # longer than any provider call can take (its timeout)
-        # A channel that does not say is taken for remote: the side that loses nothing.
-        self.local = getattr(channel, "local", False)
-        self.batch_size = self.LOCAL_BATCH if self.local else 1
         self._stopping = False
         self._seconds = channels.DELIVERY_SECONDS.labels(channel.name)
         self._sent_total = channels.DELIVERIES.labels(channel.name, "sent")
@@ -69,27 +75,25 @@ class Dispatcher(Worker):
         self.channel.close()
 
     def deliver_due(self) -> int:
-        """One round; returns how many deliveries were attempted."""
-        attempted = 0
-        while not self._stopping:
-            batch = self.repo.claim_due(self.channel.name, time.time(), self.lease_s, self.batch_size)
-            if not batch:
-                if not attempted:
-                    # Idle: hold no provider connection, and give the database one back to the pool.
-                    self.channel.close()
-                    release()
-                break
-            done, refused = self._deliver(batch)
-            attempted += done
-            if refused:
-                return attempted  # the breaker is open: wait for the next round
-        return attempted
+        """One claim of at most a batch; returns how many deliveries were attempted. The
+        worker claims again at once after a full batch, and otherwise when woken by a new
+        notification or at the poll; an open breaker's refusal ends a batch short, so it too
+        waits for the next round."""
+        if self._stopping:
+            return 0
+        batch = self.repo.claim_due(self.channel.name, time.time(), self.lease_s, self.claim_size)
+        if not batch:
+            # Idle: hold no provider connection, and give the database one back to the pool.
+            self.channel.close()
+            release()
+            return 0
+        return self._deliver(batch)
 
-    def _deliver(self, batch: list[domain.Outgoing]) -> tuple[int, bool]:
-        """Attempts a claimed batch in order; returns (attempted, refused by the breaker).
+    def _deliver(self, batch: list[domain.Outgoing]) -> int:
+        """Attempts a claimed batch in order, until the breaker refuses; returns how many it attempted.
         What it did not attempt goes back at once instead of waiting out its lease."""
         sent: list[domain.Outgoing] = []  # a local channel's, recorded together
-        attempted, refused = 0, False
+        attempted = 0
         # Every send starts with at least half its lease left, whatever stalled the batch.
         deadline = time.monotonic() + self.lease_s / 2
         try:
@@ -97,7 +101,6 @@ class Dispatcher(Worker):
                 if self._stopping or time.monotonic() > deadline:
                     break
                 if not self._attempt(out, sent):
-                    refused = True
                     break
                 attempted += 1
         finally:
@@ -106,7 +109,7 @@ class Dispatcher(Worker):
                 self._log_sent(sent)
         if attempted < len(batch):
             self._persist(self.repo.release, [o.delivery_id for o in batch[attempted:]], time.time())
-        return attempted, refused
+        return attempted
 
     def _attempt(self, out: domain.Outgoing, sent: list[domain.Outgoing]) -> bool:
         """False if the breaker refused without calling the provider."""

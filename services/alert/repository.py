@@ -124,11 +124,16 @@ _IGNORE_REPEAT = " ON CONFLICT DO NOTHING"
 # The oldest due deliveries, leased in one statement. PostgreSQL: SKIP LOCKED lets two
 # replicas claim disjoint batches without waiting on each other, and the outer
 # conditions are checked again on the row as it is when the UPDATE gets to it.
-# SQLite: the statement holds the one write lock.
+# SQLite: the statement holds the one write lock. The due rows are a MATERIALIZED CTE,
+# chosen once: as an IN (subquery) PostgreSQL may run the subquery again for the rows
+# it updates, and its LIMIT then bounds no claim (a claim of 200 took all 451 due rows,
+# test_alert_dispatch).
 _CLAIM = (
-    "UPDATE delivery SET next_attempt_at = ? WHERE delivery_id IN ("
-    "SELECT delivery_id FROM delivery WHERE channel = ? AND status = 'PENDING' AND next_attempt_at <= ?"
-    " ORDER BY next_attempt_at LIMIT ?{lock}) AND status = 'PENDING' AND next_attempt_at <= ?"
+    "WITH due AS MATERIALIZED (SELECT delivery_id FROM delivery"
+    " WHERE channel = ? AND status = 'PENDING' AND next_attempt_at <= ?"
+    " ORDER BY next_attempt_at LIMIT ?{lock})"
+    " UPDATE delivery SET next_attempt_at = ? WHERE delivery_id IN (SELECT delivery_id FROM due)"
+    " AND status = 'PENDING' AND next_attempt_at <= ?"
     " RETURNING delivery_id, notification_id, channel, destination, attempts"
 )
 _CLAIMED_NOTIFICATIONS = (
@@ -196,7 +201,7 @@ class DeliveryRepository:
         # A transaction, not autocommit: SQLite commits an UPDATE ... RETURNING only once
         # its rows are read, and the process's writer lock must be held until then.
         with database.atomic():
-            claimed = db.rows(_CLAIM.format(lock=lock), (now + lease_s, channel, now, limit, now))
+            claimed = db.rows(_CLAIM.format(lock=lock), (channel, now, limit, now + lease_s, now))
         if not claimed:
             return []
         ids = list({r[1] for r in claimed})

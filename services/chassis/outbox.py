@@ -64,7 +64,6 @@ class OutboxRelay(Worker):
     ) -> None:
         self.settings = settings
         self.producer = Producer(producer_config)
-        self.batch_size = batch_size
         # Broker trouble opens the breaker: the relay stops hammering it and the
         # rows wait safely in the outbox until a trial publish succeeds.
         self.breaker = metrics.watch_breaker(
@@ -76,6 +75,7 @@ class OutboxRelay(Worker):
             poll_interval_s,
             on_error=self._on_error,
             on_exit=lambda: self.producer.flush(5),
+            batch_size=batch_size,
         )
 
     def _round(self) -> int:

@@ -22,9 +22,14 @@ class Worker:
         on_error: Callable[[Exception], None] = lambda exc: None,
         on_exit: Callable[[], object] = lambda: None,
         backoff_s: tuple[float, float] = (0.1, 2.0),
+        batch_size: int | None = None,
     ) -> None:
         self.name = name
         self.step = step  # returns how many items it handled
+        # A step that handled fewer than a batch took all that was ready: the next waits for
+        # a wake or the poll, as after an idle one, instead of asking again at once for
+        # what is not there (a statement per round: docs/performance.md).
+        self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.on_error = on_error
         self.on_exit = on_exit
@@ -41,7 +46,8 @@ class Worker:
         self._wake.set()
 
     def stop(self, timeout: float = 10) -> None:
-        """Finishes what is ready (until a step handles nothing or fails), then stops."""
+        """Finishes what is ready (until a step handles nothing or less than a batch,
+        or fails), then stops."""
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout)
@@ -62,7 +68,7 @@ class Worker:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, longest)
                 continue
-            if not handled:
+            if not handled or (self.batch_size is not None and handled < self.batch_size):
                 if stopping:
                     break
                 self._wake.wait(self.poll_interval_s)
