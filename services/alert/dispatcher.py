@@ -50,13 +50,12 @@ class Dispatcher(Worker):
     ):
         # A channel that does not say is taken for remote: the side that loses nothing.
         self.local = getattr(channel, "local", False)
-        self.claim_size = self.LOCAL_BATCH if self.local else 1
         super().__init__(
             f"alert-dispatcher-{channel.name}",
             self.deliver_due,
             poll_interval_s,
             on_error=self._on_error,
-            batch_size=self.claim_size,
+            batch_size=self.LOCAL_BATCH if self.local else 1,
         )
         self.repo = repo
         self.channel = channel
@@ -81,7 +80,7 @@ class Dispatcher(Worker):
         waits for the next round."""
         if self._stopping:
             return 0
-        batch = self.repo.claim_due(self.channel.name, time.time(), self.lease_s, self.claim_size)
+        batch = self.repo.claim_due(self.channel.name, time.time(), self.lease_s, self.batch_size)
         if not batch:
             # Idle: hold no provider connection, and give the database one back to the pool.
             self.channel.close()

@@ -22,13 +22,14 @@ class Worker:
         on_error: Callable[[Exception], None] = lambda exc: None,
         on_exit: Callable[[], object] = lambda: None,
         backoff_s: tuple[float, float] = (0.1, 2.0),
-        batch_size: int | None = None,
+        batch_size: int = 1,
     ) -> None:
         self.name = name
-        self.step = step  # returns how many items it handled
+        self.step = step  # returns how many items it handled, at most batch_size
         # A step that handled fewer than a batch took all that was ready: the next waits for
         # a wake or the poll, as after an idle one, instead of asking again at once for
-        # what is not there (a statement per round: docs/performance.md).
+        # what is not there (a statement per round: docs/performance.md). The default, 1,
+        # waits only after a step that handled nothing.
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.on_error = on_error
@@ -68,7 +69,7 @@ class Worker:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, longest)
                 continue
-            if not handled or (self.batch_size is not None and handled < self.batch_size):
+            if handled < self.batch_size:
                 if stopping:
                     break
                 self._wake.wait(self.poll_interval_s)

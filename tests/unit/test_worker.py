@@ -37,7 +37,7 @@ class Queue:
         return self.rounds.get(timeout=timeout)
 
 
-def worker(q: Queue, batch_size: int | None) -> Worker:
+def worker(q: Queue, batch_size: int) -> Worker:
     # A poll far longer than the test: a round that comes came from a wake or a full batch.
     w = Worker("test-worker", q.step, poll_interval_s=600, batch_size=batch_size)
     w.start()
@@ -61,10 +61,11 @@ def test_a_full_batch_is_followed_at_once_and_a_short_one_waits_for_a_wake():
     assert not w._thread.is_alive()
 
 
-def test_without_a_batch_size_a_round_that_handled_any_is_followed_at_once():
+def test_with_the_default_batch_size_a_round_that_handled_any_is_followed_at_once():
     q = Queue(batch=10)
     q.add(5)
-    w = worker(q, batch_size=None)
+    w = Worker("test-worker", q.step, poll_interval_s=600)  # no batch_size: the default
+    w.start()
     try:
         assert [q.next_round(), q.next_round()] == [5, 0]
     finally:
