@@ -29,6 +29,7 @@ import datetime
 import json
 import os
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -498,9 +499,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not a.keep and not a.smoke:
             shutil.rmtree(workdir, ignore_errors=True)
+    args = argv or sys.argv[1:]
     result = {
         "note": a.note,
-        "command": "make bench" + (f" BENCH_ARGS='{' '.join(argv or sys.argv[1:])}'" if (argv or sys.argv[1:]) else ""),
+        # Quoted for a shell twice (the make variable, then bench's own arguments), so it runs when pasted.
+        "command": "make bench" + (f" BENCH_ARGS={shlex.quote(shlex.join(args))}" if args else ""),
         "config": dataclasses.asdict(cfg),
         "machine": info,
         "started": started,
