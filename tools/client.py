@@ -47,6 +47,16 @@ def scrape(port: int) -> dict[str, list]:
     return samples
 
 
+def readiness(port: int) -> tuple[int, dict]:
+    """(HTTP status, report) from a service's /ready on its metrics port: 200 when it
+    takes traffic, 503 when a dependency that gates it is down."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
 class Response:
     def __init__(self, status: int, body: bytes, headers):
         self.status = status

@@ -13,6 +13,7 @@ import peewee
 from . import db, kafka, logs, metrics, outbox, server
 from .consumer import EventConsumer, Subscription
 from .outbox import OutboxRelay
+from .readiness import Dependency, Readiness
 from .settings import Settings, SettingsError
 from .worker import Worker
 
@@ -85,8 +86,27 @@ def serve(
             worker.stop()
         runtime.relay.stop()  # publishes what was committed before exiting
 
+    def database_down() -> str | None:
+        db.ping()  # raises when it does not answer: Readiness says why
+        return None
+
+    def broker_down() -> str | None:
+        return kafka.unreachable(runtime.relay.producer, settings.kafka_bootstrap_servers)
+
+    readiness = Readiness(
+        [
+            # RPCs cannot be answered without it: the replica leaves the balancers.
+            Dependency("database", database_down, gates=True),
+            # The outbox and the group's offsets carry the service through these: reported only.
+            Dependency("broker", broker_down, gates=False),
+            Dependency("consumer", consumer.not_joined, gates=False),
+        ],
+        settings.readiness_interval_s,
+    )
     # RPC threads borrow a pooled connection per call; each gives it back when its call ends.
-    server.serve(settings, services, start_background, stop_background, stopping, after_call=db.release)
+    server.serve(
+        settings, services, start_background, stop_background, stopping, after_call=db.release, readiness=readiness
+    )
     if failed:
         raise SystemExit(1)
 

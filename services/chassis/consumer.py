@@ -77,6 +77,7 @@ class EventConsumer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="event-consumer", daemon=True)
         self._steady_at = time.monotonic()  # when the consumer last held partitions (or was made)
+        self._joined = False  # its group has given it an assignment (maybe empty) since it last subscribed
 
     def start(self) -> None:
         self._thread.start()
@@ -85,9 +86,19 @@ class EventConsumer:
         self._stop.set()
         self._thread.join(timeout)
 
+    def not_joined(self) -> str | None:
+        """The readiness probe: None once the group has given this consumer its share
+        (none, when there are more replicas than partitions), else why not."""
+        if not self._thread.is_alive():
+            return "the event consumer is not running"
+        if not self._joined:
+            return f"not a member of consumer group {self.consumer_config['group.id']!r} yet (joining)"
+        return None
+
     def _subscribe(self) -> Consumer:
         group = self.consumer_config["group.id"]
         self._steady_at = time.monotonic()
+        self._joined = False
         consumer = Consumer(
             {**self.consumer_config, "stats_cb": lambda stats: metrics.record_consumer_stats(stats, group)}
         )
@@ -194,6 +205,7 @@ class EventConsumer:
         self._commit(consumer)
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._joined = True
         log.info("partitions assigned", extra={"partitions": [f"{p.topic}[{p.partition}]" for p in partitions]})
 
     def _handle_batch(self, msgs: list[Message]) -> None:

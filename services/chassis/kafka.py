@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from .settings import Settings
@@ -85,3 +85,14 @@ def ensure_topics(settings: Settings, topics: list[str], deadline_s: float = 30)
             raise RuntimeError(f"cannot create topics on {settings.kafka_bootstrap_servers}: {pending}")
         log.warning("broker not ready for topic creation, retrying", extra={"errors": pending})
         time.sleep(1)
+
+
+def unreachable(client: Producer, servers: str, timeout_s: float = 2.0) -> str | None:
+    """The readiness probe: None if a broker answers a metadata request within the
+    timeout, else why not (librdkafka's error)."""
+    try:
+        client.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        error = exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else str(exc)
+        return f"no broker at {servers} answered in {timeout_s:g} s: {error}"
+    return None

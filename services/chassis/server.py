@@ -20,13 +20,14 @@ import grpc
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 from bookrental.api.v1 import options_pb2
 
 from . import errors
 from .db import database, is_transient
 from .identity import Identity, from_metadata
+from .readiness import HEALTH_PREFIX, Readiness, start_endpoint
 from .settings import Settings
 from .threads import name_native_thread
 
@@ -295,20 +296,33 @@ def serve(
     stop_background: Callable[[], None],
     stopping: threading.Event | None = None,
     after_call: Callable[[], None] = lambda: None,
+    readiness: Readiness | None = None,
 ) -> None:
     """Runs until SIGTERM/SIGINT (or `stopping` is set by a failing worker):
-    NOT_SERVING while starting and draining. `after_call` runs when each call ends."""
+    NOT_SERVING while starting and draining, and while `readiness` says a dependency
+    that gates traffic is down. `after_call` runs when each call ends."""
     if settings.metrics_port:
         try:
-            start_http_server(settings.metrics_port, addr=settings.grpc_host)
+            start_endpoint(settings.grpc_host, settings.metrics_port, readiness)
         except OSError as exc:  # said in one line by app.main, as a bad setting is
             where = f"{settings.grpc_host}:{settings.metrics_port}"
             raise PortUnavailable(f"metrics port {where}: {exc.strerror}") from None
     server, port, health_servicer = create_server(settings.grpc_address, services, settings.rpc_threads, after_call)
     server.start()
     start_background()
-    for name in [s.name for s in services] + [""]:
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    names = [s.name for s in services] + [""]
+
+    def publish(ready: bool, up: dict[str, bool]) -> None:
+        serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in names:
+            health_servicer.set(name, serving if ready else not_serving)
+        for name, ok in up.items():
+            health_servicer.set(HEALTH_PREFIX + name, serving if ok else not_serving)
+
+    if readiness:
+        readiness.start(publish)
+    else:
+        publish(True, {})
     log.info("serving", extra={"address": f"{settings.grpc_host}:{port}", "metrics_port": settings.metrics_port})
 
     stopping = stopping or threading.Event()
@@ -324,6 +338,8 @@ def serve(
     # (every 1 s) or a Kubernetes readiness probe moves traffic away before the port
     # closes; then refuse new RPCs and give in-flight ones the grace period.
     health_servicer.enter_graceful_shutdown()
+    if readiness:
+        readiness.stop()
     log.info("draining", extra={"drain_ms": settings.drain_ms, "grace_s": settings.shutdown_grace_s})
     time.sleep(settings.drain_ms / 1000)
     server.stop(settings.shutdown_grace_s).wait()

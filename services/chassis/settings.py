@@ -64,6 +64,7 @@ class Settings:
     drain_ms: int  # after SIGTERM: NOT_SERVING but still serving, so balancers move away first
     outbox_linger_ms: int  # the relay gathers commits this long before a round
     rpc_threads: int  # RPCs at once: as many as the pool has connections; more only fight over the GIL
+    readiness_interval_s: float  # how often the dependencies are probed (readiness.py)
 
     @property
     def grpc_address(self) -> str:
@@ -102,4 +103,5 @@ class Settings:
             drain_ms=_int(env, "DRAIN_MS", 1500, 0, 60_000),
             rpc_threads=_int(env, "RPC_THREADS", 8, 1, 256),
             outbox_linger_ms=_int(env, "OUTBOX_LINGER_MS", 10, 0, 1000),
+            readiness_interval_s=number(env, "READINESS_INTERVAL_S", 1.0, 0.1, 60.0, float),
         )

@@ -95,13 +95,17 @@ def notification_count(gateway, customer) -> int:
     return len(notifications(gateway, customer))
 
 
+def health(stack, instance: str, service: str = "") -> str:
+    """The instance's grpc.health.v1 answer for `service` ("" = the whole service;
+    `dependency.database` and so on: readiness.py), e.g. "SERVING"."""
+    with grpc.insecure_channel(f"127.0.0.1:{stack.grpc_ports[instance]}") as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
 def serving(stack, instance: str) -> bool:
     """The process is alive and its health check answers SERVING."""
-    if stack.procs[instance].poll() is not None:
-        return False
-    with grpc.insecure_channel(f"127.0.0.1:{stack.grpc_ports[instance]}") as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
+    return stack.procs[instance].poll() is None and health(stack, instance) == "SERVING"
 
 
 def log_records(stack, instance: str, message: str) -> list[dict]:

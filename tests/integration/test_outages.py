@@ -15,7 +15,7 @@ import pytest
 from tests.integration import flows
 from tests.integration.budgets import within
 from tests.integration.flows import stopped
-from tools.client import Gateway, eventually, exactly_once
+from tools.client import Gateway, eventually, exactly_once, readiness
 from tools.token import mint_token
 
 from .conftest import BACKENDS, launch, own_broker
@@ -182,6 +182,36 @@ def test_broker_paused_requests_are_answered_and_nothing_is_lost(stack, broker, 
         {u: [f"NOTIFICATION_KIND_{st.rsplit('_', 1)[1]}"] for u, st in zip(users, decided, strict=True)},
         what="each customer notified once",
     )
+
+
+def test_broker_stopped_the_services_keep_serving_and_say_the_broker_is_down(stack, broker, world):
+    """Readiness (services/chassis/readiness.py): without the broker every service still
+    takes traffic (the outbox keeps what it writes), and says on /ready and on
+    grpc.health.v1 that the broker is down, and why; up again once it is back."""
+    book_id = world.book(5)
+    eventually(lambda: world.gw.get(f"/v1/books/{book_id}").status == 200, what="book listed")
+    services = stack.instances()
+
+    def broker_up(instance: str) -> bool:
+        return readiness(stack.metrics_ports[instance])[1]["dependencies"]["broker"]["up"]
+
+    broker.stop_process("broker")
+    try:
+        for instance in services:
+            eventually(lambda i=instance: not broker_up(i), timeout=15, what=f"{instance}: broker down on /ready")
+            status, report = readiness(stack.metrics_ports[instance])
+            assert status == 200 and report["ready"] is True, report
+            assert "no broker at 127.0.0.1:" in report["dependencies"]["broker"]["error"], report
+            assert flows.health(stack, instance) == "SERVING"
+            assert flows.health(stack, instance, "dependency.broker") == "NOT_SERVING"
+            assert flows.health(stack, instance, "dependency.database") == "SERVING"
+        u = world.user("broker-stop")
+        rid = world.reserve(u, book_id)  # accepted while the broker is away
+    finally:
+        broker.start_broker()
+    for instance in services:
+        eventually(lambda i=instance: broker_up(i), timeout=15, what=f"{instance}: broker up again on /ready")
+    assert world.wait_decided([(u, rid)]) == [CONFIRMED]
 
 
 def test_broker_killed_under_load_is_restarted_on_its_log_and_nothing_is_lost(stack, broker, world):

@@ -3,7 +3,7 @@ the per-process proxy bound from DATABASE_URL, PostgreSQL's pool, SQLite's write
 lock), the schema (schema.py: the outbox and inbox tables, the models' base, creation
 at start) and hand-written SQL with the dialects' differences (sql.py)."""
 
-from .connection import SqliteDatabase, connect, database, is_sqlite, is_transient, release
+from .connection import SqliteDatabase, connect, database, is_sqlite, is_transient, ping, release
 from .schema import BaseModel, OutboxMessage, ProcessedEvent, columns, create_schema
 from .sql import (
     batch_memo,
@@ -36,6 +36,7 @@ __all__ = [
     "is_transient",
     "lock_key",
     "lock_row",
+    "ping",
     "placeholders",
     "release",
     "rows",

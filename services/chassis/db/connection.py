@@ -109,6 +109,15 @@ def release() -> None:
         database.close()
 
 
+def ping() -> None:
+    """One round trip on a connection of the pool (raises when the database does not
+    answer); the connection goes back, or, if the answer showed it broken, is dropped."""
+    try:
+        database.execute_sql("SELECT 1")
+    finally:
+        release()
+
+
 def is_sqlite() -> bool:
     """SQLite serializes writers itself (IMMEDIATE transactions); PostgreSQL needs row locks."""
     return isinstance(database.obj, peewee.SqliteDatabase)
