@@ -21,7 +21,7 @@ from pathlib import Path
 from string import Template
 
 from services.catalogue import SERVICES
-from tools.gateway import auth, clusters, listeners, transcoding, web
+from tools.gateway import access_log, auth, clusters, listeners, transcoding, web
 from tools.gateway import routes as routing
 from tools.gateway.clusters import cluster, parse_upstream
 from tools.gateway.descriptor import Descriptor
@@ -101,6 +101,7 @@ def render(out_path: str | os.PathLike, o: Options) -> str:
         client_content_type_header=web.CLIENT_CONTENT_TYPE_HEADER,
         descriptor_path=yaml_path(o.descriptor_path),
         strict_json_lua=json.dumps(transcoding.strict_json_lua(descriptor)),
+        grpc_status_lua=json.dumps(access_log.grpc_status_lua()),
         jwks_source=auth.jwks_source(o.jwks_path, o.jwks_uri, o.jwks_cache_s, o.jwks_fetch_timeout_s),
         tls_listener=listeners.tls_listener(o.tls_dir, o.tls_port),
         access_log_path=yaml_path(o.access_log_path) if o.access_log_path else '"/dev/stdout"',

@@ -6,5 +6,6 @@
 - routes: a route per RPC (timeouts, retries, rate limits);
 - transcoding: the transcoder's services and strict_json.lua's request schemas;
 - auth: jwt_authn's rules (the public RPCs, from protos/) and the JWKS source;
-- listeners: the TLS listener and the API documents served at /docs/.
+- listeners: the TLS listener and the API documents served at /docs/;
+- access_log: what envoy/grpc_status.lua needs to give each access-log line its gRPC status.
 """
