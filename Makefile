@@ -152,8 +152,11 @@ tls: var/dev-tls/cert.pem ## the development CA and gateway certificate for make
 token: keys ## print a token: make -s token USER=alice ROLE=customer (or ROLE=stock_manager) [TTL=seconds, 60..86400, default 3600]
 	@$(PY) -m tools.token --user "$(if $(filter command line,$(origin USER)),$(USER))" --role "$(ROLE)" --ttl "$(TTL)"
 
-run: setup docs web ## start Kafka, the three services and Envoy (TLS=1: also HTTPS/gRPC-TLS on 8443; PG=1: on PostgreSQL); Ctrl-C stops them all
-	$(PY) -m tools.devstack $(if $(filter 1 true yes,$(TLS)),--tls) $(if $(filter 1 true yes,$(PG)),--postgres)
+run: setup docs web ## start Kafka, the three services and Envoy (TLS=1: also HTTPS/gRPC-TLS on 8443; PG=1: on PostgreSQL; TRACING=1: traces to a local receiver, see make trace); Ctrl-C stops them all
+	$(PY) -m tools.devstack $(if $(filter 1 true yes,$(TLS)),--tls) $(if $(filter 1 true yes,$(PG)),--postgres) $(if $(filter 1 true yes,$(TRACING)),--tracing)
+
+trace: setup ## print one reservation's trace from make run TRACING=1 (RESERVATION=<id>; without it, the latest trace)
+	$(PY) -m tools.traces show $(if $(RESERVATION),--reservation $(RESERVATION),--last)
 
 test: setup siege chromium axe k8s-check $(BUF) docs web ## k8s-check, the web app's unit tests (Vitest), then unit and integration tests (real broker, services, Envoy and a headless browser)
 	cd web && node_modules/.bin/vitest run

@@ -151,8 +151,15 @@ def _headers_schema(full_name: str, producer: str, fields: set[str]) -> dict:
             if "reservation_id" in fields
             else {"type": "string", "const": "", "description": "Empty: the event has no reservation."}
         ),
+        "traceparent": {
+            "type": "string",
+            "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+            "description": "CloudEvents distributed-tracing extension: the W3C traceparent of the span that"
+            " wrote the event; present only when the producer traces (OTEL_* settings).",
+        },
     }
-    props = {}
+    optional = {"traceparent"}
+    props, required = {}, []
     for header, argument in envelope():
         if argument is None:
             props[header] = {"type": "string", "const": constants[header].decode()}
@@ -163,9 +170,11 @@ def _headers_schema(full_name: str, producer: str, fields: set[str]) -> dict:
                 f"services/chassis/events.py writes header {header} from {argument!r}, "
                 f"which tools/asyncapi.py does not describe"
             )
+        if argument not in optional:
+            required.append(header)
     return {
         "type": "object",
-        "required": list(props),
+        "required": required,
         "properties": props,
         "description": "CloudEvents 1.0, Kafka protocol binding, binary content mode (Kafka headers).",
     }

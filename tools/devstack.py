@@ -147,11 +147,16 @@ class Stack:
         tls_dir: Path | None = None,
         broker_running: bool = False,
         group_suffix: str = "",
+        tracing_port: int | None = None,
     ):
         """`broker_running`: a broker already listens on ports.broker (the test session's
         shared one): start() neither starts nor stops it. `group_suffix` names this
-        stack's consumer groups (`stock-<suffix>`), so stacks on one broker never share one."""
+        stack's consumer groups (`stock-<suffix>`), so stacks on one broker never share one.
+        `tracing_port`: a local trace receiver (tools/traces.py) listens there, spans in
+        `traces` (workdir/traces.jsonl), and Envoy and the services trace to it."""
         self.workdir = Path(workdir)
+        self.tracing_port = tracing_port
+        self.traces = self.workdir / "traces.jsonl"
         self.broker_running = broker_running
         self._admin: AdminClient | None = None
         self.group_suffix = group_suffix
@@ -207,6 +212,7 @@ class Stack:
             "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.ports.broker}",
             "DATABASE_URL": self.database_url(name),
             **({"CONSUMER_GROUP": f"{name}-{self.group_suffix}"} if self.group_suffix else {}),
+            **self.tracing_env(),
             **self.env,
         }
 
@@ -297,6 +303,35 @@ class Stack:
         """SIGSTOP/SIGCONT a process (pause the broker, hang a service)."""
         self.procs[name].send_signal(sig)
 
+    def tracing_env(self) -> dict[str, str]:
+        """The standard OpenTelemetry settings that point a service at the local receiver
+        (its batches every 200 ms, so a trace is there a moment after the work)."""
+        if self.tracing_port is None:
+            return {}
+        return {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{self.tracing_port}",
+            "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        }
+
+    def start_trace_receiver(self) -> None:
+        assert self.tracing_port is not None, "a stack made with tracing_port"
+        self._spawn(
+            "traces",
+            [
+                sys.executable,
+                "-m",
+                "tools.traces",
+                "serve",
+                "--port",
+                str(self.tracing_port),
+                "--out",
+                str(self.traces),
+            ],
+            {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
+        )
+        self._wait_tcp("traces", self.tracing_port)
+
     def start_dev_signin(self) -> None:
         """The development sign-in (tools/devsignin.py) with this stack's signing key;
         returns once it is started, not listening (start waits for that)."""
@@ -342,6 +377,7 @@ class Stack:
             if (ROOT / WEB_DIR / "index.html").is_file() and not render_options.get("web_mount")
             else None,
             dev_signin=p.dev_signin,
+            otlp_endpoint=("127.0.0.1", self.tracing_port) if self.tracing_port is not None else None,
         )
         envoy_config.render(config, envoy_config.Options(**{**options, **render_options}))
         envoy = Path(sys.executable).parent / "envoy"
@@ -352,6 +388,8 @@ class Stack:
         """Up means ready: every instance SERVING, its consumer holding partitions,
         Envoy answering. A request sent the moment this returns is handled end to end."""
         (self.workdir / "data").mkdir(exist_ok=True)
+        if self.tracing_port is not None:
+            self.start_trace_receiver()
         if not self.broker_running:
             self.start_broker()
         for instance in self.instances():
@@ -650,6 +688,7 @@ class Stack:
 
 
 PG_PORT = 5433  # beside a PostgreSQL the machine may run on 5432
+TRACES_PORT = 4317  # OTLP/gRPC's own port: make run TRACING=1's receiver (tools/traces.py)
 
 
 def ports_to_bind(ports: Ports, tls: bool, postgres: bool) -> list[int]:
@@ -729,15 +768,21 @@ def main(argv: list[str] | None = None) -> None:
         help=f"the services on PostgreSQL: the server PG_ADMIN_URL names, else the project's own "
         f"on 127.0.0.1:{PG_PORT} with its data in var/postgres/",
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help=f"trace every request (OpenTelemetry) to a local receiver on 127.0.0.1:{TRACES_PORT}, spans in "
+        "var/traces.jsonl (python -m tools.traces show --last)",
+    )
     args = parser.parse_args(argv)
     ports = Ports()
-    refuse_if_taken(ports_to_bind(ports, args.tls, args.postgres))
+    refuse_if_taken(ports_to_bind(ports, args.tls, args.postgres) + ([TRACES_PORT] if args.tracing else []))
     tls_dir = None
     if args.tls:
         from tools.devcert import ensure_cert
 
         tls_dir = ensure_cert(ROOT / "var" / "dev-tls")
-    stack = Stack(ROOT / "var", ports=ports, tls_dir=tls_dir)
+    stack = Stack(ROOT / "var", ports=ports, tls_dir=tls_dir, tracing_port=TRACES_PORT if args.tracing else None)
     stopping = []
 
     def on_signal(signum, _frame):
@@ -784,13 +829,18 @@ def main(argv: list[str] | None = None) -> None:
             if tls_dir
             else ""
         )
+        traces_line = (
+            f"\n  traces               OTLP 127.0.0.1:{TRACES_PORT} -> var/traces.jsonl  (make trace RESERVATION=<id>)"
+            if args.tracing
+            else ""
+        )
         print(
             f"""
 bookrental is up: every service serving, every consumer group holding its partitions.
   REST + gRPC gateway  http://127.0.0.1:{p.envoy}     (Envoy admin http://127.0.0.1:{p.envoy_admin}){tls_line}
 {services}
   broker               127.0.0.1:{p.broker}   (Apache Kafka, one KRaft node; its log in var/kafka/)
-  logs                 var/logs/<process>.log
+  logs                 var/logs/<process>.log{traces_line}
   API docs             {docs}
   web app              {web}
 

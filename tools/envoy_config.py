@@ -21,7 +21,7 @@ from pathlib import Path
 from string import Template
 
 from services.catalogue import SERVICES
-from tools.gateway import access_log, auth, clusters, listeners, transcoding, web
+from tools.gateway import access_log, auth, clusters, listeners, tracing, transcoding, web
 from tools.gateway import routes as routing
 from tools.gateway.clusters import cluster, parse_upstream
 from tools.gateway.descriptor import Descriptor
@@ -86,7 +86,9 @@ def render(out_path: str | os.PathLike, o: Options) -> str:
         clusters=clusters.clusters_yaml(o.replicas(), o.health_interval_s, o.max_requests_per_service)
         + clusters.extra_clusters(o.extra_backends, o.health_interval_s)
         + (auth.jwks_cluster(o.jwks_uri, o.jwks_ca_path) if o.jwks_uri else "")
-        + web.dev_signin_cluster(o),
+        + web.dev_signin_cluster(o)
+        + tracing.collector_cluster(o),
+        tracing=tracing.hcm_tracing(o),
         extra_routes=transcoding.INDENT.join(
             r for r in (static.pop("static_routes"), routing.extra_routes(o.extra_backends)) if r
         ),

@@ -8,7 +8,6 @@ import datetime
 import time
 
 import peewee
-from playhouse import migrate
 
 from services.chassis import db
 from services.chassis.db import BaseModel, database
@@ -77,18 +76,9 @@ MODELS = [NotificationRow, DeliveryRow, PreferencesRow]
 
 def migrate_schema() -> None:
     """Brings a notification table made before deliveries had their own rows up to
-    date: adds its new columns, and gives each notification still PENDING a log
-    delivery so the dispatcher takes it. Idempotent."""
+    date (its new columns were added by db.create_schema): gives each notification
+    still PENDING a log delivery so the dispatcher takes it. Idempotent."""
     with database.connection_context():
-        have = {c.name for c in database.get_columns(NotificationRow._meta.table_name)}
-        migrator = migrate.SchemaMigrator.from_database(database.obj)
-        ops = [
-            migrator.add_column(NotificationRow._meta.table_name, name, getattr(NotificationRow, name))
-            for name in ("subject", "language")
-            if name not in have
-        ]
-        if ops:
-            migrate.migrate(*ops)
         orphans = NotificationRow.select(NotificationRow.notification_id).where(
             (NotificationRow.status == domain.DeliveryStatus.PENDING.value)
             & ~peewee.fn.EXISTS(

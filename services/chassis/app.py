@@ -10,7 +10,7 @@ from typing import Any
 
 import peewee
 
-from . import db, kafka, logs, metrics, outbox, server
+from . import db, kafka, logs, metrics, outbox, server, tracing
 from .consumer import EventConsumer, Subscription
 from .outbox import OutboxRelay
 from .readiness import Dependency, Readiness
@@ -33,6 +33,8 @@ def start(
 ) -> Runtime:
     """`topics`: those the service uses; each is created (with its .dlq twin) if missing."""
     logs.setup(settings.service, settings.log_level)
+    if tracing.setup(settings.service):
+        log.info("tracing on", extra={"otlp_endpoint": tracing.endpoint()})
     database = db.connect(settings.database_url)
     db.create_schema(database, models, indexes)
     kafka.ensure_topics(settings, list(topics))
@@ -107,6 +109,7 @@ def serve(
     server.serve(
         settings, services, start_background, stop_background, stopping, after_call=db.release, readiness=readiness
     )
+    tracing.shutdown()  # the spans still buffered
     if failed:
         raise SystemExit(1)
 

@@ -10,6 +10,7 @@ effect and inbox row in ONE transaction, Kafka offset committed after.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -20,7 +21,7 @@ from typing import Any, Generic, TypeVar
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, Message, Producer, TopicPartition
 from google.protobuf import message as pb_message
 
-from . import db, events, group_probe, metrics
+from . import db, events, group_probe, metrics, tracing
 from .db import database, is_transient
 from .threads import name_native_thread
 
@@ -222,20 +223,21 @@ class EventConsumer:
             with database.atomic(), db.gathered():
                 claimed = self._claim([envelope for _, _, _, envelope in ready])
                 new = []
-                for _, sub, event, envelope in ready:
+                for msg, sub, event, envelope in ready:
                     if envelope.event_id in claimed:
                         claimed.discard(envelope.event_id)  # a repeat later in the batch is a duplicate
-                        new.append((sub, event, envelope))
+                        new.append((msg, sub, event, envelope))
                     else:
                         _log_duplicate(envelope)
                 to_prepare: dict[Callable[[list[Any]], None], list[pb_message.Message]] = {}
-                for sub, event, _ in new:
+                for _, sub, event, _ in new:
                     if sub.prepare is not None:
                         to_prepare.setdefault(sub.prepare, []).append(event)
                 for prepare, batch_events in to_prepare.items():
                     prepare(batch_events)
-                for sub, event, envelope in new:
-                    sub.handler(event, envelope)
+                for msg, sub, event, envelope in new:
+                    with _traced(msg, envelope):
+                        sub.handler(event, envelope)
             return
         except Exception as exc:  # noqa: BLE001 - each event is tried alone below
             if is_transient(exc):
@@ -299,7 +301,8 @@ class EventConsumer:
         while True:
             attempt += 1
             try:
-                self._apply(sub, event, envelope)
+                with _traced(msg, envelope):
+                    self._apply(sub, event, envelope)
                 return
             except Exception as exc:  # noqa: BLE001 - classified below
                 if is_transient(exc):
@@ -354,6 +357,13 @@ class EventConsumer:
 
 
 _INBOX_COLUMNS = db.columns(db.ProcessedEvent)  # event_id, event_type, processed_at: the values _claim gives
+
+
+def _traced(msg: Message, envelope: events.Envelope) -> contextlib.AbstractContextManager[Any]:
+    """The event's handler in a span that continues the trace its message carries."""
+    return tracing.consuming(
+        envelope.event_type, msg.topic() or "", envelope.event_id, envelope.traceparent, envelope.correlation_id
+    )
 
 
 def _log_duplicate(envelope: events.Envelope) -> None:

@@ -1,6 +1,7 @@
 """CloudEvents Kafka binding, binary mode: the protobuf message is the value,
 the envelope is in headers (ce_specversion, ce_id, ce_source, ce_type, ce_time,
-content-type, correlation_id)."""
+content-type, correlation_id, and ce_traceparent, the distributed-tracing extension,
+when the event was written in a traced span)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class Envelope:
     source: str
     time: str
     correlation_id: str
+    traceparent: str = ""
 
 
 def now_iso() -> str:
@@ -35,7 +37,10 @@ def new_event_id() -> str:
     return str(uuid.uuid4())
 
 
-def headers(event_id: str, event_type: str, source: str, time: str, correlation_id: str) -> list[tuple[str, bytes]]:
+def headers(
+    event_id: str, event_type: str, source: str, time: str, correlation_id: str, traceparent: str = ""
+) -> list[tuple[str, bytes]]:
+    traced = [("ce_traceparent", traceparent.encode())] if traceparent else []
     return [
         ("ce_specversion", b"1.0"),
         ("ce_id", event_id.encode()),
@@ -44,6 +49,7 @@ def headers(event_id: str, event_type: str, source: str, time: str, correlation_
         ("ce_time", time.encode()),
         ("content-type", CONTENT_TYPE.encode()),
         ("correlation_id", correlation_id.encode()),
+        *traced,
     ]
 
 
@@ -57,7 +63,14 @@ def read_envelope(raw_headers: Sequence[tuple[str, bytes | None]] | None) -> Env
         raise UndecodableEvent(f"missing CloudEvents headers: {', '.join(missing)}")
     if h.get("content-type", CONTENT_TYPE) != CONTENT_TYPE:
         raise UndecodableEvent(f"content-type {h['content-type']!r} is not {CONTENT_TYPE}")
-    return Envelope(h["ce_id"], h["ce_type"], h.get("ce_source", ""), h.get("ce_time", ""), h.get("correlation_id", ""))
+    return Envelope(
+        h["ce_id"],
+        h["ce_type"],
+        h.get("ce_source", ""),
+        h.get("ce_time", ""),
+        h.get("correlation_id", ""),
+        h.get("ce_traceparent", ""),
+    )
 
 
 def decode(message_class: type[pb_message.Message], value: bytes | None) -> pb_message.Message:

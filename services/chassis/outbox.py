@@ -13,7 +13,7 @@ import pybreaker
 from confluent_kafka import KafkaError, Message, Producer
 from google.protobuf import message as pb_message
 
-from . import db, events, metrics
+from . import db, events, metrics, tracing
 from .db import OutboxMessage, database, is_transient
 from .settings import Settings
 from .worker import Worker
@@ -43,6 +43,7 @@ def record(topic: str, key: str, message: pb_message.Message, correlation_id: st
             correlation_id,
             message.SerializeToString(),
             events.now_iso(),
+            tracing.current_traceparent(),
         ),
     )
     return event_id
@@ -111,7 +112,7 @@ class OutboxRelay(Worker):
 
             return callback
 
-        for row_id, event_id, topic, key, event_type, correlation_id, payload, occur_time in rows:
+        for row_id, event_id, topic, key, event_type, correlation_id, payload, occur_time, traceparent in rows:
             self.producer.produce(
                 topic,
                 key=key.encode(),
@@ -123,6 +124,7 @@ class OutboxRelay(Worker):
                     self.settings.service,  # type: ignore[arg-type]
                     occur_time,
                     correlation_id,
+                    traceparent or "",
                 ),
                 on_delivery=on_delivery(row_id),
             )

@@ -24,7 +24,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from bookrental.api.v1 import options_pb2
 
-from . import errors
+from . import errors, tracing
 from .db import database, is_transient
 from .identity import Identity, from_metadata
 from .readiness import HEALTH_PREFIX, Readiness, start_endpoint
@@ -254,7 +254,7 @@ def create_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc", initializer=name_native_thread),
         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
-        interceptors=[RefuseUndecodable(), AfterEachCall(after_call)],
+        interceptors=[*tracing.server_interceptors(), RefuseUndecodable(), AfterEachCall(after_call)],
     )
     for s in services:
         s.servicer.public_rpcs = public_methods(s.name)  # read by rpc: the rest need an identity

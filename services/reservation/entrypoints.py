@@ -12,7 +12,7 @@ import grpc
 from bookrental.reservation.v1 import reservation_pb2, reservation_pb2_grpc
 from bookrental.stock.v1 import events_pb2 as stock_events
 from services import shared_kernel
-from services.chassis import events, paging
+from services.chassis import events, paging, tracing
 from services.chassis.consumer import Subscription
 from services.chassis.errors import NotFound
 from services.chassis.identity import Identity
@@ -53,6 +53,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         self, request: reservation_pb2.CreateReservationRequest, context: grpc.ServicerContext, caller: Identity
     ) -> reservation_pb2.CreateReservationResponse:
         r = self.service.create_reservation(caller, request.book_id, request.request_id, request.waitlist)
+        tracing.annotate(**{tracing.RESERVATION_ID: r.reservation_id})  # so its trace is found by the reservation
         log.info(
             "reservation requested",
             extra={

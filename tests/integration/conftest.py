@@ -113,10 +113,12 @@ def launch(
     replicas: dict | None = None,
     env: dict | None = None,
     broker: Stack | None = None,
+    tracing: bool = False,
 ):
     """A started stack with its own topics, consumer groups and databases; stopped and
     cleaned up after. On the session's broker, or on `broker` (own_broker), for tests
-    that kill or pause it."""
+    that kill or pause it. `tracing`: Envoy and the services trace to a receiver of the
+    stack's own (its spans in `stack.traces`)."""
     require_backend(backend, infra)
     key_dir = workdir / "keys"
     ensure_keys(key_dir)
@@ -142,6 +144,7 @@ def launch(
         replicas=replicas,
         broker_running=True,
         group_suffix=run,
+        tracing_port=free_port() if tracing else None,
     )
     s.backend = backend
     try:

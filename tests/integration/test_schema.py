@@ -97,3 +97,33 @@ def test_a_replica_starting_beside_writing_peers_neither_waits_nor_misses_an_ind
     third.join(30)
     assert not third.is_alive()
     assert catalog(url)[1] == index_names, f"{victim} was not created again"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_column_a_release_adds_is_added_to_an_older_table_and_its_rows_kept(backend, infra, tmp_path):
+    """The outbox of a release before tracing had no traceparent column: the next start
+    adds it (null for the rows already there) and the relay's statements work on it."""
+    if backend == "postgresql":
+        require_backend("postgresql", infra)
+        run = uuid.uuid4().hex[:8]
+        url = pgdb.create(run, ["schema"])["schema"]
+    else:
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    try:
+        database = db.connect(url)
+        db.create_schema(database, [])
+        with database.connection_context():
+            database.execute_sql("ALTER TABLE outbox DROP COLUMN traceparent")  # as the older release made it
+            db.execute(
+                "INSERT INTO outbox (event_id, topic, key, event_type, correlation_id, payload, occur_time)"
+                " VALUES ('e-old', 't', 'k', 'T', '', ?, 'now')",
+                (b"x",),
+            )
+        db.create_schema(database, [])  # the next start
+        with database.connection_context():
+            assert "traceparent" in {c.name for c in database.get_columns("outbox")}
+            assert db.rows("SELECT event_id, traceparent FROM outbox WHERE sent_at IS NULL", ()) == [("e-old", None)]
+        database.close()
+    finally:
+        if backend == "postgresql":
+            pgdb.drop(run, ["schema"])

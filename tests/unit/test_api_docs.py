@@ -71,11 +71,13 @@ def test_every_event_is_a_message_on_its_topic_with_the_relays_headers():
     types = [f"{f.package}.{m.name}" for f in asyncapi.event_files(fds) for m in f.message_type]
     assert len(types) >= 6
     written = [name for name, _ in events.headers("id", "type", "source", "time", "corr")]
+    traced = [name for name, _ in events.headers("id", "type", "source", "time", "corr", "00-trace")]
+    assert traced == [*written, "ce_traceparent"]  # only a traced producer writes it
     for full in types:
         message = doc["components"]["messages"].get(full)
         assert message is not None, f"{full} is not in asyncapi.json"
         headers = message["headers"]["properties"]
-        assert list(headers) == written == message["headers"]["required"]
+        assert list(headers) == traced and message["headers"]["required"] == written
         assert headers["ce_type"]["const"] == full
         assert headers["content-type"]["const"] == events.CONTENT_TYPE
         topic = full.rpartition(".")[0]

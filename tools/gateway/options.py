@@ -82,6 +82,7 @@ class Options:
     dev_signin: int | None = None
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
+    otlp_endpoint: tuple[str, int] | None = None  # (host, port) of an OTLP/gRPC collector: tracing on
 
     def replicas(self) -> dict[str, list[tuple[str, int]]]:
         """Each service's replicas, in the catalogue's order."""

@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 
 import peewee
+from playhouse import migrate
 
 from .connection import database
 
@@ -30,6 +31,9 @@ class OutboxMessage(BaseModel):
     payload = peewee.BlobField()
     occur_time = peewee.CharField(max_length=40)
     sent_at = peewee.DoubleField(null=True)
+    # The W3C traceparent of the span that wrote it ("" when tracing is off): the relay
+    # puts it on the message, so the consumers continue the trace (tracing.py).
+    traceparent = peewee.CharField(max_length=55, null=True)
 
     class Meta:
         table_name = "outbox"
@@ -63,25 +67,50 @@ def create_schema(db: peewee.Database, models: Sequence[type[peewee.Model]], ind
         if not isinstance(db, peewee.PostgresqlDatabase):
             with db.atomic():  # SQLite's IMMEDIATE transaction serializes starting replicas
                 db.create_tables(models, safe=True)
+                _add_missing_columns(db, models)
                 for sql in indexes:
                     db.execute_sql(sql)
             return
         tables, named = _pg_schema(db)
-        if tables >= {m._meta.table_name for m in models} and named >= {
-            *(i._name for m in models for i in m._meta.fields_to_index()),
-            *map(_index_name, indexes),
-        }:
+        if (
+            tables >= {m._meta.table_name for m in models}
+            and named >= {*(i._name for m in models for i in m._meta.fields_to_index()), *map(_index_name, indexes)}
+            and not _missing_columns(db, models)
+        ):
             return
         db.execute_sql("SELECT pg_advisory_lock(hashtext('bookrental-schema'))")
         try:
             for model in models:
                 with db.atomic():
                     model.create_table(safe=True)  # the table and its own indexes: locks on it alone
+            _add_missing_columns(db, models)
             for sql in indexes:
                 with db.atomic():
                     db.execute_sql(sql)
         finally:
             db.execute_sql("SELECT pg_advisory_unlock(hashtext('bookrental-schema'))")
+
+
+def _missing_columns(db: peewee.Database, models: Sequence[type[peewee.Model]]) -> list[peewee.Field]:
+    """Fields of tables made by an older release that have no column yet."""
+    missing = []
+    for model in models:
+        have = {c.name for c in db.get_columns(model._meta.table_name)}
+        missing += [f for f in model._meta.sorted_fields if have and f.column_name not in have]
+    return missing
+
+
+def _add_missing_columns(db: peewee.Database, models: Sequence[type[peewee.Model]]) -> None:
+    """A column a release adds is added to an older table, each in its own statement;
+    the rows already there take its default (or null). A NOT NULL column with a default
+    costs SQLite a copy of the table (peewee rebuilds it): new columns are best null=True."""
+    migrator = migrate.SchemaMigrator.from_database(db)
+    for field in _missing_columns(db, models):
+        if not field.null and field.default is None:
+            where = f"{field.model.__name__}.{field.name}"
+            raise TypeError(f"{where}: a column added to an existing table needs null=True or a default")
+        with db.atomic():
+            migrate.migrate(migrator.add_column(field.model._meta.table_name, field.column_name, field))
 
 
 def _index_name(sql: str) -> str:
