@@ -10,6 +10,7 @@ from typing import TypeVarTuple
 
 import pybreaker
 
+from services.chassis import tracing
 from services.chassis.db import database, is_transient, release
 from services.chassis.worker import Worker
 
@@ -118,7 +119,10 @@ class Dispatcher(Worker):
             called.append(True)
             start = time.perf_counter()
             try:
-                self.channel.send(out)
+                with tracing.span(
+                    f"deliver {out.channel}", out.trace_context, **{tracing.RESERVATION_ID: out.reservation_id}
+                ):
+                    self.channel.send(out)
             finally:
                 self._seconds.observe(time.perf_counter() - start)
 

@@ -334,6 +334,7 @@ class Outgoing:
     text: str
     attempts: int
     notification_channels: str = ""  # all of the notification's, comma-separated; "" if not known
+    trace_context: str = ""  # opaque to the domain: the trace its delivery continues ("" untraced)
 
     @property
     def only_channel(self) -> bool:

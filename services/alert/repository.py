@@ -9,7 +9,7 @@ import time
 
 import peewee
 
-from services.chassis import db
+from services.chassis import db, tracing
 from services.chassis.db import BaseModel, database
 from services.chassis.times import utcnow
 from services.chassis.uow import Repository
@@ -53,6 +53,8 @@ class DeliveryRow(BaseModel):
     # the dispatcher that claimed it (so two replicas never send the same one).
     next_attempt_at = peewee.DoubleField()
     send_time = peewee.DateTimeField(null=True)
+    # The trace of the outcome that asked for it (tracing.py): its delivery continues it.
+    traceparent = peewee.CharField(max_length=55, null=True)
 
     class Meta:
         table_name = "delivery"
@@ -108,7 +110,7 @@ _ADD_NOTIFICATION = (
 )
 _ADD_DELIVERY = (
     "INSERT INTO delivery (delivery_id, notification_id, channel, destination, status, attempts,"
-    " last_error, next_attempt_at)"
+    " last_error, next_attempt_at, traceparent)"
 )
 _IGNORE_REPEAT = " ON CONFLICT DO NOTHING"
 # The oldest due deliveries, leased in one statement. PostgreSQL: SKIP LOCKED lets two
@@ -124,7 +126,7 @@ _CLAIM = (
     " ORDER BY next_attempt_at LIMIT ?{lock})"
     " UPDATE delivery SET next_attempt_at = ? WHERE delivery_id IN (SELECT delivery_id FROM due)"
     " AND status = 'PENDING' AND next_attempt_at <= ?"
-    " RETURNING delivery_id, notification_id, channel, destination, attempts"
+    " RETURNING delivery_id, notification_id, channel, destination, attempts, traceparent"
 )
 _CLAIMED_NOTIFICATIONS = (
     "SELECT notification_id, user_id, reservation_id, book_id, kind, language, subject,"
@@ -163,9 +165,9 @@ class NotificationRepository(Repository):
             "",
             utcnow(),
         )
-        now = time.time()
+        now, trace = time.time(), tracing.current_traceparent()
         deliveries = [
-            (f"{n.notification_id}:{channel}", n.notification_id, channel, destination, _PENDING, 0, "", now)
+            (f"{n.notification_id}:{channel}", n.notification_id, channel, destination, _PENDING, 0, "", now, trace)
             for channel, destination in n.deliveries
         ]
         if db.is_gathering():
@@ -176,7 +178,7 @@ class NotificationRepository(Repository):
         added = db.execute(f"{_ADD_NOTIFICATION} VALUES ({db.placeholders(len(row))}){_IGNORE_REPEAT}", row).rowcount
         if added:  # else its deliveries were written with it
             db.execute(
-                f"{_ADD_DELIVERY} VALUES {db.values(8, len(deliveries))}{_IGNORE_REPEAT}",
+                f"{_ADD_DELIVERY} VALUES {db.values(9, len(deliveries))}{_IGNORE_REPEAT}",
                 [v for d in deliveries for v in d],
             )
 
@@ -197,7 +199,7 @@ class DeliveryRepository:
         ids = list({r[1] for r in claimed})
         notifications = {r[0]: r[1:] for r in db.rows(_CLAIMED_NOTIFICATIONS.format(db.placeholders(len(ids))), ids)}
         out = []
-        for delivery_id, notification_id, channel_, destination, attempts in claimed:
+        for delivery_id, notification_id, channel_, destination, attempts, trace in claimed:
             user_id, reservation_id, book_id, kind, language, subject, message, channels_ = notifications[
                 notification_id
             ]
@@ -216,6 +218,7 @@ class DeliveryRepository:
                     message,
                     attempts,
                     channels_,
+                    trace or "",
                 )
             )
         return out

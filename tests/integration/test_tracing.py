@@ -1,7 +1,8 @@
 """Tracing across the Kafka hop (services/chassis/tracing.py, tools/gateway/tracing.py):
 one reservation is one trace, from the gateway through CreateReservation, stock's
-decision on the event the outbox carried, and the outcome applied by the reservation
-service and by alert; a caller's own W3C traceparent is continued. The spans are read
+decision on the event the outbox carried, the outcome applied by the reservation
+service and by alert, and alert's delivery of the notification; a caller's own W3C
+traceparent is continued. The spans are read
 from the stack's local OTLP receiver (tools/traces.py), as `make trace` reads them."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .conftest import launch
 CREATE = "/bookrental.reservation.v1.ReservationService/CreateReservation"
 REQUESTED = "process bookrental.reservation.v1.ReservationRequested"
 RESERVED = "process bookrental.stock.v1.StockReserved"
+DELIVERED = "deliver log"  # the alert dispatcher's send through the log channel (every customer has it)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,13 @@ def one_trace(stack, reservation_id: str) -> list[dict]:
         trace_id = traces.trace_of_reservation(spans, reservation_id)
         mine = [s for s in spans if s["trace_id"] == trace_id]
         seen = {(s["service"], s["name"]) for s in mine}
-        wanted = {("reservation", CREATE), ("stock", REQUESTED), ("reservation", RESERVED), ("alert", RESERVED)}
+        wanted = {
+            ("reservation", CREATE),
+            ("stock", REQUESTED),
+            ("reservation", RESERVED),
+            ("alert", RESERVED),
+            ("alert", DELIVERED),
+        }
         return wanted <= seen and any(s["service"] == "gateway" for s in mine) and mine
 
     return eventually(complete, timeout=20, interval=0.2, what=f"every hop of reservation {reservation_id} traced")
@@ -74,6 +82,9 @@ def test_one_reservation_is_one_trace_across_every_service(traced):
     for service in ("reservation", "alert"):
         outcome = next(s for s in spans if s["service"] == service and s["name"] == RESERVED)
         assert descends(outcome, decision), service
+    recorded = next(s for s in spans if s["service"] == "alert" and s["name"] == RESERVED)
+    delivered = next(s for s in spans if s["name"] == DELIVERED)
+    assert by_id[delivered["parent_id"]] is recorded  # sent later, from the delivery row that kept the context
     print("\n" + traces.tree(spans, spans[0]["trace_id"]))
 
 
