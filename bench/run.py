@@ -94,7 +94,7 @@ class Config:
 
 
 class Bench:
-    def __init__(self, cfg: Config, workdir: Path, backend: str = "sqlite"):
+    def __init__(self, cfg: Config, workdir: Path, backend: str = "sqlite", tracing: bool = False):
         self.cfg = cfg
         self.workdir = workdir
         key_dir = workdir / "keys"
@@ -103,7 +103,7 @@ class Bench:
         # (every (user, book) pair once), so the limit is the book count. The customer's
         # lock and count still run on every create, as with the default of 5, but never refuse.
         env = {"LOG_LEVEL": "INFO", "RESERVATION_LIMIT": str(cfg.books)}
-        self.stack = BenchStack(workdir, env, key_dir, backend)
+        self.stack = BenchStack(workdir, env, key_dir, backend, tracing)
         self.k = 0  # next request number: every phase gets (user, book) pairs never used before
         self.tokens = workdir / "tokens.lua"
 

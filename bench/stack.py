@@ -49,10 +49,12 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 class BenchStack(Stack):
-    def __init__(self, workdir: Path, env: dict, key_dir: Path, backend: str = "sqlite"):
+    def __init__(self, workdir: Path, env: dict, key_dir: Path, backend: str = "sqlite", tracing: bool = False):
+        """`tracing`: Envoy and the services trace every request to a local receiver (its
+        process is `traces`: a stand-in for the operator's collector, not ours to count)."""
         if backend not in BACKENDS:
             raise ValueError(f"backend {backend!r}: one of {', '.join(BACKENDS)}")
-        super().__init__(workdir, Ports.free(), env, key_dir=key_dir)
+        super().__init__(workdir, Ports.free(), env, key_dir=key_dir, tracing_port=free_port() if tracing else None)
         self.backend = backend
         self.echo_port = free_port()
         self.run = uuid.uuid4().hex[:8]  # names this run's PostgreSQL databases br_<run>_<name>

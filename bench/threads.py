@@ -54,13 +54,18 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="PostgreSQL only: also the N statements that took the server longest (pg_stat_statements)",
     )
+    p.add_argument(
+        "--tracing",
+        action="store_true",
+        help="trace every request to a local OTLP receiver (its CPU is shown as `traces`, not ours)",
+    )
     a = p.parse_args(argv)
     if a.statements and a.backend != "postgresql":
         p.error("--statements needs --backend postgresql")
     workdir = Path(tempfile.mkdtemp(prefix="bookrental-threads-"))
     # The stack starts on new topics; the loads below stay on them (services are not
     # restarted in between, so their threads can be followed).
-    bench = Bench(Config(reps=1, e2e_s=a.seconds), workdir, a.backend)
+    bench = Bench(Config(reps=1, e2e_s=a.seconds), workdir, a.backend, a.tracing)
     if a.statements:
         bench.stack.postgres_settings = {"shared_preload_libraries": "pg_stat_statements"}
     try:
