@@ -83,6 +83,7 @@ class Options:
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     otlp_endpoint: tuple[str, int] | None = None  # (host, port) of an OTLP/gRPC collector: tracing on
+    trace_sampling_percent: float = 100.0  # of the traces Envoy starts; the services follow its decision
 
     def replicas(self) -> dict[str, list[tuple[str, int]]]:
         """Each service's replicas, in the catalogue's order."""

@@ -25,7 +25,12 @@ def hcm_tracing(o: Options) -> str:
             "service_name": "gateway",
         },
     }
-    return f"\n          tracing: {json.dumps({'provider': provider})}"
+    if not 0 <= o.trace_sampling_percent <= 100:
+        raise ValueError(f"trace_sampling_percent must be 0 to 100, got {o.trace_sampling_percent!r}")
+    # A caller's own sampled traceparent is continued whatever the percentage; the services'
+    # default sampler (parent-based) follows what Envoy decided, so one decision per trace.
+    tracing = {"provider": provider, "random_sampling": {"value": o.trace_sampling_percent}}
+    return f"\n          tracing: {json.dumps(tracing)}"
 
 
 def collector_cluster(o: Options) -> str:
