@@ -28,16 +28,24 @@ LAST_OK = Gauge(
 
 class Periodic(Worker):
     """Runs `step` (it returns how much it handled) every `interval_s` seconds; a round
-    that handled something is followed at once by another, so a backlog (after an
-    outage) is worked off without waiting an interval per batch."""
+    that handled something (at least `batch_size`: a step that works in batches of that
+    many and handled fewer took all there was) is followed at once by another, so a
+    backlog (after an outage) is worked off without waiting an interval per batch."""
 
-    def __init__(self, name: str, step: Callable[[], int], interval_s: float) -> None:
+    def __init__(self, name: str, step: Callable[[], int], interval_s: float, batch_size: int = 1) -> None:
         self.task_step = step
         self.interval_s = interval_s
         self._ok, self._failed = ROUNDS.labels(name, "ok"), ROUNDS.labels(name, "failed")
         self._last_ok = LAST_OK.labels(name)
         # A failure waits a whole interval (not the relay's short backoff): the next tick is soon enough.
-        super().__init__(name, self._round, interval_s, on_error=self._on_error, backoff_s=(interval_s, interval_s))
+        super().__init__(
+            name,
+            self._round,
+            interval_s,
+            on_error=self._on_error,
+            backoff_s=(interval_s, interval_s),
+            batch_size=batch_size,
+        )
 
     def _round(self) -> int:
         if self._stop.is_set():

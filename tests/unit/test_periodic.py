@@ -46,8 +46,8 @@ class Step:
 def task():
     started = []
 
-    def start(step, interval_s):
-        p = Periodic(f"test-{uuid.uuid4().hex[:6]}", step, interval_s)
+    def start(step, interval_s, batch_size=1):
+        p = Periodic(f"test-{uuid.uuid4().hex[:6]}", step, interval_s, batch_size)
         started.append(p)
         p.start()
         return p
@@ -90,6 +90,16 @@ def test_a_round_that_found_work_is_followed_at_once_then_it_waits_its_interval(
     p.stop(timeout=5)
     assert time.monotonic() - began < 2, "stop waited out the interval"
     assert not p._thread.is_alive()
+
+
+def test_a_task_that_works_in_batches_waits_its_interval_after_a_short_batch(task):
+    """A round that handled fewer than its batch took all there was: one more at once
+    would only find what arrived since (a purge would chase each row that just came due)."""
+    step = Step(500, 500, 7, 500)
+    task(step, 30, batch_size=500)
+    eventually(lambda: len(step.calls) == 3, timeout=5, what="the full batches' rounds and the short one")
+    time.sleep(0.3)
+    assert len(step.calls) == 3, "it ran again after a short batch without waiting its interval"
 
 
 def test_stop_ends_it_while_every_round_fails(task):
