@@ -9,6 +9,8 @@ from typing import TypeVar
 
 _N = TypeVar("_N", int, float)
 
+HOUR, DAY = 3600, 86400
+
 
 class SettingsError(ValueError):
     pass
@@ -65,6 +67,7 @@ class Settings:
     outbox_linger_ms: int  # the relay gathers commits this long before a round
     rpc_threads: int  # RPCs at once: as many as the pool has connections; more only fight over the GIL
     readiness_interval_s: float  # how often the dependencies are probed (readiness.py)
+    event_retention_s: int  # sent outbox rows and inbox records older than this are purged (purge.py)
 
     @property
     def grpc_address(self) -> str:
@@ -104,4 +107,8 @@ class Settings:
             rpc_threads=_int(env, "RPC_THREADS", 8, 1, 256),
             outbox_linger_ms=_int(env, "OUTBOX_LINGER_MS", 10, 0, 1000),
             readiness_interval_s=number(env, "READINESS_INTERVAL_S", 1.0, 0.1, 60.0, float),
+            # Longer than an event may be delivered again: Kafka keeps a record up to its
+            # topic's retention.ms plus segment.ms, 7 + 7 days by default
+            # (docs/operations.md, "Bounded tables").
+            event_retention_s=_int(env, "EVENT_RETENTION_SECONDS", 15 * DAY, HOUR, 366 * DAY),
         )
