@@ -10,7 +10,7 @@ from typing import Any
 
 import peewee
 
-from . import db, kafka, logs, metrics, outbox, server, tracing
+from . import db, kafka, logs, metrics, outbox, purge, server, tracing
 from .consumer import EventConsumer, Subscription
 from .outbox import OutboxRelay
 from .readiness import Dependency, Readiness
@@ -54,6 +54,7 @@ def serve(
     """Serves until SIGTERM. `background` workers (start()/stop()) run beside
     the consumer; `on_commit` is called after each committed consumer batch."""
     settings = runtime.settings
+    background = [*background, purge.periodic(settings.event_retention_s)]  # bounded outbox and inbox
 
     def after_batch() -> None:
         runtime.relay.wake()

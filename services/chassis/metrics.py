@@ -1,6 +1,6 @@
 """Prometheus metrics of the delivery machinery, beside the RPC metrics in
 server.py: consumer lag per partition, outbox backlog, dead-lettered
-messages and circuit-breaker state. Names are the contract of the alert
+messages, circuit-breaker state and the sizes of the outbox and inbox. Names are the contract of the alert
 rules and the dashboard in k8s/monitoring/ (a test checks they exist)."""
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ CONSUMER_LAG = Gauge(
 )
 DEAD_LETTERED = Counter("bookrental_dead_lettered_total", "Messages copied to <topic>.dlq", ["topic"])
 BREAKER_OPENED = Counter("bookrental_breaker_opened_total", "Times a circuit breaker opened", ["breaker"])
+# The tables the purge keeps bounded (purge.py), as its last count: one per run, not per scrape.
+OUTBOX_SENT_ROWS = Gauge("bookrental_outbox_sent_rows", "Published outbox rows kept for the retention window")
+INBOX_ROWS = Gauge("bookrental_inbox_rows", "Inbox records (ids of applied events) kept for the retention window")
+PURGED = Counter("bookrental_purged_rows_total", "Rows deleted past the retention window", ["table"])
+for _table in ("outbox", "inbox"):
+    PURGED.labels(_table)  # exported at 0 before the first
 
 # pybreaker's state names, as one number an alert can compare.
 BREAKER_STATES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}

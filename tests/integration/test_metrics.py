@@ -1,6 +1,6 @@
 """What an operator reads on each service's /metrics: RPC counts and latency by
 method and code, consumer lag per partition, outbox backlog, dead-lettered
-messages and breaker state."""
+messages, breaker state, and the sizes of the outbox and inbox its purge keeps."""
 
 from __future__ import annotations
 
@@ -89,6 +89,22 @@ def test_outbox_backlog_is_zero_once_the_relay_published(stack, stocked_book):
     stocked_book(2)  # stock wrote outbox rows and reservation saw them: they were published
     for port in (stack.ports.stock_metrics, stack.ports.reservation_metrics):
         eventually(lambda port=port: value(scrape(port), "bookrental_outbox_unsent") == 0, what="empty outbox backlog")
+
+
+def test_every_service_runs_its_purge_and_exports_its_outbox_and_inbox_sizes(stack):
+    """The purge (services/chassis/purge.py, its behaviour in test_bounded_tables.py)
+    runs in every service from its start: a round counted, the tables' sizes exported,
+    and nothing purged yet on a stack younger than the retention window."""
+    for port in (stack.ports.reservation_metrics, stack.ports.stock_metrics, stack.ports.alert_metrics):
+        eventually(
+            lambda port=port: value(scrape(port), "bookrental_periodic_rounds_total", task="purge", result="ok"),
+            what=f"a purge round on :{port}",
+        )
+        samples = scrape(port)
+        assert value(samples, "bookrental_outbox_sent_rows") >= 0
+        assert value(samples, "bookrental_inbox_rows") >= 0
+        assert value(samples, "bookrental_purged_rows_total", table="outbox") == 0
+        assert value(samples, "bookrental_purged_rows_total", table="inbox") == 0
 
 
 def test_a_dead_lettered_message_is_counted(stack, gateway, manager, stocked_book):

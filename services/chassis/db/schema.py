@@ -62,7 +62,12 @@ def create_schema(db: peewee.Database, models: Sequence[type[peewee.Model]], ind
     session advisory lock so that replicas starting together take turns."""
     models = [OutboxMessage, ProcessedEvent, *models]
     # The relay reads only unsent rows; a partial index keeps that cheap as the table grows.
-    indexes = ["CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL", *indexes]
+    # The purge finds the oldest inbox records by their time (their ids are random).
+    indexes = [
+        "CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent_at IS NULL",
+        "CREATE INDEX IF NOT EXISTS inbox_processed_at ON inbox (processed_at)",
+        *indexes,
+    ]
     with db.connection_context():
         if not isinstance(db, peewee.PostgresqlDatabase):
             with db.atomic():  # SQLite's IMMEDIATE transaction serializes starting replicas
