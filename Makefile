@@ -15,7 +15,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup broker proto lint format keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-pg-statements bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege chromium axe rolling contracts-snapshot docs web web-test
+.PHONY: help setup broker proto lint format keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-pg-statements bench-purge bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege chromium axe rolling contracts-snapshot docs web web-test
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -219,6 +219,9 @@ bench-grpc-cost: setup bench-proto ## server CPU per bare unary RPC: grpcio sync
 
 bench-pg-statements: setup ## what one statement costs PostgreSQL: psycopg2's text, prepared, ten rows in one INSERT (docs/performance.md)
 	$(PY) -m bench.pg_statement_cost $(PG_STATEMENTS_ARGS)
+
+bench-purge: setup ## how fast the purge deletes 100,000 old outbox rows and inbox records, and a writer's wait meanwhile (docs/operations.md)
+	$(PY) -m bench.purge_rate $(PURGE_ARGS)
 
 bench-profile: setup bench-proto wrk ## py-spy profile of the services under reservation load (build/profile/)
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/$(BENCH_GEN) $(PY) -m bench.profile $(PROFILE_ARGS)
