@@ -50,13 +50,18 @@ def one_trace(stack, reservation_id: str) -> list[dict]:
     return eventually(complete, timeout=20, interval=0.2, what=f"every hop of reservation {reservation_id} traced")
 
 
-def test_one_reservation_is_one_trace_across_every_service(traced):
-    gw = Gateway(f"http://127.0.0.1:{traced.ports.envoy}")
-    manager = mint_token("manager-1", ["stock_manager"], key_dir=str(traced.key_dir))
-    customer = mint_token("trace-alice", ["customer"], key_dir=str(traced.key_dir))
+def listed_book(stack, user: str) -> tuple[Gateway, str, str]:
+    """The gateway, a customer's token, and a book of one copy already in the book list."""
+    gw = Gateway(f"http://127.0.0.1:{stack.ports.envoy}")
+    manager = mint_token("manager-1", ["stock_manager"], key_dir=str(stack.key_dir))
     book_id = f"book-{secrets.token_hex(4)}"
     assert gw.post(f"/v1/stocks/{book_id}:receive", {"quantity": 1, "title": "Dune"}, manager).status == 200
     eventually(lambda: gw.get(f"/v1/books/{book_id}").status == 200, what="book listed")
+    return gw, mint_token(user, ["customer"], key_dir=str(stack.key_dir)), book_id
+
+
+def test_one_reservation_is_one_trace_across_every_service(traced):
+    gw, customer, book_id = listed_book(traced, "trace-alice")
     rid = flows.reserve(gw, customer, book_id)
 
     spans = one_trace(traced, rid)
@@ -89,12 +94,7 @@ def test_one_reservation_is_one_trace_across_every_service(traced):
 
 
 def test_a_callers_traceparent_is_continued(traced):
-    gw = Gateway(f"http://127.0.0.1:{traced.ports.envoy}")
-    manager = mint_token("manager-1", ["stock_manager"], key_dir=str(traced.key_dir))
-    customer = mint_token("trace-bob", ["customer"], key_dir=str(traced.key_dir))
-    book_id = f"book-{secrets.token_hex(4)}"
-    assert gw.post(f"/v1/stocks/{book_id}:receive", {"quantity": 1, "title": "Dune"}, manager).status == 200
-    eventually(lambda: gw.get(f"/v1/books/{book_id}").status == 200, what="book listed")
+    gw, customer, book_id = listed_book(traced, "trace-bob")
     trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
     resp = gw.post(
         "/v1/reservations", {"bookId": book_id}, customer, headers={"traceparent": f"00-{trace_id}-{parent}-01"}
