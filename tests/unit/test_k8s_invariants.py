@@ -18,6 +18,7 @@ import yaml
 
 from services import catalogue
 from services.chassis import db
+from services.chassis.settings import Settings
 from tests.unit.test_k8s import base_name, objects
 from tools import k8s_envoy
 
@@ -423,6 +424,32 @@ def test_dead_letter_topics_are_kept_longer_than_the_broker_default(tmp_path):
     assert created == {t + s for t in (settings["STOCK_TOPIC"], settings["RESERVATION_TOPIC"]) for s in ("", ".dlq")}
     old = configmap(objs, "kafka-config")["data"]["topics.sh"].replace(' "retention.ms=$DLQ_RETENTION_MS"', "")
     assert dlq_problems(topic_calls(objs, tmp_path / "old", old))
+
+
+def replay_window_problems(objs, calls) -> list[str]:
+    """A dead letter replayed is an event the other consumers may have applied already:
+    their inbox must still hold its record, so the purge's window (EVENT_RETENTION_SECONDS)
+    is at least as long as a dead letter is kept."""
+    settings = dict(configmap(objs, "bookrental-settings")["data"])
+    window_ms = Settings.from_env("any", 1, 0, env=settings).event_retention_s * 1000
+    kept = [
+        int(v)
+        for call in calls
+        if any(a.endswith(".dlq") for a in call)
+        for a in call
+        for v in re.findall(r"retention\.ms=(\d+)", a)
+    ]
+    return [f"a dead letter is kept {ms} ms, the inbox only {window_ms} ms" for ms in kept if ms > window_ms]
+
+
+def test_an_inbox_record_outlives_every_dead_letter_that_could_be_replayed(tmp_path):
+    objs = objects("prod")
+    calls = topic_calls(objs, tmp_path / "now")
+    assert replay_window_problems(objs, calls) == []
+    broken = copy.deepcopy(objs)
+    data = configmap(broken, "bookrental-settings")["data"]
+    data["EVENT_RETENTION_SECONDS"] = str(15 * 86400)  # the chassis default: shorter than the DLQ's 30 days
+    assert replay_window_problems(broken, calls)
 
 
 # --- 11. PostgreSQL: tuned to its memory, roles kept from the Secret ---------------------
