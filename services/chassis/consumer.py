@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 from confluent_kafka import Consumer, ConsumerGroupState, KafkaError, KafkaException, Message, Producer, TopicPartition
 from google.protobuf import message as pb_message
 
-from . import db, events, group_probe, metrics, tracing
+from . import db, events, group_probe, metrics, positions, tracing
 from .db import database, is_transient
 from .threads import name_native_thread
 
@@ -79,6 +79,7 @@ class EventConsumer:
         self._thread = threading.Thread(target=self._run, name="event-consumer", daemon=True)
         self._steady_at = time.monotonic()  # when the consumer last held partitions (or was made)
         self._joined = False  # its group has given it an assignment (maybe empty) since it last subscribed
+        self._consumer: Consumer | None = None  # the one polling now (its partitions' ends: positions)
 
     def start(self) -> None:
         self._thread.start()
@@ -100,9 +101,16 @@ class EventConsumer:
         group = self.consumer_config["group.id"]
         self._steady_at = time.monotonic()
         self._joined = False
-        consumer = Consumer(
-            {**self.consumer_config, "stats_cb": lambda stats: metrics.record_consumer_stats(stats, group)}
-        )
+
+        def on_stats(stats: str) -> None:
+            metrics.record_consumer_stats(stats, group)
+            try:
+                positions.record_pending(stats)
+            except Exception as exc:  # noqa: BLE001 - raised here, it would leave poll() and stop the consumer
+                log.debug("consumer position not updated", extra={"error": f"{type(exc).__name__}: {exc}"})
+
+        consumer = Consumer({**self.consumer_config, "stats_cb": on_stats})
+        self._consumer = consumer
         consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         return consumer
 
@@ -220,6 +228,7 @@ class EventConsumer:
         try:
             # Rows nothing in the batch reads back (outbox rows, notifications) go in
             # one statement each at its end (db.gathered), before the commit.
+            ends = self._ends(ready)
             with database.atomic(), db.gathered():
                 claimed = self._claim([envelope for _, _, _, envelope in ready])
                 new = []
@@ -238,6 +247,7 @@ class EventConsumer:
                 for msg, sub, event, envelope in new:
                     with _traced(msg, envelope):
                         sub.handler(event, envelope)
+                positions.record([m for m, _, _, _ in ready], [e.time for _, _, _, e in ready], ends)
             return
         except Exception as exc:  # noqa: BLE001 - each event is tried alone below
             if is_transient(exc):
@@ -302,7 +312,7 @@ class EventConsumer:
             attempt += 1
             try:
                 with _traced(msg, envelope):
-                    self._apply(sub, event, envelope)
+                    self._apply(msg, sub, event, envelope)
                 return
             except Exception as exc:  # noqa: BLE001 - classified below
                 if is_transient(exc):
@@ -316,11 +326,30 @@ class EventConsumer:
                     return self._dead_letter(msg, f"{type(exc).__name__}: {exc}", where)
                 time.sleep(0.05 * attempt)
 
-    def _apply(self, sub: Subscription[Any], event: pb_message.Message, envelope: events.Envelope) -> None:
+    def _apply(
+        self, msg: Message, sub: Subscription[Any], event: pb_message.Message, envelope: events.Envelope
+    ) -> None:
+        ends = self._ends([(msg, sub, event, envelope)])
         with database.atomic():
+            positions.record([msg], [envelope.time], ends)
             if not self._claim([envelope]):
                 return _log_duplicate(envelope)
             sub.handler(event, envelope)
+
+    def _ends(self, ready: list[Prepared]) -> dict[tuple[str, int], int]:
+        """Each partition's end (high watermark) as the consumer last fetched it."""
+        ends: dict[tuple[str, int], int] = {}
+        for msg, _, _, _ in ready:
+            key = (msg.topic() or "", msg.partition() or 0)
+            if key in ends or self._consumer is None:
+                continue
+            try:
+                got = self._consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+            except KafkaException:
+                continue
+            if got is not None and got[1] >= 0:  # unknown yet: -1001
+                ends[key] = got[1]
+        return ends
 
     def _dead_letter(self, msg: Message, error: str, where: dict[str, Any]) -> None:
         """Returns None (so `return self._dead_letter(...)` reads as "skip this one")."""

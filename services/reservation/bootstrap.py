@@ -80,7 +80,7 @@ def main() -> None:
         [
             Service(
                 reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"].full_name,
-                entrypoints.ReservationServicer(service),
+                entrypoints.ReservationServicer(service, consumed),
                 reservation_pb2_grpc.add_ReservationServiceServicer_to_server,
             )
         ],

@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     public_rpcs: frozenset[str]  # set by create_server, read by rpc
 
-    def __init__(self, service: ReservationService) -> None:
+    def __init__(self, service: ReservationService, stock_topic: str) -> None:
         self.service = service
+        self.stock_topic = stock_topic  # what the read answers' freshness is measured on
 
     @rpc
     def ListBooks(
@@ -36,7 +37,8 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     ) -> reservation_pb2.ListBooksResponse:
         offset, limit = paging.page(request.page_size, request.page_token)
         rows = views.book_page(offset, limit, views.book_query(request.query))
-        return wire.book_list(rows, paging.next_token(offset, limit, len(rows)))
+        fresh = views.freshness(self.stock_topic)
+        return wire.book_list(rows, paging.next_token(offset, limit, len(rows)), fresh)
 
     @rpc
     def GetBook(
@@ -46,7 +48,8 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         book = views.book(book_id)
         if book is None:
             raise NotFound(f"book {book_id!r} is not in the book list")
-        return reservation_pb2.GetBookResponse(book=wire.book_resource(book))
+        fresh = wire.freshness(views.freshness(self.stock_topic))
+        return reservation_pb2.GetBookResponse(book=wire.book_resource(book), freshness=fresh)
 
     @rpc(role=shared_kernel.CUSTOMER)
     def CreateReservation(
@@ -70,7 +73,8 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         self, request: reservation_pb2.GetReservationRequest, context: grpc.ServicerContext, caller: Identity
     ) -> reservation_pb2.GetReservationResponse:
         r = self.service.get_reservation(caller, domain.reservation_id(request.reservation_id))
-        return reservation_pb2.GetReservationResponse(reservation=wire.reservation_resource(r))
+        fresh = wire.freshness(views.freshness(self.stock_topic))  # stock's decisions reach it through that topic
+        return reservation_pb2.GetReservationResponse(reservation=wire.reservation_resource(r), freshness=fresh)
 
     @rpc
     def ListReservations(

@@ -7,7 +7,7 @@ import dataclasses
 import datetime
 from typing import Any
 
-from services.chassis import db, times, validate
+from services.chassis import db, positions, times, validate
 
 MAX_QUERY = 100  # characters of ListBooks' query
 
@@ -34,6 +34,11 @@ _BOOK_LIST = (
 def view(row: BookListRow) -> BookView:
     book_id, title, available, update_time, waiting = row
     return BookView(book_id, title, available, times.stored(update_time), waiting)
+
+
+def freshness(stock_topic: str) -> positions.Freshness:
+    """How far the book list (and the reservations' outcomes) have applied the stock topic."""
+    return positions.freshness(stock_topic)
 
 
 def book(book_id: str) -> BookView | None:

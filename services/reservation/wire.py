@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 
 from bookrental.reservation.v1 import events_pb2, reservation_pb2
+from services.chassis.positions import Freshness
 from services.chassis.times import timestamp
 
 from . import domain
@@ -52,7 +53,18 @@ def book_resource(book: BookView) -> reservation_pb2.Book:
     )
 
 
-def book_list(rows: list[BookListRow], next_page_token: str) -> reservation_pb2.ListBooksResponse:
+def freshness(f: Freshness) -> reservation_pb2.Freshness:
+    message = reservation_pb2.Freshness(pending_events=min(f.pending, 2**31 - 1))
+    if f.last_event_time:
+        message.last_event_time.FromJsonString(f.last_event_time)
+    if f.as_of is not None:
+        message.as_of.FromNanoseconds(int(f.as_of * 1e9))
+    return message
+
+
+def book_list(
+    rows: list[BookListRow], next_page_token: str, fresh: Freshness | None = None
+) -> reservation_pb2.ListBooksResponse:
     """ListBooks' answer. Each row's Book is built and serialized once and kept, keyed by
     the row itself: every value the Book shows is in the key, so a changed book is a new
     entry and never a stale one, and the page is read from the database every time
@@ -60,6 +72,8 @@ def book_list(rows: list[BookListRow], next_page_token: str) -> reservation_pb2.
     with the model objects views.book_page replaced, the service's own largest cost per
     page (docs/performance.md)."""
     answer = reservation_pb2.ListBooksResponse(next_page_token=next_page_token)
+    if fresh is not None:
+        answer.freshness.CopyFrom(freshness(fresh))
     for row in rows:
         answer.books.add().MergeFromString(_book_bytes(row))
     return answer

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 
 from bookrental.reservation.v1 import reservation_pb2
+from services.chassis.positions import Freshness
 from services.reservation import domain, wire
 
 T = datetime.datetime(2026, 12, 1, 12, 0, 0)
@@ -65,3 +66,16 @@ def test_a_changed_book_is_never_answered_from_what_was_kept_of_it():
     waiting = ("b-3", "Dune", 2, T + datetime.timedelta(microseconds=1), 1)  # a queue change alone, too
     assert [(b.available, b.waiting) for b in wire.book_list([reserved, waiting], "").books] == [(2, 0), (2, 1)]
     assert wire.book_list([before], "").books[0].available == 3  # asked again: the same answer
+
+
+def test_a_position_becomes_times_and_a_count():
+    m = wire.freshness(Freshness("2026-12-02T10:00:01.250+00:00", 7, 1796205602.5))
+    assert m.last_event_time.ToJsonString() == "2026-12-02T10:00:01.250Z"
+    assert m.pending_events == 7
+    assert m.as_of.ToJsonString() == "2026-12-02T10:00:02.500Z"
+
+
+def test_before_any_event_the_times_stay_unset_and_a_huge_backlog_is_capped():
+    m = wire.freshness(Freshness("", 3_000_000_000, None))
+    assert not m.HasField("last_event_time") and not m.HasField("as_of")
+    assert m.pending_events == 2**31 - 1

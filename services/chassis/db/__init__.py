@@ -4,7 +4,7 @@ lock), the schema (schema.py: the outbox and inbox tables, the models' base, cre
 at start) and hand-written SQL with the dialects' differences (sql.py)."""
 
 from .connection import SqliteDatabase, connect, database, is_sqlite, is_transient, ping, release
-from .schema import BaseModel, OutboxMessage, ProcessedEvent, columns, create_schema
+from .schema import BaseModel, ConsumerPosition, OutboxMessage, ProcessedEvent, columns, create_schema
 from .sql import (
     batch_memo,
     execute,
@@ -20,6 +20,7 @@ from .sql import (
 
 __all__ = [
     "BaseModel",
+    "ConsumerPosition",
     "OutboxMessage",
     "ProcessedEvent",
     "SqliteDatabase",

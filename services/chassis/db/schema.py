@@ -50,6 +50,25 @@ class ProcessedEvent(BaseModel):
         table_name = "inbox"
 
 
+class ConsumerPosition(BaseModel):
+    """How far the service's consumer group has applied each partition it reads: the
+    newest event applied (its offset and time), written in the transaction that applied
+    it, and the events behind it still to apply, as the consumer last saw the partition's
+    end (at as_of: after each batch, and every statistics interval while it runs).
+    What a read answer says of its freshness (positions.py)."""
+
+    topic = peewee.CharField(max_length=249)
+    partition_id = peewee.IntegerField()
+    applied_offset = peewee.BigIntegerField()
+    event_time = peewee.CharField(max_length=40)  # the event's ce_time
+    pending = peewee.BigIntegerField(default=0)
+    as_of = peewee.DoubleField()  # epoch seconds
+
+    class Meta:
+        table_name = "consumer_position"
+        primary_key = peewee.CompositeKey("topic", "partition_id")
+
+
 def create_schema(db: peewee.Database, models: Sequence[type[peewee.Model]], indexes: Sequence[str] = ()) -> None:
     """Idempotent: tables and indexes are created if missing.
 
@@ -60,7 +79,7 @@ def create_schema(db: peewee.Database, models: Sequence[type[peewee.Model]], ind
     So: when the catalog already lists every table and index, nothing is run and no
     table is locked; otherwise each statement runs in its own transaction, under a
     session advisory lock so that replicas starting together take turns."""
-    models = [OutboxMessage, ProcessedEvent, *models]
+    models = [OutboxMessage, ProcessedEvent, ConsumerPosition, *models]
     # The relay reads only unsent rows; a partial index keeps that cheap as the table grows.
     # The purge finds the oldest inbox records by their time (their ids are random).
     indexes = [
