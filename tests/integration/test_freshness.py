@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import datetime
 import time
-import uuid
 
 import pytest
 
 from services.chassis import db, positions
 from tests.integration import flows
+from tests.integration.backends import own_database
 from tests.integration.conftest import require_backend
-from tools import pgdb
 from tools.client import eventually, scrape
 
 
@@ -67,16 +66,10 @@ class FakeMessage:
 def test_pending_events_are_the_partitions_ends_less_what_was_applied(backend, infra, tmp_path):
     if backend == "postgresql":
         require_backend("postgresql", infra)
-        run = uuid.uuid4().hex[:8]
-        url = pgdb.create(run, ["fresh"])["fresh"]
-    else:
-        url = f"sqlite:///{tmp_path / 'fresh.db'}"
-    try:
-        database = db.connect(url)
-        db.create_schema(database, [])
-        with database.connection_context():
+    with own_database("fresh", [], sqlite_dir=tmp_path if backend == "sqlite" else None):
+        with db.database.connection_context():
             assert positions.freshness("t") == positions.Freshness("", 0, None)
-            with database.atomic():  # a batch: offsets 3-5 of partition 0, offset 9 of partition 1
+            with db.database.atomic():  # a batch: offsets 3-5 of partition 0, offset 9 of partition 1
                 msgs = [FakeMessage("t", 0, o) for o in (3, 4, 5)] + [FakeMessage("t", 1, 9)]
                 times = ["2026-12-02T10:00:00.000+00:00"] * 3 + ["2026-12-02T10:00:01.000+00:00"]
                 positions.record(msgs, times, {("t", 0): 10, ("t", 1): 10})
@@ -86,7 +79,3 @@ def test_pending_events_are_the_partitions_ends_less_what_was_applied(backend, i
             positions.record_pending('{"topics": {"t": {"partitions": {"1": {"hi_offset": 15}, "-1": {}}}}}')
             assert positions.freshness("t").pending == 4 + 5
             assert positions.freshness("other") == positions.Freshness("", 0, None)
-        database.close()
-    finally:
-        if backend == "postgresql":
-            pgdb.drop(run, ["fresh"])

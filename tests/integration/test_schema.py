@@ -19,6 +19,7 @@ from services.alert import repository as alert_repository
 from services.chassis import db
 from services.reservation import repository as reservation_repository
 from services.stock import repository as stock_repository
+from tests.integration.backends import own_database
 from tests.integration.conftest import require_backend
 from tools import pgdb
 
@@ -105,13 +106,8 @@ def test_a_column_a_release_adds_is_added_to_an_older_table_and_its_rows_kept(ba
     adds it (null for the rows already there) and the relay's statements work on it."""
     if backend == "postgresql":
         require_backend("postgresql", infra)
-        run = uuid.uuid4().hex[:8]
-        url = pgdb.create(run, ["schema"])["schema"]
-    else:
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    try:
-        database = db.connect(url)
-        db.create_schema(database, [])
+    with own_database("schema", [], sqlite_dir=tmp_path if backend == "sqlite" else None):
+        database = db.database
         with database.connection_context():
             database.execute_sql("ALTER TABLE outbox DROP COLUMN traceparent")  # as the older release made it
             db.execute(
@@ -119,11 +115,7 @@ def test_a_column_a_release_adds_is_added_to_an_older_table_and_its_rows_kept(ba
                 " VALUES ('e-old', 't', 'k', 'T', '', ?, 'now')",
                 (b"x",),
             )
-        db.create_schema(database, [])  # the next start
+        db.create_schema(database.obj, [])  # the next start
         with database.connection_context():
             assert "traceparent" in {c.name for c in database.get_columns("outbox")}
             assert db.rows("SELECT event_id, traceparent FROM outbox WHERE sent_at IS NULL", ()) == [("e-old", None)]
-        database.close()
-    finally:
-        if backend == "postgresql":
-            pgdb.drop(run, ["schema"])
