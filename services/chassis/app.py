@@ -33,8 +33,8 @@ def start(
 ) -> Runtime:
     """`topics`: those the service uses; each is created (with its .dlq twin) if missing."""
     logs.setup(settings.service, settings.log_level)
-    if tracing.setup(settings.service):
-        log.info("tracing on", extra={"otlp_endpoint": tracing.endpoint()})
+    if endpoint := tracing.setup(settings.service):
+        log.info("tracing on", extra={"otlp_endpoint": endpoint})
     database = db.connect(settings.database_url)
     db.create_schema(database, models, indexes)
     kafka.ensure_topics(settings, list(topics))
@@ -89,17 +89,13 @@ def serve(
             worker.stop()
         runtime.relay.stop()  # publishes what was committed before exiting
 
-    def database_down() -> str | None:
-        db.ping()  # raises when it does not answer: Readiness says why
-        return None
-
     def broker_down() -> str | None:
         return kafka.unreachable(runtime.relay.producer, settings.kafka_bootstrap_servers)
 
     readiness = Readiness(
         [
             # RPCs cannot be answered without it: the replica leaves the balancers.
-            Dependency("database", database_down, gates=True),
+            Dependency("database", db.ping, gates=True),  # raises when it does not answer: Readiness says why
             # The outbox and the group's offsets carry the service through these: reported only.
             Dependency("broker", broker_down, gates=False),
             Dependency("consumer", consumer.not_joined, gates=False),

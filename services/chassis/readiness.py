@@ -132,13 +132,13 @@ class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-def start_endpoint(host: str, port: int, readiness: Readiness | None) -> None:
+def start_endpoint(host: str, port: int, readiness: Readiness) -> None:
     """The metrics port: Prometheus' metrics on every path but /ready, which answers
     the readiness report as JSON, 200 when ready and 503 when not."""
     metrics_app = make_wsgi_app(REGISTRY)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != "/ready" or readiness is None:
+        if environ.get("PATH_INFO") != "/ready":
             return metrics_app(environ, start_response)  # type: ignore[no-any-return]
         report = readiness.report()
         body = json.dumps(report).encode()

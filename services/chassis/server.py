@@ -300,7 +300,9 @@ def serve(
 ) -> None:
     """Runs until SIGTERM/SIGINT (or `stopping` is set by a failing worker):
     NOT_SERVING while starting and draining, and while `readiness` says a dependency
-    that gates traffic is down. `after_call` runs when each call ends."""
+    that gates traffic is down (none given: no dependency). `after_call` runs when
+    each call ends."""
+    readiness = readiness or Readiness([], settings.readiness_interval_s)
     if settings.metrics_port:
         try:
             start_endpoint(settings.grpc_host, settings.metrics_port, readiness)
@@ -319,10 +321,7 @@ def serve(
         for name, ok in up.items():
             health_servicer.set(HEALTH_PREFIX + name, serving if ok else not_serving)
 
-    if readiness:
-        readiness.start(publish)
-    else:
-        publish(True, {})
+    readiness.start(publish)
     log.info("serving", extra={"address": f"{settings.grpc_host}:{port}", "metrics_port": settings.metrics_port})
 
     stopping = stopping or threading.Event()
@@ -338,8 +337,7 @@ def serve(
     # (every 1 s) or a Kubernetes readiness probe moves traffic away before the port
     # closes; then refuse new RPCs and give in-flight ones the grace period.
     health_servicer.enter_graceful_shutdown()
-    if readiness:
-        readiness.stop()
+    readiness.stop()
     log.info("draining", extra={"drain_ms": settings.drain_ms, "grace_s": settings.shutdown_grace_s})
     time.sleep(settings.drain_ms / 1000)
     server.stop(settings.shutdown_grace_s).wait()

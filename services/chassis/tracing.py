@@ -27,16 +27,16 @@ _tracer = trace.get_tracer("bookrental")
 _provider: Any = None  # the SDK's TracerProvider when on
 
 
-def setup(service: str, env: Mapping[str, str] | None = None) -> bool:
-    """Turns tracing on if the settings ask for it; True if they did."""
+def setup(service: str, env: Mapping[str, str] | None = None) -> str | None:
+    """Turns tracing on if the settings ask for it; returns where the spans go, or None (off)."""
     global _provider
     env = os.environ if env is None else env
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
+        return None
     endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     exporter = env.get("OTEL_TRACES_EXPORTER", "otlp" if endpoint else "none").strip().lower()
     if exporter == "none":
-        return False
+        return None
     if exporter != "otlp":
         raise SettingsError(f"OTEL_TRACES_EXPORTER={exporter!r}: traces are exported over OTLP only (otlp, none)")
     protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
@@ -51,13 +51,7 @@ def setup(service: str, env: Mapping[str, str] | None = None) -> bool:
     _provider = TracerProvider(resource=Resource.create({SERVICE_NAME: env.get("OTEL_SERVICE_NAME") or service}))
     _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))  # reads the OTEL_EXPORTER_OTLP_* settings
     trace.set_tracer_provider(_provider)
-    return True
-
-
-def endpoint(env: Mapping[str, str] | None = None) -> str:
-    """Where the spans go (for the start-up log line)."""
-    env = os.environ if env is None else env
-    return env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317")
+    return endpoint or "http://localhost:4317"  # the exporter's own default
 
 
 def shutdown() -> None:
