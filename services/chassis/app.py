@@ -50,9 +50,12 @@ def serve(
     ignore: tuple[str, ...] = (),
     background: Sequence[Worker] = (),
     on_commit: Callable[[], None] = lambda: None,
+    positions: bool = False,
 ) -> None:
     """Serves until SIGTERM. `background` workers (start()/stop()) run beside
-    the consumer; `on_commit` is called after each committed consumer batch."""
+    the consumer; `on_commit` is called after each committed consumer batch;
+    `positions`: the consumer keeps its partitions' positions, for answers that say
+    how fresh they are (positions.py)."""
     settings = runtime.settings
     background = [*background, purge.periodic(settings.event_retention_s)]  # bounded outbox and inbox
 
@@ -75,6 +78,7 @@ def serve(
         on_commit=after_batch,
         ignore=ignore,
         on_fatal=on_fatal,
+        positions=positions,
     )
 
     def start_background() -> None:

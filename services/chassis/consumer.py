@@ -65,6 +65,7 @@ class EventConsumer:
         on_commit: Callable[[], None] = lambda: None,
         ignore: tuple[str, ...] = (),
         on_fatal: Callable[[], None] = lambda: None,
+        positions: bool = False,
     ) -> None:
         self.consumer_config = consumer_config
         self.dlq_producer = Producer(producer_config)
@@ -73,6 +74,9 @@ class EventConsumer:
         self.ignore = set(ignore)  # known types this service does not need
         self.on_commit = on_commit
         self.on_fatal = on_fatal  # the service stops (and its supervisor restarts it) rather than serve half-dead
+        # Keep each partition's position (positions.py): for a service whose answers say how
+        # fresh they are; the others skip its statement per batch.
+        self.positions = positions
         for topic in topics:
             metrics.DEAD_LETTERED.labels(topic)  # exported at 0 before the first one
         self._stop = threading.Event()
@@ -104,6 +108,8 @@ class EventConsumer:
 
         def on_stats(stats: str) -> None:
             metrics.record_consumer_stats(stats, group)
+            if not self.positions:
+                return
             try:
                 positions.record_pending(stats)
             except Exception as exc:  # noqa: BLE001 - raised here, it would leave poll() and stop the consumer
@@ -228,7 +234,7 @@ class EventConsumer:
         try:
             # Rows nothing in the batch reads back (outbox rows, notifications) go in
             # one statement each at its end (db.gathered), before the commit.
-            ends = self._ends(ready)
+            ends = self._ends(ready) if self.positions else {}
             with database.atomic(), db.gathered():
                 claimed = self._claim([envelope for _, _, _, envelope in ready])
                 new = []
@@ -247,7 +253,8 @@ class EventConsumer:
                 for msg, sub, event, envelope in new:
                     with _traced(msg, envelope):
                         sub.handler(event, envelope)
-                positions.record([m for m, _, _, _ in ready], [e.time for _, _, _, e in ready], ends)
+                if self.positions:
+                    positions.record([m for m, _, _, _ in ready], [e.time for _, _, _, e in ready], ends)
             return
         except Exception as exc:  # noqa: BLE001 - each event is tried alone below
             if is_transient(exc):
@@ -329,9 +336,9 @@ class EventConsumer:
     def _apply(
         self, msg: Message, sub: Subscription[Any], event: pb_message.Message, envelope: events.Envelope
     ) -> None:
-        ends = self._ends([(msg, sub, event, envelope)])
         with database.atomic():
-            positions.record([msg], [envelope.time], ends)
+            if self.positions:
+                positions.record([msg], [envelope.time], self._ends([(msg, sub, event, envelope)]))
             if not self._claim([envelope]):
                 return _log_duplicate(envelope)
             sub.handler(event, envelope)

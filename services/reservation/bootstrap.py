@@ -87,4 +87,5 @@ def main() -> None:
         consume=[consumed],
         subscriptions=entrypoints.subscriptions(service),
         ignore=entrypoints.IGNORED,
+        positions=True,  # its book list and reservations say how fresh they are
     )
