@@ -31,14 +31,20 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         self.service = service
         self.stock_topic = stock_topic  # what the read answers' freshness is measured on
 
+    def _freshness(self) -> reservation_pb2.Freshness:
+        """How far the book list, and the outcomes in the reservations, have applied stock's
+        events (stock's decisions reach this service through its topic)."""
+        return wire.freshness(views.freshness(self.stock_topic))
+
     @rpc
     def ListBooks(
         self, request: reservation_pb2.ListBooksRequest, context: grpc.ServicerContext, caller: Identity | None
     ) -> reservation_pb2.ListBooksResponse:
         offset, limit = paging.page(request.page_size, request.page_token)
         rows = views.book_page(offset, limit, views.book_query(request.query))
-        fresh = views.freshness(self.stock_topic)
-        return wire.book_list(rows, paging.next_token(offset, limit, len(rows)), fresh)
+        answer = wire.book_list(rows, paging.next_token(offset, limit, len(rows)))
+        answer.freshness.CopyFrom(self._freshness())
+        return answer
 
     @rpc
     def GetBook(
@@ -48,8 +54,7 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         book = views.book(book_id)
         if book is None:
             raise NotFound(f"book {book_id!r} is not in the book list")
-        fresh = wire.freshness(views.freshness(self.stock_topic))
-        return reservation_pb2.GetBookResponse(book=wire.book_resource(book), freshness=fresh)
+        return reservation_pb2.GetBookResponse(book=wire.book_resource(book), freshness=self._freshness())
 
     @rpc(role=shared_kernel.CUSTOMER)
     def CreateReservation(
@@ -73,8 +78,9 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         self, request: reservation_pb2.GetReservationRequest, context: grpc.ServicerContext, caller: Identity
     ) -> reservation_pb2.GetReservationResponse:
         r = self.service.get_reservation(caller, domain.reservation_id(request.reservation_id))
-        fresh = wire.freshness(views.freshness(self.stock_topic))  # stock's decisions reach it through that topic
-        return reservation_pb2.GetReservationResponse(reservation=wire.reservation_resource(r), freshness=fresh)
+        return reservation_pb2.GetReservationResponse(
+            reservation=wire.reservation_resource(r), freshness=self._freshness()
+        )
 
     @rpc
     def ListReservations(

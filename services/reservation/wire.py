@@ -62,9 +62,7 @@ def freshness(f: Freshness) -> reservation_pb2.Freshness:
     return message
 
 
-def book_list(
-    rows: list[BookListRow], next_page_token: str, fresh: Freshness | None = None
-) -> reservation_pb2.ListBooksResponse:
+def book_list(rows: list[BookListRow], next_page_token: str) -> reservation_pb2.ListBooksResponse:
     """ListBooks' answer. Each row's Book is built and serialized once and kept, keyed by
     the row itself: every value the Book shows is in the key, so a changed book is a new
     entry and never a stale one, and the page is read from the database every time
@@ -72,8 +70,6 @@ def book_list(
     with the model objects views.book_page replaced, the service's own largest cost per
     page (docs/performance.md)."""
     answer = reservation_pb2.ListBooksResponse(next_page_token=next_page_token)
-    if fresh is not None:
-        answer.freshness.CopyFrom(freshness(fresh))
     for row in rows:
         answer.books.add().MergeFromString(_book_bytes(row))
     return answer
