@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from services import catalogue
 from tools import child
+from tools.traces import FILE as TRACES_FILE
 
 if TYPE_CHECKING:
     from confluent_kafka.admin import AdminClient
@@ -156,7 +157,7 @@ class Stack:
         `traces` (workdir/traces.jsonl), and Envoy and the services trace to it."""
         self.workdir = Path(workdir)
         self.tracing_port = tracing_port
-        self.traces = self.workdir / "traces.jsonl"
+        self.traces = self.workdir / TRACES_FILE
         self.broker_running = broker_running
         self._admin: AdminClient | None = None
         self.group_suffix = group_suffix
@@ -473,12 +474,16 @@ class Stack:
             closing.start()
             closing.join(10)
 
+    def envoy_host_stat(self, instance: str, stat: str) -> str | None:
+        """What Envoy's /clusters says of the instance: `rq_total`, `health_flags` ... (None if unlisted)."""
+        prefix = f"{service_of(instance)}::127.0.0.1:{self.grpc_ports[instance]}::{stat}::"
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports.envoy_admin}/clusters", timeout=1) as resp:
+            line = next((ln for ln in resp.read().decode().splitlines() if ln.startswith(prefix)), None)
+        return line.removeprefix(prefix) if line else None
+
     def envoy_requests(self, instance: str) -> int:
         """Requests Envoy has sent to the instance (its /clusters rq_total)."""
-        stat = f"{service_of(instance)}::127.0.0.1:{self.grpc_ports[instance]}::rq_total::"
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports.envoy_admin}/clusters", timeout=1) as resp:
-            line = next((ln for ln in resp.read().decode().splitlines() if ln.startswith(stat)), None)
-        return int(line.removeprefix(stat)) if line else 0
+        return int(self.envoy_host_stat(instance, "rq_total") or 0)
 
     def wait_envoy_routing(self, instance: str, timeout: float = 15) -> None:
         """Waits until Envoy sends the instance new requests (there must be traffic):
@@ -772,7 +777,7 @@ def main(argv: list[str] | None = None) -> None:
         "--tracing",
         action="store_true",
         help=f"trace every request (OpenTelemetry) to a local receiver on 127.0.0.1:{TRACES_PORT}, spans in "
-        "var/traces.jsonl (python -m tools.traces show --last)",
+        f"var/{TRACES_FILE} (python -m tools.traces show --last)",
     )
     args = parser.parse_args(argv)
     ports = Ports()
@@ -830,7 +835,7 @@ def main(argv: list[str] | None = None) -> None:
             else ""
         )
         traces_line = (
-            f"\n  traces               OTLP 127.0.0.1:{TRACES_PORT} -> var/traces.jsonl  (make trace RESERVATION=<id>)"
+            f"\n  traces               OTLP 127.0.0.1:{TRACES_PORT} -> var/{TRACES_FILE}  (make trace RESERVATION=<id>)"
             if args.tracing
             else ""
         )

@@ -23,7 +23,9 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-RESERVATION_ID = "bookrental.reservation_id"  # services/chassis/tracing.py sets it
+from services.chassis.tracing import RESERVATION_ID
+
+FILE = "traces.jsonl"  # in the stack's work dir: var/ for make run
 
 
 def _value(v: Any) -> Any:
@@ -120,12 +122,12 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="receive spans over OTLP/gRPC and keep them as JSON lines")
     s.add_argument("--port", type=int, default=4317)
-    s.add_argument("--out", type=Path, default=Path("var/traces.jsonl"))
+    s.add_argument("--out", type=Path, default=Path("var") / FILE)
     v = sub.add_parser("show", help="print one trace's span tree")
     v.add_argument("trace_id", nargs="?", help="a trace id (32 hex digits)")
     v.add_argument("--reservation", help="the trace of this reservation")
     v.add_argument("--last", action="store_true", help="the trace that started last")
-    v.add_argument("--file", type=Path, default=Path("var/traces.jsonl"))
+    v.add_argument("--file", type=Path, default=Path("var") / FILE)
     args = parser.parse_args(argv)
 
     if args.command == "serve":

@@ -26,15 +26,6 @@ def gauges(stack, instance: str) -> dict[str, float]:
     return found
 
 
-def envoy_health_flags(stack, instance: str) -> str:
-    import urllib.request
-
-    host = f"{instance}::127.0.0.1:{stack.grpc_ports[instance]}::health_flags::"
-    with urllib.request.urlopen(f"http://127.0.0.1:{stack.ports.envoy_admin}/clusters", timeout=2) as resp:
-        line = next(ln for ln in resp.read().decode().splitlines() if ln.startswith(host))
-    return line.removeprefix(host)
-
-
 @pytest.mark.parametrize("instance", ["reservation", "stock", "alert"])
 def test_each_service_reports_every_dependency_up(stack, instance):
     # A consumer joins its group a moment after the service says SERVING (it does not
@@ -76,7 +67,9 @@ def test_a_service_whose_database_is_gone_stops_taking_traffic_says_why_and_come
         assert [(r["dependency"], r["gates_traffic"]) for r in said] == [("database", True)], said
         # Envoy's active health check takes it out of the balancer.
         eventually(
-            lambda: "failed_active_hc" in envoy_health_flags(stack, "stock"), timeout=10, what="Envoy: stock unhealthy"
+            lambda: "failed_active_hc" in (stack.envoy_host_stat("stock", "health_flags") or ""),
+            timeout=10,
+            what="Envoy: stock unhealthy",
         )
         # The others need their own databases only.
         assert health(stack, "reservation") == SERVING and health(stack, "alert") == SERVING

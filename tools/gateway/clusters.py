@@ -11,11 +11,9 @@ from services.catalogue import NAMES, SERVICES
 from .options import is_ip, port
 
 
-def cluster(
-    name: str, endpoints: Sequence[tuple[str, int]], health_interval_s: float = 1.0, max_requests: int = 1024
-) -> dict:
-    """An HTTP/2 cluster over the service's replicas with an active gRPC health check,
-    outlier detection and circuit-breaker thresholds."""
+def grpc_upstream(name: str, endpoints: Sequence[tuple[str, int]], connect_timeout: str = "0.5s") -> dict:
+    """An HTTP/2 (gRPC) cluster over `endpoints`, resolved by DNS unless they are addresses:
+    what every upstream of ours has, before a service's health checks and limits."""
     if not endpoints:
         raise ValueError(f"{name}: at least one endpoint is needed")
     for host, p in endpoints:
@@ -23,7 +21,7 @@ def cluster(
     return {
         "name": name,
         "type": "STATIC" if all(is_ip(h) for h, _ in endpoints) else "STRICT_DNS",
-        "connect_timeout": "0.5s",  # a refused or slow connect fails fast (503)
+        "connect_timeout": connect_timeout,
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
@@ -41,6 +39,17 @@ def cluster(
                 }
             ],
         },
+    }
+
+
+def cluster(
+    name: str, endpoints: Sequence[tuple[str, int]], health_interval_s: float = 1.0, max_requests: int = 1024
+) -> dict:
+    """An HTTP/2 cluster over the service's replicas with an active gRPC health check,
+    outlier detection and circuit-breaker thresholds."""
+    return {
+        # a refused or slow connect fails fast (503)
+        **grpc_upstream(name, endpoints, connect_timeout="0.5s"),
         # The grpc.health.v1 check every replica serves. One failed check takes a
         # replica out (a draining one says NOT_SERVING first), one pass brings it back.
         "health_checks": [

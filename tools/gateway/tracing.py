@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from .clusters import grpc_upstream
 from .options import Options
 
 COLLECTOR_CLUSTER = "otel_collector"
@@ -36,22 +37,4 @@ def hcm_tracing(o: Options) -> str:
 def collector_cluster(o: Options) -> str:
     if o.otlp_endpoint is None:
         return ""
-    host, port = o.otlp_endpoint
-    c = {
-        "name": COLLECTOR_CLUSTER,
-        "type": "STRICT_DNS",
-        "connect_timeout": "1s",
-        "typed_extension_protocol_options": {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {}},  # OTLP/gRPC
-            }
-        },
-        "load_assignment": {
-            "cluster_name": COLLECTOR_CLUSTER,
-            "endpoints": [
-                {"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}}]}
-            ],
-        },
-    }
-    return f"\n  - {json.dumps(c)}"
+    return f"\n  - {json.dumps(grpc_upstream(COLLECTOR_CLUSTER, [o.otlp_endpoint], connect_timeout='1s'))}"
