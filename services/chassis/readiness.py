@@ -72,8 +72,8 @@ class Readiness:
         self.check()
         return 0  # never "handled something": the next round waits a whole interval
 
-    def check(self) -> dict[str, str | None]:
-        """Runs every probe; returns {dependency: None if up, else why not}."""
+    def check(self) -> None:
+        """Runs every probe, and says what it found (metrics, log, `publish`)."""
         found: dict[str, str | None] = {}
         for dep in self.dependencies:
             try:
@@ -100,7 +100,6 @@ class Readiness:
         ready = self.ready()
         READY.set(1 if ready else 0)
         self._publish(ready, {name: why is None for name, why in found.items()})
-        return found
 
     def _gates(self, name: str) -> bool:
         return next(d.gates for d in self.dependencies if d.name == name)
