@@ -16,7 +16,7 @@ its own stack (PostgreSQL: the project's embedded server, tools.pgserver, or the
 PG_ADMIN_URL names), all the phases above; both passes in one run give the ratio of
 their REST rates.
 
-    python -m bench [--reps 3] [--sustain 30] [--backend both] [--note TEXT]
+    python -m bench [--reps 3] [--sustain 30] [--backend both] [--tracing] [--note TEXT]
         # writes bench/results/ and a row per backend in docs/performance.md
     python -m bench --smoke [--backend sqlite]   # ~30 s: checks it runs, writes nothing
 """
@@ -442,6 +442,11 @@ def options(argv: list[str] | None = None) -> tuple[argparse.Namespace, Config, 
         help="the services' database: a pass on each with both (the default; --smoke: sqlite)",
     )
     p.add_argument("--note", default="", help="what this run measures, e.g. the change it follows")
+    p.add_argument(
+        "--tracing",
+        action="store_true",
+        help="Envoy and the services trace every request to a local OTLP receiver (make run TRACING=1)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the stack's work dir (logs, databases)")
     a = p.parse_args(argv)
     cfg = Config.smoke_config() if a.smoke else Config()
@@ -452,9 +457,9 @@ def options(argv: list[str] | None = None) -> tuple[argparse.Namespace, Config, 
     return a, cfg, list(BACKENDS) if backend == "both" else [backend]
 
 
-def run_pass(cfg: Config, workdir: Path, backend: str) -> list[dict]:
+def run_pass(cfg: Config, workdir: Path, backend: str, tracing: bool = False) -> list[dict]:
     """One backend's pass: its own stack, the repetitions, then the catch-up; its repetitions."""
-    bench = Bench(cfg, workdir, backend)
+    bench = Bench(cfg, workdir, backend, tracing)
     reps: list[dict] = []
     try:
         print(f"bench: [{backend}] starting the stack in {workdir}", flush=True)
@@ -494,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, dict] = {}
     try:
         for backend in backends:
-            reps = run_pass(cfg, workdir / backend, backend)
+            reps = run_pass(cfg, workdir / backend, backend, a.tracing)
             runs[backend] = {"median": median_of(reps), "repetitions": reps}
     finally:
         if not a.keep and not a.smoke:
@@ -502,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     args = argv or sys.argv[1:]
     result = {
         "note": a.note,
+        "tracing": a.tracing,
         # Quoted for a shell twice (the make variable, then bench's own arguments), so it runs when pasted.
         "command": "make bench" + (f" BENCH_ARGS={shlex.quote(shlex.join(args))}" if args else ""),
         "config": dataclasses.asdict(cfg),

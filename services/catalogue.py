@@ -11,6 +11,11 @@ import dataclasses
 
 RESERVATION_TOPIC = "bookrental.reservation.v1"
 STOCK_TOPIC = "bookrental.stock.v1"
+# The topics read models are rebuilt from (services/chassis/rebuild.py): kept whole, every
+# event for as long as the topic lives (Kafka's retention.ms=-1; k8s/base/kafka/topics.sh
+# too), where the others keep the broker's default (7 days). The book list and alert's
+# notifications are both folds of the stock topic.
+KEPT_WHOLE = (STOCK_TOPIC,)
 
 
 @dataclasses.dataclass(frozen=True)

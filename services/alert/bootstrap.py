@@ -43,7 +43,9 @@ def main() -> None:
     settings = Settings.from_env(ALERT.name, grpc_port=ALERT.grpc_port, metrics_port=ALERT.metrics_port)
     alert_settings = AlertSettings.from_env()
     consumed = STOCK_TOPIC.name()
-    runtime = app.start(settings, repository.MODELS, topics=[consumed, RESERVATION_TOPIC.name()])
+    runtime = app.start(
+        settings, repository.MODELS, topics=[STOCK_TOPIC, RESERVATION_TOPIC], keep_all=catalogue.KEPT_WHOLE
+    )
     repository.migrate_schema()
     service = AlertService(unit_of_work, alert_settings.offered)
     dispatchers = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import peewee
@@ -14,7 +14,7 @@ from . import db, kafka, logs, metrics, outbox, purge, server, tracing
 from .consumer import EventConsumer, Subscription
 from .outbox import OutboxRelay
 from .readiness import Dependency, Readiness
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, Topic
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -29,15 +29,20 @@ class Runtime:
 
 
 def start(
-    settings: Settings, models: Sequence[type[peewee.Model]], indexes: Sequence[str] = (), topics: Sequence[str] = ()
+    settings: Settings,
+    models: Sequence[type[peewee.Model]],
+    indexes: Sequence[str] = (),
+    topics: Sequence[Topic] = (),
+    keep_all: Collection[str] = (),
 ) -> Runtime:
-    """`topics`: those the service uses; each is created (with its .dlq twin) if missing."""
+    """`topics`: those the service uses; each is created (with its .dlq twin) if missing,
+    set to keep every event if its default name is in `keep_all` (catalogue.KEPT_WHOLE)."""
     logs.setup(settings.service, settings.log_level)
     if endpoint := tracing.setup(settings.service):
         log.info("tracing on", extra={"otlp_endpoint": endpoint})
     database = db.connect(settings.database_url)
     db.create_schema(database, models, indexes)
-    kafka.ensure_topics(settings, list(topics))
+    kafka.ensure_topics(settings, [t.name() for t in topics], [t.name() for t in topics if t.default in keep_all])
     metrics.watch_outbox(outbox.unsent_count)
     return Runtime(settings, OutboxRelay(settings, kafka.producer_config(settings)))
 

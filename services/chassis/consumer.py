@@ -271,7 +271,7 @@ class EventConsumer:
         is dead-lettered (undecodable) or skipped (a type this service does not handle)."""
         where = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()}
         try:
-            envelope = events.read_envelope(_headers(msg))
+            envelope = events.read_envelope(headers_of(msg))
         except events.UndecodableEvent as exc:
             self._dead_letter(msg, str(exc), where)
             return None
@@ -361,7 +361,7 @@ class EventConsumer:
     def _dead_letter(self, msg: Message, error: str, where: dict[str, Any]) -> None:
         """Returns None (so `return self._dead_letter(...)` reads as "skip this one")."""
         headers: list[tuple[str, str | bytes | None]] = [
-            *_headers(msg),
+            *headers_of(msg),
             ("dlq_error", error.encode()[:1000]),
             ("dlq_topic", _position(msg)[0].encode()),
             ("dlq_partition", str(msg.partition()).encode()),
@@ -424,7 +424,7 @@ def _position(msg: Message) -> tuple[str, int, int]:
     return msg.topic(), msg.partition(), msg.offset()  # type: ignore[return-value]
 
 
-def _headers(msg: Message) -> list[tuple[str, bytes | None]]:
+def headers_of(msg: Message) -> list[tuple[str, bytes | None]]:
     """A consumed message's headers, [] when it has none: librdkafka gives (key, bytes) pairs
     (the stubs' type also allows the dict and the str values produce() takes)."""
     return msg.headers() or []  # type: ignore[return-value]

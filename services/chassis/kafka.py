@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -13,7 +14,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 
-def _client_config(settings: Settings) -> dict[str, str | int | bool]:
+def client_config(settings: Settings) -> dict[str, str | int | bool]:
     return {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "client.id": settings.service,
@@ -26,7 +27,7 @@ def _client_config(settings: Settings) -> dict[str, str | int | bool]:
 
 def producer_config(settings: Settings) -> dict[str, str | int | bool]:
     return {
-        **_client_config(settings),
+        **client_config(settings),
         # Idempotent producer: no duplicates or reordering from the client's own retries.
         "enable.idempotence": True,
         "acks": "all",
@@ -40,7 +41,7 @@ def consumer_config(settings: Settings) -> dict[str, str | int | bool]:
     debug = {"debug": settings.kafka_debug} if settings.kafka_debug else {}
     return {
         **debug,
-        **_client_config(settings),
+        **client_config(settings),
         "group.id": settings.consumer_group,
         # At-least-once: an offset is stored only after its event's transaction committed
         # (EventConsumer), and librdkafka commits the stored offsets every second.
@@ -60,16 +61,30 @@ def consumer_config(settings: Settings) -> dict[str, str | int | bool]:
     }
 
 
-def ensure_topics(settings: Settings, topics: list[str], deadline_s: float = 30) -> None:
-    """Creates the topics (and their .dlq twins) if missing. Retries while the
-    broker is not reachable yet, so services may start before it."""
+# A topic that keeps every event: no time or size makes Kafka delete a segment.
+KEEP_ALL = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+def ensure_topics(settings: Settings, topics: list[str], keep_all: Sequence[str] = (), deadline_s: float = 30) -> None:
+    """Creates the topics (and their .dlq twins) if missing, those in `keep_all` keeping
+    every event (KEEP_ALL); a topic that exists keeps its settings (in Kubernetes the
+    kafka-topics CronJob applies them). Retries while the broker is not reachable yet,
+    so services may start before it."""
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
     wanted = sorted({t for topic in topics for t in (topic, f"{topic}.dlq")})
     end = time.monotonic() + deadline_s
     while True:
         pending = []
         futures = admin.create_topics(
-            [NewTopic(t, settings.topic_partitions, settings.topic_replication_factor) for t in wanted],
+            [
+                NewTopic(
+                    t,
+                    settings.topic_partitions,
+                    settings.topic_replication_factor,
+                    config=KEEP_ALL if t in keep_all else {},
+                )
+                for t in wanted
+            ],
             request_timeout=10,
         )
         for topic, future in futures.items():

@@ -19,6 +19,14 @@ def stored(value: datetime.datetime | str) -> datetime.datetime:
     return value if isinstance(value, datetime.datetime) else datetime.datetime.fromisoformat(value)
 
 
+def from_iso(text: str) -> datetime.datetime | None:
+    """An event's ISO 8601 time (ce_time) as stored: naive UTC; None when it has none."""
+    if not text:
+        return None
+    value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value.astimezone(datetime.UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
 def timestamp(value: datetime.datetime | None) -> timestamp_pb2.Timestamp:
     """A stored naive-UTC time as a protobuf Timestamp."""
     ts = timestamp_pb2.Timestamp()

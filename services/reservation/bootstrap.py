@@ -73,7 +73,13 @@ def main() -> None:
     )
     limit = reservation_limit()
     published, consumed = RESERVATION_TOPIC.name(), STOCK_TOPIC.name()
-    runtime = app.start(settings, repository.MODELS, repository.INDEXES, topics=[consumed, published])
+    runtime = app.start(
+        settings,
+        repository.MODELS,
+        repository.INDEXES,
+        topics=[STOCK_TOPIC, RESERVATION_TOPIC],
+        keep_all=catalogue.KEPT_WHOLE,
+    )
     service = ReservationService(unit_of_work(published, runtime.relay.wake), reservation_limit=limit)
     app.serve(
         runtime,

@@ -18,6 +18,7 @@ import dataclasses
 import datetime
 import enum
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from services import shared_kernel
 from services.chassis import validate
@@ -195,10 +196,20 @@ class Book:
     available: int = 0
     stock_version: int = 0
     waiting: int = 0  # the book's queue length, from issue 19's events
+    update_time: datetime.datetime | None = None  # when stock last changed it (its event's time)
 
-    def apply_stock_change(self, title: str, available: int, stock_version: int, waiting: int | None = None) -> bool:
+    def apply_stock_change(
+        self,
+        title: str,
+        available: int,
+        stock_version: int,
+        waiting: int | None = None,
+        changed_at: datetime.datetime | None = None,
+    ) -> bool:
         """Takes a newer stock state; an older or repeated one changes nothing. `waiting`
-        None: the event does not carry it (the seed's events), the queue is as it was."""
+        None: the event does not carry it (the seed's events), the queue is as it was.
+        `changed_at`: when stock changed (its event's time), so that a view rebuilt from
+        the events says the same as the one kept as they came; None, not known."""
         if stock_version <= self.stock_version:
             return False
         self.title = title or self.title
@@ -206,4 +217,17 @@ class Book:
         self.stock_version = stock_version
         if waiting is not None:
             self.waiting = waiting
+        self.update_time = changed_at
         return True
+
+
+class StockChange(NamedTuple):
+    """A book's stock state as one of stock's events tells it (wire.stock_change): what
+    the book list takes from the event (Book.apply_stock_change, in this order)."""
+
+    book_id: str
+    title: str
+    available: int
+    stock_version: int
+    waiting: int | None  # None: the event does not carry it (the seed's events)
+    changed_at: datetime.datetime | None

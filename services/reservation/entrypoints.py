@@ -106,11 +106,11 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
 
 
 def subscriptions(service: ReservationService) -> list[Subscription[Any]]:
-    def on_received(event: stock_events.StockReceived, _envelope: events.Envelope) -> None:
-        service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
+    def book_only(event: Any, envelope: events.Envelope) -> None:
+        service.apply_stock_change(*wire.stock_change(event, envelope))
 
     def on_reserved(event: stock_events.StockReserved, envelope: events.Envelope) -> None:
-        service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
+        book_only(event, envelope)
         r = service.confirm(event.reservation_id, _time(event, "pickup_deadline"))
         log.info(
             "stock reserved",
@@ -122,7 +122,7 @@ def subscriptions(service: ReservationService) -> list[Subscription[Any]]:
         )
 
     def on_rejected(event: stock_events.StockRejected, envelope: events.Envelope) -> None:
-        service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
+        book_only(event, envelope)
         r = service.reject(event.reservation_id, event.reason)
         log.info(
             "stock rejected",
@@ -134,16 +134,13 @@ def subscriptions(service: ReservationService) -> list[Subscription[Any]]:
             },
         )
 
-    def on_released(event: stock_events.StockReleased, _envelope: events.Envelope) -> None:
-        service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version)
-
     # Issue 19: each of stock's decisions moves the reservation along its life (docs/holds.md);
     # a repeat, or one for a reservation already past that step, changes nothing.
     def applied(
         what: str, change: Callable[[Any], domain.Reservation | None]
     ) -> Callable[[Any, events.Envelope], None]:
         def handle(event: Any, envelope: events.Envelope) -> None:
-            service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version, event.waiting)
+            book_only(event, envelope)
             r = change(event)
             log.info(
                 what,
@@ -156,34 +153,48 @@ def subscriptions(service: ReservationService) -> list[Subscription[Any]]:
 
         return handle
 
-    def book_only(event: Any, _envelope: events.Envelope) -> None:
-        service.apply_stock_change(event.book_id, event.title, event.available, event.stock_version, event.waiting)
+    handlers: dict[type, Callable[[Any, events.Envelope], None]] = {
+        stock_events.StockReserved: on_reserved,
+        stock_events.StockRejected: on_rejected,
+        stock_events.StockWaitlisted: applied(
+            "stock waitlisted", lambda e: service.waitlist(e.reservation_id, e.ticket, e.queue_position)
+        ),
+        stock_events.StockAllocated: applied(
+            "stock allocated", lambda e: service.confirm(e.reservation_id, _time(e, "pickup_deadline"))
+        ),
+        stock_events.StockHoldExpired: applied("hold expired", lambda e: service.expire(e.reservation_id)),
+        stock_events.StockCheckedOut: applied(
+            "checked out", lambda e: service.pick_up(e.reservation_id, e.due_time.ToDatetime())
+        ),
+        stock_events.StockReturned: applied("returned", lambda e: service.mark_returned(e.reservation_id)),
+    }
+    return [Subscription(message_class, handlers.get(message_class, book_only)) for message_class in STOCK_EVENTS]
 
-    return [
-        Subscription(stock_events.StockReceived, on_received),
-        Subscription(stock_events.StockReserved, on_reserved),
-        Subscription(stock_events.StockRejected, on_rejected),
-        Subscription(stock_events.StockReleased, on_released),
-        Subscription(
-            stock_events.StockWaitlisted,
-            applied("stock waitlisted", lambda e: service.waitlist(e.reservation_id, e.ticket, e.queue_position)),
-        ),
-        Subscription(
-            stock_events.StockAllocated,
-            applied("stock allocated", lambda e: service.confirm(e.reservation_id, _time(e, "pickup_deadline"))),
-        ),
-        Subscription(stock_events.StockWaitlistLeft, book_only),
-        Subscription(
-            stock_events.StockHoldExpired, applied("hold expired", lambda e: service.expire(e.reservation_id))
-        ),
-        Subscription(
-            stock_events.StockCheckedOut,
-            applied("checked out", lambda e: service.pick_up(e.reservation_id, e.due_time.ToDatetime())),
-        ),
-        Subscription(
-            stock_events.StockReturned, applied("returned", lambda e: service.mark_returned(e.reservation_id))
-        ),
-    ]
+
+def book_list_subscriptions(apply: Callable[[domain.StockChange], None]) -> list[Subscription[Any]]:
+    """The book list's part of every stock event the consumer takes: what rebuilding the
+    book list from the stock topic applies (rebuild.py)."""
+
+    def fold(event: Any, envelope: events.Envelope) -> None:
+        apply(wire.stock_change(event, envelope))
+
+    return [Subscription(message_class, fold) for message_class in STOCK_EVENTS]
+
+
+# Every stock event the consumer takes. Each carries the book's state, which the book list
+# applies; the handlers above move a reservation along too.
+STOCK_EVENTS: tuple[type, ...] = (
+    stock_events.StockReceived,
+    stock_events.StockReserved,
+    stock_events.StockRejected,
+    stock_events.StockReleased,
+    stock_events.StockWaitlisted,
+    stock_events.StockAllocated,
+    stock_events.StockWaitlistLeft,
+    stock_events.StockHoldExpired,
+    stock_events.StockCheckedOut,
+    stock_events.StockReturned,
+)
 
 
 def _time(event: Any, field: str) -> datetime.datetime | None:

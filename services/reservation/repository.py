@@ -255,6 +255,40 @@ class ReservationRepository(Repository):
 
 
 _BOOK_COLUMNS = db.columns(BookRow)
+_BOOK, _BOOK_QUEUE = BookRow._meta.table_name, BookQueueRow._meta.table_name
+# A book's row and its queue's, into the live tables (save) or a rebuild's fresh ones (write_book_list).
+_UPSERT_BOOK = (
+    f"INSERT INTO {{table}} ({_BOOK_COLUMNS}) VALUES {{values}} ON CONFLICT (book_id)"
+    " DO UPDATE SET title = excluded.title,"
+    " available = excluded.available, stock_version = excluded.stock_version,"
+    " update_time = excluded.update_time"
+)
+_UPSERT_QUEUE = (
+    "INSERT INTO {table} (book_id, waiting) VALUES {values}"
+    " ON CONFLICT (book_id) DO UPDATE SET waiting = excluded.waiting"
+)
+_SAVE_BOOK = _UPSERT_BOOK.format(table=_BOOK, values="(?, ?, ?, ?, ?)")
+_SAVE_QUEUE = _UPSERT_QUEUE.format(table=_BOOK_QUEUE, values="(?, ?)")
+_ROWS_PER_STATEMENT = 500
+
+
+def _book_row(book: domain.Book) -> tuple[object, ...]:
+    return (book.book_id, book.title, book.available, book.stock_version, book.update_time or utcnow())
+
+
+def write_book_list(books: list[domain.Book], queued: list[domain.Book], tables: dict[str, str]) -> None:
+    """A rebuild's rows of the book list (rebuild.py), into its fresh tables (`tables`: the
+    live names' fresh twins): each book's row, and the queue's row of each book that has
+    had a queue (as save writes one the first time someone waits, and keeps it)."""
+    with db.database.atomic():
+        for table, template, rows in (
+            (tables[_BOOK], _UPSERT_BOOK, [_book_row(b) for b in books]),
+            (tables[_BOOK_QUEUE], _UPSERT_QUEUE, [(b.book_id, b.waiting) for b in queued]),
+        ):
+            for i in range(0, len(rows), _ROWS_PER_STATEMENT):
+                chunk = rows[i : i + _ROWS_PER_STATEMENT]
+                sql = template.format(table=table, values=db.values(len(chunk[0]), len(chunk)))
+                db.execute(sql, [v for row in chunk for v in row])
 
 
 class BookRepository(Repository):
@@ -277,18 +311,8 @@ class BookRepository(Repository):
         return self._seen(book)
 
     def save(self, book: domain.Book) -> None:
-        db.execute(
-            f"INSERT INTO book ({_BOOK_COLUMNS}) VALUES (?, ?, ?, ?, ?) ON CONFLICT (book_id)"
-            " DO UPDATE SET title = excluded.title,"
-            " available = excluded.available, stock_version = excluded.stock_version,"
-            " update_time = excluded.update_time",
-            (book.book_id, book.title, book.available, book.stock_version, utcnow()),
-        )
+        db.execute(_SAVE_BOOK, _book_row(book))
         if book.waiting != self._waiting.get(book.book_id, 0):  # the seed's path never gets here
-            db.execute(
-                "INSERT INTO book_queue (book_id, waiting) VALUES (?, ?)"
-                " ON CONFLICT (book_id) DO UPDATE SET waiting = excluded.waiting",
-                (book.book_id, book.waiting),
-            )
+            db.execute(_SAVE_QUEUE, (book.book_id, book.waiting))
             self._waiting[book.book_id] = book.waiting
         self._seen(book)

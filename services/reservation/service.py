@@ -105,13 +105,20 @@ class ReservationService:
     # Stock outcomes; they run inside the consumer's transaction (with the inbox row).
 
     def apply_stock_change(
-        self, book_id: str, title: str, available: int, stock_version: int, waiting: int | None = None
+        self,
+        book_id: str,
+        title: str,
+        available: int,
+        stock_version: int,
+        waiting: int | None = None,
+        changed_at: datetime.datetime | None = None,
     ) -> None:
+        """The book list takes a stock event's state of the book (domain.StockChange's fields)."""
         if stock_version <= 0:  # a rejection of a book never received has no stock state
             return
         with self.uow() as uow:
             book = uow.books.get(book_id) or domain.Book(book_id)
-            if book.apply_stock_change(title, available, stock_version, waiting):
+            if book.apply_stock_change(title, available, stock_version, waiting, changed_at):
                 uow.books.save(book)
 
     def confirm(

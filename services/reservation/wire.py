@@ -4,10 +4,12 @@ events as the messages published for them (same field names)."""
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from bookrental.reservation.v1 import events_pb2, reservation_pb2
+from services.chassis import events
 from services.chassis.positions import Freshness
-from services.chassis.times import timestamp
+from services.chassis.times import from_iso, timestamp
 
 from . import domain
 from .views import BookListRow, BookView, view
@@ -78,6 +80,16 @@ def book_list(rows: list[BookListRow], next_page_token: str) -> reservation_pb2.
 @functools.lru_cache(maxsize=4096)  # thread-safe; a few hundred bytes an entry
 def _book_bytes(row: BookListRow) -> bytes:
     return book_resource(view(row)).SerializeToString()
+
+
+def stock_change(event: Any, envelope: events.Envelope) -> domain.StockChange:
+    """What one of stock's events (every one carries book_id, title, available and
+    stock_version) tells the book list; `waiting` only where the message has the field
+    (issue 19's events), the time is the event's (ce_time)."""
+    waiting = event.waiting if "waiting" in event.DESCRIPTOR.fields_by_name else None
+    return domain.StockChange(
+        event.book_id, event.title, event.available, event.stock_version, waiting, from_iso(envelope.time)
+    )
 
 
 # Domain event -> the protobuf message published for it.

@@ -91,7 +91,9 @@ def main() -> None:
     pickup, loan = hold_spans()
     scan_every = scan_interval()
     published, consumed = STOCK_TOPIC.name(), RESERVATION_TOPIC.name()
-    runtime = app.start(settings, repository.MODELS, topics=[published, consumed])
+    runtime = app.start(
+        settings, repository.MODELS, topics=[STOCK_TOPIC, RESERVATION_TOPIC], keep_all=catalogue.KEPT_WHOLE
+    )
     service = StockService(unit_of_work(published, runtime.relay.wake), hold_pickup=pickup, loan=loan)
     app.serve(
         runtime,

@@ -426,6 +426,29 @@ def test_dead_letter_topics_are_kept_longer_than_the_broker_default(tmp_path):
     assert dlq_problems(topic_calls(objs, tmp_path / "old", old))
 
 
+def kept_whole_problems(objs, calls) -> list[str]:
+    """The topics read models are rebuilt from (catalogue.KEPT_WHOLE) keep every event: the
+    last setting the script gives them says so for time and for size."""
+    settings = configmap(objs, "bookrental-settings")["data"]
+    names = {catalogue.STOCK_TOPIC: settings["STOCK_TOPIC"], catalogue.RESERVATION_TOPIC: settings["RESERVATION_TOPIC"]}
+    problems = []
+    for default in catalogue.KEPT_WHOLE:
+        topic = names[default]
+        said = " ".join(a for call in calls if topic in call for a in call)
+        for key in ("retention.ms", "retention.bytes"):
+            last = re.findall(rf"{re.escape(key)}=(-?\d+)", said)
+            if not last or last[-1] != "-1":
+                problems.append(f"{topic}: {key} {last[-1] if last else 'the broker default'}, not -1")
+    return problems
+
+
+def test_the_topics_read_models_are_rebuilt_from_keep_every_event(tmp_path):
+    objs = objects("prod")
+    assert kept_whole_problems(objs, topic_calls(objs, tmp_path / "now")) == []
+    old = configmap(objs, "kafka-config")["data"]["topics.sh"].replace(' "retention.ms=-1,retention.bytes=-1"', "")
+    assert kept_whole_problems(objs, topic_calls(objs, tmp_path / "old", old))
+
+
 def replay_window_problems(objs, calls) -> list[str]:
     """A dead letter replayed is an event the other consumers may have applied already:
     their inbox must still hold its record, so the purge's window (EVENT_RETENTION_SECONDS)

@@ -20,10 +20,14 @@ ensure() {  # topic [config=value,...]
       --entity-type topics --entity-name "$topic" --add-config "$configs"
   fi
 }
+# The stock topic keeps every event (services/catalogue.py, KEPT_WHOLE): the book list and
+# alert's notifications are rebuilt from it (docs/operations.md, "Rebuilding a read model
+# from the log"). The reservation topic keeps the broker's 7 days: nothing is rebuilt from it.
+ensure "$STOCK_TOPIC" "retention.ms=-1,retention.bytes=-1"
+ensure "$RESERVATION_TOPIC"
 # Dead letters wait for a person to look and replay them: kept DLQ_RETENTION_MS, not the
 # broker's 7-day default.
 for topic in "$STOCK_TOPIC" "$RESERVATION_TOPIC"; do
-  ensure "$topic"
   ensure "$topic.dlq" "retention.ms=$DLQ_RETENTION_MS"
 done
 "$KAFKA_HOME/bin/kafka-topics.sh" --bootstrap-server "$KAFKA_BOOTSTRAP_SERVERS" --describe

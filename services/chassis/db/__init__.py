@@ -4,7 +4,20 @@ lock), the schema (schema.py: the outbox and inbox tables, the models' base, cre
 at start) and hand-written SQL with the dialects' differences (sql.py)."""
 
 from .connection import SqliteDatabase, connect, database, is_sqlite, is_transient, ping, release
-from .schema import BaseModel, ConsumerPosition, OutboxMessage, ProcessedEvent, columns, create_schema
+from .schema import (
+    BaseModel,
+    ConsumerPosition,
+    Differences,
+    OutboxMessage,
+    ProcessedEvent,
+    columns,
+    compare_tables,
+    count,
+    create_fresh_tables,
+    create_schema,
+    drop_fresh_tables,
+    replace_tables,
+)
 from .sql import (
     batch_memo,
     execute,
@@ -21,14 +34,19 @@ from .sql import (
 __all__ = [
     "BaseModel",
     "ConsumerPosition",
+    "Differences",
     "OutboxMessage",
     "ProcessedEvent",
     "SqliteDatabase",
     "batch_memo",
     "columns",
+    "compare_tables",
     "connect",
+    "count",
+    "create_fresh_tables",
     "create_schema",
     "database",
+    "drop_fresh_tables",
     "execute",
     "gathered",
     "insert_later",
@@ -40,6 +58,7 @@ __all__ = [
     "ping",
     "placeholders",
     "release",
+    "replace_tables",
     "rows",
     "values",
 ]

@@ -3,9 +3,11 @@ model, and its creation at start."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import peewee
 from playhouse import migrate
@@ -156,3 +158,111 @@ def _pg_schema(db: peewee.Database) -> tuple[set[str], set[str]]:
 def columns(model: type[peewee.Model], without: tuple[str, ...] = ()) -> str:
     """The model's columns in declaration order, for a hand-written statement: the table's one list."""
     return ", ".join(f.column_name for f in model._meta.sorted_fields if f.name not in without)
+
+
+# -- fresh tables, and their switch-over (a rebuild of a read model: services/chassis/rebuild.py)
+
+FRESH_SUFFIX = "_rebuilt"
+
+
+def _twin(model: type[peewee.Model], table_name: str) -> type[peewee.Model]:
+    """The model's columns and primary key on another table; none of its other indexes."""
+    meta = type("Meta", (), {"table_name": table_name, "indexes": ()})
+    return type(f"{model.__name__}Rebuilt", (model,), {"Meta": meta, "__module__": model.__module__})
+
+
+def create_fresh_tables(models: Sequence[type[peewee.Model]]) -> dict[str, str]:
+    """An empty twin of each model's table, `<table>_rebuilt` (one an earlier rebuild left
+    is dropped first); returns their names by the live tables'. Without the models' other
+    indexes: filled faster, and those are made under the live names at the switch-over."""
+    fresh = {}
+    for model in models:
+        live = model._meta.table_name
+        name = fresh[live] = f"{live}{FRESH_SUFFIX}"
+        with database.atomic():
+            database.execute_sql(f"DROP TABLE IF EXISTS {name}")
+            _twin(model, name)._schema.create_table(safe=False)  # type: ignore[attr-defined]  # types-peewee lacks it
+    return fresh
+
+
+@dataclasses.dataclass(frozen=True)
+class Differences:
+    """What a switch-over changed, row by row (by primary key)."""
+
+    added: int = 0  # rows the replaced tables did not have
+    removed: int = 0  # rows they had, and the new ones do not
+    changed: int = 0  # the same key, another value
+
+    def __add__(self, other: Differences) -> Differences:
+        return Differences(self.added + other.added, self.removed + other.removed, self.changed + other.changed)
+
+
+def count(table: str) -> int:
+    found: int = database.execute_sql(f"SELECT COUNT(*) FROM {table}").fetchall()[0][0]
+    return found
+
+
+def _differences(model: type[peewee.Model], live: str, fresh: str) -> Differences:
+    key: Any = model._meta.primary_key
+    names = key.field_names if isinstance(key, peewee.CompositeKey) else [key.name]
+    keys = [model._meta.fields[n].column_name for n in names]
+    on = " AND ".join(f"a.{c} = b.{c}" for c in keys)
+    cols = columns(model)
+
+    def only_in(a: str, b: str) -> int:
+        found: int = database.execute_sql(
+            f"SELECT COUNT(*) FROM {a} a WHERE NOT EXISTS (SELECT 1 FROM {b} b WHERE {on})"
+        ).fetchall()[0][0]
+        return found
+
+    added = only_in(fresh, live)
+    differing: int = database.execute_sql(
+        f"SELECT COUNT(*) FROM (SELECT {cols} FROM {fresh} EXCEPT SELECT {cols} FROM {live}) d"
+    ).fetchall()[0][0]
+    return Differences(added, only_in(live, fresh), differing - added)
+
+
+def compare_tables(models: Sequence[type[peewee.Model]]) -> Differences:
+    """What replace_tables would change, were it run now (a live table that is missing: all added)."""
+    differences = Differences()
+    for model in models:
+        live = model._meta.table_name
+        fresh = f"{live}{FRESH_SUFFIX}"
+        exists = database.table_exists(live)
+        differences += _differences(model, live, fresh) if exists else Differences(added=count(fresh))
+    return differences
+
+
+def drop_fresh_tables(models: Sequence[type[peewee.Model]]) -> None:
+    for model in models:
+        database.execute_sql(f"DROP TABLE IF EXISTS {model._meta.table_name}{FRESH_SUFFIX}")
+
+
+def replace_tables(models: Sequence[type[peewee.Model]], finish: Callable[[], None]) -> tuple[Differences, float]:
+    """In one transaction: takes the live tables' lock, runs `finish` (the last writes into
+    the fresh tables), then each fresh table takes its live table's name, and the model's
+    indexes are made on it. Returns what changed, and for how many seconds the lock was
+    held: writers of the tables wait that long (on PostgreSQL readers too; on SQLite they
+    read the old tables until the commit). A live table that is missing is simply made."""
+    with database.atomic():  # SQLite: BEGIN IMMEDIATE, the database's one write lock
+        present = [m for m in models if database.table_exists(m._meta.table_name)]
+        if present and not isinstance(database.obj, peewee.SqliteDatabase):
+            # ACCESS EXCLUSIVE from the start: a weaker lock now and the DROP's later would
+            # deadlock with a transaction that had read the table and then writes it.
+            tables = ", ".join(m._meta.table_name for m in present)
+            database.execute_sql(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE")
+        locked_at = time.monotonic()
+        finish()
+        differences = compare_tables(models)
+        for model in models:
+            live = model._meta.table_name
+            fresh = f"{live}{FRESH_SUFFIX}"
+            if model in present:
+                database.execute_sql(f"DROP TABLE {live}")
+            database.execute_sql(f"ALTER TABLE {fresh} RENAME TO {live}")
+            if not isinstance(database.obj, peewee.SqliteDatabase):
+                # PostgreSQL keeps an index's name through a rename; the next rebuild's fresh table needs this one.
+                database.execute_sql(f"ALTER INDEX {fresh}_pkey RENAME TO {live}_pkey")
+            model._schema.create_indexes(safe=True)  # type: ignore[attr-defined]  # types-peewee lacks it
+        locked_s = time.monotonic() - locked_at
+    return differences, locked_s
