@@ -226,6 +226,9 @@ bench-pg-statements: setup ## what one statement costs PostgreSQL: psycopg2's te
 bench-purge: setup ## how fast the purge deletes 100,000 old outbox rows and inbox records, and a writer's wait meanwhile (docs/operations.md)
 	$(PY) -m bench.purge_rate $(PURGE_ARGS)
 
+bench-rebuild: setup ## how long rebuilding the book list from 100,000 stock events takes, SQLite and PostgreSQL (docs/operations.md)
+	$(PY) -m bench.rebuild_rate $(REBUILD_BENCH_ARGS)
+
 bench-profile: setup bench-proto wrk ## py-spy profile of the services under reservation load (build/profile/)
 	PYTHONPATH=$(PYTHONPATH):$(CURDIR)/$(BENCH_GEN) $(PY) -m bench.profile $(PROFILE_ARGS)
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
 from .settings import Settings
 
@@ -95,11 +95,27 @@ def ensure_topics(settings: Settings, topics: list[str], keep_all: Sequence[str]
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     pending.append((topic, str(exc)))
         if not pending:
+            _keep_all(admin, keep_all)
             return
         if time.monotonic() > end:
             raise RuntimeError(f"cannot create topics on {settings.kafka_bootstrap_servers}: {pending}")
         log.warning("broker not ready for topic creation, retrying", extra={"errors": pending})
         time.sleep(1)
+
+
+def _keep_all(admin: AdminClient, topics: Sequence[str]) -> None:
+    """Sets KEEP_ALL on topics that existed before it was theirs (an older release made
+    them, or a development broker kept them); a broker that refuses (no right to alter
+    configs: in Kubernetes the kafka-topics CronJob sets it) gets a warning, not a stop."""
+    if not topics:
+        return
+    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in KEEP_ALL.items()]
+    resources = [ConfigResource(ResourceType.TOPIC, t, incremental_configs=entries) for t in topics]
+    for resource, future in admin.incremental_alter_configs(resources, request_timeout=10).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            log.warning("topic not set to keep every event", extra={"topic": resource.name, "error": exc.args[0].str()})
 
 
 def unreachable(client: Producer, servers: str, timeout_s: float = 2.0) -> str | None:

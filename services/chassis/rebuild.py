@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import peewee
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from . import db, events, kafka
 from .consumer import Subscription, headers_of
@@ -51,7 +52,10 @@ class LogReader:
         if found is None or found.error is not None or not found.partitions:
             raise RebuildRefused(f"topic {topic!r} does not exist on {settings.kafka_bootstrap_servers}")
         self.partitions = sorted(found.partitions)
-        self.first = {p: self._ends(p)[0] for p in self.partitions}  # the oldest offset each still holds
+        # The partitions' ends are asked of an admin client, all in one request: the consumer's
+        # own (a watermark query per partition) waited behind its fetch, up to 500 ms each.
+        self._admin = AdminClient(kafka.client_config(settings))
+        self.first = self._offsets(OffsetSpec.earliest())  # the oldest offset each still holds
         self.next = dict(self.first)  # the offset of each partition's next event to read
         self._consumer.assign([TopicPartition(topic, p, self.first[p]) for p in self.partitions])
 
@@ -62,17 +66,16 @@ class LogReader:
         """The partitions whose first events are gone (retention deleted them), with how many."""
         return {p: first for p, first in self.first.items() if first > 0}
 
-    def _ends(self, partition: int) -> tuple[int, int]:
-        low, high = self._consumer.get_watermark_offsets(
-            TopicPartition(self.topic, partition), timeout=10, cached=False
-        )
-        return low, high
+    def _offsets(self, spec: OffsetSpec) -> dict[int, int]:
+        asked = {TopicPartition(self.topic, p): spec for p in self.partitions}
+        answers = self._admin.list_offsets(asked, request_timeout=10)
+        return {tp.partition: future.result().offset for tp, future in answers.items()}
 
     def read_to_end(self, stall_s: float = 30) -> int:
         """Applies every event up to each partition's end as it is now (and any newer one the
         same fetch brought); returns how many it read. Raises KafkaException when no event
         comes for `stall_s` while partitions are still behind."""
-        ends = {p: self._ends(p)[1] for p in self.partitions}
+        ends = self._offsets(OffsetSpec.latest())
         read, waited_since = 0, time.monotonic()
         while any(self.next[p] < ends[p] for p in self.partitions):
             batch = self._consumer.consume(num_messages=1000, timeout=0.5)

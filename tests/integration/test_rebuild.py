@@ -15,9 +15,11 @@ import uuid
 
 import pytest
 from confluent_kafka import TopicPartition
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
 from playhouse import db_url
 
+from services.chassis import kafka
+from services.chassis.settings import Settings
 from tests.integration import flows, topics
 from tests.integration.backends import BACKENDS
 from tests.integration.conftest import launch
@@ -193,3 +195,20 @@ def test_a_log_that_lost_its_first_events_is_refused_and_nothing_is_replaced(own
     assert "refused, nothing replaced" in refused.stderr and "no longer holds its first events" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert sql(own, BOOK_LIST) == before
+
+
+def retention(stack, topic: str) -> tuple[str, str]:
+    (described,) = stack.admin().describe_configs([ConfigResource(ResourceType.TOPIC, topic)]).values()
+    configs = described.result(10)
+    return configs["retention.ms"].value, configs["retention.bytes"].value
+
+
+def test_the_stock_topic_keeps_every_event_and_an_older_one_is_set_so_at_start(own):
+    assert retention(own, own.env["STOCK_TOPIC"]) == ("-1", "-1")  # as the services created it
+    assert retention(own, own.env["RESERVATION_TOPIC"])[0] != "-1"  # the broker's 7 days
+    older = f"{own.env['STOCK_TOPIC']}.older"
+    own.admin().create_topics([NewTopic(older, 1, 1)])[older].result(10)
+    assert retention(own, older)[0] != "-1"
+    settings = Settings.from_env("reservation", 0, 0, env={"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{own.ports.broker}"})
+    kafka.ensure_topics(settings, [older], keep_all=[older])  # what a service does at start
+    assert retention(own, older) == ("-1", "-1")

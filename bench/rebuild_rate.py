@@ -1,0 +1,142 @@
+"""How long rebuilding the book list from the log takes (services/reservation/rebuild.py,
+the same code the admin command runs): `--events` stock events of `--books` books on a
+topic of a broker of its own (each book received, then reserved and released in turn,
+a stock_version per change, as stock publishes them), folded into fresh tables on SQLite
+and on the project's embedded PostgreSQL, then switched over against a live book list
+that already holds them. Reports the rebuild's seconds, events/s, how long the switch-over
+held the tables' lock, what it changed (nothing, the second time: the live list was the
+same), and the bytes an event takes in the topic's log.
+
+    make bench-rebuild [REBUILD_BENCH_ARGS='--events 100000 --books 1000']
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from bookrental.stock.v1 import events_pb2 as stock_events
+from services.catalogue import RESERVATION
+from services.chassis import db, events, rebuild
+from services.chassis.settings import Settings
+from services.reservation import repository
+from services.reservation.rebuild import BookListProjection
+from tools import pgdb
+from tools.devstack import Ports, Stack, free_port
+
+
+def stock_log(events_n: int, books: int) -> list[tuple[str, Any]]:
+    """(book_id, event) as stock publishes them: each book received once, then reserved
+    and released in turn, its stock_version growing by one per change."""
+    log: list[tuple[str, Any]] = []
+    version = dict.fromkeys(range(books), 0)
+    for i in range(events_n):
+        b = i % books
+        book_id, version[b] = f"book-{b:05d}", version[b] + 1
+        v = version[b]
+        if v == 1:
+            event: Any = stock_events.StockReceived(
+                book_id=book_id, title=f"Title {b}", quantity=10, available=10, total_received=10, stock_version=v
+            )
+        elif v % 2 == 0:
+            event = stock_events.StockReserved(
+                reservation_id=str(uuid.uuid4()), user_id="u", book_id=book_id, available=9, stock_version=v
+            )
+        else:
+            event = stock_events.StockReleased(
+                reservation_id=str(uuid.uuid4()), user_id="u", book_id=book_id, available=10, stock_version=v
+            )
+        log.append((book_id, event))
+    return log
+
+
+def publish(bootstrap: str, topic: str, log: list[tuple[str, Any]]) -> float:
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept: a client gone before its answer cancels it
+    admin.create_topics([NewTopic(topic, 6, 1)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20})
+    began = time.perf_counter()
+    for book_id, event in log:
+        headers: list[tuple[str, str | bytes | None]] = list(
+            events.headers(events.new_event_id(), event.DESCRIPTOR.full_name, "stock", events.now_iso(), "")
+        )
+        while True:
+            try:
+                producer.produce(topic, key=book_id.encode(), value=event.SerializeToString(), headers=headers)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    if producer.flush(60):
+        raise RuntimeError("the stock log was not all acknowledged")
+    return time.perf_counter() - began
+
+
+def measure(url: str, bootstrap: str, topic: str) -> dict[str, Any]:
+    conn = db.connect(url)
+    db.create_schema(conn, repository.MODELS, repository.INDEXES)
+    settings = dataclasses.replace(
+        Settings.from_env(RESERVATION.name, RESERVATION.grpc_port, 0, env={}),
+        kafka_bootstrap_servers=bootstrap,
+        database_url=url,
+    )
+    out: dict[str, Any] = {}
+    for run in ("into an empty list", "over the same list"):
+        report = rebuild.rebuild(settings, topic, BookListProjection(), progress=lambda line: print(f"  {line}"))
+        out[run] = {
+            "events": report.events,
+            "seconds": round(report.seconds, 2),
+            "events_per_s": round(report.events / report.seconds),
+            "switch_over_lock_ms": round(report.locked_s * 1000, 1),
+            "rows": report.rows,
+            "passes": report.passes,
+            "differences": dataclasses.asdict(report.differences),
+        }
+        print(f"bench-rebuild: {url.split(':')[0]} {run}: {json.dumps(out[run])}", flush=True)
+    conn.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.rebuild_rate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--events", type=int, default=100_000, help="stock events on the topic")
+    p.add_argument("--books", type=int, default=1000, help="books they are about")
+    p.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    a = p.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="bookrental-rebuild-"))
+    stack = Stack(workdir, Ports.free())
+    results: dict[str, Any] = {"events": a.events, "books": a.books}
+    try:
+        stack.start_broker()
+        bootstrap, topic = f"127.0.0.1:{stack.ports.broker}", "bench.stock.v1"
+        results["publish_s"] = round(publish(bootstrap, topic, stock_log(a.events, a.books)), 2)
+        # What the topic takes on the broker's disk, kept whole (its log segments; no index files).
+        segments = stack.broker_log_dir.glob(f"{topic}-*/*.log")
+        results["log_bytes_per_event"] = round(sum(f.stat().st_size for f in segments) / a.events, 1)
+        if a.backend in ("sqlite", "both"):
+            results["sqlite"] = measure(f"sqlite:///{workdir / 'reservation.db'}", bootstrap, topic)
+        if a.backend in ("postgresql", "both"):
+            os.environ["PG_ADMIN_URL"] = stack.start_postgres(workdir / "postgres", free_port())
+            run = uuid.uuid4().hex[:8]
+            results["postgresql"] = measure(pgdb.create(run, ["reservation"])["reservation"], bootstrap, topic)
+            pgdb.drop(run, ["reservation"])
+    finally:
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
