@@ -54,8 +54,8 @@ class LogReader:
         self.partitions = sorted(found.partitions)
         # The partitions' ends are asked of an admin client, all in one request: the consumer's
         # own (a watermark query per partition) waited behind its fetch, up to 500 ms each.
-        self._admin = AdminClient(kafka.client_config(settings))
-        self.first = self._offsets(OffsetSpec.earliest())  # the oldest offset each still holds
+        self._admin = AdminClient(dict(kafka.client_config(settings)))
+        self.first = self._offsets(OffsetSpec.earliest())  # type: ignore[no-untyped-call]  # the stubs leave it untyped  # the oldest offset each still holds
         self.next = dict(self.first)  # the offset of each partition's next event to read
         self._consumer.assign([TopicPartition(topic, p, self.first[p]) for p in self.partitions])
 
@@ -75,7 +75,7 @@ class LogReader:
         """Applies every event up to each partition's end as it is now (and any newer one the
         same fetch brought); returns how many it read. Raises KafkaException when no event
         comes for `stall_s` while partitions are still behind."""
-        ends = self._offsets(OffsetSpec.latest())
+        ends = self._offsets(OffsetSpec.latest())  # type: ignore[no-untyped-call]  # the stubs leave it untyped
         read, waited_since = 0, time.monotonic()
         while any(self.next[p] < ends[p] for p in self.partitions):
             batch = self._consumer.consume(num_messages=1000, timeout=0.5)
@@ -94,7 +94,7 @@ class LogReader:
                         raise KafkaException(error)
                     continue
                 self._apply(msg)
-                self.next[msg.partition()] = msg.offset() + 1  # type: ignore[operator]  # set on a message
+                self.next[msg.partition()] = msg.offset() + 1  # type: ignore[index,operator]  # set on a message
                 read += 1
         self.read += read
         return read
