@@ -39,9 +39,12 @@ class LogReader:
         self.ignore = set(ignore)
         self.read = 0  # events read, all passes
         self.passed_over = 0  # of those, the ones applied to nothing (ignored, unknown, undecodable)
+        # librdkafka's own error lines (one per reconnect, 20 a second to a broker that is
+        # away) are silenced: what fails the rebuild is said once, by its caller.
+        config = {**kafka.client_config(settings), "log_level": 2}
         self._consumer = Consumer(
             {
-                **kafka.client_config(settings),
+                **config,
                 # Assigned, never subscribed: the group id only names the client; no offset is committed.
                 "group.id": f"{settings.consumer_group}-rebuild",
                 "enable.auto.commit": False,
@@ -54,7 +57,7 @@ class LogReader:
         self.partitions = sorted(found.partitions)
         # The partitions' ends are asked of an admin client, all in one request: the consumer's
         # own (a watermark query per partition) waited behind its fetch, up to 500 ms each.
-        self._admin = AdminClient(dict(kafka.client_config(settings)))
+        self._admin = AdminClient(dict(config))
         self.first = self._offsets(OffsetSpec.earliest())  # type: ignore[no-untyped-call]  # the stubs leave it untyped  # the oldest offset each still holds
         self.next = dict(self.first)  # the offset of each partition's next event to read
         self._consumer.assign([TopicPartition(topic, p, self.first[p]) for p in self.partitions])
