@@ -15,7 +15,7 @@ SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"
 export PYTHONPATH := $(CURDIR):$(CURDIR)/$(GEN)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup broker proto lint format keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-pg-statements bench-purge bench-rebuild rebuild-books bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege chromium axe rolling contracts-snapshot docs web web-test
+.PHONY: help setup broker proto lint format keys tls token run test test-unit reset clean bench bench-smoke bench-threads bench-grpc-cost bench-pg-statements bench-purge bench-rebuild rebuild-books restore-notifications bench-profile bench-proto wrk k8s-check k8s-envoy kubectl siege chromium axe rolling contracts-snapshot docs web web-test
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -157,6 +157,9 @@ run: setup docs web ## start Kafka, the three services and Envoy (TLS=1: also HT
 
 trace: setup ## print one reservation's trace from make run TRACING=1 (RESERVATION=<id>; without it, the latest trace)
 	$(PY) -m tools.traces show $(if $(RESERVATION),--reservation $(RESERVATION),--last)
+
+restore-notifications: setup ## re-derive the notifications alert's table lacks from the stock topic, sending none again (PG=1 for make run PG=1's database); docs/operations.md
+	$(PY) -m tools.admin alert $(if $(filter 1 true yes,$(PG)),--postgres) -- $(PY) -m services.alert.restore $(RESTORE_ARGS)
 
 rebuild-books: setup ## rebuild the book list from the stock topic while make run serves (PG=1 for make run PG=1's database); docs/operations.md
 	$(PY) -m tools.admin reservation $(if $(filter 1 true yes,$(PG)),--postgres) -- $(PY) -m services.reservation.rebuild $(REBUILD_ARGS)

@@ -291,6 +291,7 @@ class Notification:
     language: str
     deliveries: list[tuple[str, str]]  # (channel, destination)
     status: DeliveryStatus = DeliveryStatus.PENDING
+    create_time: datetime.datetime | None = None  # when its outcome happened (the event's time); None: not known
 
     @property
     def channel(self) -> str:
@@ -298,10 +299,15 @@ class Notification:
 
 
 def notification_for(
-    event_id: str, outcome: Outcome, preferences: Preferences = Preferences(), offered: tuple[str, ...] = ()
+    event_id: str,
+    outcome: Outcome,
+    preferences: Preferences = Preferences(),
+    offered: tuple[str, ...] = (),
+    occurred_at: datetime.datetime | None = None,
 ) -> Notification:
     """One notification per outcome event: its id derives from the event's id,
-    so a redelivered event can never make a second one."""
+    so a redelivered event can never make a second one (and one re-derived from the log
+    is the same one). `occurred_at`: the event's time, its create_time."""
     lang = preferences.language
     subject, body = subject_and_body(outcome, lang)
     return Notification(
@@ -314,7 +320,52 @@ def notification_for(
         body,
         lang,
         preferences.delivery_channels(offered),
+        create_time=occurred_at,
     )
+
+
+# A notification re-derived from the log whose channels left no record: whether it reached
+# the customer is not known, and a notice sent now would come late.
+RESTORED_UNSENT = "restored from the event log: not known whether it was delivered; not sent again"
+
+
+@dataclasses.dataclass(frozen=True)
+class DeliveryRecord:
+    """What one channel did with one notification, as its delivery row says."""
+
+    channel: str
+    status: DeliveryStatus
+    attempts: int
+    last_error: str
+    send_time: datetime.datetime | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    """A re-derived notification's delivery state, as its channels' records tell it."""
+
+    channel: str  # the channels, comma-separated
+    status: DeliveryStatus
+    attempts: int
+    last_error: str
+    sent_time: datetime.datetime | None
+
+
+def restored(n: Notification, records: Sequence[DeliveryRecord]) -> Restored:
+    """The state a notification re-derived from its event gets: from its deliveries' records
+    when there are any (the dispatchers kept them as they keep the notification's: the
+    overall status, every attempt counted, the last error, the last send of a SENT one);
+    none: FAILED, never sent again (RESTORED_UNSENT). Its channels are those the records
+    name, in the order the customer's preferences put them now."""
+    if not records:
+        return Restored(n.channel, DeliveryStatus.FAILED, 0, RESTORED_UNSENT, None)
+    status = overall_status(r.status for r in records)
+    order = {c: i for i, (c, _) in enumerate(n.deliveries)}
+    channels = sorted((r.channel for r in records), key=lambda c: (order.get(c, len(order)), c))
+    errors = [f"{r.channel}: {r.last_error}" for r in records if r.last_error]
+    sends = [r.send_time for r in records if r.send_time is not None]
+    sent = max(sends) if status is DeliveryStatus.SENT and sends else None
+    return Restored(",".join(channels), status, sum(r.attempts for r in records), errors[-1] if errors else "", sent)
 
 
 @dataclasses.dataclass(frozen=True)

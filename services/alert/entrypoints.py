@@ -10,7 +10,7 @@ import grpc
 
 from bookrental.alert.v1 import alert_pb2, alert_pb2_grpc
 from bookrental.stock.v1 import events_pb2 as stock_events
-from services.chassis import events, paging
+from services.chassis import events, paging, times
 from services.chassis.consumer import Subscription
 from services.chassis.identity import Identity
 from services.chassis.server import rpc
@@ -64,43 +64,60 @@ class AlertServicer(alert_pb2_grpc.AlertServiceServicer):
         return alert_pb2.UpdatePreferencesResponse(preferences=wire.preferences_resource(prefs, update_time))
 
 
+# Which stock outcome becomes which notification (docs/holds.md, the kinds table).
+OUTCOMES: tuple[tuple[type[wire.StockOutcome], domain.Kind, bool], ...] = (
+    (stock_events.StockReserved, domain.Kind.CONFIRMED, False),
+    (stock_events.StockRejected, domain.Kind.REJECTED, False),
+    (stock_events.StockReleased, domain.Kind.CANCELED, False),
+    (stock_events.StockWaitlisted, domain.Kind.WAITLISTED, False),
+    (stock_events.StockAllocated, domain.Kind.READY, False),
+    # A cancel while waiting: the customer's one cancel notice, since no copy was held
+    # (stock sends StockReleased only for a held copy, StockWaitlistLeft only for a waiting one).
+    (stock_events.StockWaitlistLeft, domain.Kind.CANCELED, True),
+    (stock_events.StockHoldExpired, domain.Kind.EXPIRED, False),
+    (stock_events.StockLoanOverdue, domain.Kind.OVERDUE, False),
+    (stock_events.StockReturned, domain.Kind.RETURNED, False),
+)
+
+# What an outcome event gives its notification: its envelope (the id, the time) and the outcome.
+Handle = Callable[[events.Envelope, domain.Outcome], None]
+
+
+def outcome_subscriptions(
+    handle: Handle, prepare: Callable[[list[wire.StockOutcome]], None] | None = None
+) -> list[Subscription[Any]]:
+    """A subscription per outcome event (OUTCOMES), handing `handle` what its notification
+    is made from: the live consumer's (subscriptions) and a restore's from the log (restore.py)."""
+
+    def of(kind: domain.Kind, left_queue: bool) -> Callable[[wire.StockOutcome, events.Envelope], None]:
+        def given(event: wire.StockOutcome, envelope: events.Envelope) -> None:
+            handle(envelope, wire.outcome(kind, event, left_queue))
+
+        return given
+
+    return [
+        Subscription(message_class, of(kind, left_queue), prepare=prepare)
+        for message_class, kind, left_queue in OUTCOMES
+    ]
+
+
 def subscriptions(service: AlertService) -> list[Subscription[Any]]:
-    """Which stock outcome becomes which notification (docs/holds.md, the kinds table)."""
-
-    def outcome(kind: domain.Kind, left_queue: bool = False) -> Callable[[wire.StockOutcome, events.Envelope], None]:
-        def handle(event: wire.StockOutcome, envelope: events.Envelope) -> None:
-            n = service.record_outcome(envelope.event_id, wire.outcome(kind, event, left_queue))
-            log.info(
-                "notification recorded",
-                extra={
-                    "notification_id": n.notification_id,
-                    "kind": kind.value,
-                    "reservation_id": event.reservation_id,
-                    "correlation_id": envelope.correlation_id,
-                },
-            )
-
-        return handle
+    def record(envelope: events.Envelope, outcome: domain.Outcome) -> None:
+        n = service.record_outcome(envelope.event_id, outcome, times.from_iso(envelope.time))
+        log.info(
+            "notification recorded",
+            extra={
+                "notification_id": n.notification_id,
+                "kind": outcome.kind.value,
+                "reservation_id": outcome.reservation_id,
+                "correlation_id": envelope.correlation_id,
+            },
+        )
 
     def read_ahead(batch: list[wire.StockOutcome]) -> None:
         service.read_ahead({event.user_id for event in batch})
 
-    return [
-        Subscription(message_class, outcome(kind, left_queue), prepare=read_ahead)
-        for message_class, kind, left_queue in (
-            (stock_events.StockReserved, domain.Kind.CONFIRMED, False),
-            (stock_events.StockRejected, domain.Kind.REJECTED, False),
-            (stock_events.StockReleased, domain.Kind.CANCELED, False),
-            (stock_events.StockWaitlisted, domain.Kind.WAITLISTED, False),
-            (stock_events.StockAllocated, domain.Kind.READY, False),
-            # A cancel while waiting: the customer's one cancel notice, since no copy was held
-            # (stock sends StockReleased only for a held copy, StockWaitlistLeft only for a waiting one).
-            (stock_events.StockWaitlistLeft, domain.Kind.CANCELED, True),
-            (stock_events.StockHoldExpired, domain.Kind.EXPIRED, False),
-            (stock_events.StockLoanOverdue, domain.Kind.OVERDUE, False),
-            (stock_events.StockReturned, domain.Kind.RETURNED, False),
-        )
-    ]
+    return outcome_subscriptions(record, prepare=read_ahead)
 
 
 # Stock events the alert service knows and does not need (not "unknown"): a receipt is

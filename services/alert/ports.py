@@ -15,6 +15,13 @@ class Notifications(Protocol):
     def add(self, notification: domain.Notification) -> None:
         """The notification and one delivery per channel; a repeat (same notification_id) changes nothing."""
 
+    def missing(self, notification_ids: list[str]) -> set[str]:
+        """Those of the ids that no notification has."""
+
+    def restore(self, notification: domain.Notification) -> None:
+        """A notification re-derived from its event, with the state its deliveries' records
+        give it (domain.restored); no delivery is added. One that exists changes nothing."""
+
 
 class CustomerPreferences(Protocol):
     def get(self, user_id: str) -> tuple[domain.Preferences, datetime.datetime | None]:

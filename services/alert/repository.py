@@ -108,6 +108,7 @@ _ADD_NOTIFICATION = (
     "INSERT INTO notification (notification_id, reservation_id, user_id, book_id, kind, message, subject, language,"
     " channel, status, attempts, last_error, create_time)"
 )
+_RESTORE_NOTIFICATION = _ADD_NOTIFICATION.removesuffix(")") + ", sent_time)"  # re-derived (restore)
 _ADD_DELIVERY = (
     "INSERT INTO delivery (delivery_id, notification_id, channel, destination, status, attempts,"
     " last_error, next_attempt_at, traceparent)"
@@ -138,6 +139,8 @@ _RECORD_DELIVERIES = (
 )
 _DELIVERY_STATUSES = "SELECT notification_id, status FROM delivery WHERE notification_id IN ({})"
 _LOCK_NOTIFICATIONS = "SELECT 1 FROM notification WHERE notification_id IN ({}) ORDER BY notification_id FOR UPDATE"
+_NOTIFICATIONS_THERE = "SELECT notification_id FROM notification WHERE notification_id IN ({})"
+_DELIVERY_RECORDS = "SELECT channel, status, attempts, last_error, send_time FROM delivery WHERE notification_id = ?"
 _RELEASE = "UPDATE delivery SET next_attempt_at = ? WHERE delivery_id IN ({})"
 _PREFERENCE_COLUMNS = "email, phone, channels, language, update_time"
 _PREFERENCES = f"SELECT {_PREFERENCE_COLUMNS} FROM preferences WHERE user_id = ?"
@@ -150,21 +153,7 @@ class NotificationRepository(Repository):
         In a consumer batch both wait for its end, with the batch's other notifications
         (db.gathered): there its inbox claim, in the same transaction, has already
         turned a repeat of the event away."""
-        row = (
-            n.notification_id,
-            n.reservation_id,
-            n.user_id,
-            n.book_id,
-            n.kind.value,
-            n.message,
-            n.subject,
-            n.language,
-            n.channel,
-            n.status.value,
-            0,
-            "",
-            utcnow(),
-        )
+        row = _notification_row(n, n.channel, n.status, 0, "")
         now, trace = time.time(), tracing.current_traceparent()
         deliveries = [
             (f"{n.notification_id}:{channel}", n.notification_id, channel, destination, _PENDING, 0, "", now, trace)
@@ -181,6 +170,50 @@ class NotificationRepository(Repository):
                 f"{_ADD_DELIVERY} VALUES {db.values(9, len(deliveries))}{_IGNORE_REPEAT}",
                 [v for d in deliveries for v in d],
             )
+
+    def missing(self, notification_ids: list[str]) -> set[str]:
+        wanted = set(notification_ids)
+        found: set[str] = set()
+        ids = sorted(wanted)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            found.update(r[0] for r in db.rows(_NOTIFICATIONS_THERE.format(db.placeholders(len(chunk))), chunk))
+        return wanted - found
+
+    def restore(self, n: domain.Notification) -> None:
+        records = [
+            domain.DeliveryRecord(channel, domain.DeliveryStatus(status), attempts, last_error, _stored_time(sent))
+            for channel, status, attempts, last_error, sent in db.rows(_DELIVERY_RECORDS, (n.notification_id,))
+        ]
+        state = domain.restored(n, records)
+        row = (*_notification_row(n, state.channel, state.status, state.attempts, state.last_error), state.sent_time)
+        db.execute(f"{_RESTORE_NOTIFICATION} VALUES ({db.placeholders(len(row))}){_IGNORE_REPEAT}", row)
+
+
+def _notification_row(
+    n: domain.Notification, channel: str, status: domain.DeliveryStatus, attempts: int, last_error: str
+) -> tuple[object, ...]:
+    """A notification's row, in _ADD_NOTIFICATION's columns."""
+    return (
+        n.notification_id,
+        n.reservation_id,
+        n.user_id,
+        n.book_id,
+        n.kind.value,
+        n.message,
+        n.subject,
+        n.language,
+        channel,
+        status.value,
+        attempts,
+        last_error,
+        n.create_time or utcnow(),
+    )
+
+
+def _stored_time(value: object) -> datetime.datetime | None:
+    """A time column as a datetime (SQLite returns its text)."""
+    return DeliveryRow.send_time.python_value(value) if value is not None else None
 
 
 class DeliveryRepository:

@@ -6,7 +6,7 @@ customer's preferences. Delivering notifications is the dispatchers' work
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from . import domain
 from .ports import AlertUnitOfWork
@@ -17,14 +17,37 @@ class AlertService:
         self.uow = uow  # uow() for a change, uow(read_only=True) for a read
         self.offered = offered  # optional channels the operator configured
 
-    def record_outcome(self, event_id: str, outcome: domain.Outcome) -> domain.Notification:
+    def record_outcome(
+        self, event_id: str, outcome: domain.Outcome, occurred_at: datetime.datetime | None = None
+    ) -> domain.Notification:
         """The notification of one stock outcome event, in the customer's language, through
-        their channels; the same event again changes nothing (its id is the event's)."""
+        their channels; the same event again changes nothing (its id is the event's).
+        `occurred_at`: the event's time, the notification's create_time."""
         with self.uow() as uow:
             prefs, _ = uow.preferences.get(outcome.user_id)
-            n = domain.notification_for(event_id, outcome, prefs, self.offered)
+            n = domain.notification_for(event_id, outcome, prefs, self.offered, occurred_at)
             uow.notifications.add(n)
         return n
+
+    def restore_notifications(self, outcomes: Sequence[tuple[str, domain.Outcome, datetime.datetime | None]]) -> int:
+        """Re-derives, from outcome events (event id, outcome, its time) that the consumer has
+        already applied, the notifications the table lacks (restore.py), each with the state
+        its deliveries' records give it (domain.restored); returns how many it restored.
+        Nothing is sent: a restored notification gets no new delivery."""
+        with self.uow() as uow:
+            prefs: dict[str, domain.Preferences] = {}
+            derived = []
+            for event_id, outcome, occurred_at in outcomes:
+                if outcome.user_id not in prefs:
+                    prefs[outcome.user_id] = uow.preferences.get(outcome.user_id)[0]
+                derived.append(
+                    domain.notification_for(event_id, outcome, prefs[outcome.user_id], self.offered, occurred_at)
+                )
+            missing = uow.notifications.missing([n.notification_id for n in derived])
+            for n in derived:
+                if n.notification_id in missing:
+                    uow.notifications.restore(n)
+        return len(missing)
 
     def read_ahead(self, user_ids: set[str]) -> None:
         """In a consumer batch: its customers' preferences in one read, so that

@@ -7,17 +7,18 @@ model from the log")."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import peewee
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from . import db, events, kafka
 from .consumer import Subscription, headers_of
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 
 class RebuildRefused(RuntimeError):
@@ -60,6 +61,7 @@ class LogReader:
         self._admin = AdminClient(dict(config))
         self.first = self._offsets(OffsetSpec.earliest())  # type: ignore[no-untyped-call]  # the stubs leave it untyped  # the oldest offset each still holds
         self.next = dict(self.first)  # the offset of each partition's next event to read
+        self._bounded = False
         self._consumer.assign([TopicPartition(topic, p, self.first[p]) for p in self.partitions])
 
     def close(self) -> None:
@@ -74,11 +76,24 @@ class LogReader:
         answers = self._admin.list_offsets(asked, request_timeout=10)
         return {tp.partition: future.result().offset for tp, future in answers.items()}
 
-    def read_to_end(self, stall_s: float = 30) -> int:
+    def applied(self, group: str) -> dict[int, int]:
+        """Each partition's offset that consumer group has committed (the next it will apply;
+        0 where it committed none): the events before it are the ones the group has applied."""
+        request = ConsumerGroupTopicPartitions(group, [TopicPartition(self.topic, p) for p in self.partitions])
+        (answer,) = self._admin.list_consumer_group_offsets([request], request_timeout=10).values()
+        return {tp.partition: max(tp.offset, 0) for tp in answer.result().topic_partitions}
+
+    def read_to_end(self, upto: dict[int, int] | None = None, stall_s: float = 30) -> int:
         """Applies every event up to each partition's end as it is now (and any newer one the
-        same fetch brought); returns how many it read. Raises KafkaException when no event
-        comes for `stall_s` while partitions are still behind."""
+        same fetch brought); returns how many it read. `upto` (offsets by partition, e.g.
+        `applied`): only the events before them, once: a reader so bounded reads no more.
+        Raises KafkaException when no event comes for `stall_s` while partitions are behind."""
+        if self._bounded:
+            raise RuntimeError("this reader's read was bounded (upto): it passed over what came after")
         ends = self._offsets(OffsetSpec.latest())  # type: ignore[no-untyped-call]  # the stubs leave it untyped
+        if upto is not None:
+            self._bounded = True
+            ends = {p: min(end, upto.get(p, 0)) for p, end in ends.items()}
         read, waited_since = 0, time.monotonic()
         while any(self.next[p] < ends[p] for p in self.partitions):
             batch = self._consumer.consume(num_messages=1000, timeout=0.5)
@@ -96,6 +111,8 @@ class LogReader:
                     if error.fatal() or not error.retriable() and error.code() != KafkaError._PARTITION_EOF:
                         raise KafkaException(error)
                     continue
+                if upto is not None and msg.offset() >= ends[msg.partition()]:  # type: ignore[index,operator]
+                    continue  # past the bound: the live consumer's
                 self._apply(msg)
                 self.next[msg.partition()] = msg.offset() + 1  # type: ignore[index,operator]  # set on a message
                 read += 1
@@ -202,3 +219,26 @@ def rebuild(
         )
     finally:
         reader.close()
+
+
+def run_admin(name: str, body: Callable[[Callable[[str], None]], None], after_failure: str) -> int:
+    """Runs an admin command's `body` (given a function that prints a progress line) with
+    what a person at a terminal wants: the lines on stdout, `name: ` in front; a failure
+    as one line on stderr, never a traceback; exit status 0 done, 1 failed (the broker or
+    the database: `after_failure` says what that left), 2 refused or misconfigured."""
+
+    def say(line: str) -> None:
+        print(f"{name}: {line}", flush=True)
+
+    try:
+        body(say)
+    except SettingsError as exc:
+        print(f"{name}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except RebuildRefused as exc:
+        print(f"{name}: refused, nothing changed: {exc}", file=sys.stderr)
+        return 2
+    except (KafkaException, peewee.DatabaseError) as exc:
+        print(f"{name}: failed ({after_failure}): {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import peewee
-from confluent_kafka import KafkaException
 
 from services.catalogue import RESERVATION
 from services.chassis import db, rebuild
 from services.chassis.consumer import Subscription
-from services.chassis.settings import Settings, SettingsError
+from services.chassis.settings import Settings
 
 from . import domain, entrypoints, repository
 from .bootstrap import STOCK_TOPIC
@@ -85,43 +84,34 @@ def main(argv: list[str] | None = None) -> int:
         help="once the rebuilt tables have caught up, show what the switch-over would change and ask first",
     )
     a = p.parse_args(argv)
-    try:
+
+    def body(say: Callable[[str], None]) -> None:
         settings = Settings.from_env(
             RESERVATION.name, grpc_port=RESERVATION.grpc_port, metrics_port=RESERVATION.metrics_port
         )
-    except SettingsError as exc:
-        print(f"rebuild: configuration error: {exc}", file=sys.stderr)
-        return 2
-    topic = STOCK_TOPIC.name()
-    db.connect(settings.database_url)
-    print(f"rebuild: the book list from {topic!r} on {settings.kafka_bootstrap_servers}", flush=True)
-    try:
+        topic = STOCK_TOPIC.name()
+        db.connect(settings.database_url)
+        say(f"the book list from {topic!r} on {settings.kafka_bootstrap_servers}")
         report = rebuild.rebuild(
             settings,
             topic,
             BookListProjection(),
-            progress=lambda line: print(f"rebuild: {line}", flush=True),
+            progress=say,
             allow_truncated=a.allow_truncated,
             confirm=ask if a.confirm else None,
         )
-    except rebuild.RebuildRefused as exc:
-        print(f"rebuild: refused, nothing replaced: {exc}", file=sys.stderr)
-        return 2
-    except (KafkaException, peewee.DatabaseError) as exc:
-        # The switch-over is one transaction: it happened whole or not at all.
-        print(f"rebuild: failed, nothing replaced: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    if not report.replaced:
-        print("rebuild: not switched over; the book list is as it was", flush=True)
-        return 0
-    d = report.differences
-    print(
-        f"rebuild: done in {report.seconds:.2f} s: {report.events} events read ({report.passed_over} taken by"
-        f" nothing), {report.rows} rows; against the replaced tables {d.added} added, {d.removed} removed,"
-        f" {d.changed} changed; writers waited {report.locked_s * 1000:.0f} ms at the switch-over",
-        flush=True,
-    )
-    return 0
+        if not report.replaced:
+            say("not switched over; the book list is as it was")
+            return
+        d = report.differences
+        say(
+            f"done in {report.seconds:.2f} s: {report.events} events read ({report.passed_over} taken by"
+            f" nothing), {report.rows} rows; against the replaced tables {d.added} added, {d.removed} removed,"
+            f" {d.changed} changed; writers waited {report.locked_s * 1000:.0f} ms at the switch-over"
+        )
+
+    # The switch-over is one transaction: it happened whole or not at all.
+    return rebuild.run_admin("rebuild", body, after_failure="nothing replaced")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
 from playhouse import db_url
 
+from services.alert.domain import RESTORED_UNSENT
 from services.chassis import kafka
 from services.chassis.settings import Settings
 from tests.integration import flows, topics
@@ -36,9 +37,9 @@ def own(request, tmp_path_factory, infra):
         yield s
 
 
-def sql(stack, *statements: str) -> list[list[tuple]]:
-    """Runs statements on the reservation service's database, each in its own transaction."""
-    database = db_url.connect(stack.database_url("reservation"))
+def sql(stack, *statements: str, service: str = "reservation") -> list[list[tuple]]:
+    """Runs statements on a service's database, each in its own transaction."""
+    database = db_url.connect(stack.database_url(service))
     try:
         found = []
         for statement in statements:
@@ -50,15 +51,16 @@ def sql(stack, *statements: str) -> list[list[tuple]]:
         database.close()
 
 
-def stack_env(stack, env: dict | None = None) -> dict:
+def stack_env(stack, env: dict | None = None, service: str = "reservation") -> dict:
     """The admin command's environment, as an operator runs it: the service's own settings."""
-    return {**stack.service_env("reservation"), **(env or {})}
+    return {**stack.service_env(service), **(env or {})}
 
 
-def run_rebuild(stack, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_rebuild(stack, env: dict | None = None, command: str = "services.reservation.rebuild"):
+    """The admin command `command` (a module of the service it acts for), run to its end."""
     return subprocess.run(
-        [sys.executable, "-m", "services.reservation.rebuild"],
-        env=stack_env(stack, env),
+        [sys.executable, "-m", command],
+        env=stack_env(stack, env, command.split(".")[1]),
         capture_output=True,
         text=True,
         timeout=120,
@@ -192,7 +194,7 @@ def test_a_log_that_lost_its_first_events_is_refused_and_nothing_is_replaced(own
     refused = run_rebuild(own, {"STOCK_TOPIC": topic})
 
     assert refused.returncode == 2, (refused.stdout, refused.stderr)
-    assert "refused, nothing replaced" in refused.stderr and "no longer holds its first events" in refused.stderr
+    assert "refused, nothing changed" in refused.stderr and "no longer holds its first events" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert sql(own, BOOK_LIST) == before
 
@@ -212,3 +214,80 @@ def test_the_stock_topic_keeps_every_event_and_an_older_one_is_set_so_at_start(o
     settings = Settings.from_env("reservation", 0, 0, env={"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{own.ports.broker}"})
     kafka.ensure_topics(settings, [older], keep_all=[older])  # what a service does at start
     assert retention(own, older) == ("-1", "-1")
+
+
+NOTIFICATIONS = (
+    "SELECT notification_id, reservation_id, user_id, book_id, kind, message, subject, language, channel, status,"
+    " attempts, last_error, create_time, sent_time FROM notification ORDER BY notification_id"
+)
+
+
+def test_lost_notifications_are_restored_from_the_log_as_they_were_and_not_sent_again(own):
+    gateway = Gateway(f"http://127.0.0.1:{own.ports.envoy}")
+    manager = mint_token("manager-1", ["stock_manager"], key_dir=str(own.key_dir))
+    dave, erin = (mint_token(u, ["customer"], key_dir=str(own.key_dir)) for u in ("dave", "erin"))
+    book_id = f"restore-{uuid.uuid4().hex[:6]}"
+    flows.ok(gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 1, "title": "Momo"}, manager))
+    eventually(lambda: gateway.get(f"/v1/books/{book_id}").status == 200, what="the book listed")
+    held = flows.reserve(gateway, dave, book_id)
+    flows.settled(gateway, dave, held, "RESERVATION_STATUS_CONFIRMED")
+    flows.settled(gateway, erin, flows.reserve(gateway, erin, book_id), "RESERVATION_STATUS_REJECTED")
+    flows.cancel(gateway, dave, held)
+    own.wait_quiet()
+    eventually(
+        lambda: (
+            sql(own, "SELECT COUNT(*) FROM delivery WHERE status = 'PENDING'", service="alert") == [[("0",)]]
+            and len(flows.notifications(gateway, dave)) == 2
+        ),
+        what="every notification delivered",
+    )
+    before = sql(own, NOTIFICATIONS, service="alert")[0]
+    answer_before = flows.notifications(gateway, dave)
+
+    sql(own, "DELETE FROM notification", service="alert")  # every notification lost; their deliveries' records stay
+    done = run_rebuild(own, command="services.alert.restore")
+
+    assert done.returncode == 0, done.stderr
+    assert f"{len(before)} notifications restored" in done.stdout, done.stdout
+    assert sql(own, NOTIFICATIONS, service="alert")[0] == before
+    assert flows.notifications(gateway, dave) == answer_before
+
+    # One whose deliveries' records are lost too: restored, FAILED with the reason, and not sent again.
+    lost = next(n["notificationId"] for n in answer_before if n["kind"] == "NOTIFICATION_KIND_CANCELED")
+    sql(
+        own,
+        f"DELETE FROM delivery WHERE notification_id = '{lost}'",
+        f"DELETE FROM notification WHERE notification_id = '{lost}'",
+        service="alert",
+    )
+    again = run_rebuild(own, command="services.alert.restore")
+    assert again.returncode == 0 and "1 notifications restored" in again.stdout, (again.stdout, again.stderr)
+    (restored,) = [n for n in flows.notifications(gateway, dave) if n["notificationId"] == lost]
+    assert restored["status"] == "NOTIFICATION_STATUS_FAILED" and restored["message"]
+    assert sql(own, f"SELECT last_error FROM notification WHERE notification_id = '{lost}'", service="alert") == [
+        [(RESTORED_UNSENT,)]
+    ]
+    assert sql(own, f"SELECT COUNT(*) FROM delivery WHERE notification_id = '{lost}'", service="alert") == [[("0",)]]
+    # Nothing is left to restore.
+    assert "0 notifications restored" in run_rebuild(own, command="services.alert.restore").stdout
+
+
+def test_a_restore_leaves_the_outcomes_alert_has_not_applied_yet_to_alert(own):
+    """An outcome alert has not consumed yet is its consumer's to record, with its deliveries:
+    restored first, it would keep its notification from ever being sent."""
+    gateway = Gateway(f"http://127.0.0.1:{own.ports.envoy}")
+    manager = mint_token("manager-1", ["stock_manager"], key_dir=str(own.key_dir))
+    frank = mint_token("frank", ["customer"], key_dir=str(own.key_dir))
+    book_id = f"unread-{uuid.uuid4().hex[:6]}"
+    flows.ok(gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 1, "title": "Momo"}, manager))
+    eventually(lambda: gateway.get(f"/v1/books/{book_id}").status == 200, what="the book listed")
+    with flows.stopped(own, "alert"):
+        rid = flows.reserve(gateway, frank, book_id)
+        flows.settled(gateway, frank, rid, "RESERVATION_STATUS_CONFIRMED")  # StockReserved is on the topic
+        done = run_rebuild(own, command="services.alert.restore")
+        assert done.returncode == 0, done.stderr
+        assert "0 notifications restored" in done.stdout, done.stdout
+    eventually(
+        lambda: [n["status"] for n in flows.notifications(gateway, frank)] == ["NOTIFICATION_STATUS_SENT"],
+        what="frank's notification sent by alert once it is back",
+    )

@@ -271,3 +271,28 @@ def test_backoff_doubles_up_to_its_cap_with_jitter_in_the_upper_half():
 def test_a_subject_is_one_line_whatever_the_title():
     subject, _ = domain.subject_and_body(outcome(Kind.CONFIRMED, "Dune\r\nBcc: someone@example.com"), lang="en")
     assert subject == "Reservation confirmed: Dune Bcc: someone@example.com"
+
+
+def test_a_notification_restored_from_the_log_takes_its_state_from_its_deliveries_records():
+    outcome = domain.Outcome(domain.Kind.CONFIRMED, "r-1", "u-1", "b-1", "Dune")
+    prefs = domain.Preferences(email="u@example.com", channels=("email",))
+    n = domain.notification_for("e-1", outcome, prefs, offered=("email",))
+    assert [c for c, _ in n.deliveries] == ["log", "email"]
+    at = datetime.datetime(2026, 12, 2, 10, 0)
+    sent, failed, pending = (domain.DeliveryStatus.SENT, domain.DeliveryStatus.FAILED, domain.DeliveryStatus.PENDING)
+
+    def record(channel, status, attempts=1, error="", minutes=0):
+        when = at + datetime.timedelta(minutes=minutes) if status is sent else None
+        return domain.DeliveryRecord(channel, status, attempts, error, when)
+
+    # Every channel delivered: SENT, at the last send; its channels in the preferences' order.
+    both = domain.restored(n, [record("email", sent, 3, minutes=5), record("log", sent)])
+    assert both == domain.Restored("log,email", sent, 4, "", at + datetime.timedelta(minutes=5))
+    # One gave up: FAILED, with its error as the notification says it ("channel: error").
+    assert domain.restored(n, [record("log", sent), record("email", failed, 8, "refused")]) == domain.Restored(
+        "log,email", failed, 9, "email: refused", None
+    )
+    # One still trying: PENDING (its dispatcher goes on with it).
+    assert domain.restored(n, [record("log", pending, 0)]).status is pending
+    # No record at all: FAILED, said why, and no attempt made.
+    assert domain.restored(n, []) == domain.Restored("log,email", failed, 0, domain.RESTORED_UNSENT, None)
