@@ -5,7 +5,8 @@ a stock_version per change, as stock publishes them), folded into fresh tables o
 and on the project's embedded PostgreSQL, then switched over against a live book list
 that already holds them. Reports the rebuild's seconds, events/s, how long the switch-over
 held the tables' lock, what it changed (nothing, the second time: the live list was the
-same), and the bytes an event takes in the topic's log.
+same), and the bytes an event takes in the topic's log; then alert's restore of the
+notifications of those events (every one lost) into an empty table.
 
     make bench-rebuild [REBUILD_BENCH_ARGS='--events 100000 --books 1000']
 """
@@ -23,11 +24,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from bookrental.stock.v1 import events_pb2 as stock_events
-from services.catalogue import RESERVATION
+from services.alert import restore
+from services.catalogue import ALERT, RESERVATION
 from services.chassis import db, events, rebuild
 from services.chassis.settings import Settings
 from services.reservation import repository
@@ -106,6 +108,29 @@ def measure(url: str, bootstrap: str, topic: str) -> dict[str, Any]:
     return out
 
 
+def measure_restore(url: str, bootstrap: str, topic: str) -> dict[str, Any]:
+    """Alert's restore (services/alert/restore.py, as the command runs it) into an empty
+    notification table, the alert group's offsets committed at the topic's end (every
+    outcome applied, every notification lost); then once more, with nothing to restore."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    ends = admin.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in partitions})
+    committed = [TopicPartition(topic, tp.partition, f.result().offset) for tp, f in ends.items()]
+    admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(ALERT.name, committed)])[ALERT.name].result(10)
+    os.environ.update({"DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "STOCK_TOPIC": topic})
+    out: dict[str, Any] = {}
+    for run in ("into an empty table", "with nothing to restore"):
+        began = time.perf_counter()
+        assert restore.main([]) == 0
+        out[run] = {"seconds": round(time.perf_counter() - began, 2)}
+    conn = db.connect(url)
+    out["notifications"] = db.count("notification")
+    conn.close()
+    out["notifications_per_s"] = round(out["notifications"] / out["into an empty table"]["seconds"])
+    print(f"bench-rebuild: {url.split(':')[0]} restore: {json.dumps(out)}", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m bench.rebuild_rate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -126,11 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         results["log_bytes_per_event"] = round(sum(f.stat().st_size for f in segments) / a.events, 1)
         if a.backend in ("sqlite", "both"):
             results["sqlite"] = measure(f"sqlite:///{workdir / 'reservation.db'}", bootstrap, topic)
+            results["sqlite"]["restore"] = measure_restore(f"sqlite:///{workdir / 'alert.db'}", bootstrap, topic)
         if a.backend in ("postgresql", "both"):
             os.environ["PG_ADMIN_URL"] = stack.start_postgres(workdir / "postgres", free_port())
             run = uuid.uuid4().hex[:8]
-            results["postgresql"] = measure(pgdb.create(run, ["reservation"])["reservation"], bootstrap, topic)
-            pgdb.drop(run, ["reservation"])
+            urls = pgdb.create(run, ["reservation", "alert"])
+            results["postgresql"] = measure(urls["reservation"], bootstrap, topic)
+            results["postgresql"]["restore"] = measure_restore(urls["alert"], bootstrap, topic)
+            pgdb.drop(run, ["reservation", "alert"])
     finally:
         stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)

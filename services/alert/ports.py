@@ -18,9 +18,9 @@ class Notifications(Protocol):
     def missing(self, notification_ids: list[str]) -> set[str]:
         """Those of the ids that no notification has."""
 
-    def restore(self, notification: domain.Notification) -> None:
-        """A notification re-derived from its event, with the state its deliveries' records
-        give it (domain.restored); no delivery is added. One that exists changes nothing."""
+    def restore(self, notifications: list[domain.Notification]) -> None:
+        """Notifications re-derived from their events, each with the state its deliveries'
+        records give it (domain.restored); no delivery is added. One that exists changes nothing."""
 
 
 class CustomerPreferences(Protocol):

@@ -140,7 +140,10 @@ _RECORD_DELIVERIES = (
 _DELIVERY_STATUSES = "SELECT notification_id, status FROM delivery WHERE notification_id IN ({})"
 _LOCK_NOTIFICATIONS = "SELECT 1 FROM notification WHERE notification_id IN ({}) ORDER BY notification_id FOR UPDATE"
 _NOTIFICATIONS_THERE = "SELECT notification_id FROM notification WHERE notification_id IN ({})"
-_DELIVERY_RECORDS = "SELECT channel, status, attempts, last_error, send_time FROM delivery WHERE notification_id = ?"
+_DELIVERY_RECORDS = (
+    "SELECT notification_id, channel, status, attempts, last_error, send_time FROM delivery"
+    " WHERE notification_id IN ({})"
+)
 _RELEASE = "UPDATE delivery SET next_attempt_at = ? WHERE delivery_id IN ({})"
 _PREFERENCE_COLUMNS = "email, phone, channels, language, update_time"
 _PREFERENCES = f"SELECT {_PREFERENCE_COLUMNS} FROM preferences WHERE user_id = ?"
@@ -180,14 +183,29 @@ class NotificationRepository(Repository):
             found.update(r[0] for r in db.rows(_NOTIFICATIONS_THERE.format(db.placeholders(len(chunk))), chunk))
         return wanted - found
 
-    def restore(self, n: domain.Notification) -> None:
-        records = [
-            domain.DeliveryRecord(channel, domain.DeliveryStatus(status), attempts, last_error, _stored_time(sent))
-            for channel, status, attempts, last_error, sent in db.rows(_DELIVERY_RECORDS, (n.notification_id,))
-        ]
-        state = domain.restored(n, records)
-        row = (*_notification_row(n, state.channel, state.status, state.attempts, state.last_error), state.sent_time)
-        db.execute(f"{_RESTORE_NOTIFICATION} VALUES ({db.placeholders(len(row))}){_IGNORE_REPEAT}", row)
+    def restore(self, notifications: list[domain.Notification]) -> None:
+        """Per 500: their deliveries' records in one statement, the rows in one INSERT (a
+        statement per notification made a restore of 100,000 on PostgreSQL take 21 s)."""
+        for i in range(0, len(notifications), 500):
+            chunk = notifications[i : i + 500]
+            records: dict[str, list[domain.DeliveryRecord]] = {n.notification_id: [] for n in chunk}
+            ids = list(records)
+            for notification_id, channel, status, attempts, error, sent in db.rows(
+                _DELIVERY_RECORDS.format(db.placeholders(len(ids))), ids
+            ):
+                delivered = domain.DeliveryStatus(status)
+                records[notification_id].append(
+                    domain.DeliveryRecord(channel, delivered, attempts, error, _stored_time(sent))
+                )
+            rows = []
+            for n in {n.notification_id: n for n in chunk}.values():  # an event twice in the log: once
+                state = domain.restored(n, records[n.notification_id])
+                row = _notification_row(n, state.channel, state.status, state.attempts, state.last_error)
+                rows.append((*row, state.sent_time))
+            db.execute(
+                f"{_RESTORE_NOTIFICATION} VALUES {db.values(len(rows[0]), len(rows))}{_IGNORE_REPEAT}",
+                [v for row in rows for v in row],
+            )
 
 
 def _notification_row(

@@ -44,9 +44,7 @@ class AlertService:
                     domain.notification_for(event_id, outcome, prefs[outcome.user_id], self.offered, occurred_at)
                 )
             missing = uow.notifications.missing([n.notification_id for n in derived])
-            for n in derived:
-                if n.notification_id in missing:
-                    uow.notifications.restore(n)
+            uow.notifications.restore([n for n in derived if n.notification_id in missing])
         return len(missing)
 
     def read_ahead(self, user_ids: set[str]) -> None:
