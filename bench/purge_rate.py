@@ -14,23 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from bench.stack import scratch_databases
 from bookrental.reservation.v1 import events_pb2
 from services.chassis import db, events, outbox, purge
 from services.chassis.consumer import EventConsumer
-from tools import pgdb
-from tools.devstack import Ports, Stack, free_port
+from tools.devstack import Ports, Stack
 
 MESSAGE = events_pb2.ReservationRequested(reservation_id="r-1", book_id="b-1", user_id="u-1")
 INDEX = "inbox_processed_at"
@@ -166,10 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.backend in ("sqlite", "both"):
             results["sqlite"] = measure(f"sqlite:///{workdir / 'purge.db'}", a.rows)
         if a.backend in ("postgresql", "both"):
-            os.environ["PG_ADMIN_URL"] = stack.start_postgres(workdir / "postgres", free_port())
-            run = uuid.uuid4().hex[:8]
-            results["postgresql"] = measure(pgdb.create(run, ["purge"])["purge"], a.rows)
-            pgdb.drop(run, ["purge"])
+            with scratch_databases(stack, workdir, ["purge"]) as urls:
+                results["postgresql"] = measure(urls["purge"], a.rows)
     finally:
         stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)

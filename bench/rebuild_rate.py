@@ -27,6 +27,7 @@ from typing import Any
 from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
+from bench.stack import scratch_databases
 from bookrental.stock.v1 import events_pb2 as stock_events
 from services.alert import restore
 from services.catalogue import ALERT, RESERVATION
@@ -34,8 +35,7 @@ from services.chassis import db, events, rebuild
 from services.chassis.settings import Settings
 from services.reservation import repository
 from services.reservation.rebuild import BookListProjection
-from tools import pgdb
-from tools.devstack import Ports, Stack, free_port
+from tools.devstack import Ports, Stack
 
 
 def stock_log(events_n: int, books: int) -> list[tuple[str, Any]]:
@@ -153,12 +153,9 @@ def main(argv: list[str] | None = None) -> int:
             results["sqlite"] = measure(f"sqlite:///{workdir / 'reservation.db'}", bootstrap, topic)
             results["sqlite"]["restore"] = measure_restore(f"sqlite:///{workdir / 'alert.db'}", bootstrap, topic)
         if a.backend in ("postgresql", "both"):
-            os.environ["PG_ADMIN_URL"] = stack.start_postgres(workdir / "postgres", free_port())
-            run = uuid.uuid4().hex[:8]
-            urls = pgdb.create(run, ["reservation", "alert"])
-            results["postgresql"] = measure(urls["reservation"], bootstrap, topic)
-            results["postgresql"]["restore"] = measure_restore(urls["alert"], bootstrap, topic)
-            pgdb.drop(run, ["reservation", "alert"])
+            with scratch_databases(stack, workdir, ["reservation", "alert"]) as urls:
+                results["postgresql"] = measure(urls["reservation"], bootstrap, topic)
+                results["postgresql"]["restore"] = measure_restore(urls["alert"], bootstrap, topic)
     finally:
         stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)

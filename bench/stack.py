@@ -7,11 +7,13 @@ read the same way on both (peewee, one connection per database, the same SQL).""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import signal
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import peewee
@@ -212,3 +214,15 @@ class BenchStack(Stack):
             if rid in notified:
                 notify.append((parse(notified[rid]) - start).total_seconds())
         return confirm, notify
+
+
+@contextlib.contextmanager
+def scratch_databases(stack: Stack, workdir: Path, names: list[str]) -> Iterator[dict[str, str]]:
+    """For a bench that needs no services: the embedded PostgreSQL started under `workdir`
+    by `stack` (stopped with it), a database per name (their DATABASE_URLs), dropped after."""
+    os.environ["PG_ADMIN_URL"] = stack.start_postgres(workdir / "postgres", free_port())
+    run = uuid.uuid4().hex[:8]
+    try:
+        yield pgdb.create(run, names)
+    finally:
+        pgdb.drop(run, names)

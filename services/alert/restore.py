@@ -9,7 +9,6 @@ read model from the log"). Run it with the service's own settings (the same envi
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import sys
 import time
@@ -30,18 +29,13 @@ CHUNK = 500  # outcomes per transaction
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m services.alert.restore",
-        description="Re-derive the notifications the table lacks from the stock topic's outcome events that the"
+    a = rebuild.admin_parser(
+        "python -m services.alert.restore",
+        "Re-derive the notifications the table lacks from the stock topic's outcome events that the"
         " alert consumer has applied; nothing is sent again. Reads DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS,"
         " STOCK_TOPIC and the channel settings as the service does.",
-    )
-    p.add_argument(
-        "--allow-truncated",
-        action="store_true",
-        help="restore what the topic still holds even when it no longer holds its first events",
-    )
-    a = p.parse_args(argv)
+        truncated="restore what the topic still holds even when it no longer holds its first events",
+    ).parse_args(argv)
 
     def body(say: Callable[[str], None]) -> None:
         settings = Settings.from_env(ALERT.name, grpc_port=ALERT.grpc_port, metrics_port=ALERT.metrics_port)
@@ -64,10 +58,8 @@ def main(argv: list[str] | None = None) -> int:
 
         reader = rebuild.LogReader(settings, topic, entrypoints.outcome_subscriptions(collect), entrypoints.IGNORED)
         try:
-            if (gone := reader.truncated()) and not a.allow_truncated:
-                raise rebuild.RebuildRefused(
-                    f"topic {topic!r} no longer holds its first events (partition: offset of its oldest: {gone})"
-                )
+            if not a.allow_truncated:
+                reader.refuse_truncated()
             # Only what the consumer group has applied: a newer event's notification is its to record
             # (with its deliveries), and one restored first would keep it from being sent.
             reader.read_to_end(upto=reader.applied(settings.consumer_group))

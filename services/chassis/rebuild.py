@@ -6,6 +6,7 @@ model from the log")."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 import time
@@ -70,6 +71,14 @@ class LogReader:
     def truncated(self) -> dict[int, int]:
         """The partitions whose first events are gone (retention deleted them), with how many."""
         return {p: first for p, first in self.first.items() if first > 0}
+
+    def refuse_truncated(self) -> None:
+        """RebuildRefused when the topic no longer holds its first events."""
+        if gone := self.truncated():
+            raise RebuildRefused(
+                f"topic {self.topic!r} no longer holds its first events (partition: offset of its oldest: {gone}):"
+                " what they said would be lost. Its retention must keep every event (docs/operations.md)"
+            )
 
     def _offsets(self, spec: OffsetSpec) -> dict[int, int]:
         asked = {TopicPartition(self.topic, p): spec for p in self.partitions}
@@ -181,11 +190,8 @@ def rebuild(
     started = time.monotonic()
     reader = LogReader(settings, topic, projection.subscriptions, projection.ignore)
     try:
-        if (gone := reader.truncated()) and not allow_truncated:
-            raise RebuildRefused(
-                f"topic {topic!r} no longer holds its first events (partition: offset of its oldest: {gone}):"
-                " a rebuild would lose what they said. Its retention must keep every event (docs/operations.md)"
-            )
+        if not allow_truncated:
+            reader.refuse_truncated()
         fresh = db.create_fresh_tables(projection.tables)
         passes = 0
         while True:
@@ -219,6 +225,14 @@ def rebuild(
         )
     finally:
         reader.close()
+
+
+def admin_parser(prog: str, description: str, truncated: str) -> argparse.ArgumentParser:
+    """An admin command's options: `--allow-truncated` (`truncated` says what it does) and
+    whatever the command adds."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--allow-truncated", action="store_true", help=truncated)
+    return p
 
 
 def run_admin(name: str, body: Callable[[Callable[[str], None]], None], after_failure: str) -> int:

@@ -7,7 +7,6 @@ the log"). Run it with the service's own settings (the same environment):
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -66,16 +65,12 @@ def ask(differences: db.Differences) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m services.reservation.rebuild",
-        description="Rebuild the book list (tables book and book_queue) from the stock topic, from its"
+    p = rebuild.admin_parser(
+        "python -m services.reservation.rebuild",
+        "Rebuild the book list (tables book and book_queue) from the stock topic, from its"
         " first event, into fresh tables that then replace the live ones; the service keeps serving."
         " Reads DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS and STOCK_TOPIC as the service does.",
-    )
-    p.add_argument(
-        "--allow-truncated",
-        action="store_true",
-        help="rebuild even when the topic no longer holds its first events (books whose last event is gone"
+        truncated="rebuild even when the topic no longer holds its first events (books whose last event is gone"
         " drop out of the list)",
     )
     p.add_argument(
