@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             if len(pending) >= CHUNK:
                 flush()
 
-        reader = rebuild.LogReader(settings, topic, entrypoints.outcome_subscriptions(collect), entrypoints.IGNORED)
+        reader = rebuild.LogReader(settings, topic, entrypoints.outcome_subscriptions(collect))
         try:
             if not a.allow_truncated:
                 reader.refuse_truncated()

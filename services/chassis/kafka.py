@@ -66,10 +66,9 @@ KEEP_ALL = {"retention.ms": "-1", "retention.bytes": "-1"}
 
 
 def ensure_topics(settings: Settings, topics: list[str], keep_all: Sequence[str] = (), deadline_s: float = 30) -> None:
-    """Creates the topics (and their .dlq twins) if missing, those in `keep_all` keeping
-    every event (KEEP_ALL); a topic that exists keeps its settings (in Kubernetes the
-    kafka-topics CronJob applies them). Retries while the broker is not reachable yet,
-    so services may start before it."""
+    """Creates the topics (and their .dlq twins) if missing; those in `keep_all` keep
+    every event (KEEP_ALL), set on one that existed too (_keep_all). Retries while the
+    broker is not reachable yet, so services may start before it."""
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
     wanted = sorted({t for topic in topics for t in (topic, f"{topic}.dlq")})
     end = time.monotonic() + deadline_s

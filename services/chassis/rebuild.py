@@ -29,16 +29,13 @@ class RebuildRefused(RuntimeError):
 
 class LogReader:
     """Hands each event of a topic, from each partition's first offset on, to the handler
-    of its type (subscriptions: the same Subscription the service's consumer has). Types in
-    `ignore` and types it does not know are passed over, as the consumer passes them; an
+    of its type (subscriptions: the same Subscription the service's consumer has). A type
+    it has no handler for is passed over, as the consumer passes the types it ignores; an
     event that cannot be decoded too (the consumer dead-lettered it, and applied nothing)."""
 
-    def __init__(
-        self, settings: Settings, topic: str, subscriptions: Sequence[Subscription[Any]], ignore: Sequence[str] = ()
-    ) -> None:
+    def __init__(self, settings: Settings, topic: str, subscriptions: Sequence[Subscription[Any]]) -> None:
         self.topic = topic
         self.handlers = {s.message_class.DESCRIPTOR.full_name: s for s in subscriptions}
-        self.ignore = set(ignore)
         self.read = 0  # events read, all passes
         self.passed_over = 0  # of those, the ones applied to nothing (ignored, unknown, undecodable)
         # librdkafka's own error lines (one per reconnect, 20 a second to a broker that is
@@ -60,7 +57,8 @@ class LogReader:
         # The partitions' ends are asked of an admin client, all in one request: the consumer's
         # own (a watermark query per partition) waited behind its fetch, up to 500 ms each.
         self._admin = AdminClient(dict(config))
-        self.first = self._offsets(OffsetSpec.earliest())  # type: ignore[no-untyped-call]  # the stubs leave it untyped  # the oldest offset each still holds
+        # The oldest offset each partition still holds.
+        self.first = self._offsets(OffsetSpec.earliest())  # type: ignore[no-untyped-call]  # the stubs leave it untyped
         self.next = dict(self.first)  # the offset of each partition's next event to read
         self._bounded = False
         self._consumer.assign([TopicPartition(topic, p, self.first[p]) for p in self.partitions])
@@ -147,7 +145,6 @@ class Projection(Protocol):
     memory, `subscriptions`), and how what changed is written into the fresh tables."""
 
     tables: Sequence[type[peewee.Model]]
-    ignore: Sequence[str]
 
     @property
     def subscriptions(self) -> Sequence[Subscription[Any]]: ...
@@ -188,7 +185,7 @@ def rebuild(
     the switch-over would change as things stand, before it is made; False: nothing is
     replaced (the fresh tables are dropped)."""
     started = time.monotonic()
-    reader = LogReader(settings, topic, projection.subscriptions, projection.ignore)
+    reader = LogReader(settings, topic, projection.subscriptions)
     try:
         if not allow_truncated:
             reader.refuse_truncated()

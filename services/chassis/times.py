@@ -23,7 +23,7 @@ def from_iso(text: str) -> datetime.datetime | None:
     """An event's ISO 8601 time (ce_time) as stored: naive UTC; None when it has none."""
     if not text:
         return None
-    value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    value = datetime.datetime.fromisoformat(text)  # 3.11 reads a trailing Z too
     return value.astimezone(datetime.UTC).replace(tzinfo=None) if value.tzinfo else value
 
 

@@ -7,6 +7,7 @@ the log"). Run it with the service's own settings (the same environment):
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -27,7 +28,6 @@ class BookListProjection:
     (Book.apply_stock_change: only a newer stock_version counts), then written."""
 
     tables: Sequence[type[peewee.Model]] = (repository.BookRow, repository.BookQueueRow)
-    ignore: Sequence[str] = entrypoints.IGNORED
 
     def __init__(self) -> None:
         self.books: dict[str, domain.Book] = {}
@@ -54,12 +54,10 @@ class BookListProjection:
         )
 
 
-def ask(differences: db.Differences) -> bool:
-    d = differences
-    print(
-        f"rebuild: switching over would, as of now, add {d.added}, remove {d.removed} and change {d.changed} rows."
-        " Switch over? [y/N]",
-        flush=True,
+def ask(say: Callable[[str], None], d: db.Differences) -> bool:
+    say(
+        f"switching over would, as of now, add {d.added}, remove {d.removed} and change {d.changed} rows."
+        " Switch over? [y/N]"
     )
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
@@ -93,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             BookListProjection(),
             progress=say,
             allow_truncated=a.allow_truncated,
-            confirm=ask if a.confirm else None,
+            confirm=functools.partial(ask, say) if a.confirm else None,
         )
         if not report.replaced:
             say("not switched over; the book list is as it was")

@@ -12,7 +12,7 @@ from typing import Any
 import peewee
 from playhouse import migrate
 
-from .connection import database
+from .connection import database, is_sqlite
 
 
 class BaseModel(peewee.Model):
@@ -165,6 +165,11 @@ def columns(model: type[peewee.Model], without: tuple[str, ...] = ()) -> str:
 FRESH_SUFFIX = "_rebuilt"
 
 
+def _fresh(model: type[peewee.Model]) -> str:
+    """The name of the model's fresh twin."""
+    return f"{model._meta.table_name}{FRESH_SUFFIX}"
+
+
 def _twin(model: type[peewee.Model], table_name: str) -> type[peewee.Model]:
     """The model's columns and primary key on another table; none of its other indexes."""
     meta = type("Meta", (), {"table_name": table_name, "indexes": ()})
@@ -177,8 +182,7 @@ def create_fresh_tables(models: Sequence[type[peewee.Model]]) -> dict[str, str]:
     indexes: filled faster, and those are made under the live names at the switch-over."""
     fresh = {}
     for model in models:
-        live = model._meta.table_name
-        name = fresh[live] = f"{live}{FRESH_SUFFIX}"
+        name = fresh[model._meta.table_name] = _fresh(model)
         with database.atomic():
             database.execute_sql(f"DROP TABLE IF EXISTS {name}")
             _twin(model, name)._schema.create_table(safe=False)  # type: ignore[attr-defined]  # types-peewee lacks it
@@ -226,8 +230,7 @@ def compare_tables(models: Sequence[type[peewee.Model]]) -> Differences:
     """What replace_tables would change, were it run now (a live table that is missing: all added)."""
     differences = Differences()
     for model in models:
-        live = model._meta.table_name
-        fresh = f"{live}{FRESH_SUFFIX}"
+        live, fresh = model._meta.table_name, _fresh(model)
         exists = database.table_exists(live)
         differences += _differences(model, live, fresh) if exists else Differences(added=count(fresh))
     return differences
@@ -235,7 +238,7 @@ def compare_tables(models: Sequence[type[peewee.Model]]) -> Differences:
 
 def drop_fresh_tables(models: Sequence[type[peewee.Model]]) -> None:
     for model in models:
-        database.execute_sql(f"DROP TABLE IF EXISTS {model._meta.table_name}{FRESH_SUFFIX}")
+        database.execute_sql(f"DROP TABLE IF EXISTS {_fresh(model)}")
 
 
 def replace_tables(models: Sequence[type[peewee.Model]], finish: Callable[[], None]) -> tuple[Differences, float]:
@@ -246,7 +249,7 @@ def replace_tables(models: Sequence[type[peewee.Model]], finish: Callable[[], No
     read the old tables until the commit). A live table that is missing is simply made."""
     with database.atomic():  # SQLite: BEGIN IMMEDIATE, the database's one write lock
         present = [m for m in models if database.table_exists(m._meta.table_name)]
-        if present and not isinstance(database.obj, peewee.SqliteDatabase):
+        if present and not is_sqlite():
             # ACCESS EXCLUSIVE from the start: a weaker lock now and the DROP's later would
             # deadlock with a transaction that had read the table and then writes it.
             tables = ", ".join(m._meta.table_name for m in present)
@@ -255,12 +258,11 @@ def replace_tables(models: Sequence[type[peewee.Model]], finish: Callable[[], No
         finish()
         differences = compare_tables(models)
         for model in models:
-            live = model._meta.table_name
-            fresh = f"{live}{FRESH_SUFFIX}"
+            live, fresh = model._meta.table_name, _fresh(model)
             if model in present:
                 database.execute_sql(f"DROP TABLE {live}")
             database.execute_sql(f"ALTER TABLE {fresh} RENAME TO {live}")
-            if not isinstance(database.obj, peewee.SqliteDatabase):
+            if not is_sqlite():
                 # PostgreSQL keeps an index's name through a rename; the next rebuild's fresh table needs this one.
                 database.execute_sql(f"ALTER INDEX {fresh}_pkey RENAME TO {live}_pkey")
             model._schema.create_indexes(safe=True)  # type: ignore[attr-defined]  # types-peewee lacks it
