@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import datetime
 import time
+from typing import Any
 
 import peewee
 
-from services.chassis import db, tracing
+from services.chassis import db, times, tracing
 from services.chassis.db import BaseModel, database
 from services.chassis.times import utcnow
 from services.chassis.uow import Repository
@@ -176,36 +177,33 @@ class NotificationRepository(Repository):
 
     def missing(self, notification_ids: list[str]) -> set[str]:
         wanted = set(notification_ids)
-        found: set[str] = set()
-        ids = sorted(wanted)
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            found.update(r[0] for r in db.rows(_NOTIFICATIONS_THERE.format(db.placeholders(len(chunk))), chunk))
-        return wanted - found
+        return wanted - {found for (found,) in _rows_of(_NOTIFICATIONS_THERE, sorted(wanted))}
 
     def restore(self, notifications: list[domain.Notification]) -> None:
-        """Per 500: their deliveries' records in one statement, the rows in one INSERT (a
-        statement per notification made a restore of 100,000 on PostgreSQL take 21 s)."""
-        for i in range(0, len(notifications), 500):
-            chunk = notifications[i : i + 500]
-            records: dict[str, list[domain.DeliveryRecord]] = {n.notification_id: [] for n in chunk}
-            ids = list(records)
-            for notification_id, channel, status, attempts, error, sent in db.rows(
-                _DELIVERY_RECORDS.format(db.placeholders(len(ids))), ids
-            ):
-                delivered = domain.DeliveryStatus(status)
-                records[notification_id].append(
-                    domain.DeliveryRecord(channel, delivered, attempts, error, _stored_time(sent))
-                )
-            rows = []
-            for n in {n.notification_id: n for n in chunk}.values():  # an event twice in the log: once
+        """Their deliveries' records read in one statement per 500, the rows written as one
+        multi-row INSERT (db.gathered): a statement of each per notification made a restore
+        of 100,000 on PostgreSQL take 21 s."""
+        unique = {n.notification_id: n for n in notifications}  # an event twice in the log: once
+        records: dict[str, list[domain.DeliveryRecord]] = {i: [] for i in unique}
+        for notification_id, channel, status, attempts, error, sent in _rows_of(_DELIVERY_RECORDS, list(unique)):
+            sent_time = times.stored(sent) if sent is not None else None
+            records[notification_id].append(
+                domain.DeliveryRecord(channel, domain.DeliveryStatus(status), attempts, error, sent_time)
+            )
+        with db.gathered():
+            for n in unique.values():
                 state = domain.restored(n, records[n.notification_id])
                 row = _notification_row(n, state.channel, state.status, state.attempts, state.last_error)
-                rows.append((*row, state.sent_time))
-            db.execute(
-                f"{_RESTORE_NOTIFICATION} VALUES {db.values(len(rows[0]), len(rows))}{_IGNORE_REPEAT}",
-                [v for row in rows for v in row],
-            )
+                db.insert_later(_RESTORE_NOTIFICATION, (*row, state.sent_time), _IGNORE_REPEAT)
+
+
+def _rows_of(sql: str, ids: list[str], per_statement: int = 500) -> list[tuple[Any, ...]]:
+    """`sql`'s rows for the ids (its `IN ({})`), asked `per_statement` at a time."""
+    found: list[tuple[Any, ...]] = []
+    for i in range(0, len(ids), per_statement):
+        chunk = ids[i : i + per_statement]
+        found += db.rows(sql.format(db.placeholders(len(chunk))), chunk)
+    return found
 
 
 def _notification_row(
@@ -227,11 +225,6 @@ def _notification_row(
         last_error,
         n.create_time or utcnow(),
     )
-
-
-def _stored_time(value: object) -> datetime.datetime | None:
-    """A time column as a datetime (SQLite returns its text)."""
-    return DeliveryRow.send_time.python_value(value) if value is not None else None
 
 
 class DeliveryRepository:

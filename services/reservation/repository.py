@@ -256,20 +256,18 @@ class ReservationRepository(Repository):
 
 _BOOK_COLUMNS = db.columns(BookRow)
 _BOOK, _BOOK_QUEUE = BookRow._meta.table_name, BookQueueRow._meta.table_name
-# A book's row and its queue's, into the live tables (save) or a rebuild's fresh ones (write_book_list).
-_UPSERT_BOOK = (
-    f"INSERT INTO {{table}} ({_BOOK_COLUMNS}) VALUES {{values}} ON CONFLICT (book_id)"
-    " DO UPDATE SET title = excluded.title,"
+# A book's row and its queue's (head, tail), into the live tables (save) or a rebuild's
+# fresh ones (write_book_list).
+_INSERT_BOOK = f"INSERT INTO {{}} ({_BOOK_COLUMNS})"
+_UPDATE_BOOK = (
+    " ON CONFLICT (book_id) DO UPDATE SET title = excluded.title,"
     " available = excluded.available, stock_version = excluded.stock_version,"
     " update_time = excluded.update_time"
 )
-_UPSERT_QUEUE = (
-    "INSERT INTO {table} (book_id, waiting) VALUES {values}"
-    " ON CONFLICT (book_id) DO UPDATE SET waiting = excluded.waiting"
-)
-_SAVE_BOOK = _UPSERT_BOOK.format(table=_BOOK, values="(?, ?, ?, ?, ?)")
-_SAVE_QUEUE = _UPSERT_QUEUE.format(table=_BOOK_QUEUE, values="(?, ?)")
-_ROWS_PER_STATEMENT = 500
+_INSERT_QUEUE = "INSERT INTO {} (book_id, waiting)"
+_UPDATE_QUEUE = " ON CONFLICT (book_id) DO UPDATE SET waiting = excluded.waiting"
+_SAVE_BOOK = f"{_INSERT_BOOK.format(_BOOK)} VALUES (?, ?, ?, ?, ?){_UPDATE_BOOK}"
+_SAVE_QUEUE = f"{_INSERT_QUEUE.format(_BOOK_QUEUE)} VALUES (?, ?){_UPDATE_QUEUE}"
 
 
 def _book_row(book: domain.Book) -> tuple[object, ...]:
@@ -280,15 +278,12 @@ def write_book_list(books: list[domain.Book], queued: list[domain.Book], tables:
     """A rebuild's rows of the book list (rebuild.py), into its fresh tables (`tables`: the
     live names' fresh twins): each book's row, and the queue's row of each book that has
     had a queue (as save writes one the first time someone waits, and keeps it)."""
-    with db.database.atomic():
-        for table, template, rows in (
-            (tables[_BOOK], _UPSERT_BOOK, [_book_row(b) for b in books]),
-            (tables[_BOOK_QUEUE], _UPSERT_QUEUE, [(b.book_id, b.waiting) for b in queued]),
-        ):
-            for i in range(0, len(rows), _ROWS_PER_STATEMENT):
-                chunk = rows[i : i + _ROWS_PER_STATEMENT]
-                sql = template.format(table=table, values=db.values(len(chunk[0]), len(chunk)))
-                db.execute(sql, [v for row in chunk for v in row])
+    book_head, queue_head = _INSERT_BOOK.format(tables[_BOOK]), _INSERT_QUEUE.format(tables[_BOOK_QUEUE])
+    with db.database.atomic(), db.gathered():  # multi-row INSERTs (each book once: no row is upserted twice)
+        for b in books:
+            db.insert_later(book_head, _book_row(b), _UPDATE_BOOK)
+        for b in queued:
+            db.insert_later(queue_head, (b.book_id, b.waiting), _UPDATE_QUEUE)
 
 
 class BookRepository(Repository):
