@@ -109,36 +109,13 @@ def subscriptions(service: ReservationService) -> list[Subscription[Any]]:
     def book_only(event: Any, envelope: events.Envelope) -> None:
         service.apply_stock_change(*wire.stock_change(event, envelope))
 
-    def on_reserved(event: stock_events.StockReserved, envelope: events.Envelope) -> None:
-        book_only(event, envelope)
-        r = service.confirm(event.reservation_id, _time(event, "pickup_deadline"))
-        log.info(
-            "stock reserved",
-            extra={
-                "reservation_id": event.reservation_id,
-                "status": r.status.value if r else None,
-                "correlation_id": envelope.correlation_id,
-            },
-        )
-
-    def on_rejected(event: stock_events.StockRejected, envelope: events.Envelope) -> None:
-        book_only(event, envelope)
-        r = service.reject(event.reservation_id, event.reason)
-        log.info(
-            "stock rejected",
-            extra={
-                "reservation_id": event.reservation_id,
-                "reason": event.reason,
-                "status": r.status.value if r else None,
-                "correlation_id": envelope.correlation_id,
-            },
-        )
-
-    # Issue 19: each of stock's decisions moves the reservation along its life (docs/holds.md);
-    # a repeat, or one for a reservation already past that step, changes nothing.
+    # Each of stock's decisions moves the reservation along its life (docs/holds.md); a
+    # repeat, or one for a reservation already past that step, changes nothing.
     def applied(
-        what: str, change: Callable[[Any], domain.Reservation | None]
+        what: str, change: Callable[[Any], domain.Reservation | None], **detail: Callable[[Any], object]
     ) -> Callable[[Any, events.Envelope], None]:
+        """`detail`: more fields for the log line, each read from the event."""
+
         def handle(event: Any, envelope: events.Envelope) -> None:
             book_only(event, envelope)
             r = change(event)
@@ -146,6 +123,7 @@ def subscriptions(service: ReservationService) -> list[Subscription[Any]]:
                 what,
                 extra={
                     "reservation_id": event.reservation_id,
+                    **{name: read(event) for name, read in detail.items()},
                     "status": r.status.value if r else None,
                     "correlation_id": envelope.correlation_id,
                 },
@@ -154,8 +132,12 @@ def subscriptions(service: ReservationService) -> list[Subscription[Any]]:
         return handle
 
     handlers: dict[type, Callable[[Any, events.Envelope], None]] = {
-        stock_events.StockReserved: on_reserved,
-        stock_events.StockRejected: on_rejected,
+        stock_events.StockReserved: applied(
+            "stock reserved", lambda e: service.confirm(e.reservation_id, _time(e, "pickup_deadline"))
+        ),
+        stock_events.StockRejected: applied(
+            "stock rejected", lambda e: service.reject(e.reservation_id, e.reason), reason=lambda e: e.reason
+        ),
         stock_events.StockWaitlisted: applied(
             "stock waitlisted", lambda e: service.waitlist(e.reservation_id, e.ticket, e.queue_position)
         ),
