@@ -2,7 +2,10 @@
 command an operator runs; docs/operations.md, "Rebuilding a read model from the log"):
 a book list that was dropped comes back from the stock topic equal to what it was; a
 rebuild while reservations go on loses none of their changes; a topic that no longer
-holds its first events is refused, and nothing is replaced. On SQLite and PostgreSQL,
+holds its first events is refused, and nothing is replaced; the stock topic keeps every
+event. And alert's restore (services/alert/restore.py): lost notifications come back as
+they were, none is sent again, and an outcome alert has not applied yet is left to it.
+On SQLite and PostgreSQL,
 each on a stack of this module's own (the whole table is compared: no other test's
 events in it)."""
 
@@ -37,6 +40,17 @@ def own(request, tmp_path_factory, infra):
         yield s
 
 
+@pytest.fixture
+def gateway(own) -> Gateway:
+    return Gateway(f"http://127.0.0.1:{own.ports.envoy}")
+
+
+@pytest.fixture
+def token(own):
+    """As conftest's (whose `manager` uses this one here), for this module's stack."""
+    return lambda user, role="customer": mint_token(user, [role], key_dir=str(own.key_dir))
+
+
 def sql(stack, *statements: str, service: str = "reservation") -> list[list[tuple]]:
     """Runs statements on a service's database, each in its own transaction."""
     database = db_url.connect(stack.database_url(service))
@@ -56,7 +70,7 @@ def stack_env(stack, env: dict | None = None, service: str = "reservation") -> d
     return {**stack.service_env(service), **(env or {})}
 
 
-def run_rebuild(stack, env: dict | None = None, command: str = "services.reservation.rebuild"):
+def run_command(stack, env: dict | None = None, command: str = "services.reservation.rebuild"):
     """The admin command `command` (a module of the service it acts for), run to its end."""
     return subprocess.run(
         [sys.executable, "-m", command],
@@ -71,10 +85,8 @@ def book_list(gateway: Gateway) -> list[dict]:
     return gateway.get("/v1/books?pageSize=1000").json()["books"]
 
 
-def test_a_dropped_book_list_is_rebuilt_from_the_log_equal_to_before(own):
-    gateway = Gateway(f"http://127.0.0.1:{own.ports.envoy}")
-    manager = mint_token("manager-1", ["stock_manager"], key_dir=str(own.key_dir))
-    alice, bob, carol = (mint_token(u, ["customer"], key_dir=str(own.key_dir)) for u in ("alice", "bob", "carol"))
+def test_a_dropped_book_list_is_rebuilt_from_the_log_equal_to_before(own, gateway, manager, token):
+    alice, bob, carol = (token(u) for u in ("alice", "bob", "carol"))
     run = uuid.uuid4().hex[:6]
     books = {f"dune-{run}": 3, f"emma-{run}": 1, f"ulysses-{run}": 2}
     for book_id, quantity in books.items():
@@ -101,7 +113,7 @@ def test_a_dropped_book_list_is_rebuilt_from_the_log_equal_to_before(own):
     ]
 
     sql(own, "DROP TABLE book_queue", "DROP TABLE book")  # the view is gone
-    done = run_rebuild(own)
+    done = run_command(own)
 
     assert done.returncode == 0, done.stderr
     assert "done in" in done.stdout and "4 added, 0 removed, 0 changed" in done.stdout, done.stdout
@@ -112,9 +124,7 @@ def test_a_dropped_book_list_is_rebuilt_from_the_log_equal_to_before(own):
     eventually(lambda: flows.book_available(gateway, f"dune-{run}") == 4, what="a change after the rebuild")
 
 
-def test_a_rebuild_while_reservations_go_on_loses_none_of_their_changes(own):
-    gateway = Gateway(f"http://127.0.0.1:{own.ports.envoy}")
-    manager = mint_token("manager-1", ["stock_manager"], key_dir=str(own.key_dir))
+def test_a_rebuild_while_reservations_go_on_loses_none_of_their_changes(own, gateway, manager, token):
     run = uuid.uuid4().hex[:6]
     books = [f"load-{run}-{i}" for i in range(4)]
     for book_id in books:
@@ -123,7 +133,7 @@ def test_a_rebuild_while_reservations_go_on_loses_none_of_their_changes(own):
 
     def customers(n: int) -> None:
         # Reserve, then cancel: stock events (reserved, released) keep coming while the rebuild runs.
-        customer = mint_token(f"load-{run}-{n}", ["customer"], key_dir=str(own.key_dir))
+        customer = token(f"load-{run}-{n}")
         i = n
         while not stop.is_set():
             try:
@@ -175,7 +185,7 @@ def test_a_rebuild_while_reservations_go_on_loses_none_of_their_changes(own):
     for book_id in books + late:
         assert flows.book_available(gateway, book_id) == flows.stock(gateway, manager, book_id)["available"]
     # and it is what the log makes of them: a second rebuild, now that all is quiet, changes nothing.
-    again = run_rebuild(own)
+    again = run_command(own)
     assert again.returncode == 0, again.stderr
     assert "0 added, 0 removed, 0 changed" in again.stdout, again.stdout
 
@@ -191,7 +201,7 @@ def test_a_log_that_lost_its_first_events_is_refused_and_nothing_is_replaced(own
     deleted.result(10)
     before = sql(own, BOOK_LIST)
 
-    refused = run_rebuild(own, {"STOCK_TOPIC": topic})
+    refused = run_command(own, {"STOCK_TOPIC": topic})
 
     assert refused.returncode == 2, (refused.stdout, refused.stderr)
     assert "refused, nothing changed" in refused.stderr and "no longer holds its first events" in refused.stderr
@@ -222,10 +232,8 @@ NOTIFICATIONS = (
 )
 
 
-def test_lost_notifications_are_restored_from_the_log_as_they_were_and_not_sent_again(own):
-    gateway = Gateway(f"http://127.0.0.1:{own.ports.envoy}")
-    manager = mint_token("manager-1", ["stock_manager"], key_dir=str(own.key_dir))
-    dave, erin = (mint_token(u, ["customer"], key_dir=str(own.key_dir)) for u in ("dave", "erin"))
+def test_lost_notifications_are_restored_from_the_log_as_they_were_and_not_sent_again(own, gateway, manager, token):
+    dave, erin = (token(u) for u in ("dave", "erin"))
     book_id = f"restore-{uuid.uuid4().hex[:6]}"
     flows.ok(gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 1, "title": "Momo"}, manager))
     eventually(lambda: gateway.get(f"/v1/books/{book_id}").status == 200, what="the book listed")
@@ -245,7 +253,7 @@ def test_lost_notifications_are_restored_from_the_log_as_they_were_and_not_sent_
     answer_before = flows.notifications(gateway, dave)
 
     sql(own, "DELETE FROM notification", service="alert")  # every notification lost; their deliveries' records stay
-    done = run_rebuild(own, command="services.alert.restore")
+    done = run_command(own, command="services.alert.restore")
 
     assert done.returncode == 0, done.stderr
     assert f"{len(before)} notifications restored" in done.stdout, done.stdout
@@ -260,7 +268,7 @@ def test_lost_notifications_are_restored_from_the_log_as_they_were_and_not_sent_
         f"DELETE FROM notification WHERE notification_id = '{lost}'",
         service="alert",
     )
-    again = run_rebuild(own, command="services.alert.restore")
+    again = run_command(own, command="services.alert.restore")
     assert again.returncode == 0 and "1 notifications restored" in again.stdout, (again.stdout, again.stderr)
     (restored,) = [n for n in flows.notifications(gateway, dave) if n["notificationId"] == lost]
     assert restored["status"] == "NOTIFICATION_STATUS_FAILED" and restored["message"]
@@ -269,22 +277,20 @@ def test_lost_notifications_are_restored_from_the_log_as_they_were_and_not_sent_
     ]
     assert sql(own, f"SELECT COUNT(*) FROM delivery WHERE notification_id = '{lost}'", service="alert") == [[("0",)]]
     # Nothing is left to restore.
-    assert "0 notifications restored" in run_rebuild(own, command="services.alert.restore").stdout
+    assert "0 notifications restored" in run_command(own, command="services.alert.restore").stdout
 
 
-def test_a_restore_leaves_the_outcomes_alert_has_not_applied_yet_to_alert(own):
+def test_a_restore_leaves_the_outcomes_alert_has_not_applied_yet_to_alert(own, gateway, manager, token):
     """An outcome alert has not consumed yet is its consumer's to record, with its deliveries:
     restored first, it would keep its notification from ever being sent."""
-    gateway = Gateway(f"http://127.0.0.1:{own.ports.envoy}")
-    manager = mint_token("manager-1", ["stock_manager"], key_dir=str(own.key_dir))
-    frank = mint_token("frank", ["customer"], key_dir=str(own.key_dir))
+    frank = token("frank")
     book_id = f"unread-{uuid.uuid4().hex[:6]}"
     flows.ok(gateway.post(f"/v1/stocks/{book_id}:receive", {"quantity": 1, "title": "Momo"}, manager))
     eventually(lambda: gateway.get(f"/v1/books/{book_id}").status == 200, what="the book listed")
     with flows.stopped(own, "alert"):
         rid = flows.reserve(gateway, frank, book_id)
         flows.settled(gateway, frank, rid, "RESERVATION_STATUS_CONFIRMED")  # StockReserved is on the topic
-        done = run_rebuild(own, command="services.alert.restore")
+        done = run_command(own, command="services.alert.restore")
         assert done.returncode == 0, done.stderr
         assert "0 notifications restored" in done.stdout, done.stdout
     eventually(
